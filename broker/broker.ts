@@ -1,0 +1,293 @@
+/**
+ * The embedded Aedes broker: its listeners (TCP, WebSocket) behind the packet-size guard, and the
+ * policy of broker/policy.ts adapted to Aedes' hooks (this is the one file that does so).
+ * What a message means is not decided here: accepted messages go to a `BrokerBackend` (the
+ * gateway), whose promise decides when the PUBACK goes out.
+ */
+import { Aedes, type Client, type AuthenticateError, type PublishPacket, type Subscription } from 'aedes';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../gateway/logger.js';
+import type { Counters } from '../gateway/metrics.js';
+import { PacketSizeGuard } from './packet-size-guard.js';
+import {
+  canPublish,
+  canSetWill,
+  canSubscribe,
+  checkClientId,
+  deliveryRecipient,
+  hasForbiddenIdChars,
+  type Principal,
+} from './policy.js';
+import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
+
+/** What the gateway does with what the policy let through. */
+export interface BrokerBackend {
+  /** Resolve the principal for a login, or null for bad credentials. Asynchronous (scrypt for people). */
+  authenticate(username: string, password: Buffer): Promise<Principal | null>;
+  /** Is this a registered device id? (A person may not use one as client id.) */
+  isDeviceId(id: string): boolean;
+  /**
+   * A publish the ACL allows, on `topic`. Resolve when the device may be told "got it" (after the
+   * commit); reject only for what must close the connection without a PUBACK.
+   */
+  onPublish(principal: Principal, topic: ParsedTopic, payload: Buffer, conn: ConnectionState): Promise<void>;
+  /** A recipient's client PUBACKed a message the gateway sent it. */
+  onDelivered(recipient: { kind: 'shop' | 'station'; id: string }, principal: Principal, topic: string, payload: Buffer): void;
+  /** A recipient's client subscribed to its alerts/alarms topic: re-send what it has not answered. */
+  onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void;
+}
+
+/** Per-connection state a backend may keep (e.g. the last seq of a device that sends no boot). */
+export interface ConnectionState {
+  lastSeqWithoutBoot?: number;
+}
+
+export interface BrokerOptions {
+  log: Logger;
+  counters: Counters;
+  backend: BrokerBackend;
+  host: string;
+  port: number;
+  wsPort: number;
+  maxPacketBytes: number;
+  connectTimeoutMs: number;
+}
+
+const PRINCIPAL = Symbol('lianfang.principal');
+const CONN_STATE = Symbol('lianfang.conn');
+
+type LfClient = Client & { [PRINCIPAL]?: Principal; [CONN_STATE]?: ConnectionState };
+
+function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+  const err = new Error(message) as AuthenticateError;
+  err.returnCode = returnCode;
+  return err;
+}
+
+export class Broker {
+  aedes!: Aedes;
+  private tcp: Server | null = null;
+  private http: HttpServer | null = null;
+  private wss: WebSocketServer | null = null;
+  private readonly sockets = new Set<Duplex>();
+  /** Recipients with a live subscription, and by how many clients. */
+  private readonly live = new Map<string, number>();
+  ports = { mqtt: 0, ws: 0 };
+
+  constructor(private readonly opts: BrokerOptions) {}
+
+  async start(): Promise<void> {
+    const { log, counters, backend } = this.opts;
+    this.aedes = await Aedes.createBroker({
+      connectTimeout: this.opts.connectTimeoutMs,
+      maxClientsIdLength: 64,
+      // A device's PUBACK waits for the group commit; keep a burst of them in flight.
+      concurrency: 1000,
+      preConnect: (client, packet, cb) => {
+        const p = packet as { clientId?: string; username?: string };
+        if (p.clientId && hasForbiddenIdChars(p.clientId)) {
+          counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
+          return cb(null, false);
+        }
+        cb(null, true);
+      },
+      authenticate: (client, username, password, cb) => {
+        const c = client as LfClient;
+        if (!username || !password || hasForbiddenIdChars(username)) {
+          counters.inc('refused.LF_ERR_BAD_CREDENTIALS');
+          log.warn({ clientId: client.id, code: 'LF_ERR_BAD_CREDENTIALS' }, 'connection refused: anonymous or malformed login');
+          return cb(authError('bad username or password', 4), false);
+        }
+        backend.authenticate(username, password).then(
+          (principal) => {
+            if (!principal) {
+              counters.inc('refused.LF_ERR_BAD_CREDENTIALS');
+              log.warn({ clientId: client.id, username, code: 'LF_ERR_BAD_CREDENTIALS' }, 'connection refused: bad credentials');
+              return cb(authError('bad username or password', 4), false);
+            }
+            const badId = checkClientId(principal, client.id, (id) => backend.isDeviceId(id));
+            if (badId) {
+              counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
+              log.warn({ clientId: client.id, username, code: 'LF_ERR_BAD_CLIENT_ID', reason: badId }, 'connection refused');
+              return cb(authError(badId, 5), false);
+            }
+            const will = (client as unknown as { _will?: { topic: string } })._will;
+            if (will && !canSetWill(principal, will.topic)) {
+              counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
+              log.warn({ clientId: client.id, code: 'LF_ERR_FORBIDDEN_TOPIC', topic: will.topic }, 'connection refused: will topic not allowed');
+              return cb(authError('will topic not allowed', 5), false);
+            }
+            c[PRINCIPAL] = principal;
+            c[CONN_STATE] = {};
+            cb(null, true);
+          },
+          (err) => {
+            log.error({ err, clientId: client.id }, 'authentication failed');
+            cb(authError('authentication failed', 5), false);
+          },
+        );
+      },
+      authorizePublish: (client, packet, cb) => {
+        const c = client as LfClient | null;
+        const principal = c?.[PRINCIPAL];
+        if (!c || !principal) return cb(new Error('not authenticated'));
+        const d = canPublish(principal, packet.topic);
+        if (!d.ok) {
+          counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
+          log.warn({ clientId: c.id, topic: packet.topic, code: 'LF_ERR_FORBIDDEN_TOPIC', reason: d.reason }, 'publish refused; closing');
+          return cb(new Error(d.reason));
+        }
+        // Only a device's status is retained (and its LWT); nothing else may sit in the retained store.
+        if (packet.retain && d.topic.kind !== 'device-status') packet.retain = false;
+        backend.onPublish(principal, d.topic, packet.payload as Buffer, c[CONN_STATE]!).then(
+          () => cb(null),
+          (err: Error) => cb(err),
+        );
+      },
+      authorizeSubscribe: (client, sub: Subscription, cb) => {
+        const c = client as LfClient;
+        const principal = c[PRINCIPAL];
+        const d = principal ? canSubscribe(principal, sub.topic) : ({ ok: false, reason: 'not authenticated' } as const);
+        if (!d.ok) {
+          counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
+          log.warn({ clientId: c.id, topic: sub.topic, code: 'LF_ERR_FORBIDDEN_TOPIC', reason: d.reason }, 'subscription refused');
+          // A negative SUBACK (0x80), not a disconnect.
+          return cb(null, null);
+        }
+        cb(null, sub);
+      },
+    });
+
+    this.aedes.on('subscribe', (subs, client) => {
+      const principal = (client as LfClient)[PRINCIPAL];
+      if (!principal) return;
+      for (const s of subs) {
+        if ((s.qos as number) === 128) continue;
+        const r = deliveryRecipient(principal, s.topic);
+        if (!r) continue;
+        const key = `${r.kind}:${r.id}`;
+        const seen = ((client as LfClient & { _lfLive?: Set<string> })._lfLive ??= new Set());
+        if (!seen.has(key)) {
+          seen.add(key);
+          this.live.set(key, (this.live.get(key) ?? 0) + 1);
+        }
+        // After the SUBACK and the subscription are in place.
+        setImmediate(() => backend.onSubscribed(r));
+      }
+    });
+    const forget = (client: Client) => {
+      const seen = (client as LfClient & { _lfLive?: Set<string> })._lfLive;
+      if (!seen) return;
+      for (const key of seen) {
+        const n = (this.live.get(key) ?? 1) - 1;
+        if (n <= 0) this.live.delete(key);
+        else this.live.set(key, n);
+      }
+      seen.clear();
+    };
+    this.aedes.on('clientDisconnect', forget);
+    this.aedes.on('ack', (packet, client) => {
+      const principal = client && (client as LfClient)[PRINCIPAL];
+      const p = packet as PublishPacket | undefined;
+      if (!principal || !p || !p.topic) return;
+      const r = deliveryRecipient(principal, p.topic);
+      if (r) backend.onDelivered(r, principal, p.topic, p.payload as Buffer);
+    });
+    this.aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+    this.aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
+
+    await this.listenTcp();
+    await this.listenWs();
+  }
+
+  private guard(inner: Duplex): PacketSizeGuard {
+    const { counters, log, maxPacketBytes } = this.opts;
+    const g = new PacketSizeGuard(inner, {
+      maxPacketBytes,
+      onReject: (reason, bytes) => {
+        counters.inc(reason === 'too-large' ? 'refused.LF_ERR_PACKET_TOO_LARGE' : 'refused.malformed-header');
+        log.warn({ code: 'LF_ERR_PACKET_TOO_LARGE', reason, announcedBytes: bytes, max: maxPacketBytes }, 'socket closed before buffering the packet');
+      },
+    });
+    this.sockets.add(g);
+    g.on('close', () => this.sockets.delete(g));
+    return g;
+  }
+
+  private listenTcp(): Promise<void> {
+    this.tcp = createServer((socket: Socket) => {
+      socket.setNoDelay(true);
+      this.aedes.handle(this.guard(socket) as unknown as Socket);
+    });
+    return new Promise((resolve, reject) => {
+      this.tcp!.once('error', reject);
+      this.tcp!.listen(this.opts.port, this.opts.host, () => {
+        this.ports.mqtt = (this.tcp!.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  private listenWs(): Promise<void> {
+    this.http = createHttpServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
+    });
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxPacketBytes });
+    this.wss.on('connection', (ws, req: IncomingMessage) => {
+      const stream = createWebSocketStream(ws);
+      stream.on('error', () => stream.destroy());
+      this.aedes.handle(this.guard(stream) as unknown as Socket, req as never);
+    });
+    return new Promise((resolve, reject) => {
+      this.http!.once('error', reject);
+      this.http!.listen(this.opts.wsPort, this.opts.host, () => {
+        this.ports.ws = (this.http!.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  /** Publish from the gateway itself, QoS 1 (bypasses authorizePublish by design). */
+  publish(topic: string, payload: string): void {
+    this.aedes.publish(
+      { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false } as PublishPacket,
+      (err) => {
+        if (err) this.opts.log.error({ err, topic }, 'publish failed');
+      },
+    );
+  }
+
+  /** Does a recipient have a live subscription right now? */
+  isLive(kind: 'shop' | 'station', id: string): boolean {
+    return this.live.has(`${kind}:${id}`);
+  }
+
+  connectedClients(): number {
+    return this.aedes?.connectedClients ?? 0;
+  }
+
+  /** Disconnect every client logged in as `username` (a revoked device). */
+  disconnect(match: (p: Principal) => boolean): number {
+    let n = 0;
+    for (const client of Object.values((this.aedes as unknown as { clients: Record<string, LfClient> }).clients)) {
+      const p = client[PRINCIPAL];
+      if (p && match(p)) {
+        client.close();
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.wss ? this.wss.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.aedes ? this.aedes.close(() => r()) : r()));
+  }
+}

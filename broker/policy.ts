@@ -1,0 +1,83 @@
+/**
+ * Who may connect, publish and subscribe: pure functions over data (STYLE.md 4), adapted to Aedes
+ * in broker/aedes-hooks.ts and unit-tested without sockets. Least privilege (DESIGN.md "MQTT
+ * contract v1"): a device publishes only under its own devices/{id}/…, receives only its own
+ * commands and its own shop's alerts, replies only for its own shop; a console acts only for its
+ * station. Wildcard subscriptions are refused outright, so `#` and `$SYS/#` never match anything.
+ */
+import { parseTopic, type ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
+
+export type Principal =
+  | { kind: 'device'; deviceId: string; shopId: string }
+  | { kind: 'user'; name: string; role: 'officer' | 'installer' | 'admin'; stationId: string | null };
+
+export type Decision = { ok: true; topic: ParsedTopic } | { ok: false; reason: string };
+
+const refuse = (reason: string): Decision => ({ ok: false, reason });
+
+/** `+`, `#` and `/` are refused in client ids and usernames: they would alias topics and sessions. */
+export function hasForbiddenIdChars(s: string): boolean {
+  return /[+#/\u0000]/.test(s);
+}
+
+/**
+ * May this principal connect with this client id? A device must use its username as client id,
+ * so no one can take over its session; a person may use any id that is not a device's.
+ */
+export function checkClientId(p: Principal, clientId: string, isDeviceId: (id: string) => boolean): string | null {
+  if (clientId.length === 0) return 'an empty client id is not accepted';
+  if (hasForbiddenIdChars(clientId)) return 'client ids must not contain + # /';
+  if (p.kind === 'device') return clientId === p.deviceId ? null : 'a device must use its username as client id';
+  return isDeviceId(clientId) ? "a person's client id must not be a device id" : null;
+}
+
+/** The station a user may act for over MQTT, or null. Installers provision through the CLI only. */
+function stationOf(p: Principal): string | null {
+  return p.kind === 'user' && (p.role === 'officer' || p.role === 'admin') ? p.stationId : null;
+}
+
+export function canPublish(p: Principal, topic: string): Decision {
+  const t = parseTopic(topic);
+  if (!t) return refuse('not a lianfang/v1 topic');
+  if (p.kind === 'device') {
+    if (t.kind === 'device-events' || t.kind === 'device-status') {
+      return t.id === p.deviceId ? { ok: true, topic: t } : refuse("another device's topic");
+    }
+    if (t.kind === 'shop-replies') return t.id === p.shopId ? { ok: true, topic: t } : refuse("another shop's replies");
+    return refuse('devices publish only their events, status and their shop\'s replies');
+  }
+  if (t.kind === 'station-actions') {
+    return stationOf(p) === t.id ? { ok: true, topic: t } : refuse('not an officer of this station');
+  }
+  return refuse('consoles publish only their station\'s actions');
+}
+
+/** The LWT a device may set: only its own status topic. Consoles set none. */
+export function canSetWill(p: Principal, topic: string): boolean {
+  const t = parseTopic(topic);
+  return p.kind === 'device' && t?.kind === 'device-status' && t.id === p.deviceId;
+}
+
+export function canSubscribe(p: Principal, filter: string): Decision {
+  if (/[+#]/.test(filter) || filter.startsWith('$')) return refuse('wildcard and $SYS subscriptions are refused');
+  const t = parseTopic(filter);
+  if (!t) return refuse('not a lianfang/v1 topic');
+  if (p.kind === 'device') {
+    if (t.kind === 'device-commands') return t.id === p.deviceId ? { ok: true, topic: t } : refuse("another device's commands");
+    if (t.kind === 'shop-alerts') return t.id === p.shopId ? { ok: true, topic: t } : refuse("another shop's alerts");
+    return refuse('devices receive only their commands and their shop\'s alerts');
+  }
+  if (t.kind === 'station-alarms' || t.kind === 'station-errors') {
+    return stationOf(p) === t.id ? { ok: true, topic: t } : refuse('not an officer of this station');
+  }
+  return refuse('consoles receive only their station\'s alarms and errors');
+}
+
+/** Which recipient a delivery (PUBACK) by this principal on this topic counts for, if any. */
+export function deliveryRecipient(p: Principal, topic: string): { kind: 'shop' | 'station'; id: string } | null {
+  const d = canSubscribe(p, topic);
+  if (!d.ok) return null;
+  if (d.topic.kind === 'shop-alerts') return { kind: 'shop', id: d.topic.id };
+  if (d.topic.kind === 'station-alarms' && p.kind === 'user' && p.role === 'officer') return { kind: 'station', id: d.topic.id };
+  return null;
+}

@@ -1,0 +1,102 @@
+/**
+ * The one configuration schema. Every field has a default and a description; the defaults alone run
+ * a working gateway. The TypeScript type is derived from the schema, never written twice.
+ * Any field can be overridden by an `LF_`-prefixed environment variable named after its path
+ * (`escalation.ackDeadlineMs` → `LF_ESCALATION_ACK_DEADLINE_MS`); see config/load.ts.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Port = (def: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
+const Millis = (def: number, description: string, minimum = 1) =>
+  Type.Integer({ minimum, maximum: 7 * 24 * 3600 * 1000, default: def, description });
+
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({
+      minLength: 1,
+      default: './data',
+      description: 'Directory holding the SQLite database, the gateway key, the lock file and the admin socket.',
+    }),
+    gatewayId: Type.String({
+      default: '',
+      pattern: '^[A-Za-z0-9_-]{0,64}$',
+      description: 'This gateway\'s id across gateways; empty = generated once and stored in the database.',
+    }),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info', description: 'pino log level.' },
+        ),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    mqtt: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0', description: 'Address the MQTT TCP and WebSocket listeners bind to.' }),
+        port: Port(1883, 'MQTT over TCP (0 = any free port; the chosen port is logged).'),
+        wsPort: Port(8083, 'MQTT over WebSocket (0 = any free port; -1 is not allowed, use 0).'),
+        maxPacketBytes: Type.Integer({
+          minimum: 256,
+          maximum: 268435455,
+          default: 8192,
+          description: 'Largest MQTT packet accepted; a larger one closes the socket before it is buffered.',
+        }),
+        connectTimeoutMs: Millis(10_000, 'A socket that sends no CONNECT within this time is closed.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP server binds to.' }),
+        port: Port(8080, 'HTTP port serving /health (0 = any free port; the chosen port is logged).'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    store: Type.Object(
+      {
+        busyTimeoutMs: Millis(5_000, 'How long a writer waits for a lock held by another process (the CLI).', 0),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    keypad: Type.Object(
+      {
+        entryTimeoutMs: Millis(3_000, 'A pause this long ends a keypad entry (DESIGN "Keypad codes").'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    escalation: Type.Object(
+      {
+        ackDeadlineMs: Millis(30_000, 'No officer acknowledgement within this time marks the alarm overdue and re-sends it.'),
+        overdueRepeatMs: Millis(30_000, 'An overdue alarm is re-sent to its consoles this often until acknowledged.'),
+        ringIntervalMs: Millis(60_000, 'Time after which a ring with too few answers is widened to the next ring.'),
+        ringSize: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'Shops alerted per ring.' }),
+        maxRings: Type.Integer({ minimum: 1, maximum: 10, default: 3, description: 'Most rings an alarm widens to.' }),
+        minAnswers: Type.Integer({
+          minimum: 1,
+          maximum: 100,
+          default: 3,
+          description: '`coming`/`seen` answers across all rings below which the ring widens.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    delivery: Type.Object(
+      {
+        retryIntervalMs: Millis(10_000, 'Undelivered outbox rows older than this are re-sent to connected recipients.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    timeZone: Type.String({
+      default: 'Asia/Shanghai',
+      description: 'Time zone in which times are shown to people (they are stored in UTC).',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** A partial configuration as read from a file, the environment or flags. */
+export type ConfigInput = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };

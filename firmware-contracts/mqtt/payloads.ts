@@ -1,0 +1,190 @@
+/**
+ * MQTT contract v1: one JSON schema per topic (DESIGN.md "MQTT contract v1"). TypeScript types are
+ * derived from these schemas; validators are compiled once. More fields may be added by later
+ * versions; none is renamed, so unknown fields are allowed on what devices and consoles send.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ID_PATTERN } from './topics.js';
+
+const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Increases per device within one power-up.' });
+const Boot = Type.Integer({
+  minimum: 0,
+  maximum: Number.MAX_SAFE_INTEGER,
+  description: 'Changes (increases) at every power-up; starts a new seq sequence.',
+});
+const Id = Type.String({ pattern: ID_PATTERN });
+const AlarmId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+const Rev = Type.Integer({ minimum: 1, description: '1 when raised, +1 at each change of the alarm.' });
+const IsoTime = Type.String({ description: 'ISO 8601, UTC, milliseconds: 2026-11-23T01:02:03.456Z' });
+const Open = { additionalProperties: true } as const;
+
+const base = { seq: Seq, boot: Type.Optional(Boot) };
+
+export const KeypadEvent = Type.Object(
+  { ...base, type: Type.Literal('keypad'), keys: Type.String({ pattern: '^[0-9*#]{1,32}$', description: 'One key or several, in the order pressed.' }) },
+  Open,
+);
+export const PanicEvent = Type.Object({ ...base, type: Type.Literal('panic') }, Open);
+export const DoorEvent = Type.Object({ ...base, type: Type.Literal('door'), open: Type.Boolean() }, Open);
+export const TamperEvent = Type.Object({ ...base, type: Type.Literal('tamper'), active: Type.Optional(Type.Boolean()) }, Open);
+export const HeartbeatEvent = Type.Object({ ...base, type: Type.Literal('heartbeat') }, Open);
+export const BatteryEvent = Type.Object(
+  { ...base, type: Type.Literal('battery'), level: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })), low: Type.Optional(Type.Boolean()) },
+  Open,
+);
+export const FaultEvent = Type.Object(
+  { ...base, type: Type.Literal('fault'), code: Type.Optional(Type.String({ maxLength: 64 })), active: Type.Optional(Type.Boolean()) },
+  Open,
+);
+
+/** `lianfang/v1/devices/{deviceId}/events` — device/bridge → gateway. */
+export const DeviceEvent = Type.Union([KeypadEvent, PanicEvent, DoorEvent, TamperEvent, HeartbeatEvent, BatteryEvent, FaultEvent]);
+export type DeviceEvent = Static<typeof DeviceEvent>;
+export type DeviceEventType = DeviceEvent['type'];
+
+/** `lianfang/v1/devices/{deviceId}/status` — retained, also the LWT. */
+export const DeviceStatus = Type.Object({ online: Type.Boolean() }, Open);
+export type DeviceStatus = Static<typeof DeviceStatus>;
+
+/** `lianfang/v1/devices/{deviceId}/commands` — gateway → device/bridge. */
+export const DeviceCommand = Type.Object(
+  {
+    command: Type.Union([Type.Literal('buzzer'), Type.Literal('sounder'), Type.Literal('display'), Type.Literal('led')]),
+    on: Type.Optional(Type.Boolean()),
+    text: Type.Optional(Type.String({ maxLength: 64 })),
+    alarmId: Type.Optional(AlarmId),
+    rev: Type.Optional(Rev),
+  },
+  Open,
+);
+export type DeviceCommand = Static<typeof DeviceCommand>;
+
+export const AlertState = Type.Union([Type.Literal('raised'), Type.Literal('ended')]);
+export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress')]);
+
+/** `lianfang/v1/shops/{shopId}/alerts` — gateway → shop: an alarm raised by a neighbour. */
+export const ShopAlert = Type.Object(
+  {
+    alarmId: AlarmId,
+    rev: Rev,
+    state: AlertState,
+    originShopId: Id,
+    originName: Type.String(),
+    address: Type.String(),
+    doorPlate: Type.Optional(Type.String()),
+    kind: Type.String(),
+    raisedAt: IsoTime,
+    ring: Type.Optional(Type.Integer({ minimum: 1 })),
+    distanceM: Type.Optional(Type.Number()),
+  },
+  Open,
+);
+export type ShopAlert = Static<typeof ShopAlert>;
+
+export const ReplyKind = Type.Union([Type.Literal('coming'), Type.Literal('seen'), Type.Literal('cannot')]);
+export type ReplyKind = Static<typeof ReplyKind>;
+
+/** `lianfang/v1/shops/{shopId}/replies` — shop → gateway. */
+export const ShopReply = Type.Object({ alarmId: AlarmId, reply: ReplyKind }, Open);
+export type ShopReply = Static<typeof ShopReply>;
+
+export const AlarmState = Type.Union([
+  Type.Literal('raised'),
+  Type.Literal('acknowledged'),
+  Type.Literal('dispatched'),
+  Type.Literal('cancelled'),
+  Type.Literal('closed'),
+]);
+export type AlarmState = Static<typeof AlarmState>;
+
+export const Disposition = Type.Union([Type.Literal('real'), Type.Literal('false'), Type.Literal('test'), Type.Literal('malicious')]);
+export type Disposition = Static<typeof Disposition>;
+
+/** `lianfang/v1/stations/{stationId}/alarms` — gateway → console: created and every change. */
+export const ConsoleAlarm = Type.Object(
+  {
+    alarmId: AlarmId,
+    rev: Rev,
+    shopId: Id,
+    shopName: Type.String(),
+    address: Type.String(),
+    doorPlate: Type.Optional(Type.String()),
+    stationId: Id,
+    compoundId: Type.Optional(Id),
+    state: AlarmState,
+    kind: Type.String(),
+    raisedAt: IsoTime,
+    updatedAt: IsoTime,
+    overdue: Type.Boolean(),
+    duress: Type.Boolean(),
+    test: Type.Boolean(),
+    takenBy: Type.Union([Type.String(), Type.Null()]),
+    disposition: Type.Union([Disposition, Type.Null()]),
+    patrol: Type.Union([Type.String(), Type.Null()]),
+    ring: Type.Integer({ minimum: 1 }),
+    shopsAlerted: Type.Integer({ minimum: 0 }),
+    replies: Type.Object({ coming: Type.Integer(), seen: Type.Integer(), cannot: Type.Integer() }),
+    gatewayId: Type.String(),
+  },
+  Open,
+);
+export type ConsoleAlarm = Static<typeof ConsoleAlarm>;
+
+export const ActionKind = Type.Union([Type.Literal('ack'), Type.Literal('take'), Type.Literal('dispatch'), Type.Literal('close')]);
+export type ActionKind = Static<typeof ActionKind>;
+
+/** `lianfang/v1/stations/{stationId}/actions` — console → gateway. */
+export const ConsoleAction = Type.Object(
+  {
+    alarmId: AlarmId,
+    action: ActionKind,
+    requestId: Type.Optional(Type.String({ maxLength: 128 })),
+    disposition: Type.Optional(Disposition),
+    patrol: Type.Optional(Type.String({ maxLength: 64 })),
+    note: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  Open,
+);
+export type ConsoleAction = Static<typeof ConsoleAction>;
+
+/** `lianfang/v1/stations/{stationId}/errors` — gateway → console: a refused action. */
+export const ConsoleError = Type.Object(
+  {
+    code: Type.String({ pattern: '^LF_ERR_[A-Z_]+$' }),
+    message: Type.String(),
+    requestId: Type.Optional(Type.String()),
+    alarmId: Type.Optional(Type.String()),
+    action: Type.Optional(Type.String()),
+  },
+  Open,
+);
+export type ConsoleError = Static<typeof ConsoleError>;
+
+/** A compiled validator: `check` is fast; `firstError` explains a failure in one line. */
+export interface Validator<T> {
+  check(value: unknown): value is T;
+  firstError(value: unknown): string;
+}
+
+export function compile<S extends TSchema>(schema: S): Validator<Static<S>> {
+  const compiled = TypeCompiler.Compile(schema);
+  return {
+    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    firstError(value: unknown): string {
+      const first = compiled.Errors(value).First();
+      return first ? `${first.path || '/'} ${first.message}` : 'invalid';
+    },
+  };
+}
+
+export const validators = {
+  deviceEvent: compile(DeviceEvent),
+  deviceStatus: compile(DeviceStatus),
+  deviceCommand: compile(DeviceCommand),
+  shopAlert: compile(ShopAlert),
+  shopReply: compile(ShopReply),
+  consoleAlarm: compile(ConsoleAlarm),
+  consoleAction: compile(ConsoleAction),
+  consoleError: compile(ConsoleError),
+};

@@ -1,0 +1,202 @@
+/**
+ * Rows of the alarm path: events, alarms, recipients, replies, audit, deadlines. Prepared once;
+ * every method is called inside a writer transaction.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { Db } from '../store/db.js';
+import type { AlarmState, Disposition, ReplyKind } from '../../firmware-contracts/mqtt/payloads.js';
+
+export interface AlarmRow {
+  id: string;
+  gatewayId: string;
+  shopId: string;
+  stationId: string;
+  compoundId: string | null;
+  state: AlarmState;
+  kind: string;
+  rev: number;
+  overdue: boolean;
+  duress: boolean;
+  test: boolean;
+  takenBy: string | null;
+  disposition: Disposition | null;
+  patrol: string | null;
+  ring: number;
+  raisedAt: string;
+  updatedAt: string;
+  closedAt: string | null;
+}
+
+export interface DeadlineRow {
+  id: number;
+  alarmId: string | null;
+  kind: 'ack' | 'ring';
+  dueAt: number;
+}
+
+export interface AuditEntry {
+  alarmId: string | null;
+  at: string;
+  actor: string;
+  action: string;
+  fromState?: string | null;
+  toState?: string | null;
+  rev?: number | null;
+  detail?: Record<string, unknown>;
+}
+
+const ALARM_COLUMNS = `id, gateway_id AS gatewayId, shop_id AS shopId, station_id AS stationId, compound_id AS compoundId,
+  state, kind, rev, overdue, duress, test, taken_by AS takenBy, disposition, patrol, ring,
+  raised_at AS raisedAt, updated_at AS updatedAt, closed_at AS closedAt`;
+
+function toAlarm(r: Record<string, unknown> | undefined): AlarmRow | undefined {
+  if (!r) return undefined;
+  return { ...(r as unknown as AlarmRow), overdue: r.overdue === 1, duress: r.duress === 1, test: r.test === 1 };
+}
+
+export class AlarmRepo {
+  private readonly s: Record<string, Statement>;
+
+  constructor(db: Db) {
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      insertEvent: p('INSERT INTO events (device_id, boot, seq, type, payload, via, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      markSeq: p('UPDATE devices SET last_boot = ?, last_seq = ? WHERE id = ?'),
+      insertAlarm: p(
+        `INSERT INTO alarms (id, gateway_id, shop_id, station_id, compound_id, state, kind, rev, duress, test, ring, origin_event_id, raised_at, updated_at)
+         VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt)`,
+      ),
+      getAlarm: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE id = ?`),
+      joinableForShop: p(
+        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state IN ('raised', 'acknowledged', 'dispatched') ORDER BY raised_at DESC LIMIT 1`,
+      ),
+      updateAlarm: p(
+        `UPDATE alarms SET state = @state, rev = @rev, overdue = @overdue, duress = @duress, taken_by = @takenBy,
+           disposition = @disposition, patrol = @patrol, ring = @ring, updated_at = @updatedAt, closed_at = @closedAt
+         WHERE id = @id`,
+      ),
+      insertRecipient: p('INSERT OR IGNORE INTO alarm_recipients (alarm_id, shop_id, ring, distance_m, alerted_at) VALUES (?, ?, ?, ?, ?)'),
+      recipients: p('SELECT shop_id AS shopId, ring, distance_m AS distanceM FROM alarm_recipients WHERE alarm_id = ? ORDER BY ring, distance_m, shop_id'),
+      isRecipient: p('SELECT 1 FROM alarm_recipients WHERE alarm_id = ? AND shop_id = ?'),
+      latestAlertFor: p(
+        `SELECT r.alarm_id AS alarmId FROM alarm_recipients r JOIN alarms a ON a.id = r.alarm_id
+         WHERE r.shop_id = ? AND a.state IN ('raised', 'acknowledged', 'dispatched') ORDER BY r.alerted_at DESC, a.raised_at DESC LIMIT 1`,
+      ),
+      insertReply: p('INSERT INTO alarm_replies (alarm_id, shop_id, reply, actor, at) VALUES (?, ?, ?, ?, ?)'),
+      replyCounts: p(
+        `SELECT reply, count(*) AS n FROM (
+           SELECT shop_id, reply FROM alarm_replies a WHERE alarm_id = ?
+             AND id = (SELECT max(id) FROM alarm_replies b WHERE b.alarm_id = a.alarm_id AND b.shop_id = a.shop_id)
+         ) GROUP BY reply`,
+      ),
+      insertAudit: p('INSERT INTO audit (alarm_id, at, actor, action, from_state, to_state, rev, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertDeadline: p('INSERT INTO deadlines (alarm_id, kind, due_at) VALUES (?, ?, ?)'),
+      dueDeadlines: p('SELECT id, alarm_id AS alarmId, kind, due_at AS dueAt FROM deadlines WHERE done_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?'),
+      nextDeadline: p('SELECT min(due_at) AS dueAt FROM deadlines WHERE done_at IS NULL'),
+      finishDeadline: p('UPDATE deadlines SET done_at = ? WHERE id = ?'),
+      finishAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND kind = ? AND done_at IS NULL'),
+      finishAllAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND done_at IS NULL'),
+    };
+  }
+
+  insertEvent(deviceId: string, boot: number | null, seq: number, type: string, payload: string, via: string, at: string): number {
+    return Number(this.s.insertEvent.run(deviceId, boot, seq, type, payload, via, at).lastInsertRowid);
+  }
+
+  markSeq(deviceId: string, boot: number, seq: number): void {
+    this.s.markSeq.run(boot, seq, deviceId);
+  }
+
+  insertAlarm(a: {
+    id: string;
+    gatewayId: string;
+    shopId: string;
+    stationId: string;
+    compoundId: string | null;
+    state: AlarmState;
+    kind: string;
+    duress: boolean;
+    test: boolean;
+    originEventId: number | null;
+    raisedAt: string;
+  }): void {
+    this.s.insertAlarm.run({ ...a, duress: a.duress ? 1 : 0, test: a.test ? 1 : 0 });
+  }
+
+  get(id: string): AlarmRow | undefined {
+    return toAlarm(this.s.getAlarm.get(id) as Record<string, unknown> | undefined);
+  }
+
+  joinableForShop(shopId: string): AlarmRow | undefined {
+    return toAlarm(this.s.joinableForShop.get(shopId) as Record<string, unknown> | undefined);
+  }
+
+  update(a: AlarmRow): void {
+    this.s.updateAlarm.run({
+      id: a.id,
+      state: a.state,
+      rev: a.rev,
+      overdue: a.overdue ? 1 : 0,
+      duress: a.duress ? 1 : 0,
+      takenBy: a.takenBy,
+      disposition: a.disposition,
+      patrol: a.patrol,
+      ring: a.ring,
+      updatedAt: a.updatedAt,
+      closedAt: a.closedAt,
+    });
+  }
+
+  addRecipient(alarmId: string, shopId: string, ring: number, distanceM: number | null, at: string): void {
+    this.s.insertRecipient.run(alarmId, shopId, ring, distanceM, at);
+  }
+
+  recipients(alarmId: string): { shopId: string; ring: number; distanceM: number | null }[] {
+    return this.s.recipients.all(alarmId) as { shopId: string; ring: number; distanceM: number | null }[];
+  }
+
+  isRecipient(alarmId: string, shopId: string): boolean {
+    return this.s.isRecipient.get(alarmId, shopId) !== undefined;
+  }
+
+  /** The open alarm most recently alerted to a shop (what its keypad displays). */
+  latestAlertFor(shopId: string): string | undefined {
+    return (this.s.latestAlertFor.get(shopId) as { alarmId: string } | undefined)?.alarmId;
+  }
+
+  addReply(alarmId: string, shopId: string, reply: ReplyKind, actor: string, at: string): void {
+    this.s.insertReply.run(alarmId, shopId, reply, actor, at);
+  }
+
+  /** Each shop's latest answer, counted. */
+  replyCounts(alarmId: string): { coming: number; seen: number; cannot: number } {
+    const out = { coming: 0, seen: 0, cannot: 0 };
+    for (const r of this.s.replyCounts.all(alarmId) as { reply: ReplyKind; n: number }[]) out[r.reply] = r.n;
+    return out;
+  }
+
+  audit(e: AuditEntry): void {
+    this.s.insertAudit.run(e.alarmId, e.at, e.actor, e.action, e.fromState ?? null, e.toState ?? null, e.rev ?? null, JSON.stringify(e.detail ?? {}));
+  }
+
+  addDeadline(alarmId: string | null, kind: DeadlineRow['kind'], dueAt: number): void {
+    this.s.insertDeadline.run(alarmId, kind, dueAt);
+  }
+
+  dueDeadlines(nowMs: number, limit = 500): DeadlineRow[] {
+    return this.s.dueDeadlines.all(nowMs, limit) as DeadlineRow[];
+  }
+
+  nextDeadline(): number | null {
+    return (this.s.nextDeadline.get() as { dueAt: number | null }).dueAt;
+  }
+
+  finishDeadline(id: number, nowMs: number): void {
+    this.s.finishDeadline.run(nowMs, id);
+  }
+
+  finishAlarmDeadlines(alarmId: string, nowMs: number, kind?: DeadlineRow['kind']): void {
+    if (kind) this.s.finishAlarmDeadlines.run(nowMs, alarmId, kind);
+    else this.s.finishAllAlarmDeadlines.run(nowMs, alarmId);
+  }
+}

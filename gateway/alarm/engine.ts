@@ -1,0 +1,394 @@
+/**
+ * The alarm engine: turns committed device events, shop replies, console actions and due deadlines
+ * into alarm changes, their audit rows, their outbox rows and their deadlines, all inside the
+ * caller's writer transaction (DESIGN.md "The path of one alarm", "Alarm states", "Rings").
+ * Nothing here publishes directly: the outbox publishes after the commit.
+ */
+import type { Config } from '../../config/schema.js';
+import type { Clock } from '../clock.js';
+import { iso } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { Effects } from '../ingest/writer.js';
+import type { Outbox } from '../delivery/outbox.js';
+import type { Counters } from '../metrics.js';
+import type { RegistryCache, Shop, Device } from '../registry/registry.js';
+import { AlarmRepo, type AlarmRow, type DeadlineRow } from './alarm-repo.js';
+import { KeypadAssembler, type Entry } from './keypad-assembler.js';
+import { CONSOLE_TRANSITIONS, SYSTEM_TRANSITIONS, allowed, isJoinable } from './state-machine.js';
+import { rankNeighbours } from '../geo.js';
+import { newAlarmId } from '../ids.js';
+import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import type { ConsoleAction, ConsoleAlarm, DeviceEvent, ReplyKind, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { LianfangError, lfError } from '../errors.js';
+import type { Db } from '../store/db.js';
+
+export interface EngineContext {
+  db: Db;
+  config: Readonly<Config>;
+  clock: Clock;
+  log: Logger;
+  registry: RegistryCache;
+  outbox: Outbox;
+  counters: Counters;
+  gatewayId: string;
+  /** Told about every deadline written, so the scheduler can arm an earlier timer. */
+  onDeadline: (dueAtMs: number) => void;
+}
+
+export type IngestOutcome = { status: 'stored'; eventId: number; alarmId?: string } | { status: 'duplicate' };
+
+/** Who did something: `device:<id>`, `user:<name>`, or `gateway`. */
+export type Actor = string;
+
+export class AlarmEngine {
+  readonly repo: AlarmRepo;
+  readonly assembler: KeypadAssembler;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.repo = new AlarmRepo(ctx.db);
+    this.assembler = new KeypadAssembler(ctx.config.keypad.entryTimeoutMs);
+  }
+
+  // ---------------------------------------------------------------- device events (the one ingest)
+
+  /**
+   * Inside a transaction: de-duplicate by (device, boot, seq), store the event (keys after `*`
+   * masked), and act on it. The caller acknowledges the device only after the commit.
+   */
+  ingestDeviceEvent(fx: Effects, device: Device, event: DeviceEvent, via: string): IngestOutcome {
+    const { clock, counters } = this.ctx;
+    if (event.boot !== undefined) {
+      const lastBoot = device.lastBoot;
+      if (lastBoot !== null && (event.boot < lastBoot || (event.boot === lastBoot && event.seq <= (device.lastSeq ?? -1)))) {
+        counters.inc('events.duplicate');
+        return { status: 'duplicate' };
+      }
+      if (lastBoot !== null && event.boot > lastBoot) this.assembler.reset(device.id);
+      this.repo.markSeq(device.id, event.boot, event.seq);
+      device.lastBoot = event.boot;
+      device.lastSeq = event.seq;
+    }
+    const now = clock.now();
+    let entries: Entry[] = [];
+    let stored: DeviceEvent = event;
+    if (event.type === 'keypad') {
+      const fed = this.assembler.feed(device.id, event.keys, now);
+      entries = fed.entries;
+      stored = { ...event, keys: fed.masked };
+      if (fed.expired) counters.inc('keypad.entries.expired', fed.expired);
+    }
+    const eventId = this.repo.insertEvent(device.id, event.boot ?? null, event.seq, event.type, JSON.stringify(stored), via, iso(now));
+    counters.inc('events.stored');
+    const shop = this.ctx.registry.shops.get(device.shopId);
+    if (!shop) return { status: 'stored', eventId };
+    const actor = `device:${device.id}`;
+    let alarmId: string | undefined;
+    if (event.type === 'panic') {
+      alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId);
+    }
+    for (const entry of entries) {
+      switch (entry.kind) {
+        case 'panic':
+          alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId);
+          break;
+        case 'reply': {
+          const target = this.repo.latestAlertFor(shop.id);
+          if (target) this.recordReply(fx, target, shop.id, entry.reply, actor);
+          else counters.inc('keypad.entries.reply-without-alert');
+          break;
+        }
+        case 'pin':
+          // Cancel and duress PINs come with their own issue; the PIN is neither stored nor logged.
+          counters.inc('keypad.entries.pin-unhandled');
+          break;
+        case 'other':
+          counters.inc('keypad.entries.ignored');
+          break;
+      }
+    }
+    return alarmId ? { status: 'stored', eventId, alarmId } : { status: 'stored', eventId };
+  }
+
+  // ---------------------------------------------------------------- raising and fan-out
+
+  /** A panic from `shop`: join its open alarm, or raise a new one and fan it out. */
+  raiseOrJoin(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null): string {
+    const now = this.ctx.clock.now();
+    const open = this.repo.joinableForShop(shop.id);
+    if (open) {
+      this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'joined', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
+      this.ctx.counters.inc('alarms.joined');
+      return open.id;
+    }
+    const id = newAlarmId(now);
+    const raisedAt = iso(now);
+    this.repo.insertAlarm({
+      id,
+      gatewayId: this.ctx.gatewayId,
+      shopId: shop.id,
+      stationId: shop.stationId,
+      compoundId: shop.compoundId,
+      state: 'raised',
+      kind,
+      duress: false,
+      test: false,
+      originEventId: eventId,
+      raisedAt,
+    });
+    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail: { eventId, kind } });
+    const alarm = this.repo.get(id)!;
+    this.alertRing(fx, alarm, shop, 1, now);
+    this.publishToConsoles(fx, alarm, now);
+    const esc = this.ctx.config.escalation;
+    this.addDeadline(id, 'ack', now + esc.ackDeadlineMs);
+    if (esc.maxRings > 1) this.addDeadline(id, 'ring', now + esc.ringIntervalMs);
+    this.ctx.counters.inc('alarms.raised');
+    this.ctx.log.info({ alarmId: id, shopId: shop.id, kind }, 'alarm raised');
+    return id;
+  }
+
+  /** Alert ring `ring` of an alarm: the next `ringSize` nearest shops not yet alerted. */
+  private alertRing(fx: Effects, alarm: AlarmRow, origin: Shop, ring: number, now: number): number {
+    const { registry, config } = this.ctx;
+    const already = new Set(this.repo.recipients(alarm.id).map((r) => r.shopId));
+    const ranked = rankNeighbours(origin, registry.shops.values(), (id) => registry.shops.get(id));
+    let alerted = 0;
+    for (const n of ranked) {
+      if (alerted >= config.escalation.ringSize) break;
+      if (already.has(n.id)) continue;
+      this.repo.addRecipient(alarm.id, n.id, ring, n.distanceM, iso(now));
+      this.enqueueShopAlert(fx, alarm, origin, n.id, 'raised', now, ring, n.distanceM);
+      alerted++;
+    }
+    return alerted;
+  }
+
+  private enqueueShopAlert(
+    fx: Effects,
+    alarm: AlarmRow,
+    origin: Shop,
+    shopId: string,
+    state: ShopAlert['state'],
+    now: number,
+    ring?: number,
+    distanceM?: number | null,
+  ): void {
+    const alert: ShopAlert = {
+      alarmId: alarm.id,
+      rev: alarm.rev,
+      state,
+      originShopId: origin.id,
+      originName: origin.name,
+      address: origin.address,
+      ...(origin.doorPlate ? { doorPlate: origin.doorPlate } : {}),
+      kind: alarm.kind === 'duress' ? 'panic' : alarm.kind,
+      raisedAt: alarm.raisedAt,
+      ...(ring !== undefined ? { ring } : {}),
+      ...(distanceM !== undefined && distanceM !== null ? { distanceM: Math.round(distanceM) } : {}),
+    };
+    this.ctx.outbox.enqueue(fx, now, {
+      alarmId: alarm.id,
+      rev: alarm.rev,
+      kind: 'shop',
+      recipientId: shopId,
+      topic: topics.shopAlerts(shopId),
+      payload: JSON.stringify(alert),
+    });
+  }
+
+  /** The console's view of an alarm. */
+  consoleView(alarm: AlarmRow): ConsoleAlarm {
+    const shop = this.ctx.registry.shops.get(alarm.shopId);
+    return {
+      alarmId: alarm.id,
+      rev: alarm.rev,
+      shopId: alarm.shopId,
+      shopName: shop?.name ?? alarm.shopId,
+      address: shop?.address ?? '',
+      ...(shop?.doorPlate ? { doorPlate: shop.doorPlate } : {}),
+      stationId: alarm.stationId,
+      ...(alarm.compoundId ? { compoundId: alarm.compoundId } : {}),
+      state: alarm.state,
+      kind: alarm.kind,
+      raisedAt: alarm.raisedAt,
+      updatedAt: alarm.updatedAt,
+      overdue: alarm.overdue,
+      duress: alarm.duress,
+      test: alarm.test,
+      takenBy: alarm.takenBy,
+      disposition: alarm.disposition,
+      patrol: alarm.patrol,
+      ring: alarm.ring,
+      shopsAlerted: this.repo.recipients(alarm.id).length,
+      replies: this.repo.replyCounts(alarm.id),
+      gatewayId: alarm.gatewayId,
+    };
+  }
+
+  private publishToConsoles(fx: Effects, alarm: AlarmRow, now: number): void {
+    const payload = JSON.stringify(this.consoleView(alarm));
+    const consoles = alarm.compoundId ? [alarm.stationId, alarm.compoundId] : [alarm.stationId];
+    for (const stationId of consoles) {
+      this.ctx.outbox.enqueue(fx, now, {
+        alarmId: alarm.id,
+        rev: alarm.rev,
+        kind: 'station',
+        recipientId: stationId,
+        topic: topics.stationAlarms(stationId),
+        payload,
+      });
+    }
+  }
+
+  /** Apply a change: bump rev, stamp, store, audit, publish to the consoles. */
+  private change(
+    fx: Effects,
+    alarm: AlarmRow,
+    actor: Actor,
+    action: string,
+    mutate: (a: AlarmRow) => void,
+    detail?: Record<string, unknown>,
+    beforePublish?: (a: AlarmRow) => void,
+  ): AlarmRow {
+    const now = this.ctx.clock.now();
+    const fromState = alarm.state;
+    const next: AlarmRow = { ...alarm };
+    mutate(next);
+    next.rev = alarm.rev + 1;
+    next.updatedAt = iso(now);
+    this.repo.update(next);
+    this.repo.audit({ alarmId: alarm.id, at: next.updatedAt, actor, action, fromState, toState: next.state, rev: next.rev, detail });
+    beforePublish?.(next);
+    this.publishToConsoles(fx, next, now);
+    return next;
+  }
+
+  /** Tell every alerted shop the alarm is over (display cleared, buzzer and sounder off). */
+  private endForShops(fx: Effects, alarm: AlarmRow): void {
+    const origin = this.ctx.registry.shops.get(alarm.shopId);
+    if (!origin) return;
+    const now = this.ctx.clock.now();
+    for (const r of this.repo.recipients(alarm.id)) this.enqueueShopAlert(fx, alarm, origin, r.shopId, 'ended', now);
+  }
+
+  private addDeadline(alarmId: string, kind: DeadlineRow['kind'], dueAt: number): void {
+    this.repo.addDeadline(alarmId, kind, dueAt);
+    this.ctx.onDeadline(dueAt);
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  /** Inside a transaction: a shop's answer to an alert. Throws LF_ERR_UNKNOWN_ALARM when it was not alerted. */
+  shopReply(fx: Effects, shopId: string, alarmId: string, reply: ReplyKind, actor: Actor): void {
+    if (!this.repo.isRecipient(alarmId, shopId)) throw lfError('LF_ERR_UNKNOWN_ALARM', alarmId);
+    this.recordReply(fx, alarmId, shopId, reply, actor);
+  }
+
+  private recordReply(fx: Effects, alarmId: string, shopId: string, reply: ReplyKind, actor: Actor): void {
+    const alarm = this.repo.get(alarmId);
+    if (!alarm) return;
+    this.repo.addReply(alarmId, shopId, reply, actor, iso(this.ctx.clock.now()));
+    this.change(fx, alarm, actor, 'reply', () => {}, { shopId, reply });
+    this.ctx.counters.inc(`replies.${reply}`);
+  }
+
+  // ---------------------------------------------------------------- console actions
+
+  /**
+   * Inside a transaction: an officer's action for `stationId`. Throws a LianfangError
+   * (LF_ERR_UNKNOWN_ALARM, LF_ERR_BAD_TRANSITION, LF_ERR_BAD_PAYLOAD) that the caller answers on
+   * the station's errors topic.
+   */
+  consoleAction(fx: Effects, stationId: string, user: string, action: ConsoleAction): AlarmRow {
+    const alarm = this.repo.get(action.alarmId);
+    if (!alarm || (alarm.stationId !== stationId && alarm.compoundId !== stationId)) {
+      throw lfError('LF_ERR_UNKNOWN_ALARM', action.alarmId);
+    }
+    const t = CONSOLE_TRANSITIONS[action.action];
+    if (!allowed(t, alarm.state)) throw lfError('LF_ERR_BAD_TRANSITION', action.action, alarm.id, alarm.state);
+    const actor = `user:${user}`;
+    const now = this.ctx.clock.now();
+    switch (action.action) {
+      case 'ack': {
+        this.repo.finishAlarmDeadlines(alarm.id, now, 'ack');
+        return this.change(fx, alarm, actor, 'ack', (a) => {
+          a.state = 'acknowledged';
+          a.takenBy = user;
+          a.overdue = false;
+        });
+      }
+      case 'take':
+        return this.change(fx, alarm, actor, 'take', (a) => (a.takenBy = user), { from: alarm.takenBy, to: user });
+      case 'dispatch':
+        return this.change(
+          fx,
+          alarm,
+          actor,
+          'dispatch',
+          (a) => {
+            a.state = 'dispatched';
+            a.patrol = action.patrol ?? null;
+          },
+          { patrol: action.patrol ?? null, note: action.note ?? null },
+        );
+      case 'close': {
+        if (!action.disposition) throw lfError('LF_ERR_BAD_PAYLOAD', 'console action', 'close needs a disposition (real, false, test, malicious)');
+        this.repo.finishAlarmDeadlines(alarm.id, now);
+        const closed = this.change(
+          fx,
+          alarm,
+          actor,
+          'close',
+          (a) => {
+            a.state = 'closed';
+            a.disposition = action.disposition!;
+            a.closedAt = iso(now);
+          },
+          { disposition: action.disposition, note: action.note ?? null },
+        );
+        // A cancelled alarm's shops were told it ended when it was cancelled.
+        if (alarm.state !== 'cancelled') this.endForShops(fx, closed);
+        return closed;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- deadlines
+
+  /** Inside a transaction: act on one due deadline and mark it done. */
+  runDeadline(fx: Effects, d: DeadlineRow): void {
+    const now = this.ctx.clock.now();
+    this.repo.finishDeadline(d.id, now);
+    const alarm = d.alarmId ? this.repo.get(d.alarmId) : undefined;
+    if (!alarm) return;
+    const esc = this.ctx.config.escalation;
+    if (d.kind === 'ack') {
+      if (!allowed(SYSTEM_TRANSITIONS.overdue, alarm.state)) return;
+      const updated = this.change(fx, alarm, 'gateway', alarm.overdue ? 'overdue-repeat' : 'overdue', (a) => (a.overdue = true), {
+        deadlineMs: d.dueAt,
+      });
+      this.addDeadline(alarm.id, 'ack', now + esc.overdueRepeatMs);
+      this.ctx.counters.inc('alarms.overdue');
+      this.ctx.log.warn({ alarmId: updated.id, rev: updated.rev }, 'alarm not acknowledged in time: re-sent to consoles');
+      return;
+    }
+    if (d.kind === 'ring') {
+      if (!isJoinable(alarm.state) || alarm.ring >= esc.maxRings) return;
+      const counts = this.repo.replyCounts(alarm.id);
+      const answers = counts.coming + counts.seen;
+      if (answers >= esc.minAnswers) return;
+      const origin = this.ctx.registry.shops.get(alarm.shopId);
+      if (!origin) return;
+      const ring = alarm.ring + 1;
+      let alerted = 0;
+      this.change(fx, alarm, 'gateway', 'ring-widened', (a) => (a.ring = ring), { ring, answers }, (widened) => {
+        alerted = this.alertRing(fx, widened, origin, ring, now);
+      });
+      if (ring < esc.maxRings && alerted > 0) this.addDeadline(alarm.id, 'ring', now + esc.ringIntervalMs);
+      this.ctx.counters.inc('alarms.ring-widened');
+      this.ctx.log.warn({ alarmId: alarm.id, ring, answers, alerted }, 'too few neighbours answered: ring widened');
+    }
+  }
+}
+
+export { LianfangError };

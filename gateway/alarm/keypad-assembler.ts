@@ -1,0 +1,82 @@
+/**
+ * Assembles key presses into entries, per keypad, timed by the gateway's clock as events are
+ * committed (DESIGN.md "Keypad codes"): a pause of `entryTimeoutMs` or a `#` ends an entry; an entry
+ * half-typed when the gateway restarts is forgotten (the state lives only in memory).
+ * What is typed after `*` (a PIN) is masked before the event is stored and never logged.
+ */
+
+export type Entry =
+  | { kind: 'panic' }
+  | { kind: 'reply'; reply: 'coming' | 'cannot' }
+  /** `*` PIN `#`: the PIN itself is handed over only to be checked, never stored. */
+  | { kind: 'pin'; pin: string }
+  | { kind: 'other' };
+
+export interface FeedResult {
+  entries: Entry[];
+  /** The keys as they may be stored: everything typed after `*` is replaced by `x`. */
+  masked: string;
+  /** Entries dropped because the keypad paused before `#`. */
+  expired: number;
+}
+
+/** Longest entry kept; a longer one keeps its last keys (so a frantic `99999…9#` still raises). */
+const MAX_ENTRY = 32;
+
+interface KeypadState {
+  buffer: string;
+  starEntry: boolean;
+  lastKeyAt: number;
+}
+
+export function classifyEntry(entry: string, starEntry: boolean): Entry {
+  if (starEntry) return { kind: 'pin', pin: entry.slice(1, -1) };
+  if (entry.endsWith('9#')) return { kind: 'panic' };
+  if (entry === '1#') return { kind: 'reply', reply: 'coming' };
+  if (entry === '2#') return { kind: 'reply', reply: 'cannot' };
+  return { kind: 'other' };
+}
+
+export class KeypadAssembler {
+  private readonly state = new Map<string, KeypadState>();
+
+  constructor(private readonly entryTimeoutMs: number) {}
+
+  /** Feed the keys of one committed event from `deviceId`, pressed at `nowMs`. */
+  feed(deviceId: string, keys: string, nowMs: number): FeedResult {
+    let s = this.state.get(deviceId);
+    let expired = 0;
+    if (s && s.buffer.length > 0 && nowMs - s.lastKeyAt >= this.entryTimeoutMs) {
+      s.buffer = '';
+      s.starEntry = false;
+      expired++;
+    }
+    if (!s) {
+      s = { buffer: '', starEntry: false, lastKeyAt: nowMs };
+      this.state.set(deviceId, s);
+    }
+    s.lastKeyAt = nowMs;
+    const entries: Entry[] = [];
+    let masked = '';
+    for (const key of keys) {
+      if (key === '#') {
+        const entry = s.buffer + '#';
+        entries.push(classifyEntry(entry, s.starEntry));
+        s.buffer = '';
+        s.starEntry = false;
+        masked += '#';
+        continue;
+      }
+      if (s.buffer.length === 0 && key === '*') s.starEntry = true;
+      masked += s.starEntry && !(key === '*' && s.buffer.length === 0) ? 'x' : key;
+      s.buffer = (s.buffer + key).slice(-MAX_ENTRY);
+      // A long PIN entry keeps its leading '*' visible to the classifier through starEntry.
+    }
+    return { entries, masked, expired };
+  }
+
+  /** Forget a keypad's half-typed entry (it rebooted, or it was revoked). */
+  reset(deviceId: string): void {
+    this.state.delete(deviceId);
+  }
+}

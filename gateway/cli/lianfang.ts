@@ -1,0 +1,398 @@
+#!/usr/bin/env node
+/**
+ * `lianfang`: the installer's command line. Provisioning commands write the database directly and
+ * then tell a running gateway through the admin channel, so a change takes effect at once.
+ * Every command takes --data DIR; every command that prints records takes --json.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import type { ConfigInput } from '../../config/schema.js';
+import { openDatabase, type Db } from '../store/db.js';
+import { loadOrCreateGatewayKey } from '../secrets.js';
+import {
+  addDevice,
+  addShop,
+  addStation,
+  addUser,
+  DEVICE_TYPES,
+  getShop,
+  listDevices,
+  listShops,
+  listStations,
+  listUsers,
+  revokeDevice,
+  ROLES,
+  TRANSPORTS,
+  type ShopInput,
+} from '../registry/registry.js';
+import { rankNeighbours } from '../geo.js';
+import { adminRequest } from '../admin/channel.js';
+import { lfError } from '../errors.js';
+import { note, printJson, printRecords, reportError } from './output.js';
+import { gatewayVersion } from '../controller.js';
+
+const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
+
+function int(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+const list = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const dataOption = () => new Option('--data <dir>', 'data directory of the gateway').default(DEFAULT_DATA);
+const jsonOption = () => new Option('--json', 'print JSON instead of a table');
+
+function withDb<T>(dataDir: string, fn: (db: Db) => T): T {
+  const db = openDatabase(dataDir);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Tell a running gateway to reload; say so to the installer (on stderr, to keep --json clean). */
+async function notifyGateway(dataDir: string, req: { op: string; [k: string]: unknown } = { op: 'reload' }): Promise<void> {
+  const result = await adminRequest(dataDir, req);
+  if (result === null) note('(no gateway is running on this data directory; it will read the change when it starts)');
+  else note('(the running gateway has taken the change)');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command('lianfang')
+    .description('Lianfang (联防) joint-defence alarm gateway: provision stations, shops, devices and users; run the gateway.')
+    .version(gatewayVersion())
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ lianfang start --data ./data
+  $ lianfang station add --id PS1 --name "Changping Road Police Station"
+  $ lianfang shop add --id S01 --name "李记茶行" --address "Changping Rd 23" --lat 23.3540 --lon 116.6820 --station PS1 --door-plate 23号
+  $ lianfang device add --shop S01 --type keypad --transport mqtt --json
+  $ lianfang user add --role officer --station PS1 --name duty1 --password '…'
+  $ lianfang neighbours S01
+  $ lianfang simulate street --shops 30`,
+    );
+  program.configureOutput({ outputError: (str, write) => write(str) });
+
+  // ------------------------------------------------------------------ start
+  program
+    .command('start')
+    .description('start the gateway (embedded MQTT broker, SQLite store, HTTP /health) on the data directory')
+    .addOption(dataOption())
+    .option('--config <file>', 'JSON configuration file (see config/schema.ts); LF_* environment variables override it')
+    .option('--mqtt-port <port>', 'MQTT over TCP port (0 = any free port; the chosen port is logged)', int('--mqtt-port', 0, 65535))
+    .option('--ws-port <port>', 'MQTT over WebSocket port (0 = any free port)', int('--ws-port', 0, 65535))
+    .option('--http-port <port>', 'HTTP port for /health (0 = any free port)', int('--http-port', 0, 65535))
+    .option('--street <shops>', 'also create and run a simulated street of this many shops, to see alarms flow', int('--street', 11, 500))
+    .addHelpText('after', '\nExample:\n  $ LF_ESCALATION_ACK_DEADLINE_MS=60000 lianfang start --data ./data --mqtt-port 1883 --http-port 8080')
+    .action(async (o: { data: string; config?: string; mqttPort?: number; wsPort?: number; httpPort?: number; street?: number }) => {
+      const overrides: ConfigInput = { dataDir: o.data };
+      const mqtt: Record<string, number> = {};
+      if (o.mqttPort !== undefined) mqtt.port = o.mqttPort;
+      if (o.wsPort !== undefined) mqtt.wsPort = o.wsPort;
+      if (Object.keys(mqtt).length) overrides.mqtt = mqtt;
+      if (o.httpPort !== undefined) overrides.http = { port: o.httpPort };
+      const config = loadConfig({ file: o.config, overrides });
+      const { Gateway } = await import('../controller.js');
+      const gw = await Gateway.start({ config, failpoint: process.env.LF_FAILPOINT });
+      let street: { stop(): Promise<void> } | null = null;
+      const stop = async (signal: string) => {
+        gw.log.info({ signal }, 'stopping');
+        await street?.stop().catch(() => {});
+        await gw.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      if (o.street) {
+        const { runStreet } = await import('../../simulators/street.js');
+        street = await runStreet({ dataDir: config.dataDir, shops: o.street, mqttUrl: `mqtt://127.0.0.1:${gw.ports().mqtt}`, log: gw.log.child({ module: 'street' }) });
+      }
+    });
+
+  // ------------------------------------------------------------------ station
+  const station = program.command('station').description('police stations (接处警中心) and compound receiving points (次级接处警点)');
+  station
+    .command('add')
+    .description('register a station, or with --compound-of a compound receiving point under a station')
+    .requiredOption('--id <id>', 'station id (letters, digits, _ . : -)')
+    .requiredOption('--name <name>', 'display name')
+    .option('--compound-of <stationId>', 'make this a compound receiving point of that station')
+    .option('--time-zone <tz>', 'time zone times are shown in (default Asia/Shanghai)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ lianfang station add --id PS1 --name "Changping Rd Station"\n  $ lianfang station add --id C1 --name "Garden Court guard room" --compound-of PS1')
+    .action(async (o: { id: string; name: string; compoundOf?: string; timeZone?: string; data: string; json?: boolean }) => {
+      const s = withDb(o.data, (db) => addStation(db, { id: o.id, name: o.name, ...(o.compoundOf ? { compoundOf: o.compoundOf } : {}), ...(o.timeZone ? { timeZone: o.timeZone } : {}) }));
+      if (o.json) printJson(s);
+      else process.stdout.write(`station ${s.id} added${s.compoundOf ? ` (compound of ${s.compoundOf})` : ''}\n`);
+      await notifyGateway(o.data);
+    });
+  station
+    .command('list')
+    .description('list stations and compound receiving points')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => listStations(db));
+      printRecords(!!o.json, rows as unknown as Record<string, unknown>[], { id: 'ID', name: 'NAME', compoundOf: 'COMPOUND OF', timeZone: 'TIME ZONE' });
+    });
+
+  // ------------------------------------------------------------------ shop
+  const shop = program.command('shop').description('shops and households on the joint-defence network');
+  shop
+    .command('add')
+    .description('register a shop with its record (DESIGN.md "Shop records")')
+    .requiredOption('--id <id>', 'shop id')
+    .requiredOption('--name <name>', 'shop name as neighbours see it, e.g. 李记茶行')
+    .requiredOption('--address <address>', 'street address')
+    .requiredOption('--station <stationId>', 'the police station responsible for it')
+    .option('--lat <deg>', 'latitude, WGS-84 (as GPS gives it)', num('--lat'))
+    .option('--lon <deg>', 'longitude, WGS-84', num('--lon'))
+    .option('--neighbours <ids>', 'comma-separated neighbour shop ids, used when the shop has no coordinates', list)
+    .option('--compound <id>', 'the residential compound (receiving point) it belongs to')
+    .option('--door-plate <plate>', 'door-plate number, e.g. 23号')
+    .option('--pole <number>', 'nearest utility-pole number')
+    .option('--grid <grid>', 'grid')
+    .option('--sector <sector>', 'sector')
+    .option('--owner <name>', 'owner name')
+    .option('--owner-phone <phone>', 'owner phone')
+    .option('--duty <name>', 'daily duty contact')
+    .option('--duty-phone <phone>', 'daily duty contact phone')
+    .option('--cameras <ids>', 'comma-separated ids of the cameras covering the door', list)
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang shop add --id S01 --name 李记茶行 --address "Changping Rd 23" --lat 23.354 --lon 116.682 --station PS1 --door-plate 23号 --owner "Li Ming" --owner-phone 13800000000')
+    .action(async (o: Record<string, unknown> & { data: string; json?: boolean }) => {
+      const input: ShopInput = {
+        id: o.id as string,
+        name: o.name as string,
+        address: o.address as string,
+        stationId: o.station as string,
+      };
+      const optional: [keyof ShopInput, string][] = [
+        ['lat', 'lat'],
+        ['lon', 'lon'],
+        ['neighbours', 'neighbours'],
+        ['compoundId', 'compound'],
+        ['doorPlate', 'doorPlate'],
+        ['poleNumber', 'pole'],
+        ['grid', 'grid'],
+        ['sector', 'sector'],
+        ['ownerName', 'owner'],
+        ['ownerPhone', 'ownerPhone'],
+        ['dutyName', 'duty'],
+        ['dutyPhone', 'dutyPhone'],
+        ['cameraIds', 'cameras'],
+      ];
+      for (const [field, opt] of optional) if (o[opt] !== undefined) (input as Record<string, unknown>)[field] = o[opt];
+      const s = withDb(o.data, (db) => addShop(db, input));
+      if (o.json) printJson(s);
+      else process.stdout.write(`shop ${s.id} added (${s.name}, station ${s.stationId})\n`);
+      await notifyGateway(o.data);
+    });
+  shop
+    .command('list')
+    .description('list shops')
+    .option('--station <id>', 'only the shops of this station')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { data: string; json?: boolean; station?: string }) => {
+      const rows = withDb(o.data, (db) => listShops(db)).filter((s) => !o.station || s.stationId === o.station || s.compoundId === o.station);
+      printRecords(!!o.json, rows as unknown as Record<string, unknown>[], {
+        id: 'ID',
+        name: 'NAME',
+        doorPlate: 'PLATE',
+        address: 'ADDRESS',
+        stationId: 'STATION',
+        compoundId: 'COMPOUND',
+        lat: 'LAT',
+        lon: 'LON',
+      });
+    });
+
+  // ------------------------------------------------------------------ device
+  const device = program.command('device').description('keypads, panic buttons and I/O modules');
+  device
+    .command('add')
+    .description("register a device and issue its credentials (printed once: the gateway keeps only a keyed hash)")
+    .requiredOption('--shop <shopId>', 'the shop it belongs to')
+    .addOption(new Option('--type <type>', 'device type').choices([...DEVICE_TYPES]).makeOptionMandatory())
+    .addOption(new Option('--transport <transport>', 'how it reaches the gateway').choices([...TRANSPORTS]).default('mqtt'))
+    .option('--id <id>', 'device id (default: <shop>.<type>.<random>)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang device add --shop S01 --type keypad --transport mqtt --json\n  → {"deviceId": "S01.keypad.a1b2c3", "username": "S01.keypad.a1b2c3", "password": "…"}\nThe device connects with username = client id = deviceId.')
+    .action(async (o: { shop: string; type: (typeof DEVICE_TYPES)[number]; transport: (typeof TRANSPORTS)[number]; id?: string; data: string; json?: boolean }) => {
+      const key = loadOrCreateGatewayKey(o.data);
+      const issued = withDb(o.data, (db) => addDevice(db, key, { shopId: o.shop, type: o.type, transport: o.transport, ...(o.id ? { id: o.id } : {}) }));
+      const out = {
+        deviceId: issued.device.id,
+        shopId: issued.device.shopId,
+        type: issued.device.type,
+        transport: issued.device.transport,
+        username: issued.username,
+        password: issued.password,
+      };
+      if (o.json) printJson(out);
+      else
+        process.stdout.write(
+          `device ${out.deviceId} added to shop ${out.shopId}\n  MQTT username (and client id): ${out.username}\n  MQTT password: ${out.password}\n` +
+            `  (shown once: the gateway stores only a keyed hash of it)\n`,
+        );
+      await notifyGateway(o.data);
+    });
+  device
+    .command('list')
+    .description('list devices (never their secrets)')
+    .option('--shop <shopId>', 'only the devices of this shop')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { shop?: string; data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => listDevices(db, o.shop)).map((d) => ({
+        deviceId: d.id,
+        shopId: d.shopId,
+        type: d.type,
+        transport: d.transport,
+        revoked: d.revokedAt !== null,
+        createdAt: d.createdAt,
+      }));
+      printRecords(!!o.json, rows, { deviceId: 'DEVICE', shopId: 'SHOP', type: 'TYPE', transport: 'TRANSPORT', revoked: 'REVOKED', createdAt: 'CREATED' });
+    });
+  device
+    .command('revoke <deviceId>')
+    .description('revoke a device: it is disconnected at once and can no longer log in')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(async (deviceId: string, o: { data: string; json?: boolean }) => {
+      const d = withDb(o.data, (db) => revokeDevice(db, deviceId));
+      if (o.json) printJson({ deviceId: d.id, revokedAt: d.revokedAt });
+      else process.stdout.write(`device ${d.id} revoked\n`);
+      await notifyGateway(o.data, { op: 'revoke', deviceId });
+    });
+
+  // ------------------------------------------------------------------ user
+  const user = program.command('user').description('console logins (officers) and installers');
+  user
+    .command('add')
+    .description('add a login; its password is stored with scrypt')
+    .addOption(new Option('--role <role>', 'role').choices([...ROLES]).makeOptionMandatory())
+    .requiredOption('--name <name>', 'login name (also the MQTT username of the console)')
+    .option('--station <stationId>', 'station (or compound receiving point) an officer works for')
+    .option('--password <password>', 'password, at least 8 characters (or LF_PASSWORD in the environment, which stays out of shell history)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', "\nExample:\n  $ LF_PASSWORD='correct horse battery' lianfang user add --role officer --station PS1 --name duty1")
+    .action(async (o: { role: (typeof ROLES)[number]; name: string; station?: string; password?: string; data: string; json?: boolean }) => {
+      const password = o.password ?? process.env.LF_PASSWORD;
+      if (!password) throw lfError('LF_ERR_INVALID_ARGUMENT', '--password', 'give --password or set LF_PASSWORD');
+      const db = openDatabase(o.data);
+      try {
+        const u = await addUser(db, { name: o.name, role: o.role, password, ...(o.station ? { stationId: o.station } : {}) });
+        if (o.json) printJson({ name: u.name, role: u.role, stationId: u.stationId, createdAt: u.createdAt });
+        else process.stdout.write(`user ${u.name} added (${u.role}${u.stationId ? `, station ${u.stationId}` : ''})\n`);
+      } finally {
+        db.close();
+      }
+      await notifyGateway(o.data);
+    });
+  user
+    .command('list')
+    .description('list logins (never their passwords)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => listUsers(db)).map((u) => ({ name: u.name, role: u.role, stationId: u.stationId, revoked: u.revokedAt !== null, createdAt: u.createdAt }));
+      printRecords(!!o.json, rows, { name: 'NAME', role: 'ROLE', stationId: 'STATION', revoked: 'REVOKED', createdAt: 'CREATED' });
+    });
+
+  // ------------------------------------------------------------------ neighbours
+  program
+    .command('neighbours <shopId>')
+    .description('the shops alerted first when this shop raises an alarm, nearest first, with distances')
+    .option('--count <n>', 'how many', int('--count', 1, 100), 10)
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang neighbours S15 --json')
+    .action((shopId: string, o: { count: number; data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => {
+        const origin = getShop(db, shopId);
+        if (!origin) throw lfError('LF_ERR_NOT_FOUND', 'shop', shopId);
+        const shops = listShops(db);
+        const byId = new Map(shops.map((s) => [s.id, s]));
+        return rankNeighbours(origin, shops, (id) => byId.get(id))
+          .slice(0, o.count)
+          .map((n, i) => ({ rank: i + 1, shopId: n.id, name: byId.get(n.id)?.name, distanceM: n.distanceM === null ? null : Math.round(n.distanceM * 10) / 10 }));
+      });
+      printRecords(!!o.json, rows, { rank: '#', shopId: 'SHOP', name: 'NAME', distanceM: 'DISTANCE (m)' });
+    });
+
+  // ------------------------------------------------------------------ status
+  program
+    .command('status')
+    .description("ask the running gateway for its health (through the admin channel)")
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(async (o: { data: string; json?: boolean }) => {
+      const h = await adminRequest(o.data, { op: 'health' });
+      if (h === null) throw lfError('LF_ERR_GATEWAY_NOT_RUNNING', o.data);
+      printJson(h);
+    });
+
+  // ------------------------------------------------------------------ simulate
+  const simulate = program.command('simulate').description('simulated devices on the real wire');
+  simulate
+    .command('street')
+    .description('create (or reuse) a demo street with a station, shops, keypads and an officer, and run it against a gateway')
+    .option('--shops <n>', 'number of shops', int('--shops', 11, 500), 30)
+    .option('--mqtt-url <url>', 'the gateway\'s MQTT address', 'mqtt://127.0.0.1:1883')
+    .option('--interval-ms <ms>', 'time between simulated alarms', int('--interval-ms', 200, 3_600_000), 10_000)
+    .option('--count <n>', 'stop after this many alarms (0 = run until Ctrl-C)', int('--count', 0, 1_000_000), 0)
+    .addOption(dataOption())
+    .addHelpText('after', '\nExample (with `lianfang start` running on ./data):\n  $ lianfang simulate street --shops 30 --data ./data')
+    .action(async (o: { shops: number; mqttUrl: string; intervalMs: number; count: number; data: string }) => {
+      const { runStreet } = await import('../../simulators/street.js');
+      const { createLogger } = await import('../logger.js');
+      const street = await runStreet({
+        dataDir: o.data,
+        shops: o.shops,
+        mqttUrl: o.mqttUrl,
+        intervalMs: o.intervalMs,
+        count: o.count,
+        log: createLogger(process.env.LF_LOG_LEVEL ?? 'info').child({ module: 'street' }),
+      });
+      const stop = async () => {
+        await street.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+      await street.done;
+      await street.stop();
+    });
+
+  await program.parseAsync(argv);
+}
+
+main(process.argv).catch((err) => {
+  process.exitCode = reportError(err);
+});

@@ -1,0 +1,41 @@
+/**
+ * The CLI's user-facing output: records as an aligned table or as JSON (`--json`), and coded errors
+ * with their one-line remedy. This is the one place besides the simulators' screens that writes to
+ * the terminal directly.
+ */
+import { isLianfangError } from '../errors.js';
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Print rows as a table with the given columns (key → heading). */
+export function printTable(rows: Record<string, unknown>[], columns: Record<string, string>): void {
+  const keys = Object.keys(columns);
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : Array.isArray(v) ? v.join(',') : String(v));
+  const width = (s: string) => [...s].reduce((w, ch) => w + (/[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1), 0);
+  const widths = keys.map((k) => Math.max(width(columns[k]), ...rows.map((r) => width(cell(r[k])))));
+  const line = (vals: string[]) => vals.map((v, i) => v + ' '.repeat(Math.max(0, widths[i] - width(v)))).join('  ').trimEnd();
+  process.stdout.write(line(keys.map((k) => columns[k])) + '\n');
+  for (const r of rows) process.stdout.write(line(keys.map((k) => cell(r[k]))) + '\n');
+  if (rows.length === 0) process.stdout.write('(none)\n');
+}
+
+export function printRecords(json: boolean, rows: Record<string, unknown>[], columns: Record<string, string>): void {
+  if (json) printJson(rows);
+  else printTable(rows, columns);
+}
+
+/** Print an error the way installers see them: code, message, remedy. Returns the exit code. */
+export function reportError(err: unknown): number {
+  if (isLianfangError(err)) {
+    process.stderr.write(`error ${err.code}: ${err.message}\n  remedy: ${err.remedy}\n`);
+    return 2;
+  }
+  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+  return 1;
+}
+
+export function note(message: string): void {
+  process.stderr.write(message + '\n');
+}

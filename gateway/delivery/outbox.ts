@@ -1,0 +1,123 @@
+/**
+ * The outbox: one row per recipient of each message about an alarm, written in the same
+ * transaction as the change it announces, kept until the recipient has it (DESIGN.md "Delivered
+ * means answered"): a shop when one of its devices PUBACKs the alert, a console when an officer's
+ * console PUBACKs the alarm. Re-sent when a recipient (re)subscribes, after a restart, and
+ * periodically while a recipient is connected but has not answered. A newer rev for the same
+ * recipient supersedes an older undelivered one (receivers keep only the highest rev anyway).
+ */
+import type { Db } from '../store/db.js';
+import type { Effects } from '../ingest/writer.js';
+import type { Statement } from 'better-sqlite3';
+
+export type RecipientKind = 'shop' | 'station';
+
+export interface OutboxMessage {
+  id: number;
+  alarmId: string;
+  rev: number;
+  kind: RecipientKind;
+  recipientId: string;
+  topic: string;
+  payload: string;
+}
+
+/** Where outbox messages go: the broker (in-process, QoS 1, bypassing authorizePublish). */
+export interface Publisher {
+  publish(topic: string, payload: string): void;
+}
+
+export class Outbox {
+  private readonly insert: Statement;
+  private readonly supersede: Statement;
+  private readonly deliver: Statement;
+  private readonly pendingFor: Statement;
+  private readonly pendingAll: Statement;
+  private readonly touch: Statement;
+  /** Rows published, re-sent and delivered since start, for /health and tests. */
+  readonly stats = { published: 0, resent: 0, delivered: 0 };
+
+  constructor(
+    private readonly db: Db,
+    private readonly publisher: Publisher,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO outbox (alarm_id, rev, recipient_kind, recipient_id, topic, payload, created_at, sent_count, last_sent_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+    );
+    this.supersede = db.prepare(
+      `UPDATE outbox SET superseded = 1
+       WHERE alarm_id = ? AND recipient_kind = ? AND recipient_id = ? AND delivered_at IS NULL AND superseded = 0`,
+    );
+    this.deliver = db.prepare(
+      `UPDATE outbox SET delivered_at = ?, delivered_by = ?
+       WHERE alarm_id = ? AND recipient_kind = ? AND recipient_id = ? AND rev <= ? AND delivered_at IS NULL`,
+    );
+    this.pendingFor = db.prepare(
+      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, topic, payload
+       FROM outbox WHERE recipient_kind = ? AND recipient_id = ? AND delivered_at IS NULL AND superseded = 0 ORDER BY id`,
+    );
+    this.pendingAll = db.prepare(
+      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, topic, payload
+       FROM outbox WHERE delivered_at IS NULL AND superseded = 0 AND (last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY id LIMIT ?`,
+    );
+    this.touch = db.prepare('UPDATE outbox SET sent_count = sent_count + 1, last_sent_at = ? WHERE id = ?');
+  }
+
+  /**
+   * Inside a transaction: record a message for one recipient and publish it after the commit.
+   * Older undelivered messages about the same alarm to the same recipient are superseded.
+   */
+  enqueue(
+    fx: Effects,
+    nowMs: number,
+    msg: { alarmId: string; rev: number; kind: RecipientKind; recipientId: string; topic: string; payload: string },
+  ): void {
+    this.supersede.run(msg.alarmId, msg.kind, msg.recipientId);
+    const info = this.insert.run(msg.alarmId, msg.rev, msg.kind, msg.recipientId, msg.topic, msg.payload, new Date(nowMs).toISOString(), nowMs);
+    const row: OutboxMessage = { id: Number(info.lastInsertRowid), ...msg };
+    fx.afterCommit(() => {
+      this.stats.published++;
+      this.publisher.publish(row.topic, row.payload);
+    });
+  }
+
+  /** Inside a transaction: a recipient has (alarmId, rev) and every lower rev. Returns rows marked. */
+  markDelivered(nowMs: number, kind: RecipientKind, recipientId: string, alarmId: string, rev: number, by: string): number {
+    const n = this.deliver.run(new Date(nowMs).toISOString(), by, alarmId, kind, recipientId, rev).changes;
+    this.stats.delivered += n;
+    return n;
+  }
+
+  /** Undelivered messages for one recipient, oldest first. */
+  pending(kind: RecipientKind, recipientId: string): OutboxMessage[] {
+    return this.pendingFor.all(kind, recipientId) as OutboxMessage[];
+  }
+
+  /** Re-publish what one recipient has not answered yet (it just subscribed). Returns how many. */
+  resendTo(kind: RecipientKind, recipientId: string): number {
+    const rows = this.pending(kind, recipientId);
+    for (const r of rows) this.publisher.publish(r.topic, r.payload);
+    this.stats.resent += rows.length;
+    return rows.length;
+  }
+
+  /**
+   * Inside a transaction: undelivered rows last sent before `olderThanMs` whose recipient is
+   * connected (`isConnected`), re-published after the commit and stamped. Returns how many.
+   */
+  resendStale(fx: Effects, nowMs: number, olderThanMs: number, isConnected: (kind: RecipientKind, id: string) => boolean, limit = 5000): number {
+    const rows = (this.pendingAll.all(olderThanMs, limit) as OutboxMessage[]).filter((r) => isConnected(r.kind, r.recipientId));
+    for (const r of rows) this.touch.run(nowMs, r.id);
+    fx.afterCommit(() => {
+      for (const r of rows) this.publisher.publish(r.topic, r.payload);
+      this.stats.resent += rows.length;
+    });
+    return rows.length;
+  }
+
+  /** Undelivered rows, for /health. */
+  countPending(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL AND superseded = 0').get() as { n: number }).n;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Every error the gateway reports has a stable code, a message template and a one-line remedy,
+ * in this one module (after Fastify's lib/errors.js). The CLI prints the code and the remedy;
+ * the MQTT boundary answers a refused console action with the code on the station's errors topic;
+ * a refused device message is counted under its code. README.md lists the same codes, and a test
+ * fails when the two lists disagree.
+ */
+
+export interface ErrorDefinition {
+  /** Message template; `%s` placeholders are filled in order. */
+  readonly message: string;
+  /** What the person who sees it should do next, in one line. */
+  readonly remedy: string;
+}
+
+export const ERRORS = {
+  LF_ERR_CONFIG_INVALID: {
+    message: 'configuration is invalid: %s',
+    remedy: 'fix the field named in the message (see `config/schema` and README "Configuration")',
+  },
+  LF_ERR_CONFIG_FILE: {
+    message: 'cannot read configuration file %s: %s',
+    remedy: 'check the path given to --config and that the file is valid JSON',
+  },
+  LF_ERR_DATA_LOCKED: {
+    message: 'data directory %s is in use by another gateway (pid %s)',
+    remedy: 'stop the other gateway, or start this one with a different --data directory',
+  },
+  LF_ERR_SOCKET_PATH_TOO_LONG: {
+    message: 'admin socket path %s is %s bytes; a Unix socket path is limited to 107',
+    remedy: 'use a shorter --data directory path',
+  },
+  LF_ERR_GATEWAY_NOT_RUNNING: {
+    message: 'no gateway is running on data directory %s',
+    remedy: 'start it with `lianfang start --data DIR`, or point --data at the running one',
+  },
+  LF_ERR_ADMIN_REQUEST: {
+    message: 'the running gateway refused the admin request: %s',
+    remedy: 'see the gateway log for details',
+  },
+  LF_ERR_INVALID_ARGUMENT: {
+    message: 'invalid %s: %s',
+    remedy: 'see `lianfang <command> --help` for the accepted values',
+  },
+  LF_ERR_NOT_FOUND: {
+    message: '%s %s does not exist',
+    remedy: 'list what exists with the matching `list` command',
+  },
+  LF_ERR_ALREADY_EXISTS: {
+    message: '%s %s already exists',
+    remedy: 'choose another id, or list what exists with the matching `list` command',
+  },
+  LF_ERR_MIGRATION: {
+    message: 'database migration %s failed: %s',
+    remedy: 'restore the database from a backup and report the message; the database was left unchanged',
+  },
+  LF_ERR_DB_TOO_NEW: {
+    message: 'database schema version %s is newer than this gateway understands (%s)',
+    remedy: 'run a gateway at least as new as the one that last wrote this data directory',
+  },
+  // Refusals at the MQTT boundary.
+  LF_ERR_BAD_JSON: {
+    message: 'payload is not valid UTF-8 JSON',
+    remedy: 'send one JSON object per message, UTF-8 encoded',
+  },
+  LF_ERR_BAD_PAYLOAD: {
+    message: 'payload does not match the %s schema: %s',
+    remedy: 'see firmware-contracts/mqtt for the payload schema of this topic',
+  },
+  LF_ERR_DUPLICATE: {
+    message: 'duplicate event (boot %s, seq %s) from device %s',
+    remedy: 'none: a repeated event is acknowledged and dropped by design',
+  },
+  LF_ERR_FORBIDDEN_TOPIC: {
+    message: '%s may not %s on %s',
+    remedy: 'a device publishes only under its own devices/{id}/ topics; a console acts only for its station',
+  },
+  LF_ERR_PACKET_TOO_LARGE: {
+    message: 'MQTT packet of %s bytes exceeds the maximum of %s',
+    remedy: 'keep payloads small; raise mqtt.maxPacketBytes only if a device really needs it',
+  },
+  LF_ERR_BAD_CREDENTIALS: {
+    message: 'bad username or password',
+    remedy: 'use the credentials printed by `lianfang device add` or set by `lianfang user add`',
+  },
+  LF_ERR_BAD_CLIENT_ID: {
+    message: 'client id %s refused: %s',
+    remedy: 'a device connects with its username as client id; ids must not contain + # /',
+  },
+  // Refusals of console actions (answered on stations/{id}/errors).
+  LF_ERR_BAD_TRANSITION: {
+    message: 'action %s is not allowed on alarm %s in state %s',
+    remedy: 'refresh the console: the alarm has moved on',
+  },
+  LF_ERR_UNKNOWN_ALARM: {
+    message: 'alarm %s is unknown to this station',
+    remedy: 'refresh the console: the alarm id is wrong or belongs to another station',
+  },
+  LF_ERR_NOT_ALLOWED: {
+    message: '%s may not act for station %s',
+    remedy: 'log in with an officer account of that station',
+  },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Fill `%s` placeholders in order. */
+function format(template: string, args: readonly unknown[]): string {
+  let i = 0;
+  return template.replace(/%s/g, () => (i < args.length ? String(args[i++]) : '%s'));
+}
+
+/** An error with a stable `LF_ERR_…` code and a remedy. */
+export class LianfangError extends Error {
+  readonly code: ErrorCode;
+  readonly remedy: string;
+
+  constructor(code: ErrorCode, ...args: unknown[]) {
+    const def: ErrorDefinition = ERRORS[code];
+    super(format(def.message, args));
+    this.name = 'LianfangError';
+    this.code = code;
+    this.remedy = def.remedy;
+  }
+}
+
+export function lfError(code: ErrorCode, ...args: unknown[]): LianfangError {
+  return new LianfangError(code, ...args);
+}
+
+export function isLianfangError(err: unknown): err is LianfangError {
+  return err instanceof LianfangError;
+}

@@ -1,0 +1,123 @@
+/**
+ * Group commit: every write the alarm path makes (device events, replies, console actions,
+ * deadlines, delivery marks) is queued here and the items that arrive together are committed in
+ * one transaction, so one fsync serves them all. A caller's promise resolves only after the commit
+ * (that is when a device may be told "got it"); the effects collected by the items (publishes,
+ * deadlines to arm) run only after the commit too.
+ *
+ * Each item runs in its own savepoint: an item that throws is rolled back and rejected alone.
+ * A batch whose commit fails rejects every item in it; nothing was acknowledged, so nothing is lost.
+ */
+import type { Db } from '../store/db.js';
+import type { Logger } from '../logger.js';
+
+/** What an item asks to happen once its transaction is committed. */
+export class Effects {
+  readonly actions: (() => void)[] = [];
+
+  /** Run `fn` after the commit, before the callers' promises resolve. */
+  afterCommit(fn: () => void): void {
+    this.actions.push(fn);
+  }
+}
+
+interface Item {
+  fn: (fx: Effects) => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  /** Marks batches that carry a device event, for the `after-store` failpoint. */
+  tag: string | undefined;
+}
+
+export interface WriterOptions {
+  db: Db;
+  log: Logger;
+  /** `after-store`: exit the process right after a commit holding a device event, before any fan-out. */
+  failpoint?: string;
+  /** Called when a batch's commit failed (the caller refreshes in-memory caches). */
+  onBatchFailed?: (err: unknown) => void;
+}
+
+export class GroupCommitWriter {
+  private queue: Item[] = [];
+  private scheduled = false;
+  private closed = false;
+  /** Number of commits and items, for /health and the benchmark. */
+  readonly stats = { batches: 0, items: 0, maxBatch: 0, failedBatches: 0 };
+
+  constructor(private readonly opts: WriterOptions) {}
+
+  /**
+   * Queue `fn` to run inside the next batch transaction. Resolves with its result once committed.
+   * `tag` names the kind of item (e.g. 'device-event') for failpoints and logs.
+   */
+  run<T>(fn: (fx: Effects) => T, tag?: string): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('writer is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, tag });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // setImmediate, not a microtask: it lets every packet already read from the sockets in
+        // this turn of the event loop join the batch.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commit what is queued now (also used at shutdown). */
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    const { db, log } = this.opts;
+    const results: { ok: boolean; value: unknown; fx: Effects }[] = [];
+    try {
+      db.transaction(() => {
+        for (const item of batch) {
+          const fx = new Effects();
+          try {
+            const value = db.transaction(() => item.fn(fx))();
+            results.push({ ok: true, value, fx });
+          } catch (err) {
+            results.push({ ok: false, value: err, fx });
+          }
+        }
+      }).immediate();
+    } catch (err) {
+      this.stats.failedBatches++;
+      log.error({ err, items: batch.length }, 'batch commit failed; nothing in it was acknowledged');
+      this.opts.onBatchFailed?.(err);
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.items += batch.length;
+    if (batch.length > this.stats.maxBatch) this.stats.maxBatch = batch.length;
+    if (this.opts.failpoint === 'after-store' && batch.some((i) => i.tag === 'device-event')) {
+      log.fatal({ failpoint: 'after-store' }, 'failpoint: exiting after the commit, before any fan-out');
+      process.exit(86);
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const r = results[i];
+      if (!r.ok) {
+        batch[i].reject(r.value);
+        continue;
+      }
+      for (const action of r.fx.actions) {
+        try {
+          action();
+        } catch (err) {
+          log.error({ err }, 'post-commit action failed');
+        }
+      }
+      batch[i].resolve(r.value);
+    }
+  }
+
+  /** Commit what is queued and refuse anything new. */
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+}

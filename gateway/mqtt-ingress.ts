@@ -1,0 +1,177 @@
+/**
+ * What the gateway does with MQTT traffic the broker policy let through (the BrokerBackend):
+ * logins, the one ingest for device events, shop replies, console actions, deliveries.
+ * "Refuse without a loop" (DESIGN.md): an authorised device's bad JSON, schema failure or duplicate
+ * is acknowledged, dropped, logged with its code and counted; only a failed commit withholds the
+ * PUBACK (the device will resend, and nothing acknowledged is lost).
+ */
+import type { BrokerBackend, ConnectionState } from '../broker/broker.js';
+import type { Principal } from '../broker/policy.js';
+import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
+import { topics } from '../firmware-contracts/mqtt/topics.js';
+import { validators, type ConsoleError } from '../firmware-contracts/mqtt/payloads.js';
+import type { GroupCommitWriter } from './ingest/writer.js';
+import type { AlarmEngine } from './alarm/engine.js';
+import type { RegistryCache } from './registry/registry.js';
+import type { Outbox } from './delivery/outbox.js';
+import type { Counters } from './metrics.js';
+import type { Logger } from './logger.js';
+import type { Clock } from './clock.js';
+import { verifyKeyedHash, verifyPassword } from './secrets.js';
+import { isLianfangError, type ErrorCode, ERRORS } from './errors.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface IngressContext {
+  log: Logger;
+  clock: Clock;
+  counters: Counters;
+  registry: RegistryCache;
+  writer: GroupCommitWriter;
+  engine: AlarmEngine;
+  outbox: Outbox;
+  gatewayKey: Buffer;
+  /** Publish a transient message (an error answer), QoS 1, not tracked. */
+  publish: (topic: string, payload: string) => void;
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; code: ErrorCode; detail: string };
+
+function parseJson(payload: Buffer): Parsed {
+  try {
+    return { ok: true, value: JSON.parse(utf8.decode(payload)) };
+  } catch (err) {
+    return { ok: false, code: 'LF_ERR_BAD_JSON', detail: (err as Error).message };
+  }
+}
+
+export class MqttIngress implements BrokerBackend {
+  constructor(private readonly ctx: IngressContext) {}
+
+  async authenticate(username: string, password: Buffer): Promise<Principal | null> {
+    const { registry, gatewayKey } = this.ctx;
+    const device = registry.devices.get(username);
+    if (device) {
+      if (device.revokedAt || !device.secretHash) return null;
+      return verifyKeyedHash(gatewayKey, password, device.secretHash) ? { kind: 'device', deviceId: device.id, shopId: device.shopId } : null;
+    }
+    const user = registry.users.get(username);
+    if (!user || user.revokedAt) return null;
+    if (!(await verifyPassword(password.toString('utf8'), user.passwordHash))) return null;
+    return { kind: 'user', name: user.name, role: user.role, stationId: user.stationId };
+  }
+
+  isDeviceId(id: string): boolean {
+    return this.ctx.registry.devices.has(id);
+  }
+
+  /** Drop and count an input refused at the boundary; the sender still gets its PUBACK. */
+  private refuse(code: ErrorCode, fields: Record<string, unknown>, detail: string): void {
+    this.ctx.counters.inc(`refused.${code}`);
+    this.ctx.log.warn({ code, ...fields, reason: detail }, 'message refused and dropped');
+  }
+
+  async onPublish(principal: Principal, topic: ParsedTopic, payload: Buffer, conn: ConnectionState): Promise<void> {
+    switch (topic.kind) {
+      case 'device-events':
+        return this.deviceEvent(principal, topic.id, payload, conn);
+      case 'device-status': {
+        const parsed = parseJson(payload);
+        if (!parsed.ok || !validators.deviceStatus.check(parsed.value)) {
+          this.refuse(parsed.ok ? 'LF_ERR_BAD_PAYLOAD' : parsed.code, { deviceId: topic.id, topic: 'status' }, parsed.ok ? validators.deviceStatus.firstError(parsed.value) : parsed.detail);
+        }
+        return;
+      }
+      case 'shop-replies':
+        return this.shopReply(principal, topic.id, payload);
+      case 'station-actions':
+        return this.stationAction(principal, topic.id, payload);
+      default:
+        return;
+    }
+  }
+
+  private async deviceEvent(principal: Principal, deviceId: string, payload: Buffer, conn: ConnectionState): Promise<void> {
+    const device = this.ctx.registry.devices.get(deviceId);
+    if (principal.kind !== 'device' || !device || device.revokedAt) throw new Error('device not registered');
+    const parsed = parseJson(payload);
+    if (!parsed.ok) return this.refuse(parsed.code, { deviceId }, parsed.detail);
+    if (!validators.deviceEvent.check(parsed.value)) {
+      return this.refuse('LF_ERR_BAD_PAYLOAD', { deviceId }, validators.deviceEvent.firstError(parsed.value));
+    }
+    const event = parsed.value;
+    if (event.boot === undefined) {
+      // No boot: de-duplicated by seq within this MQTT connection (DESIGN.md "Fields").
+      if (conn.lastSeqWithoutBoot !== undefined && event.seq <= conn.lastSeqWithoutBoot) {
+        this.ctx.counters.inc('events.duplicate');
+        return this.refuse('LF_ERR_DUPLICATE', { deviceId, seq: event.seq }, 'seq already seen on this connection');
+      }
+      conn.lastSeqWithoutBoot = event.seq;
+    }
+    const outcome = await this.ctx.writer.run((fx) => this.ctx.engine.ingestDeviceEvent(fx, device, event, 'mqtt'), 'device-event');
+    if (outcome.status === 'duplicate') this.refuse('LF_ERR_DUPLICATE', { deviceId, boot: event.boot, seq: event.seq }, 'already stored');
+  }
+
+  private async shopReply(principal: Principal, shopId: string, payload: Buffer): Promise<void> {
+    const parsed = parseJson(payload);
+    if (!parsed.ok) return this.refuse(parsed.code, { shopId, topic: 'replies' }, parsed.detail);
+    if (!validators.shopReply.check(parsed.value)) {
+      return this.refuse('LF_ERR_BAD_PAYLOAD', { shopId, topic: 'replies' }, validators.shopReply.firstError(parsed.value));
+    }
+    const reply = parsed.value;
+    const actor = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
+    try {
+      await this.ctx.writer.run((fx) => this.ctx.engine.shopReply(fx, shopId, reply.alarmId, reply.reply, actor), 'shop-reply');
+    } catch (err) {
+      if (isLianfangError(err)) return this.refuse(err.code, { shopId, alarmId: reply.alarmId }, err.message);
+      throw err;
+    }
+  }
+
+  private async stationAction(principal: Principal, stationId: string, payload: Buffer): Promise<void> {
+    if (principal.kind !== 'user') throw new Error('not a user');
+    const parsed = parseJson(payload);
+    const answer = (e: ConsoleError) => {
+      this.ctx.counters.inc(`refused.${e.code}`);
+      this.ctx.log.warn({ stationId, user: principal.name, ...e }, 'console action refused');
+      this.ctx.publish(topics.stationErrors(stationId), JSON.stringify(e));
+    };
+    if (!parsed.ok) return answer({ code: parsed.code, message: ERRORS[parsed.code].message });
+    const raw = parsed.value as Record<string, unknown> | null;
+    const requestId = raw && typeof raw === 'object' && typeof raw.requestId === 'string' ? raw.requestId.slice(0, 128) : undefined;
+    if (!validators.consoleAction.check(parsed.value)) {
+      return answer({
+        code: 'LF_ERR_BAD_PAYLOAD',
+        message: `payload does not match the console action schema: ${validators.consoleAction.firstError(parsed.value)}`,
+        ...(requestId ? { requestId } : {}),
+      });
+    }
+    const action = parsed.value;
+    try {
+      await this.ctx.writer.run((fx) => this.ctx.engine.consoleAction(fx, stationId, principal.name, action), 'console-action');
+    } catch (err) {
+      if (!isLianfangError(err)) throw err;
+      answer({ code: err.code, message: err.message, alarmId: action.alarmId, action: action.action, ...(requestId ? { requestId } : {}) });
+    }
+  }
+
+  onDelivered(recipient: { kind: 'shop' | 'station'; id: string }, principal: Principal, _topic: string, payload: Buffer): void {
+    let msg: { alarmId?: unknown; rev?: unknown };
+    try {
+      msg = JSON.parse(payload.toString('utf8')) as typeof msg;
+    } catch {
+      return;
+    }
+    if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
+    const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
+    const { alarmId, rev } = msg as { alarmId: string; rev: number };
+    this.ctx.writer
+      .run(() => this.ctx.outbox.markDelivered(this.ctx.clock.now(), recipient.kind, recipient.id, alarmId, rev, by), 'delivered')
+      .catch((err) => this.ctx.log.error({ err }, 'could not mark a delivery; it will be re-sent'));
+  }
+
+  onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void {
+    const n = this.ctx.outbox.resendTo(recipient.kind, recipient.id);
+    if (n > 0) this.ctx.log.info({ recipient, messages: n }, 're-sent undelivered messages to a recipient that subscribed');
+  }
+}

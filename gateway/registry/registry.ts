@@ -1,0 +1,398 @@
+/**
+ * Stations, shops, devices and users: what installers provision (CLI) and what the running gateway
+ * holds in memory (reloaded through the admin channel when the CLI changes something). Input
+ * records are validated against schemas here, at the boundary, whoever calls.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { Db } from '../store/db.js';
+import { compile } from '../../firmware-contracts/mqtt/payloads.js';
+import { ID_PATTERN, isValidId } from '../../firmware-contracts/mqtt/topics.js';
+import { lfError } from '../errors.js';
+import { hashPassword, keyedHash, newDeviceSecret } from '../secrets.js';
+import { shortId } from '../ids.js';
+
+const Id = Type.String({ pattern: ID_PATTERN, description: 'letters, digits, _ . : - (1–64)' });
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+
+export const StationInput = Type.Object(
+  {
+    id: Id,
+    name: Text(200),
+    compoundOf: Type.Optional(Id),
+    timeZone: Type.Optional(Text(64)),
+  },
+  { additionalProperties: false },
+);
+export type StationInput = Static<typeof StationInput>;
+
+export const ShopInput = Type.Object(
+  {
+    id: Id,
+    name: Text(200),
+    address: Text(500),
+    lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
+    lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+    stationId: Id,
+    compoundId: Type.Optional(Id),
+    doorPlate: Type.Optional(Text(32)),
+    poleNumber: Type.Optional(Text(64)),
+    grid: Type.Optional(Text(64)),
+    sector: Type.Optional(Text(64)),
+    ownerName: Type.Optional(Text(100)),
+    ownerPhone: Type.Optional(Type.String({ pattern: '^[0-9+() -]{3,32}$' })),
+    dutyName: Type.Optional(Text(100)),
+    dutyPhone: Type.Optional(Type.String({ pattern: '^[0-9+() -]{3,32}$' })),
+    cameraIds: Type.Optional(Type.Array(Text(64), { maxItems: 32 })),
+    neighbours: Type.Optional(Type.Array(Id, { maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type ShopInput = Static<typeof ShopInput>;
+
+export const DEVICE_TYPES = ['keypad', 'panic', 'io-module'] as const;
+export const TRANSPORTS = ['mqtt', 'serial', 'modbus-rtu', 'modbus-tcp'] as const;
+export const ROLES = ['officer', 'installer', 'admin'] as const;
+
+export const DeviceInput = Type.Object(
+  {
+    shopId: Id,
+    type: Type.Union(DEVICE_TYPES.map((t) => Type.Literal(t))),
+    transport: Type.Union(TRANSPORTS.map((t) => Type.Literal(t))),
+    id: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+);
+export type DeviceInput = Static<typeof DeviceInput>;
+
+export const UserInput = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9_.@-]{1,64}$', description: 'letters, digits, _ . @ - (1–64)' }),
+    role: Type.Union(ROLES.map((r) => Type.Literal(r))),
+    stationId: Type.Optional(Id),
+    password: Type.String({ minLength: 8, maxLength: 256 }),
+  },
+  { additionalProperties: false },
+);
+export type UserInput = Static<typeof UserInput>;
+
+const checkers = {
+  station: compile(StationInput),
+  shop: compile(ShopInput),
+  device: compile(DeviceInput),
+  user: compile(UserInput),
+};
+
+function validate<K extends keyof typeof checkers>(kind: K, value: unknown): void {
+  const c = checkers[kind];
+  if (!c.check(value)) throw lfError('LF_ERR_INVALID_ARGUMENT', kind, c.firstError(value));
+}
+
+export interface Station {
+  id: string;
+  name: string;
+  compoundOf: string | null;
+  timeZone: string | null;
+  createdAt: string;
+}
+
+export interface Shop {
+  id: string;
+  name: string;
+  address: string;
+  lat: number | null;
+  lon: number | null;
+  stationId: string;
+  compoundId: string | null;
+  doorPlate: string | null;
+  poleNumber: string | null;
+  grid: string | null;
+  sector: string | null;
+  ownerName: string | null;
+  ownerPhone: string | null;
+  dutyName: string | null;
+  dutyPhone: string | null;
+  cameraIds: string[];
+  neighbours: string[];
+  createdAt: string;
+}
+
+export interface Device {
+  id: string;
+  shopId: string;
+  type: (typeof DEVICE_TYPES)[number];
+  transport: (typeof TRANSPORTS)[number];
+  secretHash: Buffer | null;
+  bus: string | null;
+  busAddress: number | null;
+  lastBoot: number | null;
+  lastSeq: number | null;
+  revokedAt: string | null;
+  createdAt: string;
+}
+
+export interface User {
+  name: string;
+  role: (typeof ROLES)[number];
+  stationId: string | null;
+  passwordHash: string;
+  revokedAt: string | null;
+  createdAt: string;
+}
+
+type Row = Record<string, unknown>;
+
+const stationFrom = (r: Row): Station => ({
+  id: r.id as string,
+  name: r.name as string,
+  compoundOf: (r.compound_of as string) ?? null,
+  timeZone: (r.time_zone as string) ?? null,
+  createdAt: r.created_at as string,
+});
+
+const shopFrom = (r: Row): Shop => ({
+  id: r.id as string,
+  name: r.name as string,
+  address: r.address as string,
+  lat: (r.lat as number) ?? null,
+  lon: (r.lon as number) ?? null,
+  stationId: r.station_id as string,
+  compoundId: (r.compound_id as string) ?? null,
+  doorPlate: (r.door_plate as string) ?? null,
+  poleNumber: (r.pole_number as string) ?? null,
+  grid: (r.grid as string) ?? null,
+  sector: (r.sector as string) ?? null,
+  ownerName: (r.owner_name as string) ?? null,
+  ownerPhone: (r.owner_phone as string) ?? null,
+  dutyName: (r.duty_name as string) ?? null,
+  dutyPhone: (r.duty_phone as string) ?? null,
+  cameraIds: JSON.parse(r.camera_ids as string) as string[],
+  neighbours: JSON.parse(r.neighbours as string) as string[],
+  createdAt: r.created_at as string,
+});
+
+const deviceFrom = (r: Row): Device => ({
+  id: r.id as string,
+  shopId: r.shop_id as string,
+  type: r.type as Device['type'],
+  transport: r.transport as Device['transport'],
+  secretHash: (r.secret_hash as Buffer) ?? null,
+  bus: (r.bus as string) ?? null,
+  busAddress: (r.bus_address as number) ?? null,
+  lastBoot: (r.last_boot as number) ?? null,
+  lastSeq: (r.last_seq as number) ?? null,
+  revokedAt: (r.revoked_at as string) ?? null,
+  createdAt: r.created_at as string,
+});
+
+const userFrom = (r: Row): User => ({
+  name: r.name as string,
+  role: r.role as User['role'],
+  stationId: (r.station_id as string) ?? null,
+  passwordHash: r.password_hash as string,
+  revokedAt: (r.revoked_at as string) ?? null,
+  createdAt: r.created_at as string,
+});
+
+const now = () => new Date().toISOString();
+
+export function listStations(db: Db): Station[] {
+  return (db.prepare('SELECT * FROM stations ORDER BY id').all() as Row[]).map(stationFrom);
+}
+
+export function getStation(db: Db, id: string): Station | undefined {
+  const r = db.prepare('SELECT * FROM stations WHERE id = ?').get(id) as Row | undefined;
+  return r && stationFrom(r);
+}
+
+export function addStation(db: Db, input: StationInput): Station {
+  validate('station', input);
+  return db.transaction(() => {
+    if (getStation(db, input.id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'station', input.id);
+    if (input.compoundOf) {
+      const parent = getStation(db, input.compoundOf);
+      if (!parent) throw lfError('LF_ERR_NOT_FOUND', 'station', input.compoundOf);
+      if (parent.compoundOf) throw lfError('LF_ERR_INVALID_ARGUMENT', '--compound-of', `${parent.id} is itself a compound`);
+    }
+    db.prepare('INSERT INTO stations (id, name, compound_of, time_zone, created_at) VALUES (?, ?, ?, ?, ?)').run(
+      input.id,
+      input.name,
+      input.compoundOf ?? null,
+      input.timeZone ?? null,
+      now(),
+    );
+    return getStation(db, input.id)!;
+  }).immediate();
+}
+
+export function listShops(db: Db): Shop[] {
+  return (db.prepare('SELECT * FROM shops ORDER BY id').all() as Row[]).map(shopFrom);
+}
+
+export function getShop(db: Db, id: string): Shop | undefined {
+  const r = db.prepare('SELECT * FROM shops WHERE id = ?').get(id) as Row | undefined;
+  return r && shopFrom(r);
+}
+
+export function addShop(db: Db, input: ShopInput): Shop {
+  validate('shop', input);
+  if ((input.lat === undefined) !== (input.lon === undefined)) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', 'coordinates', 'give both --lat and --lon, or neither');
+  }
+  return db.transaction(() => {
+    if (getShop(db, input.id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'shop', input.id);
+    const station = getStation(db, input.stationId);
+    if (!station) throw lfError('LF_ERR_NOT_FOUND', 'station', input.stationId);
+    if (station.compoundOf) {
+      throw lfError('LF_ERR_INVALID_ARGUMENT', '--station', `${station.id} is a compound; use --station ${station.compoundOf} --compound ${station.id}`);
+    }
+    if (input.compoundId) {
+      const compound = getStation(db, input.compoundId);
+      if (!compound) throw lfError('LF_ERR_NOT_FOUND', 'compound', input.compoundId);
+      if (compound.compoundOf !== station.id) {
+        throw lfError('LF_ERR_INVALID_ARGUMENT', '--compound', `${compound.id} is not a compound of station ${station.id}`);
+      }
+    }
+    for (const n of input.neighbours ?? []) {
+      if (n === input.id) throw lfError('LF_ERR_INVALID_ARGUMENT', '--neighbours', 'a shop is not its own neighbour');
+      if (!getShop(db, n)) throw lfError('LF_ERR_NOT_FOUND', 'shop', n);
+    }
+    db.prepare(
+      `INSERT INTO shops (id, name, address, lat, lon, station_id, compound_id, door_plate, pole_number, grid, sector,
+         owner_name, owner_phone, duty_name, duty_phone, camera_ids, neighbours, created_at)
+       VALUES (@id, @name, @address, @lat, @lon, @stationId, @compoundId, @doorPlate, @poleNumber, @grid, @sector,
+         @ownerName, @ownerPhone, @dutyName, @dutyPhone, @cameraIds, @neighbours, @createdAt)`,
+    ).run({
+      id: input.id,
+      name: input.name,
+      address: input.address,
+      lat: input.lat ?? null,
+      lon: input.lon ?? null,
+      stationId: input.stationId,
+      compoundId: input.compoundId ?? null,
+      doorPlate: input.doorPlate ?? null,
+      poleNumber: input.poleNumber ?? null,
+      grid: input.grid ?? null,
+      sector: input.sector ?? null,
+      ownerName: input.ownerName ?? null,
+      ownerPhone: input.ownerPhone ?? null,
+      dutyName: input.dutyName ?? null,
+      dutyPhone: input.dutyPhone ?? null,
+      cameraIds: JSON.stringify(input.cameraIds ?? []),
+      neighbours: JSON.stringify(input.neighbours ?? []),
+      createdAt: now(),
+    });
+    return getShop(db, input.id)!;
+  }).immediate();
+}
+
+export function listDevices(db: Db, shopId?: string): Device[] {
+  const rows = shopId
+    ? db.prepare('SELECT * FROM devices WHERE shop_id = ? ORDER BY id').all(shopId)
+    : db.prepare('SELECT * FROM devices ORDER BY id').all();
+  return (rows as Row[]).map(deviceFrom);
+}
+
+export function getDevice(db: Db, id: string): Device | undefined {
+  const r = db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+  return r && deviceFrom(r);
+}
+
+export interface IssuedDevice {
+  device: Device;
+  /** MQTT username (= device id = the client id it must use). */
+  username: string;
+  /** The MQTT password: shown once, stored only as a keyed hash. */
+  password: string | null;
+}
+
+/** Register a device and issue its credentials. The password is returned once and never stored. */
+export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): IssuedDevice {
+  validate('device', input);
+  if (input.transport !== 'mqtt') {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--transport', `${input.transport} devices come with the serial and Modbus bridges (not yet available); use mqtt`);
+  }
+  return db.transaction(() => {
+    if (!getShop(db, input.shopId)) throw lfError('LF_ERR_NOT_FOUND', 'shop', input.shopId);
+    const id = input.id ?? `${input.shopId}.${input.type}.${shortId(3)}`;
+    if (!isValidId(id)) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device id', id);
+    if (getDevice(db, id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'device', id);
+    if (getUser(db, id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'login name', id);
+    const password = newDeviceSecret();
+    db.prepare(
+      'INSERT INTO devices (id, shop_id, type, transport, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(id, input.shopId, input.type, input.transport, keyedHash(gatewayKey, password), now());
+    return { device: getDevice(db, id)!, username: id, password };
+  }).immediate();
+}
+
+/** Revoke a device: it can no longer log in; a running gateway disconnects it on reload. */
+export function revokeDevice(db: Db, id: string): Device {
+  const info = db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now(), id);
+  if (info.changes === 0 && !getDevice(db, id)) throw lfError('LF_ERR_NOT_FOUND', 'device', id);
+  return getDevice(db, id)!;
+}
+
+export function listUsers(db: Db): User[] {
+  return (db.prepare('SELECT * FROM users ORDER BY name').all() as Row[]).map(userFrom);
+}
+
+export function getUser(db: Db, name: string): User | undefined {
+  const r = db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+  return r && userFrom(r);
+}
+
+export async function addUser(db: Db, input: UserInput): Promise<User> {
+  validate('user', input);
+  if (input.role === 'officer' && !input.stationId) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--station', 'an officer belongs to a station (or a compound receiving point)');
+  }
+  // Checked before the slow hash, and again inside the transaction.
+  const check = () => {
+    if (getUser(db, input.name)) throw lfError('LF_ERR_ALREADY_EXISTS', 'user', input.name);
+    if (getDevice(db, input.name)) throw lfError('LF_ERR_ALREADY_EXISTS', 'login name', input.name);
+    if (input.stationId && !getStation(db, input.stationId)) throw lfError('LF_ERR_NOT_FOUND', 'station', input.stationId);
+  };
+  check();
+  const passwordHash = await hashPassword(input.password);
+  return db.transaction(() => {
+    check();
+    db.prepare('INSERT INTO users (name, role, station_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?)').run(
+      input.name,
+      input.role,
+      input.stationId ?? null,
+      passwordHash,
+      now(),
+    );
+    return getUser(db, input.name)!;
+  }).immediate();
+}
+
+/** What a running gateway keeps in memory, rebuilt from the database on start and on reload. */
+export class RegistryCache {
+  stations = new Map<string, Station>();
+  shops = new Map<string, Shop>();
+  devices = new Map<string, Device>();
+  users = new Map<string, User>();
+  /** Devices of each shop, for delivery by shop. */
+  devicesByShop = new Map<string, Device[]>();
+
+  constructor(private readonly db: Db) {}
+
+  reload(): void {
+    this.stations = new Map(listStations(this.db).map((s) => [s.id, s]));
+    this.shops = new Map(listShops(this.db).map((s) => [s.id, s]));
+    this.devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
+    this.users = new Map(listUsers(this.db).map((u) => [u.name, u]));
+    this.devicesByShop = new Map();
+    for (const d of this.devices.values()) {
+      const list = this.devicesByShop.get(d.shopId) ?? [];
+      list.push(d);
+      this.devicesByShop.set(d.shopId, list);
+    }
+  }
+
+  /** The consoles whose scope covers a shop: its station and, when it has one, its compound. */
+  consolesFor(shop: Shop): string[] {
+    return shop.compoundId ? [shop.stationId, shop.compoundId] : [shop.stationId];
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Opens the gateway's SQLite database: WAL with synchronous=FULL, so a commit is on disk before the
+ * device is told "got it" (better-sqlite3 leaves WAL at NORMAL, which can lose the last commits on
+ * power loss), foreign keys on, and migrations applied.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { migrate } from './migrations.js';
+
+export type Db = Database.Database;
+
+export const DB_FILE = 'lianfang.db';
+
+export interface OpenOptions {
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+}
+
+export function openDatabase(dataDir: string, opts: OpenOptions = {}): Db {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return openDatabaseFile(join(dataDir, DB_FILE), opts);
+}
+
+export function openDatabaseFile(file: string, opts: OpenOptions = {}): Db {
+  const db = new Database(file, { readonly: opts.readonly ?? false });
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+  }
+  db.pragma('foreign_keys = ON');
+  if (!opts.readonly) migrate(db);
+  return db;
+}
+
+export function getMeta(db: Db, key: string): string | undefined {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  return row?.value;
+}
+
+export function setMeta(db: Db, key: string, value: string): void {
+  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+}

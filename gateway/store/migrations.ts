@@ -1,0 +1,207 @@
+/**
+ * Schema migrations, from the first commit. `PRAGMA user_version` holds the schema version; each
+ * migration runs in its own transaction, so a failing one leaves the database as it was.
+ * A released version is never edited: add a new entry instead, and add a fixture database of the
+ * version it upgrades from to test/fixtures/db/ (test/gateway/store/migrations.test.ts upgrades each).
+ */
+import type { Database } from 'better-sqlite3';
+import { lfError } from '../errors.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+-- A police station's alarm-receiving centre, or (compound_of set) a residential compound's
+-- receiving point under that station. Both are addressed as stations/{id}/… on MQTT.
+CREATE TABLE stations (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL,
+  compound_of TEXT REFERENCES stations(id),
+  time_zone   TEXT,
+  created_at  TEXT NOT NULL
+);
+
+CREATE TABLE shops (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  address      TEXT NOT NULL,
+  lat          REAL,
+  lon          REAL,
+  station_id   TEXT NOT NULL REFERENCES stations(id),
+  compound_id  TEXT REFERENCES stations(id),
+  door_plate   TEXT,
+  pole_number  TEXT,
+  grid         TEXT,
+  sector       TEXT,
+  owner_name   TEXT,
+  owner_phone  TEXT,
+  duty_name    TEXT,
+  duty_phone   TEXT,
+  camera_ids   TEXT NOT NULL DEFAULT '[]',  -- JSON array of camera ids covering the door
+  neighbours   TEXT NOT NULL DEFAULT '[]',  -- JSON array of shop ids, used when there are no coordinates
+  created_at   TEXT NOT NULL,
+  CHECK ((lat IS NULL) = (lon IS NULL))
+);
+CREATE INDEX shops_station ON shops(station_id);
+
+CREATE TABLE devices (
+  id           TEXT PRIMARY KEY,            -- also its MQTT username and client id
+  shop_id      TEXT NOT NULL REFERENCES shops(id),
+  type         TEXT NOT NULL,               -- keypad | panic | io-module
+  transport    TEXT NOT NULL,               -- mqtt | serial | modbus-rtu | modbus-tcp
+  secret_hash  BLOB,                        -- HMAC-SHA-256 of the MQTT password under the gateway key
+  mac_key_enc  BLOB,                        -- a wired device's MAC key, encrypted under the gateway key
+  bus          TEXT,
+  bus_address  INTEGER,
+  last_boot    INTEGER,                     -- de-duplication high-water mark (boot, seq)
+  last_seq     INTEGER,
+  revoked_at   TEXT,
+  created_at   TEXT NOT NULL
+);
+CREATE INDEX devices_shop ON devices(shop_id);
+
+CREATE TABLE users (
+  name          TEXT PRIMARY KEY,           -- MQTT username and console login
+  role          TEXT NOT NULL,              -- officer | installer | admin
+  station_id    TEXT REFERENCES stations(id),
+  password_hash TEXT NOT NULL,              -- scrypt$N$r$p$salt$hash
+  revoked_at    TEXT,
+  created_at    TEXT NOT NULL
+);
+
+-- Every device event, committed before the device is told "got it". Keys typed after '*' are masked.
+CREATE TABLE events (
+  id          INTEGER PRIMARY KEY,
+  device_id   TEXT NOT NULL,
+  boot        INTEGER,
+  seq         INTEGER NOT NULL,
+  type        TEXT NOT NULL,
+  payload     TEXT NOT NULL,
+  via         TEXT NOT NULL,                -- mqtt | serial | modbus
+  received_at TEXT NOT NULL
+);
+CREATE INDEX events_device ON events(device_id, id);
+
+CREATE TABLE alarms (
+  id              TEXT PRIMARY KEY,         -- UUIDv7: unique across gateways, sortable by time
+  gateway_id      TEXT NOT NULL,
+  shop_id         TEXT NOT NULL REFERENCES shops(id),
+  station_id      TEXT NOT NULL,
+  compound_id     TEXT,
+  state           TEXT NOT NULL,
+  kind            TEXT NOT NULL,
+  rev             INTEGER NOT NULL,
+  overdue         INTEGER NOT NULL DEFAULT 0,
+  duress          INTEGER NOT NULL DEFAULT 0,
+  test            INTEGER NOT NULL DEFAULT 0,
+  taken_by        TEXT,
+  disposition     TEXT,
+  patrol          TEXT,
+  ring            INTEGER NOT NULL DEFAULT 1,
+  origin_event_id INTEGER,
+  raised_at       TEXT NOT NULL,
+  updated_at      TEXT NOT NULL,
+  closed_at       TEXT
+);
+CREATE INDEX alarms_open ON alarms(shop_id) WHERE state NOT IN ('closed', 'cancelled');
+CREATE INDEX alarms_station ON alarms(station_id, raised_at);
+
+CREATE TABLE alarm_recipients (
+  alarm_id    TEXT NOT NULL REFERENCES alarms(id),
+  shop_id     TEXT NOT NULL,
+  ring        INTEGER NOT NULL,
+  distance_m  REAL,
+  alerted_at  TEXT NOT NULL,
+  PRIMARY KEY (alarm_id, shop_id)
+) WITHOUT ROWID;
+CREATE INDEX alarm_recipients_shop ON alarm_recipients(shop_id);
+
+CREATE TABLE alarm_replies (
+  id        INTEGER PRIMARY KEY,
+  alarm_id  TEXT NOT NULL REFERENCES alarms(id),
+  shop_id   TEXT NOT NULL,
+  reply     TEXT NOT NULL,                  -- coming | seen | cannot
+  actor     TEXT NOT NULL,
+  at        TEXT NOT NULL
+);
+CREATE INDEX alarm_replies_alarm ON alarm_replies(alarm_id);
+
+-- Every change of an alarm, with who did it and when.
+CREATE TABLE audit (
+  id         INTEGER PRIMARY KEY,
+  alarm_id   TEXT,
+  at         TEXT NOT NULL,
+  actor      TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  from_state TEXT,
+  to_state   TEXT,
+  rev        INTEGER,
+  detail     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_alarm ON audit(alarm_id, id);
+
+-- One row per recipient of a message about an alarm, until delivered (DESIGN "Delivered means answered").
+CREATE TABLE outbox (
+  id             INTEGER PRIMARY KEY,
+  alarm_id       TEXT NOT NULL,
+  rev            INTEGER NOT NULL,
+  recipient_kind TEXT NOT NULL,             -- shop | station | upstream
+  recipient_id   TEXT NOT NULL,
+  topic          TEXT NOT NULL,
+  payload        TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  sent_count     INTEGER NOT NULL DEFAULT 0,
+  last_sent_at   INTEGER,
+  delivered_at   TEXT,
+  delivered_by   TEXT,
+  superseded     INTEGER NOT NULL DEFAULT 0  -- a newer rev for the same recipient replaced it
+);
+CREATE INDEX outbox_pending ON outbox(recipient_kind, recipient_id) WHERE delivered_at IS NULL AND superseded = 0;
+CREATE INDEX outbox_alarm ON outbox(alarm_id, recipient_kind, recipient_id);
+
+-- Every timer that matters is a row (DESIGN "Deadlines are rows").
+CREATE TABLE deadlines (
+  id        INTEGER PRIMARY KEY,
+  alarm_id  TEXT,
+  kind      TEXT NOT NULL,                  -- ack | ring
+  due_at    INTEGER NOT NULL,               -- ms since the epoch
+  done_at   INTEGER
+);
+CREATE INDEX deadlines_due ON deadlines(due_at) WHERE done_at IS NULL;
+`,
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** Bring the database up to LATEST_VERSION. Returns the versions applied. */
+export function migrate(db: Database): number[] {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > LATEST_VERSION) throw lfError('LF_ERR_DB_TOO_NEW', current, LATEST_VERSION);
+  const applied: number[] = [];
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue;
+    try {
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    } catch (err) {
+      throw lfError('LF_ERR_MIGRATION', `${m.version} (${m.name})`, (err as Error).message);
+    }
+    applied.push(m.version);
+  }
+  return applied;
+}

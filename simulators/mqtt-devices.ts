@@ -1,0 +1,201 @@
+/**
+ * MQTT-native simulated devices, on the real wire (TCP to the broker): a keypad that presses keys
+ * and shows the alerts of its shop (a neighbour that answers), and a station console client.
+ * Used by `lianfang simulate street`, the tests and the benchmark.
+ */
+import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
+import { EventEmitter } from 'node:events';
+import { topics } from '../firmware-contracts/mqtt/topics.js';
+import type { ConsoleAction, ConsoleAlarm, ConsoleError, DeviceEvent, ReplyKind, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import { RevTracker } from '../firmware-contracts/mqtt/dedupe.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+function connect(url: string, opts: IClientOptions): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 200, connectTimeout: 5000, ...opts });
+    const onError = (err: Error) => {
+      client.end(true);
+      reject(err);
+    };
+    client.once('connect', () => {
+      client.off('error', onError);
+      resolve(client);
+    });
+    client.once('error', onError);
+  });
+}
+
+function publish(client: MqttClient, topic: string, payload: unknown): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.publish(topic, JSON.stringify(payload), { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+function subscribe(client: MqttClient, topic: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    client.subscribe(topic, { qos: 1 }, (err, granted) => (err ? reject(err) : resolve(granted?.[0]?.qos ?? 128))),
+  );
+}
+
+/**
+ * A shop's keypad. `press('9#')` publishes a keypad event and resolves on its PUBACK (the
+ * gateway's "got it"). Alerts for its shop are de-duplicated by (alarmId, rev) and emitted as
+ * 'alert'; every copy on the wire is counted in `received`.
+ */
+export class SimKeypad extends EventEmitter {
+  client!: MqttClient;
+  seq = 0;
+  readonly revs = new RevTracker();
+  /** Every alert message on the wire, repeats included. */
+  readonly received: ShopAlert[] = [];
+  /** Alerts after de-duplication, in arrival order. */
+  readonly alerts: ShopAlert[] = [];
+  /** What the display shows: the open alerts by alarm id. */
+  readonly display = new Map<string, ShopAlert>();
+
+  constructor(
+    readonly deviceId: string,
+    readonly shopId: string,
+    private readonly creds: Credentials,
+    /** Power-up counter; undefined = a keypad that sends no boot. */
+    public boot: number | undefined = 1,
+  ) {
+    super();
+  }
+
+  async connect(url: string, extra: IClientOptions = {}): Promise<this> {
+    this.client = await connect(url, { clientId: this.deviceId, username: this.creds.username, password: this.creds.password, ...extra });
+    this.client.on('message', (topic, payload) => {
+      if (topic !== topics.shopAlerts(this.shopId)) return;
+      let alert: ShopAlert;
+      try {
+        alert = JSON.parse(payload.toString('utf8')) as ShopAlert;
+      } catch {
+        return;
+      }
+      this.received.push(alert);
+      if (!this.revs.accept(alert.alarmId, alert.rev)) return;
+      this.alerts.push(alert);
+      if (alert.state === 'ended') this.display.delete(alert.alarmId);
+      else this.display.set(alert.alarmId, alert);
+      this.emit('alert', alert);
+    });
+    const granted = await subscribe(this.client, topics.shopAlerts(this.shopId));
+    if (granted === 128) throw new Error(`subscription to ${this.shopId} alerts refused`);
+    return this;
+  }
+
+  /** Publish one event; resolves when the gateway acknowledged it (PUBACK). */
+  send(event: Omit<DeviceEvent, 'seq' | 'boot'> & { seq?: number; boot?: number }): Promise<void> {
+    const seq = event.seq ?? ++this.seq;
+    if (event.seq !== undefined) this.seq = Math.max(this.seq, event.seq);
+    const body = { ...event, seq, ...(this.boot !== undefined && event.boot === undefined ? { boot: this.boot } : {}) };
+    return publish(this.client, topics.deviceEvents(this.deviceId), body);
+  }
+
+  press(keys: string): Promise<void> {
+    return this.send({ type: 'keypad', keys } as DeviceEvent);
+  }
+
+  /** Power-cycle: a new boot, seq from 1. */
+  reboot(): void {
+    this.boot = (this.boot ?? 0) + 1;
+    this.seq = 0;
+  }
+
+  reply(alarmId: string, reply: ReplyKind): Promise<void> {
+    return publish(this.client, topics.shopReplies(this.shopId), { alarmId, reply });
+  }
+
+  /** Resolve with the first de-duplicated alert matching `pred`. */
+  waitFor(pred: (a: ShopAlert) => boolean, timeoutMs = 10_000): Promise<ShopAlert> {
+    return waitForEvent(this, 'alert', this.alerts, pred, timeoutMs, `${this.shopId} alert`);
+  }
+
+  async close(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => {});
+  }
+}
+
+/** A station console client: receives alarms (de-duplicated), acts, and collects refusals. */
+export class SimConsole extends EventEmitter {
+  client!: MqttClient;
+  readonly revs = new RevTracker();
+  readonly received: ConsoleAlarm[] = [];
+  readonly alarms = new Map<string, ConsoleAlarm>();
+  readonly updates: ConsoleAlarm[] = [];
+  readonly errors: ConsoleError[] = [];
+
+  constructor(
+    readonly stationId: string,
+    private readonly creds: Credentials,
+    readonly clientId = `console-${creds.username}`,
+  ) {
+    super();
+  }
+
+  async connect(url: string, extra: IClientOptions = {}): Promise<this> {
+    this.client = await connect(url, { clientId: this.clientId, username: this.creds.username, password: this.creds.password, ...extra });
+    this.client.on('message', (topic, payload) => {
+      let msg: unknown;
+      try {
+        msg = JSON.parse(payload.toString('utf8'));
+      } catch {
+        return;
+      }
+      if (topic === topics.stationErrors(this.stationId)) {
+        this.errors.push(msg as ConsoleError);
+        this.emit('error-answer', msg);
+        return;
+      }
+      const alarm = msg as ConsoleAlarm;
+      this.received.push(alarm);
+      if (!this.revs.accept(alarm.alarmId, alarm.rev)) return;
+      this.alarms.set(alarm.alarmId, alarm);
+      this.updates.push(alarm);
+      this.emit('alarm', alarm);
+    });
+    for (const t of [topics.stationAlarms(this.stationId), topics.stationErrors(this.stationId)]) {
+      if ((await subscribe(this.client, t)) === 128) throw new Error(`subscription to ${t} refused`);
+    }
+    return this;
+  }
+
+  act(action: ConsoleAction): Promise<void> {
+    return publish(this.client, topics.stationActions(this.stationId), action);
+  }
+
+  waitFor(pred: (a: ConsoleAlarm) => boolean, timeoutMs = 10_000): Promise<ConsoleAlarm> {
+    return waitForEvent(this, 'alarm', this.updates, pred, timeoutMs, `${this.stationId} alarm`);
+  }
+
+  waitForError(pred: (e: ConsoleError) => boolean, timeoutMs = 10_000): Promise<ConsoleError> {
+    return waitForEvent(this, 'error-answer', this.errors, pred, timeoutMs, `${this.stationId} error`);
+  }
+
+  async close(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => {});
+  }
+}
+
+function waitForEvent<T>(em: EventEmitter, event: string, seen: T[], pred: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const found = seen.find(pred);
+  if (found) return Promise.resolve(found);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      em.off(event, on);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const on = (v: T) => {
+      if (!pred(v)) return;
+      clearTimeout(timer);
+      em.off(event, on);
+      resolve(v);
+    };
+    em.on(event, on);
+  });
+}

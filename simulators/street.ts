@@ -1,0 +1,199 @@
+/**
+ * A whole simulated street: a station, N shops facing each other along Changping Road, a keypad per
+ * shop and a duty officer's console, all MQTT-native on the real wire. `provisionStreet` creates (or
+ * reuses) them in a data directory; `runStreet` connects them to a gateway and makes alarms flow:
+ * a shop presses 9#, its neighbours answer, the officer acknowledges, dispatches and closes.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../gateway/store/db.js';
+import { loadOrCreateGatewayKey } from '../gateway/secrets.js';
+import { addDevice, addShop, addStation, addUser, getShop, getStation, getUser, getDevice } from '../gateway/registry/registry.js';
+import { adminRequest } from '../gateway/admin/channel.js';
+import type { Logger } from '../gateway/logger.js';
+import { SimConsole, SimKeypad, type Credentials } from './mqtt-devices.js';
+import type { ConsoleAlarm, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+
+export const STREET_STATION = 'DEMO-PS';
+export const STREET_OFFICER = 'demo-officer';
+/** Credentials of the simulated devices: the simulator is the devices, so it holds their secrets. */
+export const STREET_FILE = 'street-sim.json';
+
+const NAMES = [
+  '李记茶行', '陈氏五金', '潮汕牛肉丸', '老王水果', '林家药房', '金辉手机', '海鲜大排档', '明珠理发', '福来便利店', '永安粮油',
+  '好运彩票', '华南眼镜', '德记烧腊', '新新服装', '万和电器', '阿妹粿条', '大发文具', '顺风快递', '平安诊所', '春风花店',
+];
+
+export interface StreetShop {
+  shopId: string;
+  name: string;
+  deviceId: string;
+  creds: Credentials;
+}
+
+export interface StreetFile {
+  stationId: string;
+  officer: Credentials;
+  shops: StreetShop[];
+}
+
+export function streetShopId(i: number): string {
+  return `DEMO-S${String(i + 1).padStart(3, '0')}`;
+}
+
+/**
+ * Shop i's position: two rows facing each other across the road (12 m apart), 8 m between doors.
+ * Around Changping Road, Shantou (23.3586 N, 116.6832 E).
+ */
+export function streetPosition(i: number): { lat: number; lon: number } {
+  const side = i % 2;
+  const along = Math.floor(i / 2);
+  const mPerDegLat = 111_320;
+  const mPerDegLon = 111_320 * Math.cos((23.3586 * Math.PI) / 180);
+  return { lat: 23.3586 + (side * 12) / mPerDegLat, lon: 116.6832 + (along * 8) / mPerDegLon };
+}
+
+/** Create (or reuse) the street in `dataDir`. Tells a running gateway to reload. */
+export async function provisionStreet(dataDir: string, shops: number): Promise<StreetFile> {
+  const file = join(dataDir, STREET_FILE);
+  let saved: StreetFile | null = null;
+  if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as StreetFile;
+  const key = loadOrCreateGatewayKey(dataDir);
+  const db = openDatabase(dataDir);
+  try {
+    if (!getStation(db, STREET_STATION)) addStation(db, { id: STREET_STATION, name: 'Changping Road Police Station 长平路派出所' });
+    let officer = saved?.officer;
+    if (!officer || !getUser(db, officer.username)) {
+      const password = randomBytes(18).toString('base64url');
+      const name = getUser(db, STREET_OFFICER) ? `${STREET_OFFICER}-${randomBytes(3).toString('hex')}` : STREET_OFFICER;
+      await addUser(db, { name, role: 'officer', stationId: STREET_STATION, password });
+      officer = { username: name, password };
+    }
+    const byShop = new Map((saved?.shops ?? []).map((s) => [s.shopId, s]));
+    const out: StreetShop[] = [];
+    for (let i = 0; i < shops; i++) {
+      const shopId = streetShopId(i);
+      const name = NAMES[i % NAMES.length] + (i >= NAMES.length ? ` ${Math.floor(i / NAMES.length) + 1}` : '');
+      if (!getShop(db, shopId)) {
+        addShop(db, {
+          id: shopId,
+          name,
+          address: `Changping Road ${i + 1} 长平路${i + 1}号`,
+          ...streetPosition(i),
+          stationId: STREET_STATION,
+          doorPlate: `${i + 1}号`,
+        });
+      }
+      const known = byShop.get(shopId);
+      if (known && getDevice(db, known.deviceId) && !getDevice(db, known.deviceId)!.revokedAt) {
+        out.push(known);
+        continue;
+      }
+      const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'mqtt' });
+      out.push({ shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username, password: issued.password! } });
+    }
+    const street: StreetFile = { stationId: STREET_STATION, officer, shops: out };
+    writeFileSync(file, JSON.stringify(street, null, 2) + '\n', { mode: 0o600 });
+    return street;
+  } finally {
+    db.close();
+    await adminRequest(dataDir, { op: 'reload' }).catch(() => null);
+  }
+}
+
+export interface StreetOptions {
+  dataDir: string;
+  shops: number;
+  mqttUrl: string;
+  /** Time between alarms (default 10 s). */
+  intervalMs?: number;
+  /** Stop after this many alarms (0 = never). */
+  count?: number;
+  log: Logger;
+  /** Where the human-readable lines go (default stderr). */
+  out?: (line: string) => void;
+}
+
+export interface RunningStreet {
+  keypads: SimKeypad[];
+  console: SimConsole;
+  /** Resolves when `count` alarms have run their course. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
+  const out = opts.out ?? ((line: string) => process.stderr.write(line + '\n'));
+  const street = await provisionStreet(opts.dataDir, opts.shops);
+  const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Date.now()).connect(opts.mqttUrl)));
+  const officer = await new SimConsole(street.stationId, street.officer).connect(opts.mqttUrl);
+  const names = new Map(street.shops.map((s) => [s.shopId, s.name]));
+  let stopped = false;
+
+  for (const kp of keypads) {
+    kp.on('alert', (a: ShopAlert) => {
+      if (a.state !== 'raised') return;
+      out(`  [${kp.shopId} ${names.get(kp.shopId)}] 报警 ${a.doorPlate ?? ''} ${a.originName} — alert received (ring ${a.ring ?? 1}, ${a.distanceM ?? '?'} m)`);
+      void delay(300 + Math.random() * 1500).then(() => {
+        if (stopped) return;
+        const r = Math.random();
+        return kp.reply(a.alarmId, r < 0.6 ? 'coming' : r < 0.85 ? 'seen' : 'cannot').catch(() => {});
+      });
+    });
+  }
+
+  const handled = new Set<string>();
+  let closedCount = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  officer.on('alarm', (a: ConsoleAlarm) => {
+    out(`[station ${a.stationId}] alarm ${a.alarmId.slice(-8)} ${a.shopName} (${a.shopId}) state=${a.state} rev=${a.rev} alerted=${a.shopsAlerted} coming=${a.replies.coming} seen=${a.replies.seen}${a.overdue ? ' OVERDUE' : ''}`);
+    if (a.state === 'closed') {
+      closedCount++;
+      if (opts.count && closedCount >= opts.count) resolveDone();
+      return;
+    }
+    if (a.state !== 'raised' || handled.has(a.alarmId)) return;
+    handled.add(a.alarmId);
+    void (async () => {
+      await delay(1000);
+      if (stopped) return;
+      await officer.act({ alarmId: a.alarmId, action: 'ack', requestId: `ack-${a.alarmId}` });
+      await delay(1000);
+      if (stopped) return;
+      await officer.act({ alarmId: a.alarmId, action: 'dispatch', patrol: 'P-07', note: 'simulated' });
+      await delay(3000);
+      if (stopped) return;
+      await officer.act({ alarmId: a.alarmId, action: 'close', disposition: 'test', note: 'simulated street' });
+    })().catch(() => {});
+  });
+
+  const interval = opts.intervalMs ?? 10_000;
+  let raised = 0;
+  const loop = (async () => {
+    await delay(500);
+    while (!stopped && (!opts.count || raised < opts.count)) {
+      const kp = keypads[Math.floor(Math.random() * keypads.length)];
+      out(`[${kp.shopId} ${names.get(kp.shopId)}] presses 9#`);
+      await kp.press('9#').catch((err: Error) => opts.log.warn({ err: err.message }, 'press failed'));
+      raised++;
+      await delay(interval);
+    }
+  })();
+
+  opts.log.info({ shops: keypads.length, station: street.stationId, intervalMs: interval }, 'simulated street running');
+  return {
+    keypads,
+    console: officer,
+    done,
+    async stop() {
+      stopped = true;
+      resolveDone();
+      void loop.catch(() => {});
+      await Promise.all([...keypads.map((k) => k.close()), officer.close()]);
+    },
+  };
+}
