@@ -1,0 +1,133 @@
+/**
+ * Test helpers: temporary data directories, the CLI and the gateway as real child processes
+ * running the compiled code (as installers and crash tests need), and provisioning a street.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+export { provisionStreet, STREET_STATION } from '../../simulators/street.js';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'dist', 'gateway', 'cli', 'lianfang.js');
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A fresh data directory under the system temp dir (short, so the admin socket path fits). */
+export function tempDataDir(t: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `lianfang …` as a child process. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** The gateway as a child process: `lianfang start` on port 0, ports read from its log. */
+export class GatewayProcess {
+  readonly logs: LogLine[] = [];
+  ports = { mqtt: 0, ws: 0, http: 0 };
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exited: Promise<void>;
+  private listeners: ((l: LogLine) => void)[] = [];
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        this.exitCode = code;
+        this.signal = signal;
+        resolve();
+      }),
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        parsed = { level: 30, msg: line };
+      }
+      this.logs.push(parsed);
+      for (const l of this.listeners) l(parsed);
+    });
+    child.stderr!.on('data', (d) => this.logs.push({ level: 50, msg: String(d) }));
+  }
+
+  static async start(t: Teardown, data: string, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<GatewayProcess> {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'start', '--data', data, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', ...extraArgs],
+      { env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const gw = new GatewayProcess(child);
+    t.teardown(() => gw.kill('SIGKILL'));
+    const started = await Promise.race([
+      gw.waitForLog((l) => l.msg === 'gateway started', 30_000),
+      gw.exited.then(() => {
+        throw new Error(`gateway exited (${gw.exitCode ?? gw.signal}) before starting: ${gw.logs.map((l) => l.msg).join(' | ')}`);
+      }),
+    ]);
+    gw.ports = { mqtt: started.mqttPort as number, ws: started.wsPort as number, http: started.httpPort as number };
+    return gw;
+  }
+
+  get mqttUrl(): string {
+    return `mqtt://127.0.0.1:${this.ports.mqtt}`;
+  }
+
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const found = this.logs.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((x) => x !== on);
+        reject(new Error(`timed out waiting for a log line; last: ${this.logs.slice(-5).map((l) => l.msg).join(' | ')}`));
+      }, timeoutMs);
+      const on = (l: LogLine) => {
+        if (!pred(l)) return;
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((x) => x !== on);
+        resolve(l);
+      };
+      this.listeners.push(on);
+    });
+  }
+
+  async health(): Promise<Record<string, any>> {
+    const res = await fetch(`http://127.0.0.1:${this.ports.http}/health`);
+    return (await res.json()) as Record<string, any>;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.exitCode === null && this.signal === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
