@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../gateway/logger.js';
 import type { Counters } from '../gateway/metrics.js';
 import { PacketSizeGuard } from './packet-size-guard.js';
+import { DeliveryTap } from './delivery-tap.js';
 import {
   canPublish,
   canSetWill,
@@ -190,13 +191,6 @@ export class Broker {
       seen.clear();
     };
     this.aedes.on('clientDisconnect', forget);
-    this.aedes.on('ack', (packet, client) => {
-      const principal = client && (client as LfClient)[PRINCIPAL];
-      const p = packet as PublishPacket | undefined;
-      if (!principal || !p || !p.topic) return;
-      const r = deliveryRecipient(principal, p.topic);
-      if (r) backend.onDelivered(r, principal, p.topic, p.payload as Buffer);
-    });
     this.aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
     this.aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
 
@@ -205,9 +199,21 @@ export class Broker {
   }
 
   private guard(inner: Duplex): PacketSizeGuard {
-    const { counters, log, maxPacketBytes } = this.opts;
-    const g = new PacketSizeGuard(inner, {
+    const { counters, log, maxPacketBytes, backend } = this.opts;
+    const clientOf = () => (g as unknown as { client?: LfClient }).client;
+    const tap = new DeliveryTap(
+      ({ topic, payload }) => {
+        const principal = clientOf()?.[PRINCIPAL];
+        if (!principal) return;
+        const r = deliveryRecipient(principal, topic);
+        if (r) backend.onDelivered(r, principal, topic, payload);
+      },
+      () => (clientOf() as unknown as { version?: number } | undefined)?.version ?? undefined,
+    );
+    const g: PacketSizeGuard = new PacketSizeGuard(inner, {
       maxPacketBytes,
+      onPuback: (id) => tap.puback(id),
+      onOutbound: (chunk) => tap.outbound(chunk),
       onReject: (reason, bytes) => {
         counters.inc(reason === 'too-large' ? 'refused.LF_ERR_PACKET_TOO_LARGE' : 'refused.malformed-header');
         log.warn({ code: 'LF_ERR_PACKET_TOO_LARGE', reason, announcedBytes: bytes, max: maxPacketBytes }, 'socket closed before buffering the packet');

@@ -11,7 +11,13 @@ export interface GuardOptions {
   maxPacketBytes: number;
   /** Called once when the socket is closed for a too-large or malformed header. */
   onReject: (reason: 'too-large' | 'malformed', announcedBytes: number) => void;
+  /** Called with the packet id of every PUBACK the client sends (for delivery tracking). */
+  onPuback?: (messageId: number) => void;
+  /** Called with every chunk the broker writes to the client (for delivery tracking). */
+  onOutbound?: (chunk: Buffer) => void;
 }
+
+const PUBACK = 4;
 
 /** Incremental fixed-header reader; returns false as soon as the stream must be cut. */
 export class PacketSizeInspector {
@@ -21,13 +27,26 @@ export class PacketSizeInspector {
   private headerLen = 0;
   private remaining = 0;
   private multiplier = 1;
+  private type = 0;
+  /** Bytes of a PUBACK's packet id still to read, and what was read. */
+  private capture = 0;
+  private captured = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly onPuback?: (messageId: number) => void,
+  ) {}
 
   /** Inspect a chunk. Returns null when fine, else the reason and the announced size. */
   inspect(chunk: Uint8Array): { reason: 'too-large' | 'malformed'; bytes: number } | null {
     let i = 0;
     while (i < chunk.length) {
+      if (this.capture > 0) {
+        this.captured = (this.captured << 8) | chunk[i++];
+        this.skip--;
+        if (--this.capture === 0) this.onPuback?.(this.captured);
+        continue;
+      }
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
         this.skip -= n;
@@ -36,6 +55,7 @@ export class PacketSizeInspector {
       }
       const b = chunk[i++];
       if (this.headerLen === 0) {
+        this.type = b >> 4;
         this.headerLen = 1;
         this.remaining = 0;
         this.multiplier = 1;
@@ -53,6 +73,10 @@ export class PacketSizeInspector {
       if (total > this.max) return { reason: 'too-large', bytes: total };
       this.skip = this.remaining;
       this.headerLen = 0;
+      if (this.type === PUBACK && this.onPuback && this.remaining >= 2) {
+        this.capture = 2;
+        this.captured = 0;
+      }
     }
     return null;
   }
@@ -68,7 +92,7 @@ export class PacketSizeGuard extends Duplex {
     private readonly opts: GuardOptions,
   ) {
     super({ allowHalfOpen: false });
-    this.inspector = new PacketSizeInspector(opts.maxPacketBytes);
+    this.inspector = new PacketSizeInspector(opts.maxPacketBytes, opts.onPuback);
     inner.on('data', (chunk: Buffer) => {
       if (this.rejected) return;
       const bad = this.inspector.inspect(chunk);
@@ -96,6 +120,7 @@ export class PacketSizeGuard extends Duplex {
 
   override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.inner.destroyed) return cb();
+    this.opts.onOutbound?.(chunk);
     this.inner.write(chunk, encoding, (err) => cb(err ?? null));
   }
 

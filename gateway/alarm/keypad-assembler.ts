@@ -16,7 +16,7 @@ export interface FeedResult {
   entries: Entry[];
   /** The keys as they may be stored: everything typed after `*` is replaced by `x`. */
   masked: string;
-  /** Entries dropped because the keypad paused before `#`. */
+  /** Entries dropped unfinished: the keypad paused before `#`, or a `*` began a new entry. */
   expired: number;
 }
 
@@ -67,8 +67,16 @@ export class KeypadAssembler {
         masked += '#';
         continue;
       }
-      if (s.buffer.length === 0 && key === '*') s.starEntry = true;
-      masked += s.starEntry && !(key === '*' && s.buffer.length === 0) ? 'x' : key;
+      if (key === '*') {
+        // `*` always begins a new entry (what was typed before it is dropped), so whatever
+        // follows a `*` is treated as a PIN: masked, never stored or logged in clear.
+        if (s.buffer.length > 0) expired++;
+        s.buffer = '';
+        s.starEntry = true;
+        masked += '*';
+      } else {
+        masked += s.starEntry ? 'x' : key;
+      }
       s.buffer = (s.buffer + key).slice(-MAX_ENTRY);
       // A long PIN entry keeps its leading '*' visible to the classifier through starEntry.
     }

@@ -131,3 +131,50 @@ export class GatewayProcess {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+import { SimConsole, SimKeypad } from '../../simulators/mqtt-devices.js';
+import type { StreetFile } from '../../simulators/street.js';
+import { openDatabase as openDb } from '../../gateway/store/db.js';
+import { listShops } from '../../gateway/registry/registry.js';
+import { rankNeighbours } from '../../gateway/geo.js';
+
+/** Connect every shop's keypad and the street's officer console to a gateway. */
+export async function connectStreet(t: Teardown, street: StreetFile, url: string): Promise<{ keypads: Map<string, SimKeypad>; console: SimConsole }> {
+  const keypads = new Map<string, SimKeypad>();
+  await Promise.all(
+    street.shops.map(async (s) => {
+      const kp = await new SimKeypad(s.deviceId, s.shopId, s.creds, 1).connect(url);
+      keypads.set(s.shopId, kp);
+    }),
+  );
+  const officer = await new SimConsole(street.stationId, street.officer).connect(url);
+  t.teardown(async () => {
+    await Promise.all([...keypads.values()].map((k) => k.close()));
+    await officer.close();
+  });
+  return { keypads, console: officer };
+}
+
+/** The ids of the `n` shops nearest to `shopId`, computed independently from the database. */
+export function nearestShops(data: string, shopId: string, n = 10): string[] {
+  const db = openDb(data);
+  try {
+    const shops = listShops(db);
+    const byId = new Map(shops.map((s) => [s.id, s]));
+    return rankNeighbours(byId.get(shopId)!, shops, (id) => byId.get(id))
+      .slice(0, n)
+      .map((x) => x.id);
+  } finally {
+    db.close();
+  }
+}
+
+/** Query the gateway's database read-only (while it runs, WAL allows a reader). */
+export function query<T = Record<string, unknown>>(data: string, sql: string, ...params: unknown[]): T[] {
+  const db = openDb(data);
+  try {
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
