@@ -63,7 +63,7 @@ const CONN_STATE = Symbol('lianfang.conn');
 
 type LfClient = Client & { [PRINCIPAL]?: Principal; [CONN_STATE]?: ConnectionState };
 
-function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
   const err = new Error(message) as AuthenticateError;
   err.returnCode = returnCode;
   return err;
@@ -88,16 +88,13 @@ export class Broker {
       maxClientsIdLength: 64,
       // A device's PUBACK waits for the group commit; keep a burst of them in flight.
       concurrency: 1000,
-      preConnect: (client, packet, cb) => {
-        const p = packet as { clientId?: string; username?: string };
-        if (p.clientId && hasForbiddenIdChars(p.clientId)) {
-          counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
-          return cb(null, false);
-        }
-        cb(null, true);
-      },
       authenticate: (client, username, password, cb) => {
         const c = client as LfClient;
+        if (hasForbiddenIdChars(client.id)) {
+          counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
+          log.warn({ code: 'LF_ERR_BAD_CLIENT_ID', reason: 'client ids must not contain + # /' }, 'connection refused');
+          return cb(authError('client id refused', 2), false);
+        }
         if (!username || !password || hasForbiddenIdChars(username)) {
           counters.inc('refused.LF_ERR_BAD_CREDENTIALS');
           log.warn({ clientId: client.id, code: 'LF_ERR_BAD_CREDENTIALS' }, 'connection refused: anonymous or malformed login');
