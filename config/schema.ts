@@ -36,7 +36,7 @@ export const ConfigSchema = Type.Object(
       {
         host: Type.String({ default: '0.0.0.0', description: 'Address the MQTT TCP and WebSocket listeners bind to.' }),
         port: Port(1883, 'MQTT over TCP (0 = any free port; the chosen port is logged).'),
-        wsPort: Port(8083, 'MQTT over WebSocket (0 = any free port; -1 is not allowed, use 0).'),
+        wsPort: Port(8083, 'MQTT over WebSocket (0 = any free port; the chosen port is logged).'),
         maxPacketBytes: Type.Integer({
           minimum: 256,
           maximum: 268435455,

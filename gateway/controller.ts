@@ -4,9 +4,6 @@
  * wires things together. Each module's constructor only stores its dependencies; start() and
  * stop() run in the order listed here.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
 import { systemClock, type Clock } from './clock.js';
@@ -25,6 +22,7 @@ import { AdminServer, adminSocketPath, type AdminRequest } from './admin/channel
 import { acquireLock, type Lock } from './admin/lock.js';
 import { shortId } from './ids.js';
 import { lfError } from './errors.js';
+import { gatewayVersion } from './version.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -34,21 +32,6 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Fault injection for crash tests (`LF_FAILPOINT`), e.g. `after-store`. */
   failpoint?: string;
-}
-
-/** The gateway's version, from the package.json at the checkout's root. */
-export function gatewayVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'lianfang') return pkg.version ?? '0.0.0';
-    } catch {
-      /* keep walking up */
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
 }
 
 export class Gateway {

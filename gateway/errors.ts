@@ -96,10 +96,6 @@ export const ERRORS = {
     message: 'alarm %s is unknown to this station',
     remedy: 'refresh the console: the alarm id is wrong or belongs to another station',
   },
-  LF_ERR_NOT_ALLOWED: {
-    message: '%s may not act for station %s',
-    remedy: 'log in with an officer account of that station',
-  },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERRORS;

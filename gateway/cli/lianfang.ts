@@ -29,7 +29,7 @@ import { rankNeighbours } from '../geo.js';
 import { adminRequest } from '../admin/channel.js';
 import { lfError } from '../errors.js';
 import { note, printJson, printRecords, reportError } from './output.js';
-import { gatewayVersion } from '../controller.js';
+import { gatewayVersion } from '../version.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
