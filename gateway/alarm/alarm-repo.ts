@@ -107,19 +107,11 @@ export class AlarmRepo {
     this.s.markSeq.run(boot, seq, deviceId);
   }
 
-  insertAlarm(a: {
-    id: string;
-    gatewayId: string;
-    shopId: string;
-    stationId: string;
-    compoundId: string | null;
-    state: AlarmState;
-    kind: string;
-    duress: boolean;
-    test: boolean;
-    originEventId: number | null;
-    raisedAt: string;
-  }): void {
+  insertAlarm(
+    a: Pick<AlarmRow, 'id' | 'gatewayId' | 'shopId' | 'stationId' | 'compoundId' | 'state' | 'kind' | 'duress' | 'test' | 'raisedAt'> & {
+      originEventId: number | null;
+    },
+  ): void {
     this.s.insertAlarm.run({ ...a, duress: a.duress ? 1 : 0, test: a.test ? 1 : 0 });
   }
 
