@@ -141,3 +141,36 @@ t.test('console actions out of turn are refused on the station errors topic with
   const health = await gw.health();
   t.ok(health.counters['refused.LF_ERR_BAD_TRANSITION'] >= 3, 'refusals are counted');
 });
+
+t.test("a compound's receiving point gets its shops' alarms beside the station, and may take them first", async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 12);
+  const d = ['--data', data];
+  const { cli } = await import('../helpers/gateway.js');
+  t.equal((await cli(['station', 'add', '--id', 'C1', '--name', 'Garden Court guard room', '--compound-of', street.stationId, ...d])).code, 0);
+  t.equal((await cli(['shop', 'add', '--id', 'GC1', '--name', '花园小区 3栋', '--address', 'Garden Court 3', '--lat', '23.35862', '--lon', '116.68322', '--station', street.stationId, '--compound', 'C1', ...d])).code, 0);
+  const dev = JSON.parse((await cli(['device', 'add', '--shop', 'GC1', '--type', 'panic', '--json', ...d])).stdout);
+  t.equal((await cli(['user', 'add', '--role', 'officer', '--station', 'C1', '--name', 'guard1', '--password', 'guard-password-1', ...d])).code, 0);
+  const gw = await GatewayProcess.start(t, data);
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const { SimConsole, SimKeypad } = await import('../../simulators/mqtt-devices.js');
+  const guard = await new SimConsole('C1', { username: 'guard1', password: 'guard-password-1' }).connect(gw.mqttUrl);
+  t.teardown(() => guard.close());
+  const button = await new SimKeypad(dev.deviceId, 'GC1', { username: dev.username, password: dev.password }).connect(gw.mqttUrl);
+  t.teardown(() => button.close());
+  await button.send({ type: 'panic' } as never);
+  const [atStation, atGuard] = await Promise.all([officer.waitFor((a) => a.shopId === 'GC1'), guard.waitFor((a) => a.shopId === 'GC1')]);
+  t.equal(atStation.alarmId, atGuard.alarmId);
+  t.equal(atGuard.compoundId, 'C1');
+  t.equal(atGuard.kind, 'panic');
+  await guard.act({ alarmId: atGuard.alarmId, action: 'ack' });
+  const acked = await officer.waitFor((a) => a.alarmId === atGuard.alarmId && a.state === 'acknowledged');
+  t.equal(acked.takenBy, 'guard1', 'the station sees the guard room took it');
+  await officer.act({ alarmId: acked.alarmId, action: 'take' });
+  const taken = await guard.waitFor((a) => a.alarmId === acked.alarmId && a.takenBy === street.officer.username);
+  t.equal(taken.state, 'acknowledged');
+  // Neighbours are chosen by distance whatever their station or compound.
+  t.ok([...keypads.values()].some((k) => k.alerts.some((a) => a.alarmId === acked.alarmId)));
+  const take = query<{ detail: string }>(data, "SELECT detail FROM audit WHERE action = 'take'")[0];
+  t.same(JSON.parse(take.detail), { from: 'guard1', to: street.officer.username }, 'who took it from whom');
+});
