@@ -106,9 +106,16 @@ export class MqttIngress implements BrokerBackend {
         this.ctx.counters.inc('events.duplicate');
         return this.refuse('LF_ERR_DUPLICATE', { deviceId, seq: event.seq }, 'seq already seen on this connection');
       }
-      conn.lastSeqWithoutBoot = event.seq;
     }
-    const outcome = await this.ctx.writer.run((fx) => this.ctx.engine.ingestDeviceEvent(fx, device, event, 'mqtt'), 'device-event');
+    const seenBefore = conn.lastSeqWithoutBoot;
+    if (event.boot === undefined) conn.lastSeqWithoutBoot = event.seq;
+    const outcome = await this.ctx.writer
+      .run((fx) => this.ctx.engine.ingestDeviceEvent(fx, device, event, 'mqtt'), 'device-event')
+      .catch((err: unknown) => {
+        // Not stored, not acknowledged: the device's resend must not be taken for a duplicate.
+        if (event.boot === undefined) conn.lastSeqWithoutBoot = seenBefore;
+        throw err;
+      });
     if (outcome.status === 'duplicate') this.refuse('LF_ERR_DUPLICATE', { deviceId, boot: event.boot, seq: event.seq }, 'already stored');
   }
 

@@ -57,6 +57,16 @@ export class AlarmEngine {
    */
   ingestDeviceEvent(fx: Effects, device: Device, event: DeviceEvent, via: string): IngestOutcome {
     const { clock, counters } = this.ctx;
+    // If this item is rolled back, memory must forget it too, or the device's resend of the same
+    // (boot, seq) would be taken for a duplicate and the alarm never raised.
+    const prevBoot = device.lastBoot;
+    const prevSeq = device.lastSeq;
+    const keypadBefore = this.assembler.snapshot(device.id);
+    fx.onRollback(() => {
+      device.lastBoot = prevBoot;
+      device.lastSeq = prevSeq;
+      this.assembler.restore(device.id, keypadBefore);
+    });
     if (event.boot !== undefined) {
       const lastBoot = device.lastBoot;
       if (lastBoot !== null && (event.boot < lastBoot || (event.boot === lastBoot && event.seq <= (device.lastSeq ?? -1)))) {

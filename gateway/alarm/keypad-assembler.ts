@@ -23,6 +23,8 @@ export interface FeedResult {
 /** Longest entry kept; a longer one keeps its last keys (so a frantic `99999…9#` still raises). */
 const MAX_ENTRY = 32;
 
+export type KeypadSnapshot = Readonly<KeypadState> | undefined;
+
 interface KeypadState {
   buffer: string;
   starEntry: boolean;
@@ -81,6 +83,17 @@ export class KeypadAssembler {
       // A long PIN entry keeps its leading '*' visible to the classifier through starEntry.
     }
     return { entries, masked, expired };
+  }
+
+  /** A copy of one keypad's state, to put back with `restore` when the event that fed it is rolled back. */
+  snapshot(deviceId: string): KeypadSnapshot {
+    const s = this.state.get(deviceId);
+    return s ? { ...s } : undefined;
+  }
+
+  restore(deviceId: string, snap: KeypadSnapshot): void {
+    if (snap) this.state.set(deviceId, { ...snap });
+    else this.state.delete(deviceId);
   }
 
   /** Forget a keypad's half-typed entry (it rebooted, or it was revoked). */

@@ -11,13 +11,30 @@
 import type { Db } from '../store/db.js';
 import type { Logger } from '../logger.js';
 
-/** What an item asks to happen once its transaction is committed. */
+/**
+ * What an item asks to happen once its transaction is committed, and how to undo the changes it
+ * made to in-memory state if its writes are rolled back (so memory never claims what the database
+ * does not hold: a device event remembered as seen but never stored would swallow its resend).
+ */
 export class Effects {
   readonly actions: (() => void)[] = [];
+  private readonly undo: (() => void)[] = [];
 
   /** Run `fn` after the commit, before the callers' promises resolve. */
   afterCommit(fn: () => void): void {
     this.actions.push(fn);
+  }
+
+  /** Run `fn` if this item's writes are rolled back (its own failure or the batch's). */
+  onRollback(fn: () => void): void {
+    this.undo.push(fn);
+  }
+
+  /** Undo in reverse order of registration. */
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
+    this.undo.length = 0;
+    this.actions.length = 0;
   }
 }
 
@@ -80,6 +97,7 @@ export class GroupCommitWriter {
             const value = db.transaction(() => item.fn(fx))();
             results.push({ ok: true, value, fx });
           } catch (err) {
+            fx.rollback();
             results.push({ ok: false, value: err, fx });
           }
         }
@@ -87,6 +105,7 @@ export class GroupCommitWriter {
     } catch (err) {
       this.stats.failedBatches++;
       log.error({ err, items: batch.length }, 'batch commit failed; nothing in it was acknowledged');
+      for (const r of results) r.fx.rollback();
       this.opts.onBatchFailed?.(err);
       for (const item of batch) item.reject(err);
       return;
