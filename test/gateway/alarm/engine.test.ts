@@ -1,0 +1,563 @@
+/**
+ * The alarm engine in-process (gateway/alarm/engine.ts): a real SQLite database in a temp dir, a
+ * ManualClock, the group-commit writer, the outbox with a publisher that records, the deadline
+ * scheduler, and a simulated street of 30 shops. No sockets, no child processes: time is moved by
+ * hand, so deadlines of 30 s and 60 s are tested without waiting for them.
+ */
+import t, { type Test } from 'tap';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { provisionStreet, STREET_STATION, type StreetFile } from '../../../simulators/street.js';
+import { loadConfig } from '../../../config/load.js';
+import { ManualClock, iso } from '../../../gateway/clock.js';
+import { openDatabase, type Db } from '../../../gateway/store/db.js';
+import { RegistryCache, addStation } from '../../../gateway/registry/registry.js';
+import { Outbox } from '../../../gateway/delivery/outbox.js';
+import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
+import { Counters } from '../../../gateway/metrics.js';
+import { createLogger } from '../../../gateway/logger.js';
+import { DeadlineScheduler } from '../../../gateway/scheduler.js';
+import { AlarmEngine } from '../../../gateway/alarm/engine.js';
+import { rankNeighbours, distanceM } from '../../../gateway/geo.js';
+import { topics } from '../../../firmware-contracts/mqtt/topics.js';
+import { LianfangError } from '../../../gateway/errors.js';
+import type { ConsoleAction, ConsoleAlarm, ShopAlert } from '../../../firmware-contracts/mqtt/payloads.js';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+function tempDir(t: Teardown, prefix = 'lf-eng-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// One street, provisioned once (scrypt and 60 commits), copied for every test.
+const TEMPLATE = mkdtempSync(join(tmpdir(), 'lf-street-'));
+t.teardown(() => rmSync(TEMPLATE, { recursive: true, force: true }));
+const STREET: StreetFile = await provisionStreet(TEMPLATE, 30);
+const MIDDLE = 15; // DEMO-S016: shops on both sides along the street and across it
+
+function streetCopy(t: Teardown): string {
+  const dir = tempDir(t);
+  cpSync(TEMPLATE, dir, { recursive: true });
+  return dir;
+}
+
+interface Published {
+  topic: string;
+  payload: Record<string, unknown>;
+}
+
+/** One engine on a data directory: what the Gateway composes, minus broker, HTTP and admin. */
+class Harness {
+  readonly db: Db;
+  readonly registry: RegistryCache;
+  readonly published: Published[] = [];
+  readonly outbox: Outbox;
+  readonly writer: GroupCommitWriter;
+  readonly counters = new Counters();
+  readonly engine: AlarmEngine;
+  readonly scheduler: DeadlineScheduler;
+  readonly config;
+  private seq = new Map<string, number>();
+
+  constructor(
+    t: Teardown,
+    readonly dataDir: string,
+    readonly clock: ManualClock,
+    gatewayId = 'gw-test',
+  ) {
+    this.config = loadConfig({ env: {}, overrides: { dataDir } });
+    const log = createLogger('silent');
+    this.db = openDatabase(dataDir);
+    this.registry = new RegistryCache(this.db);
+    this.registry.reload();
+    this.outbox = new Outbox(this.db, { publish: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }) });
+    this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
+    let scheduler: DeadlineScheduler | undefined;
+    this.engine = new AlarmEngine({
+      db: this.db,
+      config: this.config,
+      clock,
+      log,
+      registry: this.registry,
+      outbox: this.outbox,
+      counters: this.counters,
+      gatewayId,
+      onDeadline: (due) => scheduler?.consider(due),
+    });
+    this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
+    this.scheduler.start();
+    t.teardown(() => this.stop());
+  }
+
+  private stopped = false;
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.scheduler.stop();
+    this.writer.close();
+    this.db.close();
+  }
+
+  /** Let what the clock set off commit: a writer item queued now lands in (or after) the same batch. */
+  async settle(): Promise<void> {
+    await this.writer.run(() => undefined);
+  }
+
+  async advance(ms: number): Promise<void> {
+    this.clock.advance(ms);
+    await this.settle();
+  }
+
+  deviceOf(shopIndex: number) {
+    return this.registry.devices.get(STREET.shops[shopIndex].deviceId)!;
+  }
+
+  /** A keypad of shop `shopIndex` sends `keys` (boot 1, next seq). */
+  press(shopIndex: number, keys: string, seq?: number) {
+    const device = this.deviceOf(shopIndex);
+    const s = seq ?? (this.seq.get(device.id) ?? 0) + 1;
+    this.seq.set(device.id, Math.max(s, this.seq.get(device.id) ?? 0));
+    return this.writer.run((fx) => this.engine.ingestDeviceEvent(fx, device, { seq: s, boot: 1, type: 'keypad', keys }, 'mqtt'), 'device-event');
+  }
+
+  async raise(shopIndex = MIDDLE): Promise<string> {
+    const out = await this.press(shopIndex, '9#');
+    if (out.status !== 'stored' || !out.alarmId) throw new Error(`no alarm raised: ${JSON.stringify(out)}`);
+    return out.alarmId;
+  }
+
+  act(action: ConsoleAction, stationId = STREET_STATION, user = STREET.officer.username) {
+    return this.writer.run((fx) => this.engine.consoleAction(fx, stationId, user, action), 'console-action');
+  }
+
+  reply(shopIndex: number, alarmId: string, reply: 'coming' | 'seen' | 'cannot') {
+    const shopId = STREET.shops[shopIndex].shopId;
+    return this.writer.run((fx) => this.engine.shopReply(fx, shopId, alarmId, reply, `device:${STREET.shops[shopIndex].deviceId}`));
+  }
+
+  alarm(id: string) {
+    return this.engine.repo.get(id)!;
+  }
+
+  audit(alarmId: string) {
+    return this.db
+      .prepare('SELECT actor, action, from_state AS fromState, to_state AS toState, rev, at, detail FROM audit WHERE alarm_id = ? ORDER BY id')
+      .all(alarmId) as { actor: string; action: string; fromState: string | null; toState: string | null; rev: number; at: string; detail: string }[];
+  }
+
+  outboxRows(alarmId: string) {
+    return this.db.prepare('SELECT recipient_kind AS kind, recipient_id AS id, rev, topic FROM outbox WHERE alarm_id = ? ORDER BY id').all(alarmId) as {
+      kind: string;
+      id: string;
+      rev: number;
+      topic: string;
+    }[];
+  }
+
+  consoleMessages(alarmId: string, stationId = STREET_STATION): ConsoleAlarm[] {
+    return this.published.filter((p) => p.topic === topics.stationAlarms(stationId) && p.payload.alarmId === alarmId).map((p) => p.payload as unknown as ConsoleAlarm);
+  }
+
+  shopAlerts(alarmId: string): (ShopAlert & { shopId: string })[] {
+    return this.published
+      .filter((p) => p.topic.endsWith('/alerts') && p.payload.alarmId === alarmId)
+      .map((p) => ({ ...(p.payload as unknown as ShopAlert), shopId: p.topic.split('/')[3] }));
+  }
+
+  /** Every shop of the street ranked from shop `shopIndex`, as the engine ranks them. */
+  ranked(shopIndex = MIDDLE) {
+    const origin = this.registry.shops.get(STREET.shops[shopIndex].shopId)!;
+    return rankNeighbours(origin, this.registry.shops.values(), (id) => this.registry.shops.get(id));
+  }
+}
+
+/** Run `p`, expect a LianfangError with `code`; returns it. */
+async function refused(t: Test, p: Promise<unknown>, code: string, what: string): Promise<LianfangError | undefined> {
+  try {
+    await p;
+  } catch (err) {
+    t.ok(err instanceof LianfangError, `${what}: a LianfangError`);
+    t.equal((err as LianfangError).code, code, `${what}: ${code}`);
+    return err as LianfangError;
+  }
+  t.fail(`${what}: was not refused`);
+  return undefined;
+}
+
+/** Audit rows of every change carry rev 1, 2, 3, … (a 'joined' row repeats the current rev). */
+function checkRevChain(t: Test, h: Harness, alarmId: string): void {
+  const changes = h.audit(alarmId).filter((a) => a.action !== 'joined');
+  t.same(
+    changes.map((a) => a.rev),
+    changes.map((_, i) => i + 1),
+    'audit revs go 1, 2, 3, … with no gap and no repeat',
+  );
+  t.equal(h.alarm(alarmId).rev, changes.length, "the alarm's rev is the number of changes");
+  const consoleRevs = h.outboxRows(alarmId).filter((r) => r.kind === 'station').map((r) => r.rev);
+  t.same(consoleRevs, changes.map((_, i) => i + 1), 'one console message per rev, in order');
+}
+
+t.test('a panic from the middle shop alerts its 10 nearest and the station, once each', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const origin = STREET.shops[MIDDLE];
+  const alarmId = await h.raise();
+
+  const expected = h.ranked().slice(0, 10);
+  t.equal(expected.length, 10);
+  const alerts = h.shopAlerts(alarmId);
+  t.same(alerts.map((a) => a.shopId).sort(), expected.map((n) => n.id).sort(), 'exactly the 10 nearest shops were alerted');
+  t.equal(new Set(alerts.map((a) => a.shopId)).size, alerts.length, 'each once');
+  t.notOk(alerts.some((a) => a.shopId === origin.shopId), 'not the origin itself');
+  // Independently of rankNeighbours: nobody left out is nearer than somebody alerted.
+  const pos = (id: string) => h.registry.shops.get(id)!;
+  const o = pos(origin.shopId);
+  const d = (id: string) => distanceM(o.lat!, o.lon!, pos(id).lat!, pos(id).lon!);
+  const alertedIds = new Set(alerts.map((a) => a.shopId));
+  const farthestAlerted = Math.max(...[...alertedIds].map(d));
+  const nearestLeft = Math.min(...[...h.registry.shops.keys()].filter((id) => id !== origin.shopId && !alertedIds.has(id)).map(d));
+  t.ok(farthestAlerted <= nearestLeft, `farthest alerted ${farthestAlerted.toFixed(1)} m <= nearest not alerted ${nearestLeft.toFixed(1)} m`);
+
+  for (const a of alerts) {
+    t.match(a, { alarmId, rev: 1, state: 'raised', originShopId: origin.shopId, originName: origin.name, doorPlate: `${MIDDLE + 1}号`, kind: 'panic', raisedAt: iso(clock.now()), ring: 1 });
+    t.equal(a.distanceM, Math.round(d(a.shopId)), `${a.shopId}: distance in whole metres`);
+  }
+  const consoles = h.consoleMessages(alarmId);
+  t.equal(consoles.length, 1, 'the station console once');
+  t.match(consoles[0], { alarmId, rev: 1, shopId: origin.shopId, stationId: STREET_STATION, state: 'raised', kind: 'panic', overdue: false, ring: 1, shopsAlerted: 10, gatewayId: 'gw-test' });
+  t.equal(h.published.length, 11, '11 messages in all: nothing else went out');
+  t.equal(h.outboxRows(alarmId).length, 11, 'one outbox row per recipient');
+  t.same(
+    h.engine.repo.recipients(alarmId).map((r) => r.ring),
+    Array(10).fill(1),
+    'ten recipients, ring 1',
+  );
+  t.match(h.audit(alarmId), [{ action: 'raised', actor: `device:${origin.deviceId}`, fromState: null, toState: 'raised', rev: 1 }]);
+  const deadlines = h.db.prepare('SELECT kind, due_at AS dueAt FROM deadlines WHERE alarm_id = ? ORDER BY kind').all(alarmId);
+  t.same(deadlines, [
+    { kind: 'ack', dueAt: clock.now() + h.config.escalation.ackDeadlineMs },
+    { kind: 'ring', dueAt: clock.now() + h.config.escalation.ringIntervalMs },
+  ], 'the ack and ring deadlines are rows');
+  t.equal(h.counters.get('alarms.raised'), 1);
+  const stored = h.db.prepare('SELECT payload FROM events').all() as { payload: string }[];
+  t.same(stored.map((r) => JSON.parse(r.payload).keys), ['9#'], 'the event is stored');
+});
+
+t.test('a second 9# while the alarm is open joins it: an audit row, no new fan-out', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const alarmId = await h.raise();
+  const published = h.published.length;
+  const outboxRows = h.outboxRows(alarmId).length;
+  const again = await h.press(MIDDLE, '99#');
+  t.equal(again.status === 'stored' && again.alarmId, alarmId, 'the same alarm');
+  t.equal(h.published.length, published, 'nothing new published');
+  t.equal(h.outboxRows(alarmId).length, outboxRows, 'no new outbox rows');
+  t.equal(h.alarm(alarmId).rev, 1, 'rev unchanged');
+  t.match(h.audit(alarmId).map((a) => a.action), ['raised', 'joined']);
+  t.equal(h.counters.get('alarms.joined'), 1);
+  t.equal((h.db.prepare('SELECT count(*) AS n FROM alarms').get() as { n: number }).n, 1, 'one alarm');
+
+  // a panic input (not a keypad) joins too, and still after an ack
+  await h.act({ alarmId, action: 'ack' });
+  const p2 = h.published.length;
+  const viaPanic = await h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, h.deviceOf(MIDDLE), { seq: 50, boot: 1, type: 'panic' }, 'mqtt'));
+  t.equal(viaPanic.status === 'stored' && viaPanic.alarmId, alarmId);
+  t.equal(h.published.length, p2);
+  t.same(h.audit(alarmId).map((a) => a.action), ['raised', 'joined', 'ack', 'joined']);
+  checkRevChain(t, h, alarmId);
+});
+
+t.test('console actions follow DESIGN "Alarm states"; every change is rev+1 and an audit row', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const officer = STREET.officer.username;
+  const alarmId = await h.raise();
+  const alerted = h.engine.repo.recipients(alarmId).map((r) => r.shopId);
+
+  /** An action that must be refused, leaving the alarm as it was. */
+  const refuse = async (action: ConsoleAction, code = 'LF_ERR_BAD_TRANSITION') => {
+    const before = h.alarm(alarmId);
+    const auditBefore = h.audit(alarmId).length;
+    const published = h.published.length;
+    const err = await refused(t, h.act(action), code, `${action.action} from ${before.state}`);
+    if (code === 'LF_ERR_BAD_TRANSITION') t.match(err?.message, `action ${action.action} is not allowed on alarm ${alarmId} in state ${before.state}`);
+    t.same(h.alarm(alarmId), before, 'alarm unchanged');
+    t.equal(h.audit(alarmId).length, auditBefore, 'no audit row');
+    t.equal(h.published.length, published, 'nothing published');
+  };
+  /** An action that must succeed: rev + 1, one audit row, one console message with the new rev. */
+  const accept = async (action: ConsoleAction, want: { state: string; takenBy?: string | null }, user = officer) => {
+    const before = h.alarm(alarmId);
+    clock.advance(1000);
+    const after = await h.act(action, STREET_STATION, user);
+    t.equal(after.rev, before.rev + 1, `${action.action}: rev ${before.rev} → ${before.rev + 1}`);
+    t.equal(after.state, want.state, `${action.action}: → ${want.state}`);
+    if (want.takenBy !== undefined) t.equal(after.takenBy, want.takenBy);
+    t.same(h.alarm(alarmId), after, 'what was returned is what was stored');
+    const last = h.audit(alarmId).at(-1)!;
+    t.match(last, { actor: `user:${user}`, action: action.action, fromState: before.state, toState: want.state, rev: after.rev, at: iso(clock.now()) });
+    const msg = h.consoleMessages(alarmId).at(-1)!;
+    t.match(msg, { rev: after.rev, state: want.state, updatedAt: iso(clock.now()) }, 'the console gets the change');
+    return after;
+  };
+
+  // from raised
+  await refuse({ alarmId, action: 'dispatch', patrol: 'P-1' });
+  await refuse({ alarmId, action: 'close', disposition: 'real' });
+  await accept({ alarmId, action: 'take' }, { state: 'raised', takenBy: officer });
+  t.match(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: null, to: officer }, 'take audits who took it from whom');
+  await accept({ alarmId, action: 'ack' }, { state: 'acknowledged', takenBy: 'other-officer' }, 'other-officer');
+  // from acknowledged
+  await refuse({ alarmId, action: 'ack' });
+  await accept({ alarmId, action: 'take' }, { state: 'acknowledged', takenBy: officer });
+  t.match(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: 'other-officer', to: officer });
+  const dispatched = await accept({ alarmId, action: 'dispatch', patrol: 'P-07', note: 'two officers' }, { state: 'dispatched' });
+  t.equal(dispatched.patrol, 'P-07');
+  // from dispatched
+  await refuse({ alarmId, action: 'ack' });
+  await refuse({ alarmId, action: 'dispatch', patrol: 'P-08' });
+  await refuse({ alarmId, action: 'close' }, 'LF_ERR_BAD_PAYLOAD'); // a close needs its disposition
+  const before = h.published.length;
+  const closed = await accept({ alarmId, action: 'close', disposition: 'real', note: 'robbery prevented' }, { state: 'closed' });
+  t.equal(closed.disposition, 'real');
+  t.equal(closed.closedAt, iso(clock.now()));
+  // close sends 'ended' to every alerted shop, with the closing rev
+  const ended = h.published.slice(before).filter((p) => p.topic.endsWith('/alerts'));
+  t.same(ended.map((p) => p.topic.split('/')[3]).sort(), [...alerted].sort(), "every alerted shop gets 'ended', once");
+  for (const p of ended) t.match(p.payload, { alarmId, state: 'ended', rev: closed.rev });
+  // from closed: nothing
+  for (const action of ['ack', 'take', 'dispatch'] as const) await refuse({ alarmId, action });
+  await refuse({ alarmId, action: 'close', disposition: 'false' });
+  t.same(
+    h.db.prepare('SELECT count(*) AS n FROM deadlines WHERE alarm_id = ? AND done_at IS NULL').get(alarmId),
+    { n: 0 },
+    'a closed alarm has no pending deadline',
+  );
+  checkRevChain(t, h, alarmId);
+
+  // After the close, a 9# from the same shop raises a new alarm.
+  const next = await h.raise();
+  t.not(next, alarmId, 'a new alarm');
+  t.equal(h.alarm(next).state, 'raised');
+});
+
+t.test('a false alarm closes from acknowledged without a dispatch', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const alarmId = await h.raise(0);
+  await h.act({ alarmId, action: 'ack' });
+  const closed = await h.act({ alarmId, action: 'close', disposition: 'false' });
+  t.match(closed, { state: 'closed', disposition: 'false', patrol: null, rev: 3 });
+  t.same(h.audit(alarmId).map((a) => a.action), ['raised', 'ack', 'close']);
+});
+
+t.test("another station's alarm, or an unknown id, is LF_ERR_UNKNOWN_ALARM", async (t) => {
+  const dir = streetCopy(t);
+  const setup = openDatabase(dir);
+  addStation(setup, { id: 'PS2', name: '金砂派出所' });
+  setup.close();
+  const h = new Harness(t, dir, new ManualClock());
+  const alarmId = await h.raise();
+  const before = h.alarm(alarmId);
+  for (const action of ['ack', 'take', 'dispatch', 'close'] as const) {
+    await refused(t, h.act({ alarmId, action, disposition: 'real' }, 'PS2', 'officer-of-ps2'), 'LF_ERR_UNKNOWN_ALARM', `${action} by PS2`);
+  }
+  await refused(t, h.act({ alarmId: '019ab0f4-0000-7000-8000-000000000000', action: 'ack' }), 'LF_ERR_UNKNOWN_ALARM', 'an id that does not exist');
+  t.same(h.alarm(alarmId), before, 'the alarm is untouched');
+  t.same(h.audit(alarmId).map((a) => a.action), ['raised']);
+});
+
+t.test('ack deadline: overdue at ackDeadlineMs, re-sent every overdueRepeatMs until acknowledged', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const { ackDeadlineMs, overdueRepeatMs } = h.config.escalation;
+  const alarmId = await h.raise();
+  const overdueRows = () => h.audit(alarmId).filter((a) => a.action === 'overdue' || a.action === 'overdue-repeat');
+
+  await h.advance(ackDeadlineMs - 1);
+  t.equal(h.alarm(alarmId).overdue, false, 'not overdue 1 ms before the deadline');
+  t.equal(overdueRows().length, 0);
+
+  await h.advance(1);
+  t.equal(h.alarm(alarmId).overdue, true, 'overdue at the deadline');
+  t.match(overdueRows(), [{ action: 'overdue', actor: 'gateway', fromState: 'raised', toState: 'raised' }]);
+  const first = h.consoleMessages(alarmId).at(-1)!;
+  t.match(first, { overdue: true, state: 'raised', rev: h.alarm(alarmId).rev }, 'the console gets it with overdue:true');
+  t.equal(h.counters.get('alarms.overdue'), 1);
+
+  for (let i = 2; i <= 4; i++) {
+    const consoleBefore = h.consoleMessages(alarmId).length;
+    await h.advance(overdueRepeatMs - 1);
+    t.equal(overdueRows().length, i - 1, `repeat ${i}: not before its time`);
+    await h.advance(1);
+    t.equal(overdueRows().length, i, `repeat ${i}: re-sent after overdueRepeatMs`);
+    t.equal(overdueRows().at(-1)!.action, 'overdue-repeat');
+    const sent = h.consoleMessages(alarmId).slice(consoleBefore);
+    t.ok(sent.some((m) => m.overdue === true && m.rev === overdueRows().at(-1)!.rev), `repeat ${i}: console message with overdue:true`);
+  }
+
+  const acked = await h.act({ alarmId, action: 'ack' });
+  t.equal(acked.overdue, false, 'an ack clears overdue');
+  const rows = overdueRows().length;
+  await h.advance(overdueRepeatMs);
+  await h.advance(overdueRepeatMs);
+  await h.advance(10 * overdueRepeatMs);
+  t.equal(overdueRows().length, rows, 'no repeat after the ack');
+  t.notOk(h.consoleMessages(alarmId).some((m) => m.rev > acked.rev && m.overdue), 'no overdue message after the ack');
+  checkRevChain(t, h, alarmId);
+});
+
+t.test('an alarm acknowledged in time never becomes overdue', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const alarmId = await h.raise();
+  await h.advance(h.config.escalation.ackDeadlineMs - 1);
+  await h.act({ alarmId, action: 'ack' });
+  await h.advance(10 * h.config.escalation.ackDeadlineMs);
+  t.notOk(h.audit(alarmId).some((a) => a.action.startsWith('overdue')));
+  t.equal(h.alarm(alarmId).overdue, false);
+});
+
+t.test('ring widening: too few answers → ring 2, then ring 3, never a 4th', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const { ringIntervalMs, ringSize } = h.config.escalation;
+  const alarmId = await h.raise();
+  const ranked = h.ranked();
+  t.equal(ranked.length, 29);
+  const ringOf = (ring: number) =>
+    h
+      .shopAlerts(alarmId)
+      .filter((a) => a.state === 'raised' && a.ring === ring)
+      .map((a) => a.shopId)
+      .sort();
+
+  // Two shops answer: fewer than minAnswers (3).
+  const idx = (id: string) => STREET.shops.findIndex((s) => s.shopId === id);
+  await h.reply(idx(ranked[0].id), alarmId, 'coming');
+  await h.reply(idx(ranked[1].id), alarmId, 'seen');
+
+  await h.advance(ringIntervalMs - 1);
+  t.equal(h.alarm(alarmId).ring, 1, 'no widening before ringIntervalMs');
+  t.same(ringOf(2), []);
+  await h.advance(1);
+  t.equal(h.alarm(alarmId).ring, 2, 'ring 2');
+  t.same(ringOf(2), ranked.slice(ringSize, 2 * ringSize).map((n) => n.id).sort(), 'the next 10 nearest');
+  t.match(h.audit(alarmId).filter((a) => a.action === 'ring-widened'), [{ actor: 'gateway', fromState: 'raised', toState: 'raised' }], 'one audit row');
+  const r2 = h.shopAlerts(alarmId).filter((a) => a.ring === 2);
+  const ringChange = h.audit(alarmId).find((a) => a.action === 'ring-widened')!;
+  for (const a of r2) t.equal(a.rev, ringChange.rev, `${a.shopId}: the alert carries the widening's rev`);
+  t.match(JSON.parse(ringChange.detail), { ring: 2, answers: 2 });
+
+  await h.advance(ringIntervalMs);
+  t.equal(h.alarm(alarmId).ring, 3, 'ring 3');
+  t.same(ringOf(3), ranked.slice(2 * ringSize, 3 * ringSize).map((n) => n.id).sort(), 'the rest of the street (9 shops)');
+
+  await h.advance(ringIntervalMs);
+  await h.advance(10 * ringIntervalMs);
+  t.equal(h.alarm(alarmId).ring, 3, 'never a 4th ring');
+  t.equal(h.audit(alarmId).filter((a) => a.action === 'ring-widened').length, 2);
+  const recipients = h.engine.repo.recipients(alarmId);
+  t.equal(recipients.length, 29, 'each shop alerted once');
+  t.equal(new Set(recipients.map((r) => r.shopId)).size, 29);
+  t.equal(h.counters.get('alarms.ring-widened'), 2);
+  checkRevChain(t, h, alarmId);
+});
+
+t.test('ring widening: enough coming/seen answers keep the ring as it is', async (t) => {
+  const cases: [name: string, replies: ('coming' | 'seen' | 'cannot')[], widens: boolean][] = [
+    ['3 coming', ['coming', 'coming', 'coming'], false],
+    ['2 coming + 1 seen', ['coming', 'coming', 'seen'], false],
+    ['2 coming + 1 cannot', ['coming', 'coming', 'cannot'], true],
+    ['no answer', [], true],
+  ];
+  for (const [name, replies, widens] of cases) {
+    await t.test(name, async (t) => {
+      const h = new Harness(t, streetCopy(t), new ManualClock());
+      const alarmId = await h.raise();
+      const ranked = h.ranked();
+      const idx = (id: string) => STREET.shops.findIndex((s) => s.shopId === id);
+      for (const [i, r] of replies.entries()) await h.reply(idx(ranked[i].id), alarmId, r);
+      const published = h.shopAlerts(alarmId).length;
+      await h.advance(h.config.escalation.ringIntervalMs);
+      t.equal(h.alarm(alarmId).ring, widens ? 2 : 1, widens ? 'widened' : 'not widened');
+      t.equal(h.shopAlerts(alarmId).length - published, widens ? 10 : 0, widens ? '10 more shops alerted' : 'nobody else alerted');
+    });
+  }
+});
+
+t.test("keypad answers count: three neighbours press 1#, the ring is not widened; one changes to 2#, it is", async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const alarmId = await h.raise();
+  const idx = (id: string) => STREET.shops.findIndex((s) => s.shopId === id);
+  const [a, b, c] = h.ranked().slice(0, 3).map((n) => idx(n.id));
+  for (const i of [a, b, c]) await h.press(i, '1#');
+  t.same(h.engine.repo.replyCounts(alarmId), { coming: 3, seen: 0, cannot: 0 }, "each keypad's 1# is a 'coming' for the alarm on its display");
+  t.match(h.consoleMessages(alarmId).at(-1), { replies: { coming: 3 } }, 'the console sees the answers');
+  await h.press(c, '2#');
+  t.same(h.engine.repo.replyCounts(alarmId), { coming: 2, seen: 0, cannot: 1 }, "a shop's latest answer counts");
+  await h.advance(h.config.escalation.ringIntervalMs);
+  t.equal(h.alarm(alarmId).ring, 2, 'widened: only 2 coming');
+  // a keypad of a shop that was not alerted has nothing to answer
+  const far = idx(h.ranked().at(-1)!.id);
+  await h.press(far, '1#');
+  t.equal(h.counters.get('keypad.entries.reply-without-alert'), 1);
+  await refused(t, h.reply(far, alarmId, 'coming'), 'LF_ERR_UNKNOWN_ALARM', 'an MQTT reply from a shop that was not alerted');
+  checkRevChain(t, h, alarmId);
+});
+
+t.test('deadlines are rows: a restarted engine fires the deadline that fell due while it was down', async (t) => {
+  const dir = streetCopy(t);
+  const T0 = Date.parse('2026-11-23T01:00:00.000Z');
+  const h1 = new Harness(t, dir, new ManualClock(T0), 'gw-before');
+  const alarmId = await h1.raise();
+  h1.stop(); // the gateway goes down before the ack deadline (T0 + 30 s)
+
+  // It comes back 45 s after the alarm: the ack deadline has passed, the ring deadline (60 s) not yet.
+  const clock2 = new ManualClock(T0 + 45_000);
+  const h2 = new Harness(t, dir, clock2, 'gw-after');
+  t.equal(h2.alarm(alarmId).overdue, false, 'not overdue yet: nothing ran while it was down');
+  await h2.advance(0);
+  t.equal(h2.alarm(alarmId).overdue, true, 'the overdue deadline fired at once after the restart');
+  t.match(h2.consoleMessages(alarmId), [{ alarmId, overdue: true, gatewayId: 'gw-before' }], 'the new engine published it');
+  const overdue = h2.audit(alarmId).find((a) => a.action === 'overdue')!;
+  t.equal(overdue.at, iso(T0 + 45_000), 'stamped with the time it actually ran');
+  t.match(JSON.parse(overdue.detail), { deadlineMs: T0 + 30_000 }, 'naming the deadline it was due at');
+  t.equal(h2.alarm(alarmId).ring, 1);
+  await h2.advance(15_000 - 1);
+  t.equal(h2.alarm(alarmId).ring, 1, 'the ring deadline is still 60 s after the alarm');
+  await h2.advance(1);
+  t.equal(h2.alarm(alarmId).ring, 2, 'and fires then');
+  checkRevChain(t, h2, alarmId);
+});
+
+t.test('an event whose commit item failed is not remembered as seen: its resend raises the alarm', async (t) => {
+  // A device's event is acknowledged only after its commit. When the item fails (rolled back,
+  // rejected, no PUBACK), the device resends the same (boot, seq): that resend must be processed,
+  // not dropped as a duplicate, or the panic is lost.
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const device = h.deviceOf(MIDDLE);
+  h.db.exec("CREATE TEMP TRIGGER fail_alarm BEFORE INSERT ON main.alarms BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
+  await t.rejects(h.press(MIDDLE, '9#', 7), /injected write failure/, 'the first attempt fails and is rolled back');
+  t.same(h.db.prepare('SELECT last_boot AS b, last_seq AS s FROM devices WHERE id = ?').get(device.id), { b: null, s: null }, 'nothing of it was committed');
+  h.db.exec('DROP TRIGGER fail_alarm');
+  const resent = await h.press(MIDDLE, '9#', 7);
+  t.equal(resent.status, 'stored', 'the resend (same boot and seq) is stored, not refused as a duplicate');
+  t.equal((h.db.prepare('SELECT count(*) AS n FROM alarms').get() as { n: number }).n, 1, 'and the alarm is raised');
+});
+
+t.test("a '9' … '#' entry whose '#' event failed still raises when the '#' is resent", async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  t.equal((await h.press(MIDDLE, '9', 1)).status, 'stored');
+  h.db.exec("CREATE TEMP TRIGGER fail_alarm BEFORE INSERT ON main.alarms BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
+  await t.rejects(h.press(MIDDLE, '#', 2), /injected write failure/);
+  h.db.exec('DROP TRIGGER fail_alarm');
+  // the seq mark is what the previous test is about; a new seq isolates the keypad entry
+  const resent = await h.press(MIDDLE, '#', 3);
+  t.equal(resent.status === 'stored' && typeof resent.alarmId, 'string', "the resent '#' completes the '9' entry: panic");
+});

@@ -1,0 +1,230 @@
+/**
+ * The migration runner (gateway/store/migrations.ts) and the released fixture databases in
+ * test/fixtures/db/: every v*.sqlite is upgraded to LATEST_VERSION and its data read back through
+ * the registry, the alarm repository and the outbox.
+ */
+import t, { type Test } from 'tap';
+import Database from 'better-sqlite3';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { migrate, MIGRATIONS, LATEST_VERSION } from '../../../gateway/store/migrations.js';
+import { openDatabaseFile, openDatabase, getMeta, DB_FILE } from '../../../gateway/store/db.js';
+import { listStations, listShops, listDevices, listUsers, getShop, getDevice, RegistryCache } from '../../../gateway/registry/registry.js';
+import { AlarmRepo } from '../../../gateway/alarm/alarm-repo.js';
+import { Outbox } from '../../../gateway/delivery/outbox.js';
+import { verifyKeyedHash, verifyPassword } from '../../../gateway/secrets.js';
+import { LianfangError } from '../../../gateway/errors.js';
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'db');
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+function tempDir(t: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lf-mig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function memoryDb(t: Teardown): Database.Database {
+  const db = new Database(':memory:');
+  t.teardown(() => db.close());
+  return db;
+}
+
+const userVersion = (db: Database.Database) => db.pragma('user_version', { simple: true }) as number;
+
+/** The schema as SQLite holds it: every table, index and their SQL. */
+const schemaOf = (db: Database.Database) =>
+  db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all();
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+t.test('the migration list is well formed', async (t) => {
+  t.ok(MIGRATIONS.length >= 1);
+  MIGRATIONS.forEach((m, i) => t.equal(m.version, i + 1, `migration ${i + 1} has version ${i + 1}`));
+  t.equal(LATEST_VERSION, MIGRATIONS.length);
+});
+
+t.test('a fresh database reaches LATEST_VERSION; a second run is a no-op', async (t) => {
+  const db = memoryDb(t);
+  t.equal(userVersion(db), 0);
+  t.same(migrate(db), MIGRATIONS.map((m) => m.version), 'every migration applied, in order');
+  t.equal(userVersion(db), LATEST_VERSION);
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+  for (const name of ['meta', 'stations', 'shops', 'devices', 'users', 'events', 'alarms', 'alarm_recipients', 'alarm_replies', 'audit', 'outbox', 'deadlines']) {
+    t.ok(tables.includes(name), `table ${name}`);
+  }
+  const before = schemaOf(db);
+  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('probe', 'kept');
+  t.same(migrate(db), [], 'nothing applied the second time');
+  t.equal(userVersion(db), LATEST_VERSION);
+  t.same(schemaOf(db), before, 'schema unchanged');
+  t.equal(getMeta(db, 'probe'), 'kept', 'data unchanged');
+});
+
+t.test('a database newer than this gateway is refused with LF_ERR_DB_TOO_NEW, untouched', async (t) => {
+  const db = memoryDb(t);
+  db.exec('CREATE TABLE future (x)');
+  db.pragma(`user_version = ${LATEST_VERSION + 1}`);
+  const err = thrown(() => migrate(db));
+  t.ok(err instanceof LianfangError, 'a LianfangError');
+  t.equal((err as LianfangError).code, 'LF_ERR_DB_TOO_NEW');
+  t.match((err as LianfangError).message, String(LATEST_VERSION + 1));
+  t.equal(userVersion(db), LATEST_VERSION + 1, 'version unchanged');
+  t.same(schemaOf(db).map((r) => (r as { name: string }).name), ['future'], 'nothing created');
+});
+
+t.test('a failing migration leaves the database unchanged (LF_ERR_MIGRATION)', async (t) => {
+  const db = memoryDb(t);
+  // The last table migration 1 creates already exists: the migration fails near its end, after
+  // it created every other table, so a missing rollback would show.
+  db.exec('CREATE TABLE deadlines (id INTEGER PRIMARY KEY)');
+  db.prepare('INSERT INTO deadlines (id) VALUES (42)').run();
+  const before = schemaOf(db);
+  const err = thrown(() => migrate(db));
+  t.ok(err instanceof LianfangError, 'a LianfangError');
+  t.equal((err as LianfangError).code, 'LF_ERR_MIGRATION');
+  t.match((err as LianfangError).message, /1 \(initial schema\)/, 'names the migration');
+  t.match((err as LianfangError).message, /deadlines already exists/, "carries SQLite's reason");
+  t.equal(userVersion(db), 0, 'user_version still 0');
+  t.same(schemaOf(db), before, 'no table of the failed migration is left behind');
+  t.same(db.prepare('SELECT id FROM deadlines').all(), [{ id: 42 }], 'existing data intact');
+  t.notOk(db.inTransaction, 'no transaction left open');
+  // Once the obstacle is gone the migration runs.
+  db.exec('DROP TABLE deadlines');
+  t.same(migrate(db), MIGRATIONS.map((m) => m.version));
+  t.equal(userVersion(db), LATEST_VERSION);
+});
+
+t.test('openDatabase: WAL, synchronous FULL, foreign keys, migrated', async (t) => {
+  const dir = tempDir(t);
+  const db = openDatabase(join(dir, 'nested', 'data'));
+  t.teardown(() => db.close());
+  t.ok(existsSync(join(dir, 'nested', 'data', DB_FILE)));
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('synchronous', { simple: true }), 2, 'synchronous = FULL');
+  t.equal(db.pragma('foreign_keys', { simple: true }), 1);
+  t.equal(userVersion(db), LATEST_VERSION);
+});
+
+// ------------------------------------------------------------------ released fixture databases
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const fixtureFiles = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => /^v\d+\.sqlite$/.test(f)).sort() : [];
+
+/** The gateway key the fixtures were built with (see test/fixtures/db/make-fixture-v1.mjs). */
+const FIXTURE_GATEWAY_KEY = Buffer.from('6c69616e66616e672d666978747572652d6b65792d30303030303030303031ff', 'hex');
+
+/** What each released fixture holds, read back after the upgrade. */
+const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>> = {
+  'v1.sqlite': async (t, db) => {
+    t.same(listStations(db).map((s) => [s.id, s.name, s.timeZone]), [['PS-CP', '长平路派出所', 'Asia/Shanghai']]);
+    const shops = listShops(db);
+    t.same(shops.map((s) => [s.id, s.name]), [
+      ['CP-001', '李记茶行'],
+      ['CP-002', '陈氏五金'],
+      ['CP-003', '潮汕牛肉丸'],
+    ], 'three shops, Chinese names intact');
+    const s1 = getShop(db, 'CP-001')!;
+    t.match(s1, { address: '汕头市长平路1号', lat: 23.3586, lon: 116.6832, stationId: 'PS-CP', doorPlate: '1号', ownerName: '李伟', cameraIds: ['CAM-17', 'CAM-18'], neighbours: [] });
+    t.equal(getShop(db, 'CP-003')!.ownerName, null);
+
+    const devices = listDevices(db);
+    t.same(devices.map((d) => [d.id, d.shopId, d.type, d.transport, d.lastBoot, d.lastSeq, d.revokedAt]), [
+      ['CP-001.keypad.a1b2c3', 'CP-001', 'keypad', 'mqtt', 1700000000, 17, null],
+    ]);
+    const dev = getDevice(db, 'CP-001.keypad.a1b2c3')!;
+    t.ok(dev.secretHash && verifyKeyedHash(FIXTURE_GATEWAY_KEY, 'fixture-device-secret', dev.secretHash), 'the device can still log in');
+    t.notOk(verifyKeyedHash(FIXTURE_GATEWAY_KEY, 'wrong', dev.secretHash!), '... and only with its secret');
+
+    const users = listUsers(db);
+    t.same(users.map((u) => [u.name, u.role, u.stationId, u.revokedAt]), [['officer-zhang', 'officer', 'PS-CP', null]]);
+    t.ok(await verifyPassword('fixture-officer-pw', users[0].passwordHash), "the officer's password still checks");
+
+    const cache = new RegistryCache(db);
+    cache.reload();
+    t.equal(cache.shops.size, 3);
+    t.same(cache.devicesByShop.get('CP-001')?.map((d) => d.id), ['CP-001.keypad.a1b2c3']);
+    t.same(cache.consolesFor(cache.shops.get('CP-002')!), ['PS-CP']);
+
+    const repo = new AlarmRepo(db);
+    const alarmId = '019ab0f4-4e20-7a3c-9d41-5f2b8c7e1a06';
+    t.match(repo.get(alarmId), { shopId: 'CP-001', stationId: 'PS-CP', state: 'acknowledged', rev: 3, takenBy: 'officer-zhang', overdue: false, duress: false, ring: 1 });
+    t.equal(repo.joinableForShop('CP-001')?.id, alarmId, 'still open: a new 9# would join it');
+    t.same(repo.recipients(alarmId).map((r) => r.shopId), ['CP-002', 'CP-003']);
+    t.same(repo.replyCounts(alarmId), { coming: 1, seen: 0, cannot: 0 });
+    t.equal(repo.latestAlertFor('CP-003'), alarmId);
+    t.equal(repo.nextDeadline(), Date.parse('2026-11-23T01:01:00.000Z'), 'the pending ring deadline survives');
+    const audit = db.prepare('SELECT action, from_state AS fromState, to_state AS toState, rev FROM audit WHERE alarm_id = ? ORDER BY id').all(alarmId);
+    t.same(audit, [
+      { action: 'raised', fromState: null, toState: 'raised', rev: 1 },
+      { action: 'reply', fromState: 'raised', toState: 'raised', rev: 2 },
+      { action: 'ack', fromState: 'raised', toState: 'acknowledged', rev: 3 },
+    ]);
+    const outbox = new Outbox(db, { publish: () => {} });
+    t.same(outbox.pending('shop', 'CP-002'), [], 'the delivered alert stays delivered');
+    const pendingShop = outbox.pending('shop', 'CP-003');
+    t.equal(pendingShop.length, 1, 'the undelivered alert is still pending');
+    t.match(JSON.parse(pendingShop[0].payload), { alarmId, originName: '李记茶行', state: 'raised' });
+    t.same(outbox.pending('station', 'PS-CP').map((m) => m.rev), [3], 'only the newest console message pending (rev 2 superseded)');
+    t.equal(outbox.countPending(), 2);
+    t.equal(getMeta(db, 'gateway_id'), 'gw-fixture');
+  },
+};
+
+t.test('a fixture exists for every released schema version', async (t) => {
+  t.ok(fixtureFiles.includes('v1.sqlite'), 'v1.sqlite');
+  // Every version a later migration upgrades from has its fixture.
+  for (let v = 1; v < LATEST_VERSION; v++) t.ok(fixtureFiles.includes(`v${v}.sqlite`), `v${v}.sqlite`);
+  for (const f of fixtureFiles) {
+    const db = new Database(join(FIXTURES, f), { readonly: true });
+    try {
+      t.equal(userVersion(db), Number(/\d+/.exec(f)![0]), `${f} is at the version its name says`);
+    } finally {
+      db.close();
+    }
+  }
+});
+
+for (const file of fixtureFiles) {
+  t.test(`fixture ${file} upgrades to LATEST_VERSION with its data readable`, async (t) => {
+    const original = join(FIXTURES, file);
+    const hashBefore = sha256(original);
+    const dir = tempDir(t);
+    const copy = join(dir, file);
+    copyFileSync(original, copy);
+    const db = openDatabaseFile(copy);
+    t.teardown(() => db.close());
+    t.equal(userVersion(db), LATEST_VERSION);
+    t.same(db.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
+    t.same(db.pragma('foreign_key_check'), [], 'no dangling references');
+    // Every registry row is readable (JSON columns parse, types map).
+    for (const [table, list] of [
+      ['stations', listStations],
+      ['shops', listShops],
+      ['devices', listDevices],
+      ['users', listUsers],
+    ] as const) {
+      const n = (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      t.equal(list(db).length, n, `${table}: ${n} rows read back`);
+    }
+    const check = EXPECTED[file];
+    if (check) await check(t, db);
+    else t.comment(`no specific expectations for ${file}; add them to EXPECTED`);
+    // A reopened database stays at the latest version and migrates nothing.
+    t.same(migrate(db), []);
+    t.equal(sha256(original), hashBefore, 'the fixture itself was not touched');
+  });
+}
