@@ -124,6 +124,14 @@ export class PacketSizeGuard extends Duplex {
     this.inner.write(chunk, encoding, (err) => cb(err ?? null));
   }
 
+  /** Chunks aedes wrote while the socket was busy go out as one write (one syscall, one TCP segment). */
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], cb: (err?: Error | null) => void): void {
+    if (this.inner.destroyed) return cb();
+    const all = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.opts.onOutbound?.(all);
+    this.inner.write(all, (err) => cb(err ?? null));
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     this.inner.end(cb);
   }

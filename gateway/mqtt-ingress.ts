@@ -46,6 +46,8 @@ function parseJson(payload: Buffer): Parsed {
 }
 
 export class MqttIngress implements BrokerBackend {
+  private pendingMarks: { kind: 'shop' | 'station'; id: string; alarmId: string; rev: number; by: string }[] = [];
+
   constructor(private readonly ctx: IngressContext) {}
 
   async authenticate(username: string, password: Buffer): Promise<Principal | null> {
@@ -172,9 +174,20 @@ export class MqttIngress implements BrokerBackend {
     if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
     const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
     const { alarmId, rev } = msg as { alarmId: string; rev: number };
-    this.ctx.writer
-      .run(() => this.ctx.outbox.markDelivered(this.ctx.clock.now(), recipient.kind, recipient.id, alarmId, rev, by), 'delivered')
-      .catch((err) => this.ctx.log.error({ err }, 'could not mark a delivery; it will be re-sent'));
+    this.pendingMarks.push({ kind: recipient.kind, id: recipient.id, alarmId, rev, by });
+    if (this.pendingMarks.length === 1) {
+      // The PUBACKs that arrive in one turn of the event loop are marked by one writer item.
+      setImmediate(() => {
+        const marks = this.pendingMarks;
+        this.pendingMarks = [];
+        this.ctx.writer
+          .run(() => {
+            const now = this.ctx.clock.now();
+            for (const m of marks) this.ctx.outbox.markDelivered(now, m.kind, m.id, m.alarmId, m.rev, m.by);
+          }, 'delivered')
+          .catch((err) => this.ctx.log.error({ err, marks: marks.length }, 'could not mark deliveries; they will be re-sent'));
+      });
+    }
   }
 
   onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void {

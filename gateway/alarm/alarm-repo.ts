@@ -67,8 +67,9 @@ export class AlarmRepo {
          VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt)`,
       ),
       getAlarm: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE id = ?`),
+      // The NOT IN repeats the partial index's condition word for word, so SQLite uses alarms_open.
       joinableForShop: p(
-        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state IN ('raised', 'acknowledged', 'dispatched') ORDER BY raised_at DESC LIMIT 1`,
+        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') AND state IN ('raised', 'acknowledged', 'dispatched') ORDER BY raised_at DESC LIMIT 1`,
       ),
       updateAlarm: p(
         `UPDATE alarms SET state = @state, rev = @rev, overdue = @overdue, duress = @duress, taken_by = @takenBy,

@@ -59,7 +59,7 @@ export class Outbox {
     );
     this.pendingAll = db.prepare(
       `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, topic, payload
-       FROM outbox WHERE delivered_at IS NULL AND superseded = 0 AND (last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY id LIMIT ?`,
+       FROM outbox INDEXED BY outbox_pending WHERE delivered_at IS NULL AND superseded = 0 AND (last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY id LIMIT ?`,
     );
     this.touch = db.prepare('UPDATE outbox SET sent_count = sent_count + 1, last_sent_at = ? WHERE id = ?');
   }
@@ -73,7 +73,8 @@ export class Outbox {
     nowMs: number,
     msg: { alarmId: string; rev: number; kind: RecipientKind; recipientId: string; topic: string; payload: string },
   ): void {
-    this.supersede.run(msg.alarmId, msg.kind, msg.recipientId);
+    // A first message (rev 1) has nothing older to supersede.
+    if (msg.rev > 1) this.supersede.run(msg.alarmId, msg.kind, msg.recipientId);
     const info = this.insert.run(msg.alarmId, msg.rev, msg.kind, msg.recipientId, msg.topic, msg.payload, new Date(nowMs).toISOString(), nowMs);
     const row: OutboxMessage = { id: Number(info.lastInsertRowid), ...msg };
     fx.afterCommit(() => {

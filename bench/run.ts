@@ -1,0 +1,633 @@
+/**
+ * `npm run bench`: the alarm fan-out benchmark, in one run.
+ *
+ * For the gateway (a child process: `lianfang start`, store-before-ack, rules, ACLs) and for a bare
+ * Aedes broker (a child process: no store, no rules, no auth) with the same fan-out (each alarm to
+ * the origin's 10 nearest shops and the station console, QoS 1), it measures:
+ * 1. latency, press → the last of the 11 recipients, at an offered rate (open loop, default
+ *    100 alarms/s, 10,000 recorded alarms after a warm-up), HdrHistogram p50/p90/p99/p99.9/max;
+ * 2. sustained throughput: a closed loop keeping a window of alarms outstanding; a short sweep
+ *    of windows picks the best, which then runs for --throughput-seconds.
+ * The clients (one per shop, plus the console) all live in this process, not in the broker's.
+ * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md
+ * (`--quick`: bench/results/quick.*).
+ *
+ * Bounded: every phase has a count and a time limit, a watchdog ends the run, and every socket
+ * is on 127.0.0.1.
+ */
+import { parseArgs } from 'node:util';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir, cpus, platform, release, totalmem, arch, loadavg } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { provisionStreet } from '../simulators/street.js';
+import { openDatabase } from '../gateway/store/db.js';
+import { listShops } from '../gateway/registry/registry.js';
+import { rankNeighbours } from '../gateway/geo.js';
+import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type PhaseResult, type TargetSpec, type Credentials } from './fanout.js';
+import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
+
+// ------------------------------------------------------------------ parameters
+
+const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--quick]
+  --alarms N               alarms recorded in the latency phase (default 10000)
+  --rate R                 offered alarms/s in the latency phase (default 100)
+  --throughput-seconds S   measured seconds of the throughput phase (default 15)
+  --shops N                shops pressed in the latency phase, each with an MQTT keypad (default 100)
+  --throughput-shops N     shops on the street and pressed in the throughput phase (default 400): a shop
+                           is busy until its alarm is closed, so enough of them keep the harness from
+                           being the limit
+  --windows A,B,...        outstanding-alarm windows swept before the throughput run (default 16,32,64,128)
+  --log-level L            the gateway's log level (default info, its shipped default)
+  --only gateway|bare      run one target only (no ratio)
+  --seed N                 seed of the shop choice (default 1)
+  --quick                  a smoke run: 500 alarms, 3 s throughput, results to bench/results/quick.*
+  --profile DIR            write a CPU profile of the gateway (node --cpu-prof) into DIR
+  --trace DIR              write each latency-phase alarm (press time, latency, PUBACK time) as CSV into DIR
+  --quiet-wait S           before each target, wait up to S s for other processes to use < 0.25 core (default 180; 0 = don't)
+  --keep-data              keep the gateway's temporary data directory`;
+
+const { values: flags } = parseArgs({
+  options: {
+    alarms: { type: 'string' },
+    rate: { type: 'string' },
+    'throughput-seconds': { type: 'string' },
+    shops: { type: 'string' },
+    'throughput-shops': { type: 'string' },
+    windows: { type: 'string' },
+    'log-level': { type: 'string' },
+    only: { type: 'string' },
+    seed: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'keep-data': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    trace: { type: 'string' },
+    'quiet-wait': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(USAGE + '\n');
+  process.exit(0);
+}
+
+function intFlag(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`--${name} must be an integer from ${min} to ${max}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const quick = flags.quick;
+const params = {
+  alarms: intFlag('alarms', flags.alarms, quick ? 500 : 10_000, 10, 1_000_000),
+  rate: intFlag('rate', flags.rate, 100, 1, 5_000),
+  throughputSeconds: intFlag('throughput-seconds', flags['throughput-seconds'], quick ? 3 : 15, 1, 600),
+  shops: intFlag('shops', flags.shops, 100, 11, 2_000),
+  throughputShops: 0,
+  warmupAlarms: 0,
+  windows: (flags.windows ?? '16,32,64,128').split(',').map((w) => intFlag('windows', w, 8, 1, 10_000)),
+  sweepSeconds: quick ? 1.5 : 3,
+  throughputWarmupSeconds: quick ? 1 : 2,
+  logLevel: flags['log-level'] ?? 'info',
+  only: flags.only as 'gateway' | 'bare' | undefined,
+  seed: intFlag('seed', flags.seed, 1, 0, 2 ** 31),
+  quietWaitSeconds: intFlag('quiet-wait', flags['quiet-wait'], 180, 0, 3600),
+  quick,
+  recipientsPerAlarm: 11,
+  escalationDeadlinesMs: 3_600_000,
+};
+params.throughputShops = Math.max(params.shops, intFlag('throughput-shops', flags['throughput-shops'], 400, 11, 2_000));
+params.warmupAlarms = Math.min(quick ? 100 : 500, Math.max(10, Math.round(params.alarms / 10)));
+if (params.only && params.only !== 'gateway' && params.only !== 'bare') {
+  process.stderr.write(`--only must be gateway or bare\n`);
+  process.exit(2);
+}
+if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(params.logLevel)) {
+  process.stderr.write(`--log-level must be a pino level\n`);
+  process.exit(2);
+}
+
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  node: process.version,
+  os: `${platform()} ${release()} ${arch()}`,
+  memoryGiB: round(totalmem() / 2 ** 30, 1),
+  /** 1-minute load average before the run started and after it ended (other work on the machine skews results). */
+  loadAverage: { before: round(loadavg()[0], 2), after: 0 },
+};
+
+const log = (line: string) => process.stderr.write(line + '\n');
+
+// ------------------------------------------------------------------ safety: a bounded run
+
+const children: { kill(): void }[] = [];
+let dataDir: string | null = null;
+
+function cleanup(): void {
+  for (const c of children) c.kill();
+  if (dataDir && !flags['keep-data']) rmSync(dataDir, { recursive: true, force: true });
+}
+
+const phaseBudgetS =
+  (params.alarms + params.warmupAlarms) / params.rate +
+  params.windows.length * (params.sweepSeconds + 1) +
+  params.throughputSeconds +
+  params.throughputWarmupSeconds +
+  params.quietWaitSeconds +
+  240;
+const watchdog = setTimeout(() => {
+  log(`bench: watchdog: still running after ${Math.round(2 * phaseBudgetS)} s; giving up`);
+  cleanup();
+  process.exit(3);
+}, 2 * phaseBudgetS * 1000);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+// ------------------------------------------------------------------ the machine's state
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Cores used by processes other than this one over `ms`. */
+async function otherCores(ms: number): Promise<number | null> {
+  const a = systemBusyMs();
+  const sa = selfCpuMs();
+  const t = performance.now();
+  await sleep(ms);
+  const b = systemBusyMs();
+  if (a === null || b === null) return null;
+  return Math.max(0, b - a - (selfCpuMs() - sa)) / (performance.now() - t);
+}
+
+/**
+ * Another job on a 2-core machine (a test run, a build) skews every figure: wait, bounded, until
+ * other processes use less than a quarter of a core for two seconds in a row.
+ */
+async function waitForQuiet(what: string): Promise<{ waitedSeconds: number; otherCores: number | null }> {
+  const t = performance.now();
+  let quietFor = 0;
+  let last: number | null = null;
+  let told = false;
+  while ((performance.now() - t) / 1000 < params.quietWaitSeconds) {
+    last = await otherCores(1000);
+    if (last === null) break;
+    quietFor = last < 0.25 ? quietFor + 1 : 0;
+    if (quietFor >= 2) break;
+    if (!told && quietFor === 0) {
+      log(`waiting (up to ${params.quietWaitSeconds} s) for other processes to quieten before ${what}: they use ${last.toFixed(2)} cores`);
+      told = true;
+    }
+  }
+  return { waitedSeconds: round((performance.now() - t) / 1000, 1), otherCores: last === null ? null : round(last, 2) };
+}
+
+/** The latency of a small SQLite commit (WAL, synchronous=FULL, as the gateway) on the data directory's disk. */
+function probeDisk(dir: string, commits = 300): { commits: number; p50: number; p99: number; max: number } {
+  const file = join(dir, 'disk-probe.db');
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    const ins = db.prepare('INSERT INTO t (v) VALUES (?)');
+    const row = 'x'.repeat(500);
+    const times: number[] = [];
+    for (let i = 0; i < commits; i++) {
+      const t = performance.now();
+      db.transaction(() => ins.run(row)).immediate();
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    const at = (q: number) => round(times[Math.min(times.length - 1, Math.floor(q * times.length))], 3);
+    return { commits, p50: at(0.5), p99: at(0.99), max: round(times[times.length - 1], 3) };
+  } finally {
+    db.close();
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+  }
+}
+
+// ------------------------------------------------------------------ the street
+
+interface Street {
+  stationId: string;
+  officer: Credentials;
+  shops: BenchShop[];
+}
+
+async function buildStreet(dir: string): Promise<Street> {
+  const street = await provisionStreet(dir, params.throughputShops);
+  const db = openDatabase(dir);
+  try {
+    const all = listShops(db);
+    const byId = new Map(all.map((s) => [s.id, s]));
+    const index = new Map(street.shops.map((s, i) => [s.shopId, i]));
+    const shops: BenchShop[] = street.shops.map((s) => {
+      const shop = byId.get(s.shopId)!;
+      const neighbours = rankNeighbours(shop, all, (id) => byId.get(id))
+        .slice(0, params.recipientsPerAlarm - 1)
+        .map((n) => index.get(n.id)!);
+      return {
+        shopId: s.shopId,
+        name: shop.name,
+        address: shop.address,
+        doorPlate: shop.doorPlate ?? '',
+        deviceId: s.deviceId,
+        creds: s.creds,
+        neighbours,
+      };
+    });
+    return { stationId: street.stationId, officer: street.officer, shops };
+  } finally {
+    db.close();
+  }
+}
+
+// ------------------------------------------------------------------ one target
+
+interface TargetResult {
+  /** What other processes were doing when this target started, and how long we waited for quiet. */
+  before: { waitedSeconds: number; otherCores: number | null };
+  latency: PhaseResult & { cpu?: CpuShare };
+  sweep: PhaseResult[];
+  throughput: PhaseResult;
+  /** Gateway only: its group-commit writer over each phase. */
+  writer?: { latency?: WriterDelta; throughput?: WriterDelta };
+  /** Gateway only: log lines by level, and the last warnings. */
+  logs?: { byLevel: Record<string, number>; lastWarnings: string[] };
+}
+
+interface WriterDelta {
+  batches: number;
+  items: number;
+  itemsPerBatch: number;
+  maxBatch: number;
+  failedBatches: number;
+}
+
+async function writerStats(gw: GatewayChild): Promise<{ batches: number; items: number; maxBatch: number; failedBatches: number } | null> {
+  try {
+    return (await gw.health()).writer;
+  } catch {
+    return null;
+  }
+}
+
+function writerDelta(a: Awaited<ReturnType<typeof writerStats>>, b: Awaited<ReturnType<typeof writerStats>>): WriterDelta | undefined {
+  if (!a || !b) return undefined;
+  const batches = b.batches - a.batches;
+  const items = b.items - a.items;
+  return { batches, items, itemsPerBatch: batches ? round(items / batches, 2) : 0, maxBatch: b.maxBatch, failedBatches: b.failedBatches - a.failedBatches };
+}
+
+async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string): Promise<TargetResult> {
+  log(`\n== ${kind === 'gateway' ? 'gateway (lianfang start)' : 'bare Aedes'} ==`);
+  const before = params.quietWaitSeconds > 0 ? await waitForQuiet(kind) : { waitedSeconds: 0, otherCores: null };
+  const child =
+    kind === 'gateway'
+      ? await GatewayChild.start(dir, {
+          LF_LOG_LEVEL: params.logLevel,
+          LF_ESCALATION_ACK_DEADLINE_MS: String(params.escalationDeadlinesMs),
+          LF_ESCALATION_OVERDUE_REPEAT_MS: String(params.escalationDeadlinesMs),
+          LF_ESCALATION_RING_INTERVAL_MS: String(params.escalationDeadlinesMs),
+        }, flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])
+      : await BareBrokerChild.start();
+  children.push(child);
+  const spec: TargetSpec = { kind, url: child.mqttUrl, shops: street.shops, stationId: street.stationId, officer: street.officer };
+  const bench = new FanoutBench(spec, params.seed);
+  bench.traceEnabled = Boolean(flags.trace);
+  const gw = kind === 'gateway' ? (child as GatewayChild) : null;
+  const cpu = () => ({ target: cpuTimeMs(child.pid), self: selfCpuMs(), system: systemBusyMs() });
+  try {
+    await bench.connect();
+    log(`connected ${street.shops.length} shop clients and a console to ${child.mqttUrl}`);
+
+    // 1. latency at the offered rate, pressing the first --shops shops
+    bench.setPressable(params.shops);
+    const expectS = (params.alarms + params.warmupAlarms) / params.rate;
+    log(`latency: ${params.warmupAlarms} warm-up + ${params.alarms} alarms at ${params.rate}/s (~${Math.ceil(expectS)} s)`);
+    const w0 = gw ? await writerStats(gw) : null;
+    const c0 = cpu();
+    const t0 = performance.now();
+    const latency: TargetResult['latency'] = await bench.openLoop({
+      name: 'latency',
+      rate: params.rate,
+      count: params.alarms,
+      warmup: params.warmupAlarms,
+      drainMs: 30_000,
+    });
+    const c1 = cpu();
+    const wallMs = performance.now() - t0;
+    latency.cpu = cpuShare(c0, c1, wallMs);
+    const w1 = gw ? await writerStats(gw) : null;
+    if (flags.trace) {
+      mkdirSync(flags.trace, { recursive: true });
+      const csv = ['t_ms,latency_ms,puback_ms', ...bench.lastTrace.map((x) => `${x.t.toFixed(3)},${x.latencyMs.toFixed(3)},${x.ackMs?.toFixed(3) ?? ''}`)];
+      writeFileSync(join(flags.trace, `${kind}-latency.csv`), csv.join('\n') + '\n');
+    }
+    log(
+      `  p50 ${latency.latencyMs.p50} ms, p99 ${latency.latencyMs.p99} ms, max ${latency.latencyMs.max} ms; ` +
+        `${latency.completed}/${latency.alarms} complete`,
+    );
+
+    // 2. throughput: sweep the window, then the measured run with the best one, on every shop
+    bench.setPressable(params.throughputShops);
+    const sweep: PhaseResult[] = [];
+    for (const window of params.windows) {
+      const r = await bench.closedLoop({
+        name: `sweep-w${window}`,
+        window,
+        warmupMs: 500,
+        measureMs: params.sweepSeconds * 1000,
+        drainMs: 15_000,
+        cpu,
+      });
+      sweep.push(r);
+      log(`  sweep window ${window}: ${r.throughput!.alarmsPerS} alarms/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`);
+    }
+    const best = sweep.reduce((a, b) => (b.throughput!.alarmsPerS > a.throughput!.alarmsPerS ? b : a));
+    log(`throughput: window ${best.window}, ${params.throughputWarmupSeconds} s warm-up + ${params.throughputSeconds} s measured`);
+    const w2 = gw ? await writerStats(gw) : null;
+    const throughput = await bench.closedLoop({
+      name: 'throughput',
+      window: best.window!,
+      warmupMs: params.throughputWarmupSeconds * 1000,
+      measureMs: params.throughputSeconds * 1000,
+      drainMs: 30_000,
+      cpu,
+    });
+    const w3 = gw ? await writerStats(gw) : null;
+    log(
+      `  ${throughput.throughput!.alarmsPerS} alarms/s = ${throughput.throughput!.deliveriesPerS} deliveries/s; ` +
+        `CPU ${kind} ${throughput.cpu?.targetCoreShare ?? '?'} core, clients ${throughput.cpu?.clientsCoreShare} core`,
+    );
+    const result: TargetResult = { before, latency, sweep, throughput };
+    if (gw) {
+      result.writer = { latency: writerDelta(w0, w1), throughput: writerDelta(w2, w3) };
+      const names: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+      result.logs = {
+        byLevel: Object.fromEntries([...gw.levelCounts].map(([l, n]) => [names[l] ?? String(l), n])),
+        lastWarnings: gw.warnings.slice(-5).map((w) => `${w.msg}${w.code ? ` (${String(w.code)})` : ''}`),
+      };
+    }
+    return result;
+  } finally {
+    await bench.close();
+    await child.stop();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function targets(gateway?: TargetResult, bare?: TargetResult): Target[] {
+  const out: Target[] = [];
+  if (gateway) {
+    const p99 = gateway.latency.latencyMs.p99;
+    out.push({
+      name: `gateway p99, press → last of 11, at ${params.rate} alarms/s`,
+      goal: '< 10 ms' + (params.rate !== 100 ? ' (target is stated at 100 alarms/s)' : ''),
+      measured: `${p99} ms`,
+      met: gateway.latency.incomplete === 0 && p99 < 10,
+    });
+    const tput = gateway.throughput.throughput!.alarmsPerS;
+    out.push({
+      name: 'gateway sustained alarms/s (store-before-ack)',
+      goal: '≥ 1,000 alarms/s (11,000 deliveries/s)',
+      measured: `${tput} alarms/s (${gateway.throughput.throughput!.deliveriesPerS} deliveries/s)`,
+      met: tput >= 1000,
+    });
+  }
+  if (gateway && bare) {
+    const ratio = gateway.latency.latencyMs.p50 / bare.latency.latencyMs.p50;
+    out.push({
+      name: 'gateway p50 / bare Aedes p50',
+      goal: '≤ 3×',
+      measured: `${round(ratio, 2)}× (${gateway.latency.latencyMs.p50} / ${bare.latency.latencyMs.p50} ms)`,
+      met: ratio <= 3,
+    });
+  }
+  return out;
+}
+
+function fmt(x: number | null | undefined, digits = 2): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  return x.toFixed(digits);
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (!a || !b) return '–';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+type Row = [string, string, string, string];
+
+function cpuCell(c: CpuShare | undefined): string {
+  return c ? `${fmt(c.targetCoreShare)} / ${fmt(c.clientsCoreShare)} / ${fmt(c.otherCoreShare)}` : '–';
+}
+
+function rows(g?: TargetResult, b?: TargetResult): { section: string; rows: Row[] }[] {
+  const lat = (r: TargetResult | undefined, k: 'p50' | 'p90' | 'p99' | 'p999' | 'max' | 'mean') => r?.latency.latencyMs[k];
+  const sched = (r: TargetResult | undefined, k: 'p50' | 'p99' | 'max') => r?.latency.latencyFromScheduleMs?.[k];
+  const ack = (r: TargetResult | undefined, k: 'p50' | 'p99') => r?.latency.pressAckMs[k];
+  const tp = (r: TargetResult | undefined) => r?.throughput.throughput;
+  const latRows: Row[] = (['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const).map((k) => [
+    k === 'p999' ? 'p99.9' : k,
+    fmt(lat(g, k)),
+    fmt(lat(b, k)),
+    ratio(lat(g, k), lat(b, k)),
+  ]);
+  return [
+    {
+      section: `Latency, keypad publish → last of 11 recipients (ms), ${params.alarms} alarms at ${params.rate}/s`,
+      rows: [
+        ...latRows,
+        ['p50 / p99 from schedule (open-loop check)', `${fmt(sched(g, 'p50'))} / ${fmt(sched(g, 'p99'))}`, `${fmt(sched(b, 'p50'))} / ${fmt(sched(b, 'p99'))}`, ''],
+        ['press → PUBACK p50 / p99', `${fmt(ack(g, 'p50'))} / ${fmt(ack(g, 'p99'))}`, `${fmt(ack(b, 'p50'))} / ${fmt(ack(b, 'p99'))}`, ''],
+        ['complete / alarms', g ? `${g.latency.completed} / ${g.latency.alarms}` : '–', b ? `${b.latency.completed} / ${b.latency.alarms}` : '–', ''],
+        ['CPU cores: broker / clients / other processes', cpuCell(g?.latency.cpu), cpuCell(b?.latency.cpu), ''],
+      ],
+    },
+    {
+      section: `Throughput, closed loop (${params.throughputSeconds} s measured, ${params.throughputShops} shops)`,
+      rows: [
+        ['window (outstanding alarms)', String(g?.throughput.window ?? '–'), String(b?.throughput.window ?? '–'), ''],
+        ['alarms/s', fmt(tp(g)?.alarmsPerS, 0), fmt(tp(b)?.alarmsPerS, 0), ratio(tp(g)?.alarmsPerS, tp(b)?.alarmsPerS)],
+        ['deliveries/s (×11)', fmt(tp(g)?.deliveriesPerS, 0), fmt(tp(b)?.deliveriesPerS, 0), ratio(tp(g)?.deliveriesPerS, tp(b)?.deliveriesPerS)],
+        ['messages/s received by clients (all)', fmt(tp(g)?.messagesPerS, 0), fmt(tp(b)?.messagesPerS, 0), ''],
+        ['latency under load p50 / p99 (ms)', `${fmt(g?.throughput.latencyMs.p50)} / ${fmt(g?.throughput.latencyMs.p99)}`, `${fmt(b?.throughput.latencyMs.p50)} / ${fmt(b?.throughput.latencyMs.p99)}`, ''],
+        ['CPU cores: broker / clients / other processes', cpuCell(g?.throughput.cpu), cpuCell(b?.throughput.cpu), ''],
+      ],
+    },
+  ];
+}
+
+function textTable(g?: TargetResult, b?: TargetResult): string {
+  const w = [46, 20, 20, 8];
+  const line = (r: Row) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' ');
+  const out: string[] = [];
+  out.push(line(['', 'gateway', 'bare Aedes', 'ratio']));
+  for (const s of rows(g, b)) {
+    out.push('', s.section);
+    for (const r of s.rows) out.push(line(r));
+  }
+  return out.join('\n');
+}
+
+/** How undisturbed the run was: the disk, and what other processes used during each phase. */
+function conditions(report: Report): string[] {
+  const d = report.machine.diskCommitMs;
+  const out = [`disk: small SQLite commit (WAL, synchronous=FULL) p50 ${d.p50} ms, p99 ${d.p99} ms, max ${d.max} ms (${d.commits} commits before the run)`];
+  for (const [name, r] of [['gateway', report.results.gateway], ['bare Aedes', report.results.bare]] as const) {
+    if (!r) continue;
+    const phases = [r.latency, ...r.sweep, r.throughput];
+    const busy = phases.filter((p) => (p.cpu?.otherCoreShare ?? 0) > 0.25);
+    out.push(
+      `${name}: other processes used ${phases.map((p) => `${p.name} ${fmt(p.cpu?.otherCoreShare)}`).join(', ')} cores` +
+        (r.before.waitedSeconds >= 2 ? `; waited ${r.before.waitedSeconds} s for quiet (${fmt(r.before.otherCores)} cores at start)` : '') +
+        (busy.length ? ` — WARNING: ${busy.map((p) => p.name).join(', ')} disturbed by other work` : ''),
+    );
+    const c = r.throughput.cpu;
+    if (c && c.clientsCoreShare >= 0.9) out.push(`${name} throughput: the clients' process was saturated (${fmt(c.clientsCoreShare)} cores): the figure is a lower bound of what the broker can do`);
+    if (c && (c.targetCoreShare ?? 0) >= 0.9) out.push(`${name} throughput: the broker's process was saturated (${fmt(c.targetCoreShare)} cores; Node runs it on one thread)`);
+  }
+  return out;
+}
+
+function markdown(report: Report): string {
+  const { gateway: g, bare: b } = report.results;
+  const out: string[] = [];
+  out.push(`# Lianfang fan-out benchmark`, '');
+  out.push(
+    `${report.date} · ${report.machine.cpu}, ${report.machine.cores} cores · Node ${report.machine.node} · ${report.machine.os} · ` +
+      `load average ${report.machine.loadAverage.before} before, ${report.machine.loadAverage.after} after`,
+    '',
+  );
+  out.push(
+    `Parameters: ${params.throughputShops} shops on the street (latency phase presses ${params.shops} of them), ${params.alarms} alarms (+${params.warmupAlarms} warm-up) at ${params.rate}/s; ` +
+      `throughput ${params.throughputSeconds} s (window swept over ${params.windows.join(', ')}); ` +
+      `gateway log level \`${params.logLevel}\`; each alarm to 10 neighbours + 1 console, QoS 1; clients in the benchmark process, ` +
+      `broker in its own process. Command: \`${report.command}\`.`,
+    '',
+  );
+  for (const s of rows(g, b)) {
+    out.push(`## ${s.section}`, '', '| | gateway | bare Aedes | ratio |', '|---|---:|---:|---:|');
+    for (const r of s.rows) out.push(`| ${r.join(' | ')} |`);
+    out.push('');
+  }
+  out.push('## Targets', '', '| target | goal | measured | met |', '|---|---|---|---|');
+  for (const t of report.targets) out.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
+  out.push('');
+  const sweep = (r: TargetResult | undefined, name: string) =>
+    r ? r.sweep.map((s) => `| ${name} | ${s.window} | ${fmt(s.throughput!.alarmsPerS, 0)} | ${fmt(s.latencyMs.p50)} | ${fmt(s.latencyMs.p99)} | ${cpuCell(s.cpu)} |`) : [];
+  out.push(`## Window sweep (${params.sweepSeconds} s each)`, '', '| target | window | alarms/s | p50 ms | p99 ms | CPU broker / clients / other |', '|---|---:|---:|---:|---:|---|');
+  out.push(...sweep(g, 'gateway'), ...sweep(b, 'bare Aedes'), '');
+  out.push('## Conditions', '', ...conditions(report).map((l) => `- ${l}`), '');
+  if (g?.writer) {
+    out.push('## Gateway group commit', '', '| phase | commits | items | items/commit |', '|---|---:|---:|---:|');
+    for (const [k, v] of Object.entries(g.writer)) if (v) out.push(`| ${k} | ${v.batches} | ${v.items} | ${v.itemsPerBatch} |`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+interface Report {
+  date: string;
+  command: string;
+  machine: typeof machine & { diskCommitMs: ReturnType<typeof probeDisk> };
+  parameters: typeof params;
+  results: { gateway?: TargetResult; bare?: TargetResult };
+  ratios: { latencyP50: number | null; latencyP99: number | null; throughput: number | null };
+  targets: Target[];
+  notes: string[];
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const started = new Date();
+  log(`Lianfang fan-out benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
+  dataDir = mkdtempSync(join(tmpdir(), 'lfb-'));
+  const disk = probeDisk(dataDir);
+  log(`disk: a small SQLite commit (WAL, synchronous=FULL) takes p50 ${disk.p50} ms, p99 ${disk.p99} ms, max ${disk.max} ms`);
+  const street = await buildStreet(dataDir);
+  log(`street: ${street.shops.length} shops of station ${street.stationId} in ${dataDir}`);
+
+  const results: Report['results'] = {};
+  if (params.only !== 'gateway') results.bare = await runTarget('bare', street, dataDir);
+  if (params.only !== 'bare') results.gateway = await runTarget('gateway', street, dataDir);
+  const g = results.gateway;
+  const b = results.bare;
+  machine.loadAverage.after = round(loadavg()[0], 2);
+
+  const report: Report = {
+    date: started.toISOString(),
+    command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { ...machine, diskCommitMs: disk },
+    parameters: params,
+    results,
+    ratios: {
+      latencyP50: g && b ? round(g.latency.latencyMs.p50 / b.latency.latencyMs.p50, 2) : null,
+      latencyP99: g && b ? round(g.latency.latencyMs.p99 / b.latency.latencyMs.p99, 2) : null,
+      throughput: g && b ? round(g.throughput.throughput!.alarmsPerS / b.throughput.throughput!.alarmsPerS, 2) : null,
+    },
+    targets: targets(g, b),
+    notes: [
+      'Latency: t0 = performance.now() in the benchmark process just before the keypad publish; the alarm is complete when the last of its 11 expected recipients (10 nearest shops + console) has it, de-duplicated by (alarmId, rev).',
+      'Gateway: the console acknowledges each raised alarm and closes it (disposition test); a shop is pressed again only once its alarm is closed. Per alarm the clients therefore receive 23 messages (11 raised, 2 console updates, 10 ended alerts) and the gateway commits 3 client messages plus one delivery mark per PUBACK.',
+      'Bare Aedes: the shop client publishes the alert itself to bench/shops/{shopId}/raise; no ack/close traffic.',
+      'Throughput counts alarms completed (all 11 recipients) inside the measured window with a fixed number outstanding.',
+    ],
+  };
+
+  const outDir = join(ROOT, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const base = params.quick ? 'quick' : 'latest';
+  writeFileSync(join(outDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(outDir, `${base}.md`), markdown(report));
+
+  const out: string[] = [];
+  out.push('', `Lianfang fan-out benchmark — ${report.date}`);
+  out.push(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.os}; load average ${machine.loadAverage.before} before, ${machine.loadAverage.after} after`);
+  out.push(`${params.throughputShops} shops (${params.shops} pressed in the latency phase); ${params.alarms} alarms at ${params.rate}/s; throughput ${params.throughputSeconds} s; gateway log level ${params.logLevel}`, '');
+  out.push(textTable(g, b), '', 'Targets');
+  for (const t of report.targets) out.push(`  [${t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
+  const anomalies = [g && ['gateway', g] as const, b && ['bare', b] as const].filter(Boolean) as (readonly [string, TargetResult])[];
+  for (const [name, r] of anomalies) {
+    const a = [r.latency, ...r.sweep, r.throughput].map((p) => p.anomalies);
+    const sum = (k: keyof (typeof a)[number]) => a.reduce((s, x) => s + x[k], 0);
+    const bad = { stale: sum('stale'), unexpectedRecipient: sum('unexpectedRecipient'), consoleErrors: sum('consoleErrors'), disconnects: sum('disconnects'), pressFailures: sum('pressFailures'), incomplete: r.latency.incomplete + r.throughput.incomplete };
+    const nonZero = Object.entries(bad).filter(([, v]) => v > 0);
+    if (nonZero.length) out.push(`  ${name}: anomalies ${nonZero.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
+  out.push('', 'Conditions', ...conditions(report).map((l) => `  ${l}`));
+  out.push('', `Results: bench/results/${base}.json, bench/results/${base}.md`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+main()
+  .then(() => {
+    cleanup();
+    process.exit(0);
+  })
+  .catch((err) => {
+    log(`bench failed: ${(err as Error).stack ?? err}`);
+    cleanup();
+    process.exit(1);
+  });
