@@ -67,10 +67,10 @@ export function canSubscribe(p: Principal, filter: string): Decision {
     if (t.kind === 'shop-alerts') return t.id === p.shopId ? { ok: true, topic: t } : refuse("another shop's alerts");
     return refuse('devices receive only their commands and their shop\'s alerts');
   }
-  if (t.kind === 'station-alarms' || t.kind === 'station-errors') {
+  if (t.kind === 'station-alarms' || t.kind === 'station-errors' || t.kind === 'station-faults') {
     return stationOf(p) === t.id ? { ok: true, topic: t } : refuse('not an officer of this station');
   }
-  return refuse('consoles receive only their station\'s alarms and errors');
+  return refuse('consoles receive only their station\'s alarms, errors and faults');
 }
 
 /** Which recipient a delivery (PUBACK) by this principal on this topic counts for, if any. */

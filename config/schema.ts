@@ -88,6 +88,35 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    serial: Type.Object(
+      {
+        replyTimeoutMs: Millis(60, 'How long the serial bus master waits for a keypad to start answering, beyond the wire time of its request.'),
+        pollPauseMs: Millis(20, 'Pause between two rounds of polls on one serial bus.', 0),
+        commandRetries: Type.Integer({ minimum: 0, maximum: 100, default: 5, description: 'Times a command (display, buzzer) is re-sent to a keypad that did not confirm it.' }),
+        buzzerSeconds: Type.Integer({ minimum: 1, maximum: 65535, default: 180, description: 'A neighbour keypad\'s buzzer sounds this long at most for one alert.' }),
+        reopenBackoffMs: Millis(200, 'First wait before reopening a serial port that closed or would not open; doubles on each failure.'),
+        reopenBackoffMaxMs: Millis(10_000, 'Longest wait between two attempts to reopen a serial port.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    modbus: Type.Object(
+      {
+        requestTimeoutMs: Millis(200, 'Timeout of every Modbus request (modbus-serial waits for ever by default).'),
+        panicPollMs: Millis(100, 'How often the panic inputs of each I/O module are read.'),
+        doorPollMs: Millis(1_000, 'How often all inputs (door contacts, tamper) of each I/O module are read.'),
+        reopenBackoffMs: Millis(200, 'First wait before reopening a bus after a timeout; doubles on each failure.'),
+        reopenBackoffMaxMs: Millis(10_000, 'Longest wait between two attempts to reopen a bus.'),
+        sounderMaxMs: Millis(180_000, 'A sounder switched on for an alarm is switched off after this long at the latest.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    supervision: Type.Object(
+      {
+        faultAfterMs: Millis(20_000, 'A wired device that has not answered for this long becomes a fault on the console; it clears when it answers again.'),
+        checkIntervalMs: Millis(1_000, 'How often silence is checked.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     timeZone: Type.String({
       default: 'Asia/Shanghai',
       description: 'Time zone in which times are shown to people (they are stored in UTC).',

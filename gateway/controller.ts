@@ -23,6 +23,9 @@ import { acquireLock, type Lock } from './admin/lock.js';
 import { shortId } from './ids.js';
 import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
+import { Supervisor } from './supervision.js';
+import { WiredDevices } from '../devices/wired.js';
+import type { ScanOptions } from '../devices/bridge.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -49,6 +52,8 @@ export class Gateway {
   scheduler!: DeadlineScheduler;
   http!: HttpServer;
   admin!: AdminServer;
+  supervisor!: Supervisor;
+  wired!: WiredDevices;
   private lock: Lock | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -104,7 +109,13 @@ export class Gateway {
       maxPacketBytes: config.mqtt.maxPacketBytes,
       connectTimeoutMs: config.mqtt.connectTimeoutMs,
     });
-    this.outbox = new Outbox(this.db, { publish: (topic, payload) => this.broker.publish(topic, payload) });
+    // What the gateway publishes also reaches the shops' wired keypads and sounders.
+    this.outbox = new Outbox(this.db, {
+      publish: (topic, payload) => {
+        this.broker.publish(topic, payload);
+        this.wired.onPublish(topic, payload);
+      },
+    });
     this.engine = new AlarmEngine({
       db: this.db,
       config,
@@ -127,11 +138,35 @@ export class Gateway {
       gatewayKey,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });
+    this.supervisor = new Supervisor({
+      db: this.db,
+      clock: this.clock,
+      log: log.child({ module: 'supervision' }),
+      counters: this.counters,
+      writer: this.writer,
+      registry: this.registry,
+      faultAfterMs: config.supervision.faultAfterMs,
+      checkIntervalMs: config.supervision.checkIntervalMs,
+      publish: (topic, payload) => this.broker.publish(topic, payload),
+    });
+    this.wired = new WiredDevices({
+      log: log.child({ module: 'wired' }),
+      clock: this.clock,
+      counters: this.counters,
+      config,
+      registry: this.registry,
+      gatewayKey,
+      supervisor: this.supervisor,
+      ingest: (device, event, via) => this.writer.run((fx) => this.engine.ingestDeviceEvent(fx, device, event, via), 'device-event'),
+      delivered: (shopId, alarmId, rev, deviceId) => ingress.markDelivered('shop', shopId, alarmId, rev, `device:${deviceId}`),
+    });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
     this.http = new HttpServer({ host: config.http.host, port: config.http.port, log: log.child({ module: 'http' }), health: () => this.health() });
     this.admin = new AdminServer(socketPath, (req) => this.adminRequest(req), log.child({ module: 'admin' }));
 
     await this.broker.start();
+    this.supervisor.start();
+    await this.wired.reconcile();
     this.scheduler.start();
     await this.http.start();
     await this.admin.start();
@@ -148,7 +183,7 @@ export class Gateway {
     this.retryTimer = setInterval(() => {
       const now = this.clock.now();
       this.writer
-        .run((fx) => this.outbox.resendStale(fx, now, now - every, (k, id) => this.broker.isLive(k, id)), 'retry')
+        .run((fx) => this.outbox.resendStale(fx, now, now - every, (k, id) => this.broker.isLive(k, id) || (k === 'shop' && this.wired.servesShop(id))), 'retry')
         .catch((err) => this.log.error({ err }, 'outbox retry failed'));
     }, every);
     this.retryTimer.unref();
@@ -172,7 +207,9 @@ export class Gateway {
         openAlarms: count("SELECT count(*) AS n FROM alarms WHERE state NOT IN ('closed')"),
         outboxPending: this.outbox.countPending(),
         connectedClients: this.broker.connectedClients(),
+        buses: this.registry.buses.size,
       },
+      faults: this.supervisor.faults(),
       counters: this.counters.snapshot(),
       writer: this.writer.stats,
     };
@@ -182,18 +219,28 @@ export class Gateway {
     switch (req.op) {
       case 'reload':
         await this.writer.run(() => this.registry.reload(), 'reload');
+        await this.wired.reconcile();
         this.log.info({ devices: this.registry.devices.size, shops: this.registry.shops.size }, 'registry reloaded');
         return { devices: this.registry.devices.size, shops: this.registry.shops.size, users: this.registry.users.size };
       case 'revoke': {
         const deviceId = String(req.deviceId ?? '');
         await this.writer.run(() => this.registry.reload(), 'reload');
         this.engine.assembler.reset(deviceId);
+        await this.wired.reconcile();
         const n = this.broker.disconnect((p) => p.kind === 'device' && p.deviceId === deviceId);
         this.log.info({ deviceId, disconnected: n }, 'device revoked');
         return { disconnected: n };
       }
       case 'health':
         return this.health();
+      case 'bus-scan': {
+        const scan = (req.scan ?? {}) as Partial<ScanOptions>;
+        const int = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+        if (!int(scan.from, 1, 247) || !int(scan.to, scan.from ?? 1, 247) || !int(scan.timeoutMs, 1, 5000)) {
+          throw lfError('LF_ERR_INVALID_ARGUMENT', 'scan', 'from/to are addresses 1–247 (from ≤ to), timeoutMs 1–5000');
+        }
+        return { hits: await this.wired.scan(String(req.busId ?? ''), scan as ScanOptions) };
+      }
       default:
         throw lfError('LF_ERR_INVALID_ARGUMENT', 'admin op', req.op);
     }
@@ -204,6 +251,8 @@ export class Gateway {
     this.stopped = true;
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.scheduler?.stop();
+    this.supervisor?.stop();
+    await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});
     await this.http?.stop().catch(() => {});
     await this.broker?.stop().catch(() => {});

@@ -174,7 +174,12 @@ export class MqttIngress implements BrokerBackend {
     if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
     const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
     const { alarmId, rev } = msg as { alarmId: string; rev: number };
-    this.pendingMarks.push({ kind: recipient.kind, id: recipient.id, alarmId, rev, by });
+    this.markDelivered(recipient.kind, recipient.id, alarmId, rev, by);
+  }
+
+  /** Record that a recipient has a message (an MQTT PUBACK, or a wired bridge's confirmation). */
+  markDelivered(kind: 'shop' | 'station', id: string, alarmId: string, rev: number, by: string): void {
+    this.pendingMarks.push({ kind, id, alarmId, rev, by });
     if (this.pendingMarks.length === 1) {
       // The PUBACKs that arrive in one turn of the event loop are marked by one writer item.
       setImmediate(() => {

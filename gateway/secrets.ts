@@ -42,6 +42,11 @@ export function newDeviceSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/** A serial keypad's MAC key: 256 random bits. */
+export function newMacKey(): Buffer {
+  return randomBytes(32);
+}
+
 export function keyedHash(gatewayKey: Buffer, secret: string | Buffer): Buffer {
   return createHmac('sha256', gatewayKey).update(secret).digest();
 }

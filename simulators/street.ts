@@ -91,7 +91,7 @@ export async function provisionStreet(dataDir: string, shops: number): Promise<S
         continue;
       }
       const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'mqtt' });
-      out.push({ shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username, password: issued.password! } });
+      out.push({ shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username!, password: issued.password! } });
     }
     const street: StreetFile = { stationId: STREET_STATION, officer, shops: out };
     writeFileSync(file, JSON.stringify(street, null, 2) + '\n', { mode: 0o600 });

@@ -22,6 +22,8 @@ export const topics = {
   stationAlarms: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/alarms`,
   stationActions: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/actions`,
   stationErrors: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/errors`,
+  /** Device faults (a wired keypad or module gone silent) raised and cleared, for the console. */
+  stationFaults: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/faults`,
 } as const;
 
 export type TopicKind =
@@ -32,7 +34,8 @@ export type TopicKind =
   | 'shop-replies'
   | 'station-alarms'
   | 'station-actions'
-  | 'station-errors';
+  | 'station-errors'
+  | 'station-faults';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -43,7 +46,7 @@ export interface ParsedTopic {
 const KIND_BY_PATH: Record<string, Record<string, TopicKind>> = {
   devices: { events: 'device-events', status: 'device-status', commands: 'device-commands' },
   shops: { alerts: 'shop-alerts', replies: 'shop-replies' },
-  stations: { alarms: 'station-alarms', actions: 'station-actions', errors: 'station-errors' },
+  stations: { alarms: 'station-alarms', actions: 'station-actions', errors: 'station-errors', faults: 'station-faults' },
 };
 
 /** Parse a concrete topic (no wildcards) of the v1 tree; null when it is not one. */

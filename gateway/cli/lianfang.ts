@@ -23,8 +23,11 @@ import {
   revokeDevice,
   ROLES,
   TRANSPORTS,
+  type DeviceInput,
   type ShopInput,
 } from '../registry/registry.js';
+import { describeBus, listBuses, PARITIES } from '../registry/buses.js';
+import type { ScanHit } from '../../devices/bridge.js';
 import { rankNeighbours } from '../geo.js';
 import { adminRequest } from '../admin/channel.js';
 import { lfError } from '../errors.js';
@@ -54,6 +57,9 @@ const list = (v: string): string[] =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+
+/** The options commander left undefined, dropped (the input schemas allow no undefined fields). */
+const definedOnly = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
 const dataOption = () => new Option('--data <dir>', 'data directory of the gateway').default(DEFAULT_DATA);
 const jsonOption = () => new Option('--json', 'print JSON instead of a table');
@@ -234,33 +240,87 @@ Examples:
   const device = program.command('device').description('keypads, panic buttons and I/O modules');
   device
     .command('add')
-    .description("register a device and issue its credentials (printed once: the gateway keeps only a keyed hash)")
+    .description('register a device and issue its credentials (printed once: the gateway keeps only a keyed hash or, for a MAC key, an encrypted copy)')
     .requiredOption('--shop <shopId>', 'the shop it belongs to')
     .addOption(new Option('--type <type>', 'device type').choices([...DEVICE_TYPES]).makeOptionMandatory())
     .addOption(new Option('--transport <transport>', 'how it reaches the gateway').choices([...TRANSPORTS]).default('mqtt'))
     .option('--id <id>', 'device id (default: <shop>.<type>.<random>)')
+    .option('--port <path>', 'serial, modbus-rtu: the serial port of its bus, e.g. /dev/ttyUSB0')
+    .option('--baud <n>', 'serial, modbus-rtu: line speed when the bus is new (default 9600 for keypads, 19200 for Modbus)', int('--baud', 1200, 921600))
+    .addOption(new Option('--parity <parity>', 'serial, modbus-rtu: parity when the bus is new (default none)').choices([...PARITIES]))
+    .option('--host <host>', 'modbus-tcp: the module\'s (or gateway\'s) address')
+    .option('--tcp-port <n>', 'modbus-tcp: its TCP port (502 on most modules)', int('--tcp-port', 1, 65535))
+    .option('--bus-address <n>', 'wired: the keypad\'s address on the line, or the module\'s Modbus unit id (1–247)', int('--bus-address', 1, 247))
+    .option('--bus <busId>', 'wired: name of the bus (default: from the port, e.g. ttyUSB0)')
+    .option('--model <model>', 'modbus: the module\'s register map (default generic-8io)')
     .addOption(dataOption())
     .addOption(jsonOption())
-    .addHelpText('after', '\nExample:\n  $ lianfang device add --shop S01 --type keypad --transport mqtt --json\n  → {"deviceId": "S01.keypad.a1b2c3", "username": "S01.keypad.a1b2c3", "password": "…"}\nThe device connects with username = client id = deviceId.')
-    .action(async (o: { shop: string; type: (typeof DEVICE_TYPES)[number]; transport: (typeof TRANSPORTS)[number]; id?: string; data: string; json?: boolean }) => {
-      const key = loadOrCreateGatewayKey(o.data);
-      const issued = withDb(o.data, (db) => addDevice(db, key, { shopId: o.shop, type: o.type, transport: o.transport, ...(o.id ? { id: o.id } : {}) }));
-      const out = {
-        deviceId: issued.device.id,
-        shopId: issued.device.shopId,
-        type: issued.device.type,
-        transport: issued.device.transport,
-        username: issued.username,
-        password: issued.password,
-      };
-      if (o.json) printJson(out);
-      else
-        process.stdout.write(
-          `device ${out.deviceId} added to shop ${out.shopId}\n  MQTT username (and client id): ${out.username}\n  MQTT password: ${out.password}\n` +
-            `  (shown once: the gateway stores only a keyed hash of it)\n`,
-        );
-      await notifyGateway(o.data);
-    });
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ lianfang device add --shop S01 --type keypad --transport mqtt --json
+  → {"deviceId": "S01.keypad.a1b2c3", "username": "S01.keypad.a1b2c3", "password": "…"}
+  The device connects with username = client id = deviceId.
+  $ lianfang device add --shop S01 --type keypad --transport serial --port /dev/ttyUSB0 --bus-address 3 --json
+  → {"deviceId": "S01.keypad.d4e5f6", "macKey": "…64 hex digits…", "bus": "ttyUSB0", …}
+  Load the MAC key into the keypad; it is not shown again.
+  $ lianfang device add --shop S01 --type io-module --transport modbus-rtu --port /dev/ttyUSB1 --bus-address 7
+  $ lianfang device add --shop S01 --type io-module --transport modbus-tcp --host 10.0.0.7 --tcp-port 502 --bus-address 1
+A running gateway opens a new bus and polls a new device at once.`,
+    )
+    .action(
+      async (o: {
+        shop: string;
+        type: (typeof DEVICE_TYPES)[number];
+        transport: (typeof TRANSPORTS)[number];
+        id?: string;
+        port?: string;
+        baud?: number;
+        parity?: (typeof PARITIES)[number];
+        host?: string;
+        tcpPort?: number;
+        busAddress?: number;
+        bus?: string;
+        model?: string;
+        data: string;
+        json?: boolean;
+      }) => {
+        const key = loadOrCreateGatewayKey(o.data);
+        const input = definedOnly({
+          shopId: o.shop,
+          type: o.type,
+          transport: o.transport,
+          id: o.id,
+          busId: o.bus,
+          port: o.port,
+          baud: o.baud,
+          parity: o.parity,
+          host: o.host,
+          tcpPort: o.tcpPort,
+          busAddress: o.busAddress,
+          model: o.model,
+        }) as DeviceInput;
+        const issued = withDb(o.data, (db) => addDevice(db, key, input));
+        const d = issued.device;
+        const out = issued.bus
+          ? { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, bus: issued.bus.id, busAddress: d.busAddress, ...(d.model ? { model: d.model } : {}), ...(issued.macKey ? { macKey: issued.macKey } : {}) }
+          : { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, username: issued.username, password: issued.password };
+        if (o.json) printJson(out);
+        else if (issued.bus) {
+          process.stdout.write(
+            `device ${d.id} added to shop ${d.shopId}\n  bus ${issued.bus.id} (${describeBus(issued.bus)}), address ${d.busAddress}\n` +
+              (issued.macKey ? `  MAC key: ${issued.macKey}\n  (shown once: load it into the keypad; the gateway keeps it encrypted)\n` : ''),
+          );
+        } else {
+          process.stdout.write(
+            `device ${d.id} added to shop ${d.shopId}\n  MQTT username (and client id): ${issued.username}\n  MQTT password: ${issued.password}\n` +
+              `  (shown once: the gateway stores only a keyed hash of it)\n`,
+          );
+        }
+        await notifyGateway(o.data);
+      },
+    );
   device
     .command('list')
     .description('list devices (never their secrets)')
@@ -273,10 +333,12 @@ Examples:
         shopId: d.shopId,
         type: d.type,
         transport: d.transport,
+        bus: d.bus,
+        busAddress: d.busAddress,
         revoked: d.revokedAt !== null,
         createdAt: d.createdAt,
       }));
-      printRecords(!!o.json, rows, { deviceId: 'DEVICE', shopId: 'SHOP', type: 'TYPE', transport: 'TRANSPORT', revoked: 'REVOKED', createdAt: 'CREATED' });
+      printRecords(!!o.json, rows, { deviceId: 'DEVICE', shopId: 'SHOP', type: 'TYPE', transport: 'TRANSPORT', bus: 'BUS', busAddress: 'ADDR', revoked: 'REVOKED', createdAt: 'CREATED' });
     });
   device
     .command('revoke <deviceId>')
@@ -356,6 +418,54 @@ Examples:
       const h = await adminRequest(o.data, { op: 'health' });
       if (h === null) throw lfError('LF_ERR_GATEWAY_NOT_RUNNING', o.data);
       printJson(h);
+    });
+
+  // ------------------------------------------------------------------ bus
+  const busCmd = program.command('bus').description('wired buses: RS-485 keypad lines and Modbus RTU/TCP links');
+  busCmd
+    .command('list')
+    .description('list the buses and how many devices each carries')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => {
+        const devices = listDevices(db).filter((d) => d.bus && !d.revokedAt);
+        return listBuses(db).map((b) => ({ busId: b.id, kind: b.kind, where: describeBus(b), devices: devices.filter((d) => d.bus === b.id).length }));
+      });
+      printRecords(!!o.json, rows, { busId: 'BUS', kind: 'KIND', where: 'WHERE', devices: 'DEVICES' });
+    });
+  busCmd
+    .command('scan <busId>')
+    .description('list the keypad addresses or Modbus unit ids that answer on a bus (through the running gateway when it holds the port)')
+    .option('--from <n>', 'first address', int('--from', 1, 247), 1)
+    .option('--to <n>', 'last address', int('--to', 1, 247), 247)
+    .option('--timeout-ms <ms>', 'how long to wait for each address', int('--timeout-ms', 5, 5000), 100)
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang bus scan ttyUSB0 --from 1 --to 32\n  ADDRESS  DEVICE             ANSWER\n  3        S01.keypad.d4e5f6  answers (nothing new)')
+    .action(async (busId: string, o: { from: number; to: number; timeoutMs: number; data: string; json?: boolean }) => {
+      if (o.from > o.to) throw lfError('LF_ERR_INVALID_ARGUMENT', '--from/--to', 'the first address comes before the last');
+      const { bus, known } = withDb(o.data, (db) => {
+        const b = listBuses(db).find((x) => x.id === busId);
+        if (!b) throw lfError('LF_ERR_NOT_FOUND', 'bus', busId);
+        return { bus: b, known: new Map(listDevices(db).filter((d) => d.bus === busId && !d.revokedAt).map((d) => [d.busAddress!, d.id])) };
+      });
+      const scan = { from: o.from, to: o.to, timeoutMs: o.timeoutMs };
+      // Generous: every address may cost its timeout plus the wire time of a poll and its answer.
+      const budget = 10_000 + (o.to - o.from + 1) * (o.timeoutMs + 200);
+      const viaGateway = (await adminRequest(o.data, { op: 'bus-scan', busId, scan }, budget)) as { hits: ScanHit[] } | null;
+      let hits: ScanHit[];
+      if (viaGateway) hits = viaGateway.hits;
+      else {
+        const { scanBusDirect } = await import('../../devices/scan.js');
+        hits = await scanBusDirect(bus, scan, known);
+      }
+      printRecords(
+        !!o.json,
+        hits.map((h) => ({ address: h.address, deviceId: h.deviceId ?? '', answer: h.detail })),
+        { address: 'ADDRESS', deviceId: 'DEVICE', answer: 'ANSWER' },
+      );
+      if (!o.json) note(`${hits.length} of ${o.to - o.from + 1} addresses answered on ${bus.id} (${describeBus(bus)})${viaGateway ? ', through the running gateway' : ''}`);
     });
 
   // ------------------------------------------------------------------ simulate

@@ -8,8 +8,13 @@ import type { Db } from '../store/db.js';
 import { compile } from '../../firmware-contracts/mqtt/payloads.js';
 import { ID_PATTERN, isValidId } from '../../firmware-contracts/mqtt/topics.js';
 import { lfError } from '../errors.js';
-import { hashPassword, keyedHash, newDeviceSecret } from '../secrets.js';
+import { encryptSecret, hashPassword, keyedHash, newDeviceSecret, newMacKey } from '../secrets.js';
 import { shortId } from '../ids.js';
+import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusKind, type BusSpec } from './buses.js';
+import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
+
+/** The register map of a Modbus device registered without `--model`. */
+export const DEFAULT_MODEL = 'generic-8io';
 
 const Id = Type.String({ pattern: ID_PATTERN, description: 'letters, digits, _ . : - (1–64)' });
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -59,6 +64,15 @@ export const DeviceInput = Type.Object(
     type: Type.Union(DEVICE_TYPES.map((t) => Type.Literal(t))),
     transport: Type.Union(TRANSPORTS.map((t) => Type.Literal(t))),
     id: Type.Optional(Id),
+    /** Wired devices: the bus (created on first use) and the device's address on it. */
+    busId: Type.Optional(Id),
+    port: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'serial device path, e.g. /dev/ttyUSB0' })),
+    baud: Type.Optional(Type.Integer({ minimum: 1200, maximum: 921600 })),
+    parity: Type.Optional(Type.Union(PARITIES.map((p) => Type.Literal(p)))),
+    host: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.:-]{1,253}$', description: 'host name or IP address' })),
+    tcpPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    busAddress: Type.Optional(Type.Integer({ minimum: 1, maximum: 247, description: 'keypad address or Modbus unit id' })),
+    model: Type.Optional(Id),
   },
   { additionalProperties: false },
 );
@@ -124,6 +138,10 @@ export interface Device {
   secretHash: Buffer | null;
   bus: string | null;
   busAddress: number | null;
+  /** Modbus register map of an I/O module (e.g. generic-8io). */
+  model: string | null;
+  /** A serial keypad's MAC key, encrypted under the gateway key (DESIGN "Secrets"). */
+  macKeyEnc: Buffer | null;
   lastBoot: number | null;
   lastSeq: number | null;
   revokedAt: string | null;
@@ -178,6 +196,8 @@ const deviceFrom = (r: Row): Device => ({
   secretHash: (r.secret_hash as Buffer) ?? null,
   bus: (r.bus as string) ?? null,
   busAddress: (r.bus_address as number) ?? null,
+  model: (r.model as string) ?? null,
+  macKeyEnc: (r.mac_key_enc as Buffer) ?? null,
   lastBoot: (r.last_boot as number) ?? null,
   lastSeq: (r.last_seq as number) ?? null,
   revokedAt: (r.revoked_at as string) ?? null,
@@ -299,29 +319,74 @@ export function getDevice(db: Db, id: string): Device | undefined {
 
 export interface IssuedDevice {
   device: Device;
-  /** MQTT username (= device id = the client id it must use). */
-  username: string;
+  /** MQTT username (= device id = the client id it must use); null for a wired device. */
+  username: string | null;
   /** The MQTT password: shown once, stored only as a keyed hash. */
   password: string | null;
+  /** A serial keypad's MAC key (hex): shown once, stored only encrypted. */
+  macKey: string | null;
+  /** The bus a wired device hangs on. */
+  bus: Bus | null;
+}
+
+/** Which device types each wired transport carries. */
+const WIRED_TYPES: Record<Exclude<(typeof TRANSPORTS)[number], 'mqtt'>, readonly (typeof DEVICE_TYPES)[number][]> = {
+  serial: ['keypad'],
+  'modbus-rtu': ['io-module', 'panic'],
+  'modbus-tcp': ['io-module', 'panic'],
+};
+
+/** The wire fields of a device input must fit its transport; returns the bus spec for wired ones. */
+function wiredSpec(input: DeviceInput): BusSpec | null {
+  const { transport } = input;
+  const given = (['busId', 'port', 'baud', 'parity', 'host', 'tcpPort', 'busAddress', 'model'] as const).filter((k) => input[k] !== undefined);
+  if (transport === 'mqtt') {
+    if (given.length) throw lfError('LF_ERR_INVALID_ARGUMENT', `--${given[0]}`, 'an MQTT device has no bus; leave out the wire options');
+    return null;
+  }
+  if (!WIRED_TYPES[transport].includes(input.type)) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--type', `a ${transport} device is one of: ${WIRED_TYPES[transport].join(', ')}`);
+  }
+  if (input.busAddress === undefined) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--bus-address', transport === 'serial' ? 'the keypad\'s address on the line (1–247)' : 'the module\'s Modbus unit id (1–247)');
+  }
+  const tcp = transport === 'modbus-tcp';
+  const misplaced = tcp ? given.find((k) => k === 'port' || k === 'baud' || k === 'parity') : given.find((k) => k === 'host' || k === 'tcpPort');
+  if (misplaced) throw lfError('LF_ERR_INVALID_ARGUMENT', `--${misplaced}`, `not an option of a ${transport} device`);
+  if (transport === 'serial' && input.model !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--model', 'register maps are for Modbus modules');
+  if (input.model !== undefined && !BUILT_IN_MAPS[input.model]) throw lfError('LF_ERR_NOT_FOUND', 'register map', input.model);
+  return { kind: transport, busId: input.busId, path: input.port, baud: input.baud, parity: input.parity, host: input.host, port: input.tcpPort };
 }
 
 /** Register a device and issue its credentials. The password is returned once and never stored. */
 export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): IssuedDevice {
   validate('device', input);
-  if (input.transport !== 'mqtt') {
-    throw lfError('LF_ERR_INVALID_ARGUMENT', '--transport', `${input.transport} devices come with the serial and Modbus bridges (not yet available); use mqtt`);
-  }
+  const spec = wiredSpec(input);
   return db.transaction(() => {
     if (!getShop(db, input.shopId)) throw lfError('LF_ERR_NOT_FOUND', 'shop', input.shopId);
     const id = input.id ?? `${input.shopId}.${input.type}.${shortId(3)}`;
     if (!isValidId(id)) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device id', id);
     if (getDevice(db, id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'device', id);
     if (getUser(db, id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'login name', id);
-    const password = newDeviceSecret();
+    const createdAt = now();
+    if (!spec) {
+      const password = newDeviceSecret();
+      db.prepare('INSERT INTO devices (id, shop_id, type, transport, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+        id, input.shopId, input.type, input.transport, keyedHash(gatewayKey, password), createdAt,
+      );
+      return { device: getDevice(db, id)!, username: id, password, macKey: null, bus: null };
+    }
+    const bus = findOrCreateBus(db, spec, createdAt);
+    const taken = db.prepare('SELECT id FROM devices WHERE bus = ? AND bus_address = ? AND revoked_at IS NULL').get(bus.id, input.busAddress) as { id: string } | undefined;
+    if (taken) throw lfError('LF_ERR_ALREADY_EXISTS', `address ${input.busAddress} on bus ${bus.id}`, taken.id);
+    // Serial keypads sign their frames with a per-device key the gateway must use, so it is kept
+    // encrypted (not hashed) and shown once. Modbus has no authentication of its own.
+    const macKey = input.transport === 'serial' ? newMacKey() : null;
+    const model = input.transport === 'serial' ? null : (input.model ?? DEFAULT_MODEL);
     db.prepare(
-      'INSERT INTO devices (id, shop_id, type, transport, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(id, input.shopId, input.type, input.transport, keyedHash(gatewayKey, password), now());
-    return { device: getDevice(db, id)!, username: id, password };
+      'INSERT INTO devices (id, shop_id, type, transport, mac_key_enc, bus, bus_address, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(id, input.shopId, input.type, input.transport, macKey && encryptSecret(gatewayKey, macKey), bus.id, input.busAddress, model, createdAt);
+    return { device: getDevice(db, id)!, username: null, password: null, macKey: macKey?.toString('hex') ?? null, bus };
   }).immediate();
 }
 
@@ -373,6 +438,7 @@ export class RegistryCache {
   shops = new Map<string, Shop>();
   devices = new Map<string, Device>();
   users = new Map<string, User>();
+  buses = new Map<string, Bus>();
   /** Devices of each shop, for delivery by shop. */
   devicesByShop = new Map<string, Device[]>();
 
@@ -383,6 +449,7 @@ export class RegistryCache {
     this.shops = new Map(listShops(this.db).map((s) => [s.id, s]));
     this.devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
     this.users = new Map(listUsers(this.db).map((u) => [u.name, u]));
+    this.buses = new Map(listBuses(this.db).map((b) => [b.id, b]));
     this.devicesByShop = new Map();
     for (const d of this.devices.values()) {
       const list = this.devicesByShop.get(d.shopId) ?? [];

@@ -182,6 +182,37 @@ CREATE TABLE deadlines (
 CREATE INDEX deadlines_due ON deadlines(due_at) WHERE done_at IS NULL;
 `,
   },
+  {
+    version: 2,
+    name: 'wired buses, device models and faults',
+    sql: `
+CREATE TABLE buses (
+  id         TEXT PRIMARY KEY,
+  kind       TEXT NOT NULL,                 -- serial | modbus-rtu | modbus-tcp
+  path       TEXT,                          -- serial device (serial, modbus-rtu)
+  baud       INTEGER,
+  parity     TEXT,                          -- none | even | odd
+  host       TEXT,                          -- modbus-tcp
+  port       INTEGER,
+  created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX buses_path ON buses(path) WHERE path IS NOT NULL;
+CREATE UNIQUE INDEX buses_endpoint ON buses(host, port) WHERE host IS NOT NULL;
+
+ALTER TABLE devices ADD COLUMN model TEXT;  -- Modbus register map (e.g. generic-8io)
+CREATE UNIQUE INDEX devices_bus_address ON devices(bus, bus_address) WHERE bus IS NOT NULL AND revoked_at IS NULL;
+
+-- Supervision: last-seen times live in memory; only fault changes are stored.
+CREATE TABLE device_faults (
+  id         INTEGER PRIMARY KEY,
+  device_id  TEXT NOT NULL REFERENCES devices(id),
+  fault      TEXT NOT NULL,                 -- silent
+  raised_at  TEXT NOT NULL,
+  cleared_at TEXT
+);
+CREATE INDEX device_faults_open ON device_faults(device_id) WHERE cleared_at IS NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

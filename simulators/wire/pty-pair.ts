@@ -4,7 +4,7 @@
  * whatever baud rate is set: senders pace themselves (see wire-timing.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, realpathSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,8 +18,20 @@ export interface PtyPair {
   close(): Promise<void>;
 }
 
-export async function openPtyPair(timeoutMs = 5000): Promise<PtyPair> {
-  const dir = mkdtempSync(join(tmpdir(), 'lf-pty-'));
+export interface PtyPairOptions {
+  /**
+   * Put the links in this directory (made if missing), so a pair closed and opened again appears
+   * at the same paths: a cable pulled and plugged back in. Default: a new temporary directory.
+   */
+  dir?: string;
+  timeoutMs?: number;
+}
+
+export async function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'lf-pty-'));
+  mkdirSync(dir, { recursive: true });
   const a = join(dir, 'a');
   const b = join(dir, 'b');
   const child: ChildProcess = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
@@ -50,7 +62,8 @@ export async function openPtyPair(timeoutMs = 5000): Promise<PtyPair> {
         child.kill('SIGTERM');
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      else for (const link of [a, b]) rmSync(link, { force: true });
     },
   };
 }

@@ -1,0 +1,81 @@
+/**
+ * What the wired bridges (serial keypads, Modbus I/O modules) get from the gateway, and what they
+ * give back. Bridges are in-process: Aedes' own publish() skips authorizePublish, so they call the
+ * one ingest directly (DESIGN.md "One ingest") and tell the device "got it" (serial ACK, Modbus
+ * latch-clear) only once that has resolved, i.e. after the commit.
+ */
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../gateway/logger.js';
+import type { Clock } from '../gateway/clock.js';
+import type { Counters } from '../gateway/metrics.js';
+import type { Device, RegistryCache } from '../gateway/registry/registry.js';
+import type { Bus } from '../gateway/registry/buses.js';
+import type { IngestOutcome } from '../gateway/alarm/engine.js';
+import type { Supervisor } from '../gateway/supervision.js';
+import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+
+export interface BridgeContext {
+  log: Logger;
+  clock: Clock;
+  counters: Counters;
+  config: Readonly<Config>;
+  registry: RegistryCache;
+  gatewayKey: Buffer;
+  supervisor: Supervisor;
+  /** The one ingest: resolves once the event is committed (or recognised as a duplicate). */
+  ingest(device: Device, event: DeviceEvent, via: 'serial' | 'modbus'): Promise<IngestOutcome>;
+  /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */
+  delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
+}
+
+/** What a bus scan found at one address. */
+export interface ScanHit {
+  address: number;
+  /** The registered device at this address, if any. */
+  deviceId: string | null;
+  detail: string;
+}
+
+export interface ScanOptions {
+  from: number;
+  to: number;
+  /** Per-address answer timeout. */
+  timeoutMs: number;
+}
+
+/** One open bus: a serial line or a Modbus endpoint, driven by one loop (one request at a time). */
+export interface BusDriver {
+  readonly bus: Bus;
+  /** The devices registered on this bus now (after a reload): start polling new ones, drop old ones. */
+  setDevices(devices: Device[]): void;
+  /** An alert for a shop: show it, sound it, or end it on that shop's devices on this bus. */
+  alert(shopId: string, alert: ShopAlert): void;
+  servesShop(shopId: string): boolean;
+  /** The addresses that answer, polled between regular polls. */
+  scan(opts: ScanOptions): Promise<ScanHit[]>;
+  close(): Promise<void>;
+}
+
+/** The alert is newer than what a device holds (receivers ignore a lower rev, DESIGN "At least once"). */
+export function isNewer(alert: { alarmId: string; rev: number }, held: { alarmId: string; rev: number } | undefined): boolean {
+  return !held || held.alarmId !== alert.alarmId || alert.rev > held.rev;
+}
+
+/** Wait `ms` unless `signal` aborts first (a bus loop's pauses end at once on close). */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Exponential backoff: `base` doubled per failure, at most `max`. */
+export function backoffMs(failures: number, base: number, max: number): number {
+  return Math.min(max, base * 2 ** Math.min(20, Math.max(0, failures - 1)));
+}

@@ -1,0 +1,433 @@
+/**
+ * The Modbus bridge: one loop per bus (an RTU line or a TCP endpoint) over modbus-serial, one
+ * request at a time, a timeout on every request (modbus-serial waits for ever by default).
+ *
+ * Each I/O module's panic inputs are read every `panicPollMs`, all its inputs every `doorPollMs`.
+ * A latched input that reads 1 becomes an event; once the ingest has committed it, the bridge writes
+ * the latch-clear register with exactly the bits of the committed inputs, so an input that latched
+ * between the read and the clear stays latched for the next read (firmware-contracts/modbus/SPEC.md).
+ * Sounder coils of a shop's modules switch on when an alert reaches the shop and off when it ends,
+ * or after `sounderMaxMs` at the latest.
+ *
+ * A silent module, an exception or a wrong unit id costs one timeout and is logged; the others are
+ * still polled, and the silent one is retried with backoff. After a timeout the port is closed and
+ * reopened with backoff (modbus-serial can leave a half-open port behind: "Cannot lock port").
+ */
+import modbusSerial from 'modbus-serial';
+import type { ModbusRTU as ModbusClient } from 'modbus-serial/ModbusRTU.js';
+import type { Device } from '../gateway/registry/registry.js';
+import type { Bus } from '../gateway/registry/buses.js';
+import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
+import { backoffMs, isNewer, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+
+type Client = ModbusClient;
+/** The package's CommonJS export is the client class itself (its typings describe it as `default`). */
+const ModbusRTU = modbusSerial as unknown as new () => Client;
+
+/** A device event before the bridge numbers it. */
+type UnnumberedEvent = DeviceEvent extends infer E ? (E extends unknown ? Omit<E, 'seq'> : never) : never;
+
+/** Open a modbus-serial client on `bus`, every request bounded by `timeoutMs`. */
+export async function openModbusClient(bus: Bus, timeoutMs: number): Promise<Client> {
+  const client = new ModbusRTU();
+  if (bus.kind === 'modbus-tcp') await client.connectTCP(bus.host!, { port: bus.port! });
+  else await client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity: bus.parity ?? 'none', dataBits: 8, stopBits: 1 });
+  client.setTimeout(timeoutMs);
+  return client;
+}
+
+export function closeModbusClient(client: Client): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      client.close(() => resolve());
+    } catch {
+      resolve();
+    }
+    // A port that never answers its close must not hold up a shutdown.
+    setTimeout(resolve, 500).unref();
+  });
+}
+
+const isTimeout = (err: unknown) => (err as { errno?: string }).errno === 'ETIMEDOUT' || /timed out/i.test(String((err as Error).message));
+const exceptionCode = (err: unknown) => (err as { modbusCode?: number }).modbusCode;
+
+interface Module {
+  device: Device;
+  unitId: number;
+  map: RegisterMap;
+  /** Inputs read every panicPollMs: the latched ones with the panic role. */
+  fastCount: number;
+  fullCount: number;
+  nextFastAt: number;
+  nextFullAt: number;
+  /** Last read of the unlatched inputs (door contacts), by address; unknown until the first read. */
+  live: Map<number, boolean>;
+  seq: number;
+  failures: number;
+  retryAt: number;
+  /** The alert the sounder is on for, and the timer that switches it off at the latest. */
+  sounding: { alarmId: string; rev: number; offTimer: NodeJS.Timeout } | null;
+  held: { alarmId: string; rev: number } | undefined;
+}
+
+interface CoilWrite {
+  unitId: number;
+  on: boolean;
+  /** Set for an alert: the shop's delivery is confirmed once the coil is written. */
+  alert?: { shopId: string; alarmId: string; rev: number };
+  attempts: number;
+}
+
+export class ModbusBusDriver implements BusDriver {
+  private client: Client | null = null;
+  private readonly modules = new Map<number, Module>();
+  private readonly coilQueue: CoilWrite[] = [];
+  private readonly abort = new AbortController();
+  private wake: (() => void) | null = null;
+  private scanning: { opts: ScanOptions; resolve: (h: ScanHit[]) => void; reject: (e: unknown) => void } | null = null;
+  private openFailures = 0;
+  private readonly boot = Date.now();
+  private readonly loop: Promise<void>;
+  readonly stats = { requests: 0, timeouts: 0, exceptions: 0, events: 0, reopens: 0 };
+
+  constructor(
+    readonly bus: Bus,
+    private readonly ctx: BridgeContext,
+    devices: Device[],
+  ) {
+    this.setDevices(devices);
+    this.loop = this.run();
+  }
+
+  private get log() {
+    return this.ctx.log;
+  }
+
+  setDevices(devices: Device[]): void {
+    const now = Date.now();
+    const keep = new Set<number>();
+    for (const device of devices) {
+      const unitId = device.busAddress!;
+      keep.add(unitId);
+      const known = this.modules.get(unitId);
+      if (known?.device.id === device.id) {
+        known.device = device;
+        continue;
+      }
+      let map: RegisterMap;
+      try {
+        map = loadRegisterMap(device.model ?? 'generic-8io');
+      } catch (err) {
+        this.log.error({ err, deviceId: device.id, model: device.model }, 'unknown register map: module not polled');
+        continue;
+      }
+      const panicAddrs = map.discreteInputs.filter((i) => i.role === 'panic').map((i) => i.address);
+      this.modules.set(unitId, {
+        device,
+        unitId,
+        map,
+        fastCount: panicAddrs.length ? Math.max(...panicAddrs) + 1 : 0,
+        fullCount: Math.max(...map.discreteInputs.map((i) => i.address)) + 1,
+        nextFastAt: now,
+        nextFullAt: now,
+        live: new Map(),
+        seq: 0,
+        failures: 0,
+        retryAt: 0,
+        sounding: null,
+        held: undefined,
+      });
+      this.ctx.supervisor.watch(device.id);
+    }
+    for (const [unitId, m] of this.modules) {
+      if (!keep.has(unitId)) {
+        if (m.sounding) clearTimeout(m.sounding.offTimer);
+        this.ctx.supervisor.unwatch(m.device.id);
+        this.modules.delete(unitId);
+      }
+    }
+    this.wake?.();
+  }
+
+  servesShop(shopId: string): boolean {
+    for (const m of this.modules.values()) if (m.device.shopId === shopId && m.map.coils.some((c) => c.role === 'sounder')) return true;
+    return false;
+  }
+
+  alert(shopId: string, alert: ShopAlert): void {
+    for (const m of this.modules.values()) {
+      if (m.device.shopId !== shopId || !m.map.coils.some((c) => c.role === 'sounder')) continue;
+      if (!isNewer(alert, m.held) && alert.state === 'raised') continue;
+      m.held = { alarmId: alert.alarmId, rev: alert.rev };
+      if (m.sounding) clearTimeout(m.sounding.offTimer);
+      m.sounding = null;
+      const on = alert.state === 'raised';
+      if (on) {
+        const offTimer = setTimeout(() => {
+          this.log.info({ deviceId: m.device.id, alarmId: alert.alarmId }, 'sounder on for its longest allowed time: switching it off');
+          m.sounding = null;
+          this.queueCoils({ unitId: m.unitId, on: false, attempts: 0 });
+        }, this.ctx.config.modbus.sounderMaxMs);
+        offTimer.unref();
+        m.sounding = { alarmId: alert.alarmId, rev: alert.rev, offTimer };
+      }
+      this.queueCoils({ unitId: m.unitId, on, alert: { shopId, alarmId: alert.alarmId, rev: alert.rev }, attempts: 0 });
+    }
+  }
+
+  /** Replace a pending write to the same module: only the latest switching matters. */
+  private queueCoils(w: CoilWrite): void {
+    const i = this.coilQueue.findIndex((q) => q.unitId === w.unitId);
+    if (i >= 0) this.coilQueue.splice(i, 1);
+    this.coilQueue.push(w);
+    this.wake?.();
+  }
+
+  scan(opts: ScanOptions): Promise<ScanHit[]> {
+    if (this.scanning) return Promise.reject(new Error('a scan of this bus is already running'));
+    return new Promise((resolve, reject) => {
+      this.scanning = { opts, resolve, reject };
+      this.wake?.();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    this.wake?.();
+    await this.loop;
+    for (const m of this.modules.values()) if (m.sounding) clearTimeout(m.sounding.offTimer);
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  private async run(): Promise<void> {
+    const { signal } = this.abort;
+    while (!signal.aborted) {
+      if (!this.client) {
+        await this.open();
+        continue;
+      }
+      if (this.scanning) {
+        const s = this.scanning;
+        this.scanning = null;
+        await scanModbus(this.client, s.opts, this.ctx.config.modbus.requestTimeoutMs, this.modulesByUnit()).then(s.resolve, s.reject);
+        continue;
+      }
+      const coil = this.coilQueue.shift();
+      if (coil) {
+        await this.writeCoils(coil);
+        continue;
+      }
+      const now = Date.now();
+      const due = this.nextDue(now);
+      if (due.module) {
+        await this.poll(due.module, due.full);
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.max(1, due.at - now));
+        const self = this;
+        function done() {
+          clearTimeout(t);
+          self.wake = null;
+          resolve();
+        }
+        this.wake = done;
+      });
+    }
+    if (this.client) await closeModbusClient(this.client);
+    this.client = null;
+  }
+
+  private modulesByUnit(): Map<number, string> {
+    return new Map([...this.modules].map(([u, m]) => [u, m.device.id]));
+  }
+
+  private async open(): Promise<void> {
+    const { signal } = this.abort;
+    try {
+      this.client = await openModbusClient(this.bus, this.ctx.config.modbus.requestTimeoutMs);
+      if (this.openFailures > 0) this.log.info('bus reopened');
+      this.openFailures = 0;
+    } catch (err) {
+      this.openFailures++;
+      const wait = backoffMs(this.openFailures, this.ctx.config.modbus.reopenBackoffMs, this.ctx.config.modbus.reopenBackoffMaxMs);
+      this.ctx.counters.inc('modbus.open.failed');
+      if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
+        this.log.warn({ err: (err as Error).message, failures: this.openFailures, retryInMs: wait }, 'cannot open the bus; retrying');
+      }
+      await pause(wait, signal);
+    }
+  }
+
+  /** After a timeout: close the port and open it again (with backoff if that fails). */
+  private async reopen(): Promise<void> {
+    if (!this.client) return;
+    this.stats.reopens++;
+    const c = this.client;
+    this.client = null;
+    await closeModbusClient(c);
+  }
+
+  private nextDue(now: number): { module?: Module; full: boolean; at: number } {
+    let at = now + 1000;
+    for (const m of this.modules.values()) {
+      if (m.retryAt > now) {
+        at = Math.min(at, m.retryAt);
+        continue;
+      }
+      if (m.nextFullAt <= now) return { module: m, full: true, at: now };
+      if (m.fastCount > 0 && m.nextFastAt <= now) return { module: m, full: false, at: now };
+      at = Math.min(at, m.nextFullAt, m.fastCount > 0 ? m.nextFastAt : Infinity);
+    }
+    return { full: false, at };
+  }
+
+  /** One request to one module; a timeout or an exception is logged and counted, never thrown. */
+  private async request<T>(m: Module, what: string, fn: (c: Client) => Promise<T>): Promise<T | undefined> {
+    const client = this.client!;
+    client.setID(m.unitId);
+    this.stats.requests++;
+    try {
+      const out = await fn(client);
+      this.answered(m);
+      return out;
+    } catch (err) {
+      this.failed(m, what, err);
+      if (isTimeout(err)) await this.reopen();
+      return undefined;
+    }
+  }
+
+  private answered(m: Module): void {
+    if (m.failures > 0) this.log.info({ deviceId: m.device.id, unitId: m.unitId, after: m.failures }, 'module answers again');
+    m.failures = 0;
+    m.retryAt = 0;
+    this.ctx.supervisor.seen(m.device.id);
+  }
+
+  private failed(m: Module, what: string, err: unknown): void {
+    const code = exceptionCode(err);
+    const { modbus } = this.ctx.config;
+    if (code !== undefined) {
+      // It answered, with an exception: alive, but this request did nothing.
+      this.stats.exceptions++;
+      this.ctx.counters.inc('modbus.exceptions');
+      this.ctx.supervisor.seen(m.device.id);
+      this.log.warn({ deviceId: m.device.id, unitId: m.unitId, what, exception: code }, 'module answered with an exception');
+      m.retryAt = Date.now() + modbus.panicPollMs;
+      return;
+    }
+    m.failures++;
+    m.retryAt = Date.now() + backoffMs(m.failures, modbus.panicPollMs, Math.max(modbus.panicPollMs, modbus.reopenBackoffMaxMs));
+    if (isTimeout(err)) {
+      this.stats.timeouts++;
+      this.ctx.counters.inc('modbus.timeouts');
+    } else this.ctx.counters.inc('modbus.errors');
+    if (m.failures <= 3 || m.failures % 20 === 0) {
+      this.log.warn({ deviceId: m.device.id, unitId: m.unitId, what, err: (err as Error).message, failures: m.failures }, 'module did not answer');
+    }
+  }
+
+  private async poll(m: Module, full: boolean): Promise<void> {
+    const { modbus } = this.ctx.config;
+    const now = Date.now();
+    m.nextFastAt = now + modbus.panicPollMs;
+    if (full) m.nextFullAt = now + modbus.doorPollMs;
+    const count = full ? m.fullCount : m.fastCount;
+    const read = await this.request(m, 'read inputs', (c) => c.readDiscreteInputs(0, count));
+    if (!read) return;
+    const bits = read.data;
+    const latched: DiscreteInputDef[] = [];
+    const events: { input: DiscreteInputDef; event: UnnumberedEvent }[] = [];
+    for (const input of m.map.discreteInputs) {
+      if (input.address >= count) continue;
+      const v = !!bits[input.address];
+      if (input.latched) {
+        if (!v) continue;
+        latched.push(input);
+        const event = latchedEvent(input);
+        if (event) events.push({ input, event });
+        continue;
+      }
+      const before = m.live.get(input.address);
+      m.live.set(input.address, v);
+      if (before !== undefined && before !== v && input.role === 'door') events.push({ input, event: { type: 'door', open: v } });
+    }
+    if (events.length === 0) return;
+    const committed: number[] = [];
+    await Promise.all(
+      events.map(async ({ input, event }) => {
+        const full = { ...event, boot: this.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
+        try {
+          await this.ctx.ingest(m.device, full, 'modbus');
+          this.stats.events++;
+          if (input.latched) committed.push(input.address);
+        } catch (err) {
+          this.log.error({ err, deviceId: m.device.id, input: input.name }, 'event not stored: its latch stays set and it is read again');
+        }
+      }),
+    );
+    if (committed.length === 0) return;
+    const mask = latchClearMask(committed);
+    const cleared = await this.request(m, 'latch-clear', (c) => c.writeRegister(m.map.holdingRegisters.latchClear.address, mask));
+    // Not cleared: the latch reads 1 again and the event is ingested again; the engine joins it
+    // to the alarm it raised, so nothing is doubled.
+    if (!cleared) this.ctx.counters.inc('modbus.latch-clear.failed');
+    // A latched input other than the committed ones waits for the next poll (due at once).
+    if (latched.length > committed.length) m.nextFastAt = 0;
+  }
+
+  private async writeCoils(w: CoilWrite): Promise<void> {
+    const m = this.modules.get(w.unitId);
+    if (!m) return;
+    const coils = m.map.coils.filter((c) => c.role === 'sounder' || c.role === 'strobe');
+    for (const coil of coils) {
+      const ok = await this.request(m, `switch ${coil.name}`, (c) => c.writeCoil(coil.address, w.on));
+      if (!ok) {
+        if (++w.attempts < 5) this.queueCoils(w);
+        return;
+      }
+    }
+    this.log.info({ deviceId: m.device.id, on: w.on, alarmId: w.alert?.alarmId }, w.on ? 'sounder on' : 'sounder off');
+    if (w.alert) this.ctx.delivered(w.alert.shopId, w.alert.alarmId, w.alert.rev, m.device.id);
+  }
+}
+
+/** The event a latched input stands for; generic inputs have no meaning yet and raise nothing. */
+function latchedEvent(input: DiscreteInputDef): UnnumberedEvent | null {
+  switch (input.role) {
+    case 'panic':
+      return { type: 'panic' };
+    case 'tamper':
+      return { type: 'tamper', active: true };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Read one discrete input from each unit id in the range; those that answer (data or an exception)
+ * are on the bus. Used by a running bridge between polls and by `lianfang bus scan` on a free port.
+ */
+export async function scanModbus(client: Client, opts: ScanOptions, restoreTimeoutMs: number, known: Map<number, string>): Promise<ScanHit[]> {
+  const hits: ScanHit[] = [];
+  client.setTimeout(opts.timeoutMs);
+  try {
+    for (let unit = opts.from; unit <= opts.to; unit++) {
+      client.setID(unit);
+      try {
+        const r = await client.readDiscreteInputs(0, 1);
+        hits.push({ address: unit, deviceId: known.get(unit) ?? null, detail: `inputs answer (input 0 = ${r.data[0] ? 1 : 0})` });
+      } catch (err) {
+        const code = exceptionCode(err);
+        if (code !== undefined) hits.push({ address: unit, deviceId: known.get(unit) ?? null, detail: `answers with exception ${code}` });
+        else if (!isTimeout(err)) throw err;
+      }
+    }
+  } finally {
+    client.setTimeout(restoreTimeoutMs);
+  }
+  return hits;
+}

@@ -1,0 +1,401 @@
+/**
+ * The serial bridge: the gateway as master of an RS-485 keypad line (firmware-contracts/serial/SPEC.md).
+ * One loop per line polls each keypad address in turn; a keypad answers with its queued events or
+ * NOTHING. Each event is handed to the one ingest the moment its last byte is in (the frame is
+ * length-prefixed, no inter-byte timer), and the cumulative ACK goes out only after the commit.
+ * Commands (display, buzzer, LED) are sent in the keypad's turn and count as delivered when the
+ * keypad confirms them (CMD_ACK).
+ *
+ * Bad CRC, bad MAC, truncated frames, glued frames and noise: the bad ones are dropped and counted,
+ * the good ones around them still decoded (the decoder resynchronises on SYNC). A frame with a wrong
+ * MAC is never an event: a CRC stops line noise, not a forged frame from a tapped line.
+ */
+import { SerialPort } from 'serialport';
+import type { Device } from '../gateway/registry/registry.js';
+import type { Bus } from '../gateway/registry/buses.js';
+import { decryptSecret } from '../gateway/secrets.js';
+import type { Logger } from '../gateway/logger.js';
+import type { Counters } from '../gateway/metrics.js';
+import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  isEventFrame,
+  isFromKeypad,
+  longestAnswerBytes,
+  MsgType,
+  parseFrame,
+  type CommandFrame,
+  type EventFrame,
+  type KeypadFrame,
+  type RawFrame,
+} from '../firmware-contracts/serial/codec.js';
+import { alertDisplay, renderDisplay } from '../firmware-contracts/serial/display.js';
+import { wireTimeMs } from '../simulators/wire/wire-timing.js';
+import { backoffMs, isNewer, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+
+/** Bits per character on a keypad line: start, 8 data, parity or none, stop. */
+const bitsPerChar = (bus: Bus) => (bus.parity && bus.parity !== 'none' ? 11 : 10);
+
+interface Exchange {
+  addr: number;
+  onFrame(raw: RawFrame): boolean;
+  finish(): void;
+}
+
+/**
+ * A serial port, its decoder and the master's request/answer exchange: shared by the bridge's loop
+ * and by `lianfang bus scan` on a port no gateway holds.
+ */
+export class SerialLine {
+  private port: SerialPort | null = null;
+  private readonly decoder = new FrameDecoder();
+  private current: Exchange | null = null;
+  /** Called for each well-framed keypad frame that no exchange was waiting for. */
+  onStray: (raw: RawFrame) => void = () => {};
+  onClose: () => void = () => {};
+
+  constructor(
+    readonly bus: Bus,
+    private readonly log: Logger,
+    private readonly counters: Counters,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.port?.isOpen ?? false;
+  }
+
+  async open(): Promise<void> {
+    const port = new SerialPort({ path: this.bus.path!, baudRate: this.bus.baud ?? 9600, parity: this.bus.parity ?? 'none', autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    this.port = port;
+    port.on('data', (chunk: Buffer) => this.onData(chunk));
+    port.on('error', (err) => this.log.warn({ err: err.message }, 'serial port error'));
+    port.on('close', () => {
+      if (this.port !== port) return;
+      this.port = null;
+      this.current?.finish();
+      this.onClose();
+    });
+  }
+
+  async close(): Promise<void> {
+    const port = this.port;
+    this.port = null;
+    this.current?.finish();
+    if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+  }
+
+  /** Wire time of `bytes` on this line. */
+  wireMs(bytes: number): number {
+    return wireTimeMs(bytes, this.bus.baud ?? 9600, bitsPerChar(this.bus));
+  }
+
+  /** Send a frame that expects no answer; resolves when its last bit is on the wire. */
+  async send(frame: Buffer): Promise<void> {
+    if (!this.port) return;
+    this.port.write(frame);
+    await new Promise((r) => setTimeout(r, this.wireMs(frame.length)));
+  }
+
+  /**
+   * Send `frame` to `addr` and hand each frame that address answers to `onFrame` until it returns
+   * true (the answer is complete) or `timeoutMs` passes. Resolves true when the answer completed.
+   */
+  exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame) => boolean): Promise<boolean> {
+    if (!this.port) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const end = (complete: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (this.current === ex) this.current = null;
+        resolve(complete);
+      };
+      const ex: Exchange = {
+        addr,
+        onFrame: (raw) => {
+          const complete = onFrame(raw);
+          if (complete) end(true);
+          return true;
+        },
+        finish: () => end(false),
+      };
+      const timer = setTimeout(() => end(false), timeoutMs);
+      this.current = ex;
+      this.port!.write(frame);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const r of this.decoder.push(chunk)) {
+      if (!r.ok) {
+        this.counters.inc(`serial.frames.dropped.${r.reason}`);
+        this.log.debug({ reason: r.reason, bytes: r.bytes }, 'dropped bytes that were not a frame');
+        continue;
+      }
+      // On a two-wire line the master may hear its own frames: only keypad frames matter.
+      if (!isFromKeypad(r.frame.type)) continue;
+      if (this.current && this.current.addr === r.frame.addr) this.current.onFrame(r.frame);
+      else this.onStray(r.frame);
+    }
+  }
+}
+
+interface PendingCommand {
+  frame: CommandFrame extends infer C ? (C extends unknown ? Omit<C, 'addr' | 'boot' | 'seq'> : never) : never;
+  /** The alert this command shows or ends: its confirmation is the shop's delivery. */
+  alert?: { shopId: string; alarmId: string; rev: number };
+  attempts: number;
+}
+
+interface Keypad {
+  device: Device;
+  key: Buffer;
+  commands: PendingCommand[];
+  held: { alarmId: string; rev: number } | undefined;
+}
+
+export class SerialBusDriver implements BusDriver {
+  private readonly line: SerialLine;
+  private readonly keypads = new Map<number, Keypad>();
+  private readonly abort = new AbortController();
+  private scanning: { opts: ScanOptions; resolve: (h: ScanHit[]) => void; reject: (e: unknown) => void } | null = null;
+  /** The gateway's command counter: a new epoch per start (seconds), so it only increases. */
+  private readonly cmdBoot = Math.floor(Date.now() / 1000);
+  private cmdSeq = 0;
+  private openFailures = 0;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    readonly bus: Bus,
+    private readonly ctx: BridgeContext,
+    devices: Device[],
+  ) {
+    this.line = new SerialLine(bus, ctx.log, ctx.counters);
+    this.line.onStray = (raw) => {
+      ctx.counters.inc('serial.frames.unexpected');
+      ctx.log.debug({ addr: raw.addr }, 'a frame nobody asked for');
+    };
+    this.line.onClose = () => ctx.log.warn({ path: bus.path }, 'serial port closed; reopening');
+    this.setDevices(devices);
+    this.loop = this.run();
+  }
+
+  setDevices(devices: Device[]): void {
+    const keep = new Set<number>();
+    for (const device of devices) {
+      const addr = device.busAddress!;
+      keep.add(addr);
+      const known = this.keypads.get(addr);
+      if (known?.device.id === device.id) {
+        known.device = device;
+        continue;
+      }
+      if (!device.macKeyEnc) {
+        this.ctx.log.error({ deviceId: device.id }, 'serial keypad without a MAC key: not polled');
+        continue;
+      }
+      this.keypads.set(addr, { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], held: undefined });
+      this.ctx.supervisor.watch(device.id);
+    }
+    for (const [addr, k] of this.keypads) {
+      if (!keep.has(addr)) {
+        this.ctx.supervisor.unwatch(k.device.id);
+        this.keypads.delete(addr);
+      }
+    }
+  }
+
+  servesShop(shopId: string): boolean {
+    for (const k of this.keypads.values()) if (k.device.shopId === shopId) return true;
+    return false;
+  }
+
+  alert(shopId: string, alert: ShopAlert): void {
+    const seconds = this.ctx.config.serial.buzzerSeconds;
+    for (const k of this.keypads.values()) {
+      if (k.device.shopId !== shopId || !isNewer(alert, k.held)) continue;
+      k.held = { alarmId: alert.alarmId, rev: alert.rev };
+      const tag = { shopId, alarmId: alert.alarmId, rev: alert.rev };
+      // A newer alert replaces what is still queued about an older one.
+      k.commands = [];
+      const raised = alert.state === 'raised';
+      const display = raised ? alertDisplay(alert.doorPlate, alert.originName) : renderDisplay(['', '']);
+      // One command per keypad per round of polls: the buzzer first (it is what gets a neighbour's
+      // attention), then the display, whose confirmation says the keypad shows (or has cleared) the alert.
+      k.commands.push(
+        { frame: { type: 'BUZZER', on: raised, seconds: raised ? seconds : 0 }, attempts: 0 },
+        { frame: { type: 'DISPLAY', lines: display.lines }, alert: tag, attempts: 0 },
+        { frame: { type: 'LED', colour: raised ? 'red' : 'off', blink: raised }, attempts: 0 },
+      );
+    }
+  }
+
+  scan(opts: ScanOptions): Promise<ScanHit[]> {
+    if (this.scanning) return Promise.reject(new Error('a scan of this bus is already running'));
+    return new Promise((resolve, reject) => (this.scanning = { opts, resolve, reject }));
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  private async run(): Promise<void> {
+    const { signal } = this.abort;
+    const { serial } = this.ctx.config;
+    while (!signal.aborted) {
+      if (!this.line.isOpen) {
+        try {
+          await this.line.open();
+          if (this.openFailures > 0) this.ctx.log.info({ path: this.bus.path }, 'serial port open again');
+          this.openFailures = 0;
+        } catch (err) {
+          this.openFailures++;
+          if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
+            this.ctx.log.warn({ path: this.bus.path, err: (err as Error).message, failures: this.openFailures }, 'cannot open the serial port; retrying');
+          }
+          await pause(backoffMs(this.openFailures, serial.reopenBackoffMs, serial.reopenBackoffMaxMs), signal);
+        }
+        continue;
+      }
+      if (this.scanning) {
+        const s = this.scanning;
+        this.scanning = null;
+        await scanSerial(this.line, s.opts, new Map([...this.keypads].map(([a, k]) => [a, k.device.id]))).then(s.resolve, s.reject);
+        continue;
+      }
+      for (const [addr, k] of [...this.keypads]) {
+        if (signal.aborted || !this.line.isOpen) break;
+        if (this.keypads.get(addr) !== k) continue;
+        if (k.commands.length > 0) await this.command(addr, k);
+        else await this.poll(addr, k);
+      }
+      await pause(serial.pollPauseMs, signal);
+    }
+    await this.line.close();
+  }
+
+  private replyTimeout(requestBytes: number, type: Parameters<typeof longestAnswerBytes>[0]): number {
+    return this.line.wireMs(requestBytes + longestAnswerBytes(type)) + this.ctx.config.serial.replyTimeoutMs;
+  }
+
+  private nextCounter(): { boot: number; seq: number } {
+    return { boot: this.cmdBoot, seq: ++this.cmdSeq };
+  }
+
+  /** Poll one keypad; ingest each event as it arrives; ACK what was committed. */
+  private async poll(addr: number, k: Keypad): Promise<void> {
+    const frame = encodeFrame({ type: 'POLL', addr });
+    const ingests: Promise<EventFrame | null>[] = [];
+    let heard = false;
+    await this.line.exchange(addr, frame, this.replyTimeout(frame.length, 'POLL'), (raw) => {
+      const parsed = this.parse(raw, k);
+      if (!parsed) return false;
+      heard = true;
+      if (parsed.type === 'NOTHING') return true;
+      if (!isEventFrame(parsed)) {
+        this.ctx.counters.inc('serial.frames.unexpected');
+        return false;
+      }
+      ingests.push(this.ingest(k, parsed));
+      return !parsed.more;
+    });
+    if (heard) this.ctx.supervisor.seen(k.device.id);
+    if (ingests.length === 0) return;
+    // Cumulative ACK: up to the last event committed before the first that was not.
+    let acked: EventFrame | null = null;
+    for (const f of await Promise.all(ingests)) {
+      if (!f) break;
+      acked = f;
+    }
+    if (!acked || !this.line.isOpen) return;
+    await this.line.send(encodeFrame({ type: 'ACK', addr, ...this.nextCounter(), ackBoot: acked.boot, ackSeq: acked.seq }, k.key));
+  }
+
+  /** Send the keypad's oldest pending command and wait for its CMD_ACK. */
+  private async command(addr: number, k: Keypad): Promise<void> {
+    const cmd = k.commands[0]!;
+    const counter = this.nextCounter();
+    const frame = encodeFrame({ ...cmd.frame, addr, ...counter } as CommandFrame, k.key);
+    const confirmed = await this.line.exchange(addr, frame, this.replyTimeout(frame.length, cmd.frame.type), (raw) => {
+      const parsed = this.parse(raw, k);
+      return parsed?.type === 'CMD_ACK' && parsed.cmdBoot === counter.boot && parsed.cmdSeq === counter.seq;
+    });
+    if (confirmed) {
+      this.ctx.supervisor.seen(k.device.id);
+      if (k.commands[0] === cmd) k.commands.shift();
+      if (cmd.alert) this.ctx.delivered(cmd.alert.shopId, cmd.alert.alarmId, cmd.alert.rev, k.device.id);
+      return;
+    }
+    this.ctx.counters.inc('serial.commands.unconfirmed');
+    if (++cmd.attempts > this.ctx.config.serial.commandRetries && k.commands[0] === cmd) {
+      k.commands.shift();
+      // An alert's delivery stays pending in the outbox, which re-sends it later.
+      this.ctx.log.warn({ deviceId: k.device.id, command: cmd.frame.type, attempts: cmd.attempts }, 'keypad did not confirm a command; dropped');
+    }
+  }
+
+  /** Check a frame from keypad `k`: a wrong MAC or layout is dropped and counted, never acted on. */
+  private parse(raw: RawFrame, k: Keypad): KeypadFrame | null {
+    const r = parseFrame(raw, k.key);
+    if (r.ok) return r.frame;
+    this.ctx.counters.inc(`serial.frames.rejected.${r.reason}`);
+    this.ctx.log.warn({ deviceId: k.device.id, addr: raw.addr, reason: r.reason }, r.reason === 'mac' ? 'frame with a wrong MAC dropped (forged, or the wrong key)' : 'malformed frame dropped');
+    return null;
+  }
+
+  /** Resolves with the frame once committed (or a known duplicate), null when it was not stored. */
+  private async ingest(k: Keypad, f: EventFrame): Promise<EventFrame | null> {
+    try {
+      await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      return f;
+    } catch (err) {
+      this.ctx.log.error({ err, deviceId: k.device.id, seq: f.seq }, 'event not stored: not acknowledged, the keypad repeats it');
+      return null;
+    }
+  }
+}
+
+/** The contract's event frame as the gateway's device event (the same one MQTT devices send). */
+export function toDeviceEvent(f: EventFrame): DeviceEvent {
+  const base = { boot: f.boot, seq: f.seq };
+  switch (f.type) {
+    case 'KEYS':
+      return { ...base, type: 'keypad', keys: f.keys };
+    case 'PANIC':
+      return { ...base, type: 'panic' };
+    case 'DOOR':
+      return { ...base, type: 'door', open: f.open };
+    case 'TAMPER':
+      return { ...base, type: 'tamper', active: f.active };
+    case 'BATTERY':
+      return { ...base, type: 'battery', low: f.low, millivolts: f.millivolts } as DeviceEvent;
+    case 'HEARTBEAT':
+      return { ...base, type: 'heartbeat' };
+    case 'SELFTEST':
+      return f.result === 0 ? ({ ...base, type: 'heartbeat', selfTest: 'ok' } as DeviceEvent) : { ...base, type: 'fault', code: `selftest-${f.result}`, active: true };
+  }
+}
+
+/**
+ * POLL each address in the range; one that answers with any well-framed frame is on the line.
+ * Events it answers with are not acknowledged, so the keypad keeps them for its real poll.
+ */
+export async function scanSerial(line: SerialLine, opts: ScanOptions, known: Map<number, string>): Promise<ScanHit[]> {
+  const hits: ScanHit[] = [];
+  for (let addr = opts.from; addr <= opts.to && line.isOpen; addr++) {
+    const frame = encodeFrame({ type: 'POLL', addr });
+    let what = '';
+    await line.exchange(addr, frame, line.wireMs(frame.length) + opts.timeoutMs, (raw) => {
+      what = raw.type === MsgType.NOTHING ? 'nothing new' : 'has events queued';
+      return true;
+    });
+    if (what) hits.push({ address: addr, deviceId: known.get(addr) ?? null, detail: `answers (${what})` });
+  }
+  return hits;
+}
