@@ -56,9 +56,44 @@ export interface BusDriver {
   close(): Promise<void>;
 }
 
-/** The alert is newer than what a device holds (receivers ignore a lower rev, DESIGN "At least once"). */
-export function isNewer(alert: { alarmId: string; rev: number }, held: { alarmId: string; rev: number } | undefined): boolean {
-  return !held || held.alarmId !== alert.alarmId || alert.rev > held.rev;
+/** What a device should do with an alert it is given (see AlertBook). */
+export type AlertAction = 'show' | 'clear' | 'confirm' | 'skip';
+
+/**
+ * What one wired device (a keypad's display, a module's sounder) has been told about alarms. A
+ * device shows one alert at a time, the latest raised; receivers de-duplicate by (alarmId, rev) and
+ * ignore a lower rev (DESIGN "At least once on the wire"). A re-sent alert whose delivery failed is
+ * tried again; one already delivered or under way is skipped.
+ */
+export class AlertBook {
+  private readonly known = new Map<string, { rev: number; state: 'pending' | 'confirmed' | 'failed' }>();
+  /** The alarm the device shows (or sounds for) now. */
+  showing: string | null = null;
+
+  decide(alert: { alarmId: string; rev: number; state: 'raised' | 'ended' }): AlertAction {
+    const k = this.known.get(alert.alarmId);
+    if (k && (k.rev > alert.rev || (k.rev === alert.rev && k.state !== 'failed'))) return 'skip';
+    this.known.delete(alert.alarmId);
+    this.known.set(alert.alarmId, { rev: alert.rev, state: 'pending' });
+    // Remember the last alarms only: an alarm's messages arrive within its lifetime.
+    if (this.known.size > 64) this.known.delete(this.known.keys().next().value!);
+    if (alert.state === 'raised') {
+      this.showing = alert.alarmId;
+      return 'show';
+    }
+    if (this.showing === null || this.showing === alert.alarmId) {
+      this.showing = null;
+      return 'clear';
+    }
+    // An alarm that is over but no longer shown: nothing to change on the device.
+    return 'confirm';
+  }
+
+  /** The device confirmed (or finally failed to take) the alert's rev. */
+  settle(alarmId: string, rev: number, ok: boolean): void {
+    const k = this.known.get(alarmId);
+    if (k && k.rev === rev) k.state = ok ? 'confirmed' : 'failed';
+  }
 }
 
 /** Wait `ms` unless `signal` aborts first (a bus loop's pauses end at once on close). */

@@ -19,7 +19,7 @@ import type { Device } from '../gateway/registry/registry.js';
 import type { Bus } from '../gateway/registry/buses.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
-import { backoffMs, isNewer, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 type Client = ModbusClient;
 /** The package's CommonJS export is the client class itself (its typings describe it as `default`). */
@@ -66,9 +66,9 @@ interface Module {
   seq: number;
   failures: number;
   retryAt: number;
-  /** The alert the sounder is on for, and the timer that switches it off at the latest. */
-  sounding: { alarmId: string; rev: number; offTimer: NodeJS.Timeout } | null;
-  held: { alarmId: string; rev: number } | undefined;
+  /** Switches the sounder off at the latest `sounderMaxMs` after it went on. */
+  offTimer: NodeJS.Timeout | null;
+  book: AlertBook;
 }
 
 interface CoilWrite {
@@ -135,14 +135,14 @@ export class ModbusBusDriver implements BusDriver {
         seq: 0,
         failures: 0,
         retryAt: 0,
-        sounding: null,
-        held: undefined,
+        offTimer: null,
+        book: new AlertBook(),
       });
       this.ctx.supervisor.watch(device.id);
     }
     for (const [unitId, m] of this.modules) {
       if (!keep.has(unitId)) {
-        if (m.sounding) clearTimeout(m.sounding.offTimer);
+        if (m.offTimer) clearTimeout(m.offTimer);
         this.ctx.supervisor.unwatch(m.device.id);
         this.modules.delete(unitId);
       }
@@ -158,28 +158,36 @@ export class ModbusBusDriver implements BusDriver {
   alert(shopId: string, alert: ShopAlert): void {
     for (const m of this.modules.values()) {
       if (m.device.shopId !== shopId || !m.map.coils.some((c) => c.role === 'sounder')) continue;
-      if (!isNewer(alert, m.held) && alert.state === 'raised') continue;
-      m.held = { alarmId: alert.alarmId, rev: alert.rev };
-      if (m.sounding) clearTimeout(m.sounding.offTimer);
-      m.sounding = null;
-      const on = alert.state === 'raised';
+      const action = m.book.decide(alert);
+      const tag = { shopId, alarmId: alert.alarmId, rev: alert.rev };
+      if (action === 'skip') continue;
+      if (action === 'confirm') {
+        m.book.settle(alert.alarmId, alert.rev, true);
+        this.ctx.delivered(shopId, alert.alarmId, alert.rev, m.device.id);
+        continue;
+      }
+      if (m.offTimer) clearTimeout(m.offTimer);
+      m.offTimer = null;
+      const on = action === 'show';
       if (on) {
-        const offTimer = setTimeout(() => {
+        m.offTimer = setTimeout(() => {
           this.log.info({ deviceId: m.device.id, alarmId: alert.alarmId }, 'sounder on for its longest allowed time: switching it off');
-          m.sounding = null;
+          m.offTimer = null;
           this.queueCoils({ unitId: m.unitId, on: false, attempts: 0 });
         }, this.ctx.config.modbus.sounderMaxMs);
-        offTimer.unref();
-        m.sounding = { alarmId: alert.alarmId, rev: alert.rev, offTimer };
+        m.offTimer.unref();
       }
-      this.queueCoils({ unitId: m.unitId, on, alert: { shopId, alarmId: alert.alarmId, rev: alert.rev }, attempts: 0 });
+      this.queueCoils({ unitId: m.unitId, on, alert: tag, attempts: 0 });
     }
   }
 
   /** Replace a pending write to the same module: only the latest switching matters. */
   private queueCoils(w: CoilWrite): void {
     const i = this.coilQueue.findIndex((q) => q.unitId === w.unitId);
-    if (i >= 0) this.coilQueue.splice(i, 1);
+    if (i >= 0) {
+      const old = this.coilQueue.splice(i, 1)[0]!;
+      if (old.alert && old.alert !== w.alert) this.modules.get(old.unitId)?.book.settle(old.alert.alarmId, old.alert.rev, false);
+    }
     this.coilQueue.push(w);
     this.wake?.();
   }
@@ -196,7 +204,7 @@ export class ModbusBusDriver implements BusDriver {
     this.abort.abort();
     this.wake?.();
     await this.loop;
-    for (const m of this.modules.values()) if (m.sounding) clearTimeout(m.sounding.offTimer);
+    for (const m of this.modules.values()) if (m.offTimer) clearTimeout(m.offTimer);
   }
 
   // ---------------------------------------------------------------- the loop
@@ -387,11 +395,16 @@ export class ModbusBusDriver implements BusDriver {
       const ok = await this.request(m, `switch ${coil.name}`, (c) => c.writeCoil(coil.address, w.on));
       if (!ok) {
         if (++w.attempts < 5) this.queueCoils(w);
+        // Given up: the outbox re-sends the alert later, and it is tried again then.
+        else if (w.alert) m.book.settle(w.alert.alarmId, w.alert.rev, false);
         return;
       }
     }
     this.log.info({ deviceId: m.device.id, on: w.on, alarmId: w.alert?.alarmId }, w.on ? 'sounder on' : 'sounder off');
-    if (w.alert) this.ctx.delivered(w.alert.shopId, w.alert.alarmId, w.alert.rev, m.device.id);
+    if (w.alert) {
+      m.book.settle(w.alert.alarmId, w.alert.rev, true);
+      this.ctx.delivered(w.alert.shopId, w.alert.alarmId, w.alert.rev, m.device.id);
+    }
   }
 }
 

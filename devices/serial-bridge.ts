@@ -31,8 +31,8 @@ import {
   type RawFrame,
 } from '../firmware-contracts/serial/codec.js';
 import { alertDisplay, renderDisplay } from '../firmware-contracts/serial/display.js';
-import { wireTimeMs } from '../simulators/wire/wire-timing.js';
-import { backoffMs, isNewer, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { sendPaced, wireTimeMs } from '../firmware-contracts/wire-timing.js';
+import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 /** Bits per character on a keypad line: start, 8 data, parity or none, stop. */
 const bitsPerChar = (bus: Bus) => (bus.parity && bus.parity !== 'none' ? 11 : 10);
@@ -40,6 +40,8 @@ const bitsPerChar = (bus: Bus) => (bus.parity && bus.parity !== 'none' ? 11 : 10
 interface Exchange {
   addr: number;
   onFrame(raw: RawFrame): boolean;
+  /** Bytes that were not a frame arrived during the exchange. */
+  onBad(): void;
   finish(): void;
 }
 
@@ -93,16 +95,15 @@ export class SerialLine {
 
   /** Send a frame that expects no answer; resolves when its last bit is on the wire. */
   async send(frame: Buffer): Promise<void> {
-    if (!this.port) return;
-    this.port.write(frame);
-    await new Promise((r) => setTimeout(r, this.wireMs(frame.length)));
+    const port = this.port;
+    if (port) await sendPaced((b) => port.write(b), frame, this.bus.baud ?? 9600, bitsPerChar(this.bus));
   }
 
   /**
    * Send `frame` to `addr` and hand each frame that address answers to `onFrame` until it returns
    * true (the answer is complete) or `timeoutMs` passes. Resolves true when the answer completed.
    */
-  exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame) => boolean): Promise<boolean> {
+  exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame) => boolean, onBad: () => void = () => {}): Promise<boolean> {
     if (!this.port) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       let done = false;
@@ -120,6 +121,7 @@ export class SerialLine {
           if (complete) end(true);
           return true;
         },
+        onBad,
         finish: () => end(false),
       };
       const timer = setTimeout(() => end(false), timeoutMs);
@@ -132,6 +134,7 @@ export class SerialLine {
     for (const r of this.decoder.push(chunk)) {
       if (!r.ok) {
         this.counters.inc(`serial.frames.dropped.${r.reason}`);
+        this.current?.onBad();
         this.log.debug({ reason: r.reason, bytes: r.bytes }, 'dropped bytes that were not a frame');
         continue;
       }
@@ -154,7 +157,7 @@ interface Keypad {
   device: Device;
   key: Buffer;
   commands: PendingCommand[];
-  held: { alarmId: string; rev: number } | undefined;
+  book: AlertBook;
 }
 
 export class SerialBusDriver implements BusDriver {
@@ -197,7 +200,7 @@ export class SerialBusDriver implements BusDriver {
         this.ctx.log.error({ deviceId: device.id }, 'serial keypad without a MAC key: not polled');
         continue;
       }
-      this.keypads.set(addr, { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], held: undefined });
+      this.keypads.set(addr, { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], book: new AlertBook() });
       this.ctx.supervisor.watch(device.id);
     }
     for (const [addr, k] of this.keypads) {
@@ -216,19 +219,26 @@ export class SerialBusDriver implements BusDriver {
   alert(shopId: string, alert: ShopAlert): void {
     const seconds = this.ctx.config.serial.buzzerSeconds;
     for (const k of this.keypads.values()) {
-      if (k.device.shopId !== shopId || !isNewer(alert, k.held)) continue;
-      k.held = { alarmId: alert.alarmId, rev: alert.rev };
+      if (k.device.shopId !== shopId) continue;
+      const action = k.book.decide(alert);
       const tag = { shopId, alarmId: alert.alarmId, rev: alert.rev };
-      // A newer alert replaces what is still queued about an older one.
+      if (action === 'skip') continue;
+      if (action === 'confirm') {
+        k.book.settle(alert.alarmId, alert.rev, true);
+        this.ctx.delivered(shopId, alert.alarmId, alert.rev, k.device.id);
+        continue;
+      }
+      // What is still queued is about what the keypad showed before: this replaces it.
+      for (const c of k.commands) if (c.alert) k.book.settle(c.alert.alarmId, c.alert.rev, false);
       k.commands = [];
-      const raised = alert.state === 'raised';
-      const display = raised ? alertDisplay(alert.doorPlate, alert.originName) : renderDisplay(['', '']);
+      const show = action === 'show';
+      const display = show ? alertDisplay(alert.doorPlate, alert.originName) : renderDisplay(['', '']);
       // One command per keypad per round of polls: the buzzer first (it is what gets a neighbour's
       // attention), then the display, whose confirmation says the keypad shows (or has cleared) the alert.
       k.commands.push(
-        { frame: { type: 'BUZZER', on: raised, seconds: raised ? seconds : 0 }, attempts: 0 },
+        { frame: { type: 'BUZZER', on: show, seconds: show ? seconds : 0 }, attempts: 0 },
         { frame: { type: 'DISPLAY', lines: display.lines }, alert: tag, attempts: 0 },
-        { frame: { type: 'LED', colour: raised ? 'red' : 'off', blink: raised }, attempts: 0 },
+        { frame: { type: 'LED', colour: show ? 'red' : 'off', blink: show }, attempts: 0 },
       );
     }
   }
@@ -288,23 +298,50 @@ export class SerialBusDriver implements BusDriver {
     return { boot: this.cmdBoot, seq: ++this.cmdSeq };
   }
 
-  /** Poll one keypad; ingest each event as it arrives; ACK what was committed. */
+  /**
+   * Poll one keypad; ingest each event as it arrives; ACK what was committed. Events are taken in
+   * seq order without gaps (firmware-contracts/serial/SPEC.md): a keypad sends its oldest unacked
+   * event first, so a gap means a frame of this answer was lost on the line, and what follows the
+   * gap waits for the keypad's resend. (A gap in the answer's first frame with no line error means
+   * the keypad itself lost events: it is taken, with a warning, or the keypad would be stuck.)
+   */
   private async poll(addr: number, k: Keypad): Promise<void> {
     const frame = encodeFrame({ type: 'POLL', addr });
     const ingests: Promise<EventFrame | null>[] = [];
     let heard = false;
-    await this.line.exchange(addr, frame, this.replyTimeout(frame.length, 'POLL'), (raw) => {
-      const parsed = this.parse(raw, k);
-      if (!parsed) return false;
-      heard = true;
-      if (parsed.type === 'NOTHING') return true;
-      if (!isEventFrame(parsed)) {
-        this.ctx.counters.inc('serial.frames.unexpected');
-        return false;
-      }
-      ingests.push(this.ingest(k, parsed));
-      return !parsed.more;
-    });
+    let lineError = false;
+    let gap = false;
+    let last = { boot: k.device.lastBoot, seq: k.device.lastSeq ?? 0 };
+    await this.line.exchange(
+      addr,
+      frame,
+      this.replyTimeout(frame.length, 'POLL'),
+      (raw) => {
+        const parsed = this.parse(raw, k);
+        if (!parsed) {
+          lineError = true;
+          return false;
+        }
+        heard = true;
+        if (parsed.type === 'NOTHING') return true;
+        if (!isEventFrame(parsed)) {
+          this.ctx.counters.inc('serial.frames.unexpected');
+          return false;
+        }
+        const order = seqOrder(last, parsed);
+        if (order === 'gap' && !gap && ingests.length === 0 && !lineError) {
+          this.ctx.log.warn({ deviceId: k.device.id, after: last, got: { boot: parsed.boot, seq: parsed.seq } }, 'keypad skipped sequence numbers (events lost in the keypad)');
+        } else if (order === 'gap' || gap) {
+          gap = true;
+          this.ctx.counters.inc('serial.events.after-gap');
+          return !parsed.more;
+        }
+        if (order !== 'old') last = { boot: parsed.boot, seq: parsed.seq };
+        ingests.push(this.ingest(k, parsed));
+        return !parsed.more;
+      },
+      () => (lineError = true),
+    );
     if (heard) this.ctx.supervisor.seen(k.device.id);
     if (ingests.length === 0) return;
     // Cumulative ACK: up to the last event committed before the first that was not.
@@ -329,13 +366,17 @@ export class SerialBusDriver implements BusDriver {
     if (confirmed) {
       this.ctx.supervisor.seen(k.device.id);
       if (k.commands[0] === cmd) k.commands.shift();
-      if (cmd.alert) this.ctx.delivered(cmd.alert.shopId, cmd.alert.alarmId, cmd.alert.rev, k.device.id);
+      if (cmd.alert) {
+        k.book.settle(cmd.alert.alarmId, cmd.alert.rev, true);
+        this.ctx.delivered(cmd.alert.shopId, cmd.alert.alarmId, cmd.alert.rev, k.device.id);
+      }
       return;
     }
     this.ctx.counters.inc('serial.commands.unconfirmed');
     if (++cmd.attempts > this.ctx.config.serial.commandRetries && k.commands[0] === cmd) {
       k.commands.shift();
-      // An alert's delivery stays pending in the outbox, which re-sends it later.
+      // An alert's delivery stays pending in the outbox, which re-sends it later; then it is tried again.
+      if (cmd.alert) k.book.settle(cmd.alert.alarmId, cmd.alert.rev, false);
       this.ctx.log.warn({ deviceId: k.device.id, command: cmd.frame.type, attempts: cmd.attempts }, 'keypad did not confirm a command; dropped');
     }
   }
@@ -359,6 +400,16 @@ export class SerialBusDriver implements BusDriver {
       return null;
     }
   }
+}
+
+/**
+ * Where an event stands against the last one taken: `next` in sequence (seq + 1, or seq 1 of a
+ * newer boot), `old` (already stored: a repeat or a replay, acknowledged again), or after a `gap`.
+ */
+export function seqOrder(last: { boot: number | null; seq: number }, f: { boot: number; seq: number }): 'next' | 'old' | 'gap' {
+  if (last.boot === null || f.boot > last.boot) return f.seq === 1 ? 'next' : 'gap';
+  if (f.boot < last.boot || f.seq <= last.seq) return 'old';
+  return f.seq === last.seq + 1 ? 'next' : 'gap';
 }
 
 /** The contract's event frame as the gateway's device event (the same one MQTT devices send). */

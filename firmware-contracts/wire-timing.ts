@@ -35,9 +35,12 @@ export function waitMs(ms: number): Promise<void> {
   });
 }
 
-/** Write `frame` through `write`, then wait its wire time: the line is busy until the last bit. */
-export async function sendPaced(write: (b: Buffer) => void, frame: Buffer, baud: number): Promise<void> {
+/**
+ * Write `frame` through `write`, then wait its wire time: the line is busy until the last bit (for a
+ * master whose next request must wait for the line; the simulators time each frame's arrival instead).
+ */
+export async function sendPaced(write: (b: Buffer) => void, frame: Buffer, baud: number, bitsPerChar = BITS_PER_CHAR): Promise<void> {
   const start = performance.now();
   write(frame);
-  await waitMs(wireTimeMs(frame.length, baud) - (performance.now() - start));
+  await waitMs(wireTimeMs(frame.length, baud, bitsPerChar) - (performance.now() - start));
 }
