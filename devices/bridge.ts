@@ -7,7 +7,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../gateway/logger.js';
 import type { Clock } from '../gateway/clock.js';
-import type { Counters } from '../gateway/metrics.js';
+import type { Counters, Latencies } from '../gateway/metrics.js';
 import type { Device, RegistryCache } from '../gateway/registry/registry.js';
 import type { Bus } from '../gateway/registry/buses.js';
 import type { IngestOutcome } from '../gateway/alarm/engine.js';
@@ -18,6 +18,8 @@ export interface BridgeContext {
   log: Logger;
   clock: Clock;
   counters: Counters;
+  /** Latency histograms shown by /health (e.g. last byte of a frame → event committed). */
+  latencies: Latencies;
   config: Readonly<Config>;
   registry: RegistryCache;
   gatewayKey: Buffer;

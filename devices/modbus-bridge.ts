@@ -66,6 +66,8 @@ interface Module {
   seq: number;
   failures: number;
   retryAt: number;
+  /** performance.now() when its inputs were last read (0: never). */
+  polledAt: number;
   /** Switches the sounder off at the latest `sounderMaxMs` after it went on. */
   offTimer: NodeJS.Timeout | null;
   book: AlertBook;
@@ -135,6 +137,7 @@ export class ModbusBusDriver implements BusDriver {
         seq: 0,
         failures: 0,
         retryAt: 0,
+        polledAt: 0,
         offTimer: null,
         book: new AlertBook(),
       });
@@ -278,18 +281,17 @@ export class ModbusBusDriver implements BusDriver {
     await closeModbusClient(c);
   }
 
+  /** The module whose poll is most overdue (so none is starved), or when the next one falls due. */
   private nextDue(now: number): { module?: Module; full: boolean; at: number } {
+    let best: { module: Module; full: boolean; due: number } | undefined;
     let at = now + 1000;
     for (const m of this.modules.values()) {
-      if (m.retryAt > now) {
-        at = Math.min(at, m.retryAt);
-        continue;
-      }
-      if (m.nextFullAt <= now) return { module: m, full: true, at: now };
-      if (m.fastCount > 0 && m.nextFastAt <= now) return { module: m, full: false, at: now };
-      at = Math.min(at, m.nextFullAt, m.fastCount > 0 ? m.nextFastAt : Infinity);
+      const full = m.nextFullAt <= (m.fastCount > 0 ? m.nextFastAt : Infinity);
+      const due = Math.max(m.retryAt, full ? m.nextFullAt : m.nextFastAt);
+      if (due <= now && (!best || due < best.due)) best = { module: m, full: full || m.nextFullAt <= now, due };
+      at = Math.min(at, due);
     }
-    return { full: false, at };
+    return best ? { module: best.module, full: best.full, at: now } : { full: false, at };
   }
 
   /** One request to one module; a timeout or an exception is logged and counted, never thrown. */
@@ -341,6 +343,10 @@ export class ModbusBusDriver implements BusDriver {
   private async poll(m: Module, full: boolean): Promise<void> {
     const { modbus } = this.ctx.config;
     const now = Date.now();
+    // How long since this module's panic inputs were last read: the poll cycle as the module sees it.
+    const t0 = performance.now();
+    if (m.polledAt > 0) this.ctx.latencies.recordMs('modbus.panicPollInterval', t0 - m.polledAt);
+    m.polledAt = t0;
     m.nextFastAt = now + modbus.panicPollMs;
     if (full) m.nextFullAt = now + modbus.doorPollMs;
     const count = full ? m.fullCount : m.fastCount;

@@ -39,7 +39,8 @@ const bitsPerChar = (bus: Bus) => (bus.parity && bus.parity !== 'none' ? 11 : 10
 
 interface Exchange {
   addr: number;
-  onFrame(raw: RawFrame): boolean;
+  /** `at`: performance.now() when the frame's last byte was read. */
+  onFrame(raw: RawFrame, at: number): boolean;
   /** Bytes that were not a frame arrived during the exchange. */
   onBad(): void;
   finish(): void;
@@ -103,7 +104,7 @@ export class SerialLine {
    * Send `frame` to `addr` and hand each frame that address answers to `onFrame` until it returns
    * true (the answer is complete) or `timeoutMs` passes. Resolves true when the answer completed.
    */
-  exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame) => boolean, onBad: () => void = () => {}): Promise<boolean> {
+  exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame, at: number) => boolean, onBad: () => void = () => {}): Promise<boolean> {
     if (!this.port) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       let done = false;
@@ -116,8 +117,8 @@ export class SerialLine {
       };
       const ex: Exchange = {
         addr,
-        onFrame: (raw) => {
-          const complete = onFrame(raw);
+        onFrame: (raw, at) => {
+          const complete = onFrame(raw, at);
           if (complete) end(true);
           return true;
         },
@@ -131,6 +132,7 @@ export class SerialLine {
   }
 
   private onData(chunk: Buffer): void {
+    const at = performance.now();
     for (const r of this.decoder.push(chunk)) {
       if (!r.ok) {
         this.counters.inc(`serial.frames.dropped.${r.reason}`);
@@ -140,7 +142,7 @@ export class SerialLine {
       }
       // On a two-wire line the master may hear its own frames: only keypad frames matter.
       if (!isFromKeypad(r.frame.type)) continue;
-      if (this.current && this.current.addr === r.frame.addr) this.current.onFrame(r.frame);
+      if (this.current && this.current.addr === r.frame.addr) this.current.onFrame(r.frame, at);
       else this.onStray(r.frame);
     }
   }
@@ -316,7 +318,7 @@ export class SerialBusDriver implements BusDriver {
       addr,
       frame,
       this.replyTimeout(frame.length, 'POLL'),
-      (raw) => {
+      (raw, at) => {
         const parsed = this.parse(raw, k);
         if (!parsed) {
           lineError = true;
@@ -337,7 +339,7 @@ export class SerialBusDriver implements BusDriver {
           return !parsed.more;
         }
         if (order !== 'old') last = { boot: parsed.boot, seq: parsed.seq };
-        ingests.push(this.ingest(k, parsed));
+        ingests.push(this.ingest(k, parsed, at));
         return !parsed.more;
       },
       () => (lineError = true),
@@ -391,9 +393,10 @@ export class SerialBusDriver implements BusDriver {
   }
 
   /** Resolves with the frame once committed (or a known duplicate), null when it was not stored. */
-  private async ingest(k: Keypad, f: EventFrame): Promise<EventFrame | null> {
+  private async ingest(k: Keypad, f: EventFrame, lastByteAt: number): Promise<EventFrame | null> {
     try {
       await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      this.ctx.latencies.recordMs('serial.lastByteToCommit', performance.now() - lastByteAt);
       return f;
     } catch (err) {
       this.ctx.log.error({ err, deviceId: k.device.id, seq: f.seq }, 'event not stored: not acknowledged, the keypad repeats it');

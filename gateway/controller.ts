@@ -10,7 +10,7 @@ import { systemClock, type Clock } from './clock.js';
 import { openDatabase, getMeta, setMeta, type Db } from './store/db.js';
 import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
-import { Counters } from './metrics.js';
+import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import { AlarmEngine } from './alarm/engine.js';
 import { Outbox } from './delivery/outbox.js';
@@ -41,6 +41,7 @@ export class Gateway {
   readonly log: Logger;
   readonly clock: Clock;
   readonly counters = new Counters();
+  readonly latencies = new Latencies();
   readonly version = gatewayVersion();
   db!: Db;
   gatewayId = '';
@@ -153,6 +154,7 @@ export class Gateway {
       log: log.child({ module: 'wired' }),
       clock: this.clock,
       counters: this.counters,
+      latencies: this.latencies,
       config,
       registry: this.registry,
       gatewayKey,
@@ -211,6 +213,7 @@ export class Gateway {
       },
       faults: this.supervisor.faults(),
       counters: this.counters.snapshot(),
+      latencies: this.latencies.snapshot(),
       writer: this.writer.stats,
     };
   }
