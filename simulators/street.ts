@@ -5,7 +5,7 @@
  * a shop presses 9#, its neighbours answer, the officer acknowledges, dispatches and closes.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../gateway/secrets.js';
@@ -13,6 +13,8 @@ import { addDevice, addShop, addStation, addUser, getShop, getStation, getUser, 
 import { adminRequest } from '../gateway/admin/channel.js';
 import type { Logger } from '../gateway/logger.js';
 import { SimConsole, SimKeypad, type Credentials } from './mqtt-devices.js';
+import { SerialKeypadSim } from './serial-keypad.js';
+import { openPtyPair } from './wire/pty-pair.js';
 import type { ConsoleAlarm, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 
 export const STREET_STATION = 'DEMO-PS';
@@ -30,6 +32,16 @@ export interface StreetShop {
   name: string;
   deviceId: string;
   creds: Credentials;
+  /** With `--wire serial`: the shop's keypad on the street's RS-485 line (a pty pair). */
+  serial?: { deviceId: string; address: number; key: string };
+}
+
+/** How the street's keypads reach the gateway. */
+export type StreetWire = 'mqtt' | 'serial';
+
+/** The street's serial line: a pty pair whose links stay at the same place across runs. */
+export function streetLineDir(dataDir: string): string {
+  return join(resolve(dataDir), 'street-line');
 }
 
 export interface StreetFile {
@@ -55,7 +67,7 @@ export function streetPosition(i: number): { lat: number; lon: number } {
 }
 
 /** Create (or reuse) the street in `dataDir`. Tells a running gateway to reload. */
-export async function provisionStreet(dataDir: string, shops: number): Promise<StreetFile> {
+export async function provisionStreet(dataDir: string, shops: number, wire: StreetWire = 'mqtt'): Promise<StreetFile> {
   const file = join(dataDir, STREET_FILE);
   let saved: StreetFile | null = null;
   if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as StreetFile;
@@ -85,13 +97,18 @@ export async function provisionStreet(dataDir: string, shops: number): Promise<S
           doorPlate: `${i + 1}号`,
         });
       }
-      const known = byShop.get(shopId);
-      if (known && getDevice(db, known.deviceId) && !getDevice(db, known.deviceId)!.revokedAt) {
-        out.push(known);
-        continue;
+      const alive = (id: string | undefined) => id !== undefined && getDevice(db, id) !== undefined && !getDevice(db, id)!.revokedAt;
+      let shop = byShop.get(shopId);
+      if (!shop || !alive(shop.deviceId)) {
+        const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'mqtt' });
+        shop = { shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username!, password: issued.password! } };
       }
-      const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'mqtt' });
-      out.push({ shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username!, password: issued.password! } });
+      if (wire === 'serial' && !alive(shop.serial?.deviceId)) {
+        const address = i + 1;
+        const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'serial', busId: 'street-line', port: join(streetLineDir(dataDir), 'a'), busAddress: address, baud: 19200 });
+        shop = { ...shop, serial: { deviceId: issued.device.id, address, key: issued.macKey! } };
+      }
+      out.push(shop);
     }
     const street: StreetFile = { stationId: STREET_STATION, officer, shops: out };
     writeFileSync(file, JSON.stringify(street, null, 2) + '\n', { mode: 0o600 });
@@ -113,9 +130,12 @@ export interface StreetOptions {
   log: Logger;
   /** Where the human-readable lines go (default stderr). */
   out?: (line: string) => void;
+  /** Put the shops' keypads on a simulated RS-485 line instead of MQTT (shops ≤ 247). */
+  wire?: StreetWire;
 }
 
 export interface RunningStreet {
+  /** The MQTT keypads (none when the street is on a serial line). */
   keypads: SimKeypad[];
   console: SimConsole;
   /** Resolves when `count` alarms have run their course. */
@@ -125,25 +145,79 @@ export interface RunningStreet {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
-  const out = opts.out ?? ((line: string) => process.stderr.write(line + '\n'));
-  const street = await provisionStreet(opts.dataDir, opts.shops);
-  const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Date.now()).connect(opts.mqttUrl)));
-  const officer = await new SimConsole(street.stationId, street.officer).connect(opts.mqttUrl);
-  const names = new Map(street.shops.map((s) => [s.shopId, s.name]));
-  let stopped = false;
+/** The street's keypads, whatever carries them: they press keys and answer the alerts they get. */
+interface StreetKeypads {
+  shopIds: string[];
+  press(shopId: string, keys: string): Promise<void>;
+  close(): Promise<void>;
+}
 
+/** MQTT-native keypads: alerts arrive on the shop topic, replies go back as MQTT messages. */
+async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => void): Promise<StreetKeypads & { keypads: SimKeypad[] }> {
+  const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Date.now()).connect(opts.mqttUrl)));
   for (const kp of keypads) {
     kp.on('alert', (a: ShopAlert) => {
       if (a.state !== 'raised') return;
-      out(`  [${kp.shopId} ${names.get(kp.shopId)}] 报警 ${a.doorPlate ?? ''} ${a.originName} — alert received (ring ${a.ring ?? 1}, ${a.distanceM ?? '?'} m)`);
-      void delay(300 + Math.random() * 1500).then(() => {
-        if (stopped) return;
-        const r = Math.random();
-        return kp.reply(a.alarmId, r < 0.6 ? 'coming' : r < 0.85 ? 'seen' : 'cannot').catch(() => {});
-      });
+      onAlert(kp.shopId, `报警 ${a.doorPlate ?? ''} ${a.originName} — alert received (ring ${a.ring ?? 1}, ${a.distanceM ?? '?'} m)`, (r) => kp.reply(a.alarmId, r));
     });
   }
+  const byShop = new Map(keypads.map((k) => [k.shopId, k]));
+  return {
+    keypads,
+    shopIds: keypads.map((k) => k.shopId),
+    press: (shopId, keys) => byShop.get(shopId)!.press(keys).then(() => undefined),
+    close: async () => void (await Promise.all(keypads.map((k) => k.close()))),
+  };
+}
+
+/**
+ * Keypads on a simulated RS-485 line (a pty pair under the data directory): the gateway polls them,
+ * alerts arrive as buzzer and display commands, and a shopkeeper answers on the keypad (1# coming,
+ * 2# cannot come).
+ */
+async function serialKeypads(street: StreetFile, opts: StreetOptions, onAlert: (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => void): Promise<StreetKeypads> {
+  const line = await openPtyPair({ dir: streetLineDir(opts.dataDir) });
+  const wired = street.shops.filter((s) => s.serial);
+  const sim = new SerialKeypadSim({ path: line.b, baud: 19200, keypads: wired.map((s) => ({ address: s.serial!.address, key: Buffer.from(s.serial!.key, 'hex'), boot: Math.floor(Date.now() / 1000) })) });
+  await sim.start();
+  const byAddress = new Map(wired.map((s) => [s.serial!.address, s]));
+  sim.on('command', (address, frame) => {
+    if (frame.type !== 'DISPLAY') return;
+    const [top, bottom] = sim.state(address).display;
+    if (!top.startsWith('报警')) return;
+    onAlert(byAddress.get(address)!.shopId, `${top} ${bottom} — shown on the keypad`, (r) => {
+      sim.press(address, r === 'cannot' ? '2#' : '1#');
+      return Promise.resolve();
+    });
+  });
+  const addressOf = new Map(wired.map((s) => [s.shopId, s.serial!.address]));
+  return {
+    shopIds: wired.map((s) => s.shopId),
+    press: async (shopId, keys) => void sim.press(addressOf.get(shopId)!, keys),
+    close: async () => {
+      await sim.close();
+      await line.close();
+    },
+  };
+}
+
+export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
+  const out = opts.out ?? ((line: string) => process.stderr.write(line + '\n'));
+  const wire = opts.wire ?? 'mqtt';
+  if (wire === 'serial' && opts.shops > 247) throw new Error('one RS-485 line carries at most 247 keypads');
+  const street = await provisionStreet(opts.dataDir, opts.shops, wire);
+  const names = new Map(street.shops.map((s) => [s.shopId, s.name]));
+  let stopped = false;
+  const onAlert = (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => {
+    out(`  [${shopId} ${names.get(shopId)}] ${text}`);
+    void delay(300 + Math.random() * 1500).then(() => {
+      if (stopped) return;
+      const r = Math.random();
+      return reply(r < 0.6 ? 'coming' : r < 0.85 ? 'seen' : 'cannot').catch(() => {});
+    });
+  };
+  const keypads = wire === 'serial' ? await serialKeypads(street, opts, onAlert) : await mqttKeypads(street, opts, onAlert);
+  const officer = await new SimConsole(street.stationId, street.officer).connect(opts.mqttUrl);
 
   const handled = new Set<string>();
   let closedCount = 0;
@@ -176,24 +250,24 @@ export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
   const loop = (async () => {
     await delay(500);
     while (!stopped && (!opts.count || raised < opts.count)) {
-      const kp = keypads[Math.floor(Math.random() * keypads.length)];
-      out(`[${kp.shopId} ${names.get(kp.shopId)}] presses 9#`);
-      await kp.press('9#').catch((err: Error) => opts.log.warn({ err: err.message }, 'press failed'));
+      const shopId = keypads.shopIds[Math.floor(Math.random() * keypads.shopIds.length)]!;
+      out(`[${shopId} ${names.get(shopId)}] presses 9#`);
+      await keypads.press(shopId, '9#').catch((err: Error) => opts.log.warn({ err: err.message }, 'press failed'));
       raised++;
       await delay(interval);
     }
   })();
 
-  opts.log.info({ shops: keypads.length, station: street.stationId, intervalMs: interval }, 'simulated street running');
+  opts.log.info({ shops: keypads.shopIds.length, station: street.stationId, intervalMs: interval, wire }, 'simulated street running');
   return {
-    keypads,
+    keypads: 'keypads' in keypads ? (keypads as { keypads: SimKeypad[] }).keypads : [],
     console: officer,
     done,
     async stop() {
       stopped = true;
       resolveDone();
       void loop.catch(() => {});
-      await Promise.all([...keypads.map((k) => k.close()), officer.close()]);
+      await Promise.all([keypads.close(), officer.close()]);
     },
   };
 }

@@ -119,11 +119,14 @@ t.test('canSubscribe', async (t) => {
     ['device A', devA, topics.stationAlarms('PS1'), false],
     ['device A', devA, topics.stationActions('PS1'), false],
     ['device A', devA, topics.stationErrors('PS1'), false],
-    // an officer: the own station's alarms and errors
+    // an officer: the own station's alarms, errors and faults
     ['officer PS1', officer1, topics.stationAlarms('PS1'), true],
     ['officer PS1', officer1, topics.stationErrors('PS1'), true],
     ['officer PS1', officer1, topics.stationAlarms('PS2'), false],
     ['officer PS1', officer1, topics.stationErrors('PS2'), false],
+    ['officer PS1', officer1, topics.stationFaults('PS1'), true],
+    ['officer PS1', officer1, topics.stationFaults('PS2'), false],
+    ['device A', devA, topics.stationFaults('PS1'), false],
     ['officer PS1', officer1, topics.stationActions('PS1'), false],
     ['officer PS1', officer1, topics.shopAlerts('S1'), false],
     ['officer PS1', officer1, topics.shopReplies('S1'), false],
