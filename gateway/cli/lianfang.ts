@@ -109,6 +109,8 @@ Examples:
   $ lianfang station add --id PS1 --name "Changping Road Police Station"
   $ lianfang shop add --id S01 --name "李记茶行" --address "Changping Rd 23" --lat 23.3540 --lon 116.6820 --station PS1 --door-plate 23号
   $ lianfang device add --shop S01 --type keypad --transport mqtt --json
+  $ lianfang device add --shop S01 --type keypad --transport serial --port /dev/ttyUSB0 --bus-address 3 --json
+  $ lianfang bus scan ttyUSB0 --from 1 --to 32
   $ lianfang user add --role officer --station PS1 --name duty1 --password '…'
   $ lianfang neighbours S01
   $ lianfang simulate street --shops 30`,
@@ -444,6 +446,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .description('list the buses and how many devices each carries')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang bus list\n  BUS      KIND    WHERE                       DEVICES\n  ttyUSB0  serial  /dev/ttyUSB0 @ 9600 8N1     12')
     .action((o: { data: string; json?: boolean }) => {
       const rows = withDb(o.data, (db) => {
         const devices = listDevices(db).filter((d) => d.bus && !d.revokedAt);

@@ -4,7 +4,8 @@
  * every leaf of the schema has a default and a description.
  */
 import t from 'tap';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, configLeaves, envNameFor } from '../../config/load.js';
@@ -215,4 +216,12 @@ t.test('precedence: defaults < file < environment < flags', async (t) => {
   const err = lfErrorOf(t, () => loadConfig({ env: {}, overrides: { mqtt: { port: 99999 } } }));
   t.equal(err?.code, 'LF_ERR_CONFIG_INVALID');
   t.match(err?.message, 'mqtt.port');
+});
+
+t.test('README.md "Configuration" documents exactly the fields of the schema, with their defaults', async (t) => {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Error codes'));
+  const rows = [...section.matchAll(/^\| `([A-Za-z.]+)` \| `(LF_[A-Z_]+)` \| `([^`]*)` \|/gm)].map((m) => [m[1], m[2], m[3]]);
+  const leaves = configLeaves().map((l) => [l.path.join('.'), envNameFor(l.path), JSON.stringify((l.schema as { default?: unknown }).default)]);
+  t.same(rows, leaves, 'field, environment variable and default, in schema order');
 });
