@@ -15,7 +15,8 @@ import { openDatabaseFile, openDatabase, getMeta, DB_FILE } from '../../../gatew
 import { listStations, listShops, listDevices, listUsers, getShop, getDevice, RegistryCache } from '../../../gateway/registry/registry.js';
 import { AlarmRepo } from '../../../gateway/alarm/alarm-repo.js';
 import { Outbox } from '../../../gateway/delivery/outbox.js';
-import { verifyKeyedHash, verifyPassword } from '../../../gateway/secrets.js';
+import { decryptSecret, verifyKeyedHash, verifyPassword } from '../../../gateway/secrets.js';
+import { listBuses } from '../../../gateway/registry/buses.js';
 import { LianfangError } from '../../../gateway/errors.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'db');
@@ -124,7 +125,7 @@ t.test('openDatabase: WAL, synchronous FULL, foreign keys, migrated', async (t) 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const fixtureFiles = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => /^v\d+\.sqlite$/.test(f)).sort() : [];
 
-/** The gateway key the fixtures were built with (see test/fixtures/db/make-fixture-v1.mjs). */
+/** The gateway key the fixtures were built with (see test/fixtures/db/make-fixture-v1.mjs and -v2.mjs). */
 const FIXTURE_GATEWAY_KEY = Buffer.from('6c69616e66616e672d666978747572652d6b65792d30303030303030303031ff', 'hex');
 
 /** What each released fixture holds, read back after the upgrade. */
@@ -181,6 +182,23 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     t.same(outbox.pending('station', 'PS-CP').map((m) => m.rev), [3], 'only the newest console message pending (rev 2 superseded)');
     t.equal(outbox.countPending(), 2);
     t.equal(getMeta(db, 'gateway_id'), 'gw-fixture');
+  },
+  'v2.sqlite': async (t, db) => {
+    t.same(listBuses(db).map((b) => [b.id, b.kind, b.path, b.baud, b.parity, b.host, b.port]), [
+      ['tcp-10.0.0.7-502', 'modbus-tcp', null, null, null, '10.0.0.7', 502],
+      ['ttyUSB0', 'serial', '/dev/ttyUSB0', 9600, 'none', null, null],
+    ]);
+    const keypad = getDevice(db, 'CP-002.keypad.s00003')!;
+    t.match(keypad, { transport: 'serial', bus: 'ttyUSB0', busAddress: 3, lastBoot: 41, lastSeq: 9, model: null });
+    t.equal(decryptSecret(FIXTURE_GATEWAY_KEY, keypad.macKeyEnc!).toString('hex'), '6d61632d6b65792d6f662d7468652d666978747572652d6b65797061642d3033', 'the MAC key still decrypts');
+    t.match(getDevice(db, 'CP-003.io-module.m00001'), { transport: 'modbus-tcp', bus: 'tcp-10.0.0.7-502', busAddress: 1, model: 'generic-8io' });
+    t.same(db.prepare('SELECT device_id, raised_at FROM device_faults WHERE cleared_at IS NULL').all(), [
+      { device_id: 'CP-003.io-module.m00001', raised_at: '2026-11-23T02:30:00.000Z' },
+    ], 'the open fault is still open');
+    t.equal(getDevice(db, 'CP-001.keypad.a1b2c3')!.transport, 'mqtt', "v1's data is still there");
+    const cache = new RegistryCache(db);
+    cache.reload();
+    t.equal(cache.buses.size, 2);
   },
 };
 
