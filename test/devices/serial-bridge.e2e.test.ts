@@ -209,6 +209,32 @@ t.test('noise, a bad CRC and a truncated frame are dropped and counted; the good
   await officer.act({ alarmId: alarm.alarmId, action: 'close', disposition: 'test' });
 });
 
+t.test('two event frames glued in one answer are both taken, in order, and acknowledged together', async (t) => {
+  const first = encodeFrame({ type: 'KEYS', addr: 5, boot: 1, seq: 2, keys: '4', more: true }, raw.key!);
+  const second = encodeFrame({ type: 'KEYS', addr: 5, boot: 1, seq: 3, keys: '#' }, raw.key!);
+  rawKeypad.nextAnswer = Buffer.concat([first, second]);
+  await eventually(() => rawKeypad.acks().includes(3), 'one cumulative ACK up to seq 3');
+  t.notOk(rawKeypad.acks().includes(2), 'no separate ACK for the first');
+  const stored = query<{ seq: number; payload: string }>(data, 'SELECT seq, payload FROM events WHERE device_id = ? ORDER BY id', raw.deviceId);
+  t.same(stored.map((r) => [r.seq, JSON.parse(r.payload).keys]), [[1, '9#'], [2, '4'], [3, '#']]);
+});
+
+t.test('a frame after a lost one waits for the resend: no event is taken out of order', async (t) => {
+  const lost = Buffer.from(encodeFrame({ type: 'KEYS', addr: 5, boot: 1, seq: 4, keys: '5', more: true }, raw.key!));
+  lost[lost.length - 1] ^= 0x55;
+  const after = encodeFrame({ type: 'KEYS', addr: 5, boot: 1, seq: 5, keys: '#' }, raw.key!);
+  const acksBefore = rawKeypad.acks().length;
+  const gapsBefore = await counter('serial.events.after-gap');
+  rawKeypad.nextAnswer = Buffer.concat([lost, after]);
+  await eventually(async () => (await counter('serial.events.after-gap')) > gapsBefore, 'the frame after the gap held back');
+  t.equal(rawKeypad.acks().length, acksBefore, 'nothing acknowledged');
+  t.equal(query(data, 'SELECT count(*) AS n FROM events WHERE device_id = ? AND seq >= 4', raw.deviceId)[0]!.n, 0, 'nothing stored');
+  // The keypad resends both, intact this time.
+  rawKeypad.nextAnswer = Buffer.concat([encodeFrame({ type: 'KEYS', addr: 5, boot: 1, seq: 4, keys: '5', more: true }, raw.key!), after]);
+  await eventually(() => rawKeypad.acks().includes(5), 'both taken on the resend');
+  t.same(query<{ seq: number }>(data, 'SELECT seq FROM events WHERE device_id = ? AND seq >= 4 ORDER BY id', raw.deviceId).map((r) => r.seq), [4, 5]);
+});
+
 t.test('a keypad line that goes silent becomes a fault, and clears itself when it answers again', async (t) => {
   const watch = await faultWatcher(gw.mqttUrl);
   t.teardown(() => watch.client.endAsync(true));
