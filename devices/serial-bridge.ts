@@ -202,7 +202,15 @@ export class SerialBusDriver implements BusDriver {
         this.ctx.log.error({ deviceId: device.id }, 'serial keypad without a MAC key: not polled');
         continue;
       }
-      this.keypads.set(addr, { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], book: new AlertBook() });
+      let key: Buffer;
+      try {
+        key = decryptSecret(this.ctx.gatewayKey, device.macKeyEnc);
+      } catch {
+        // A database restored without its gateway.key: the keypad must be issued a new key.
+        this.ctx.log.error({ deviceId: device.id }, 'the MAC key does not decrypt under this gateway key: keypad not polled (re-issue it)');
+        continue;
+      }
+      this.keypads.set(addr, { device, key, commands: [], book: new AlertBook() });
       this.ctx.supervisor.watch(device.id);
     }
     for (const [addr, k] of this.keypads) {
