@@ -57,6 +57,7 @@ export const ConfigSchema = Type.Object(
     store: Type.Object(
       {
         busyTimeoutMs: Millis(5_000, 'How long a writer waits for a lock held by another process (the CLI).', 0),
+        checkpointIntervalMs: Millis(1_000, 'How often a worker thread copies the WAL into the database (off the commit path).'),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -24,8 +24,11 @@ export interface BridgeContext {
   registry: RegistryCache;
   gatewayKey: Buffer;
   supervisor: Supervisor;
-  /** The one ingest: resolves once the event is committed (or recognised as a duplicate). */
-  ingest(device: Device, event: DeviceEvent, via: 'serial' | 'modbus'): Promise<IngestOutcome>;
+  /**
+   * The one ingest: resolves once the event is committed (or recognised as a duplicate), with
+   * `committedAt`, performance.now() at the commit (the fan-out that follows is not in it).
+   */
+  ingest(device: Device, event: DeviceEvent, via: 'serial' | 'modbus'): Promise<{ outcome: IngestOutcome; committedAt: number }>;
   /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */
   delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
 }

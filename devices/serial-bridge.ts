@@ -292,8 +292,9 @@ export class SerialBusDriver implements BusDriver {
       for (const [addr, k] of [...this.keypads]) {
         if (signal.aborted || !this.line.isOpen) break;
         if (this.keypads.get(addr) !== k) continue;
+        // A keypad being sent an alert is still polled in the same turn: its own 9# must not wait.
         if (k.commands.length > 0) await this.command(addr, k);
-        else await this.poll(addr, k);
+        if (this.line.isOpen) await this.poll(addr, k);
       }
       await pause(serial.pollPauseMs, signal);
     }
@@ -403,8 +404,8 @@ export class SerialBusDriver implements BusDriver {
   /** Resolves with the frame once committed (or a known duplicate), null when it was not stored. */
   private async ingest(k: Keypad, f: EventFrame, lastByteAt: number): Promise<EventFrame | null> {
     try {
-      await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
-      this.ctx.latencies.recordMs('serial.lastByteToCommit', performance.now() - lastByteAt);
+      const { committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      this.ctx.latencies.recordMs('serial.lastByteToCommit', committedAt - lastByteAt);
       return f;
     } catch (err) {
       this.ctx.log.error({ err, deviceId: k.device.id, seq: f.seq }, 'event not stored: not acknowledged, the keypad repeats it');

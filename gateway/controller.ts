@@ -7,7 +7,9 @@
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
 import { systemClock, type Clock } from './clock.js';
-import { openDatabase, getMeta, setMeta, type Db } from './store/db.js';
+import { openDatabase, getMeta, setMeta, DB_FILE, type Db } from './store/db.js';
+import { Checkpointer } from './store/checkpointer.js';
+import { join } from 'node:path';
 import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
@@ -55,6 +57,7 @@ export class Gateway {
   admin!: AdminServer;
   supervisor!: Supervisor;
   wired!: WiredDevices;
+  checkpointer: Checkpointer | null = null;
   private lock: Lock | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -82,6 +85,10 @@ export class Gateway {
     const gatewayKey = loadOrCreateGatewayKey(config.dataDir);
     this.lock = acquireLock(config.dataDir);
     this.db = openDatabase(config.dataDir, { busyTimeoutMs: config.store.busyTimeoutMs });
+    // Checkpoints run in a worker thread, not inside an alarm's commit.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = new Checkpointer(join(config.dataDir, DB_FILE), config.store.checkpointIntervalMs, log.child({ module: 'checkpoint' }));
+    this.checkpointer.start();
     this.gatewayId = config.gatewayId || getMeta(this.db, 'gateway_id') || `gw-${shortId(6)}`;
     if (getMeta(this.db, 'gateway_id') !== this.gatewayId) setMeta(this.db, 'gateway_id', this.gatewayId);
 
@@ -159,7 +166,8 @@ export class Gateway {
       registry: this.registry,
       gatewayKey,
       supervisor: this.supervisor,
-      ingest: (device, event, via) => this.writer.run((fx) => this.engine.ingestDeviceEvent(fx, device, event, via), 'device-event'),
+      ingest: (device, event, via) =>
+        this.writer.run((fx) => ({ outcome: this.engine.ingestDeviceEvent(fx, device, event, via), fx }), 'device-event').then(({ outcome, fx }) => ({ outcome, committedAt: fx.committedAt })),
       delivered: (shopId, alarmId, rev, deviceId) => ingress.markDelivered('shop', shopId, alarmId, rev, `device:${deviceId}`),
     });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
@@ -215,6 +223,7 @@ export class Gateway {
       counters: this.counters.snapshot(),
       latencies: this.latencies.snapshot(),
       writer: this.writer.stats,
+      checkpoints: this.checkpointer?.stats,
     };
   }
 
@@ -260,6 +269,7 @@ export class Gateway {
     await this.http?.stop().catch(() => {});
     await this.broker?.stop().catch(() => {});
     this.writer?.close();
+    await this.checkpointer?.stop();
     try {
       this.db?.close();
     } catch {

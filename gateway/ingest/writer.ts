@@ -19,6 +19,8 @@ import type { Logger } from '../logger.js';
 export class Effects {
   readonly actions: (() => void)[] = [];
   private readonly undo: (() => void)[] = [];
+  /** performance.now() right after the batch holding this item committed (0 until then). */
+  committedAt = 0;
 
   /** Run `fn` after the commit, before the callers' promises resolve. */
   afterCommit(fn: () => void): void {
@@ -110,6 +112,8 @@ export class GroupCommitWriter {
       for (const item of batch) item.reject(err);
       return;
     }
+    const committedAt = performance.now();
+    for (const r of results) r.fx.committedAt = committedAt;
     this.stats.batches++;
     this.stats.items += batch.length;
     if (batch.length > this.stats.maxBatch) this.stats.maxBatch = batch.length;
