@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the alarm fan-out benchmark, in one run.
+ * `npm run bench`: the alarm fan-out benchmark and the wired buses, in one run.
  *
  * For the gateway (a child process: `lianfang start`, store-before-ack, rules, ACLs) and for a bare
  * Aedes broker (a child process: no store, no rules, no auth) with the same fan-out (each alarm to
@@ -9,6 +9,9 @@
  * 2. sustained throughput: a closed loop keeping a window of alarms outstanding; a short sweep
  *    of windows picks the best, which then runs for --throughput-seconds.
  * The clients (one per shop, plus the console) all live in this process, not in the broker's.
+ * 3. Wired (bench/wired.ts): a 9# on a serial keypad line, from the last byte of its frame to the
+ *    commit and to the neighbours' keypads; and the poll cycle of 32 Modbus modules on one
+ *    19200-baud RTU line, beside the wire's limits.
  * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md
  * (`--quick`: bench/results/quick.*).
  *
@@ -26,10 +29,12 @@ import { listShops } from '../gateway/registry/registry.js';
 import { rankNeighbours } from '../gateway/geo.js';
 import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type PhaseResult, type TargetSpec, type Credentials } from './fanout.js';
 import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
+import type { Summary } from './stats.js';
+import { runSerialLine, runModbusCycle, NEIGHBOURS, type SerialLineParams, type ModbusCycleParams, type SerialLineResult, type ModbusCycleResult } from './wired.js';
 
 // ------------------------------------------------------------------ parameters
 
-const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--quick]
+const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired] [--quick]
   --alarms N               alarms recorded in the latency phase (default 10000)
   --rate R                 offered alarms/s in the latency phase (default 100)
   --throughput-seconds S   measured seconds of the throughput phase (default 15)
@@ -39,10 +44,17 @@ const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughp
                            being the limit
   --windows A,B,...        outstanding-alarm windows swept before the throughput run (default 16,32,64,128)
   --log-level L            the gateway's log level (default info, its shipped default)
-  --only gateway|bare      run one target only (no ratio)
+  --only gateway|bare|wired
+                           run one part only: the gateway's or bare Aedes' fan-out (no ratio), or the wired buses
+  --serial-alarms N        alarms raised on the serial keypad line (default 200; --quick 30)
+  --serial-baud B          the keypad line's baud rate (default 19200)
+  --serial-parity none|even
+                           the keypad line's parity (default even: 11 bits a character, as the serial SPEC and
+                           the simulators count; none: 10 bits as the gateway counts an 8N1 line)
+  --modbus-seconds S       measured seconds of the Modbus poll cycle (default 30; --quick 5)
   --seed N                 seed of the shop choice (default 1)
-  --quick                  a smoke run: 500 alarms, 3 s throughput, results to bench/results/quick.*
-  --profile DIR            write a CPU profile of the gateway (node --cpu-prof) into DIR
+  --quick                  a smoke run: 500 alarms, 3 s throughput, 30 serial alarms, 5 s Modbus, results to bench/results/quick.*
+  --profile DIR            write a CPU profile of each gateway run (node --cpu-prof) into DIR
   --trace DIR              write each latency-phase alarm (press time, latency, PUBACK time) as CSV into DIR
   --quiet-wait S           before each target, wait up to S s for other processes to use < 0.25 core (default 180; 0 = don't)
   --keep-data              keep the gateway's temporary data directory`;
@@ -63,6 +75,10 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     trace: { type: 'string' },
     'quiet-wait': { type: 'string' },
+    'serial-alarms': { type: 'string' },
+    'serial-baud': { type: 'string' },
+    'serial-parity': { type: 'string' },
+    'modbus-seconds': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -95,19 +111,44 @@ const params = {
   sweepSeconds: quick ? 1.5 : 3,
   throughputWarmupSeconds: quick ? 1 : 2,
   logLevel: flags['log-level'] ?? 'info',
-  only: flags.only as 'gateway' | 'bare' | undefined,
+  only: flags.only as 'gateway' | 'bare' | 'wired' | undefined,
   seed: intFlag('seed', flags.seed, 1, 0, 2 ** 31),
   quietWaitSeconds: intFlag('quiet-wait', flags['quiet-wait'], 180, 0, 3600),
   quick,
   recipientsPerAlarm: 11,
   escalationDeadlinesMs: 3_600_000,
+  serial: {
+    keypads: 13,
+    alarms: intFlag('serial-alarms', flags['serial-alarms'], quick ? 30 : 200, 1, 100_000),
+    baud: intFlag('serial-baud', flags['serial-baud'], 19_200, 1200, 921_600),
+    parity: (flags['serial-parity'] ?? 'even') as 'none' | 'even',
+    turnaroundMs: 2,
+    pollPauseMs: 0,
+    alarmTimeoutMs: 30_000,
+  } satisfies SerialLineParams,
+  modbus: {
+    modules: 32,
+    baud: 19_200,
+    turnaroundMs: 5,
+    seconds: intFlag('modbus-seconds', flags['modbus-seconds'], quick ? 5 : 30, 1, 3600),
+    warmupSeconds: quick ? 1 : 2,
+  } satisfies ModbusCycleParams,
 };
 params.throughputShops = Math.max(params.shops, intFlag('throughput-shops', flags['throughput-shops'], 400, 11, 2_000));
 params.warmupAlarms = Math.min(quick ? 100 : 500, Math.max(10, Math.round(params.alarms / 10)));
-if (params.only && params.only !== 'gateway' && params.only !== 'bare') {
-  process.stderr.write(`--only must be gateway or bare\n`);
+if (params.only && params.only !== 'gateway' && params.only !== 'bare' && params.only !== 'wired') {
+  process.stderr.write(`--only must be gateway, bare or wired\n`);
   process.exit(2);
 }
+if (params.serial.parity !== 'none' && params.serial.parity !== 'even') {
+  process.stderr.write(`--serial-parity must be none or even\n`);
+  process.exit(2);
+}
+const runs = {
+  bare: !params.only || params.only === 'bare',
+  gateway: !params.only || params.only === 'gateway',
+  wired: !params.only || params.only === 'wired',
+};
 if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(params.logLevel)) {
   process.stderr.write(`--log-level must be a pino level\n`);
   process.exit(2);
@@ -127,6 +168,7 @@ const log = (line: string) => process.stderr.write(line + '\n');
 
 // ------------------------------------------------------------------ safety: a bounded run
 
+/** Child processes, pty pairs and temporary directories to end if the run is cut short. */
 const children: { kill(): void }[] = [];
 let dataDir: string | null = null;
 
@@ -136,10 +178,14 @@ function cleanup(): void {
 }
 
 const phaseBudgetS =
-  (params.alarms + params.warmupAlarms) / params.rate +
-  params.windows.length * (params.sweepSeconds + 1) +
-  params.throughputSeconds +
-  params.throughputWarmupSeconds +
+  (runs.gateway || runs.bare
+    ? (params.alarms + params.warmupAlarms) / params.rate +
+      params.windows.length * (params.sweepSeconds + 1) +
+      params.throughputSeconds +
+      params.throughputWarmupSeconds
+    : 0) +
+  // Wired: an alarm on the serial line takes 2–3 s at 19200 baud (raise, fan-out, close, every keypad idle again).
+  (runs.wired ? params.serial.alarms * 4 + params.modbus.seconds + params.modbus.warmupSeconds + 60 + params.quietWaitSeconds : 0) +
   params.quietWaitSeconds +
   240;
 const watchdog = setTimeout(() => {
@@ -396,7 +442,7 @@ interface Target {
   met: boolean | null;
 }
 
-function targets(gateway?: TargetResult, bare?: TargetResult): Target[] {
+function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult): Target[] {
   const out: Target[] = [];
   if (gateway) {
     const p99 = gateway.latency.latencyMs.p99;
@@ -423,7 +469,158 @@ function targets(gateway?: TargetResult, bare?: TargetResult): Target[] {
       met: ratio <= 3,
     });
   }
+  if (wired) out.push(...wiredTargets(wired));
   return out;
+}
+
+// ------------------------------------------------------------------ the wired phase
+
+type WiredBefore = { before: { waitedSeconds: number; otherCores: number | null } };
+interface WiredResult {
+  serial: SerialLineResult & WiredBefore;
+  modbus: ModbusCycleResult & WiredBefore;
+}
+
+async function runWired(): Promise<WiredResult> {
+  const ctx = { log, track: (r: { kill(): void }) => void children.push(r), keepData: flags['keep-data'], logLevel: params.logLevel, deadlinesMs: params.escalationDeadlinesMs, nodeArgs: flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [] };
+  const quiet = (what: string) => (params.quietWaitSeconds > 0 ? waitForQuiet(what) : Promise.resolve({ waitedSeconds: 0, otherCores: null }));
+
+  log(`\n== wired: serial keypad line ==`);
+  const sb = await quiet('the serial keypad line');
+  log(`serial: ${params.serial.alarms} alarms, one at a time, each closed before the next (~${Math.ceil(params.serial.alarms * 2.5)} s)`);
+  const serial = { before: sb, ...(await runSerialLine(params.serial, ctx)) };
+  log(
+    `  commit p99 ${fmt(serial.commitMs?.p99, 3)} ms; last of ${NEIGHBOURS} buzzes p50 ${fmt(serial.lastBuzzMs.p50)} ms, ` +
+      `last display p50 ${fmt(serial.lastDisplayMs.p50)} / p99 ${fmt(serial.lastDisplayMs.p99)} ms; ${serial.completed}/${serial.alarms} complete`,
+  );
+
+  log(`\n== wired: Modbus poll cycle ==`);
+  const mb = await quiet('the Modbus poll cycle');
+  const modbus = { before: mb, ...(await runModbusCycle(params.modbus, ctx)) };
+  log(`  cycle ${fmt(modbus.cycleMs)} ms for ${modbus.params.modules} modules; wire limit ${fmt(modbus.wireLimitMs)} ms; ${fmt(modbus.ratio)}×`);
+  return { serial, modbus };
+}
+
+function wiredTargets(w: WiredResult): Target[] {
+  const s = w.serial;
+  const m = w.modbus;
+  const commit = s.commitMs;
+  return [
+    {
+      name: `serial keypad line (${s.params.baud} baud): last byte of a 9# frame → committed, p99`,
+      goal: '≤ 1 ms beyond the wire time',
+      measured: commit ? `${fmt(commit.p99, 3)} ms (p50 ${fmt(commit.p50, 3)}, max ${fmt(commit.max, 3)}; ${commit.count} events)` : 'no serial.lastByteToCommit in /health',
+      met: commit !== null && commit.count > 0 && commit.p99 <= 1 && s.incomplete === 0,
+    },
+    {
+      name: `serial keypad line: last byte of a 9# frame → last of ${NEIGHBOURS} neighbours' displays, p99`,
+      goal: `none stated (wire bound ${fmt(s.wireBound.lastDisplayMs)} ms)`,
+      measured: `${fmt(s.lastDisplayMs.p99)} ms (p50 ${fmt(s.lastDisplayMs.p50)}; last buzzer p99 ${fmt(s.lastBuzzMs.p99)})`,
+      met: null,
+    },
+    {
+      name: `Modbus poll cycle, ${m.params.modules} modules on one ${m.params.baud}-baud RTU bus, ${m.params.turnaroundMs} ms turnaround`,
+      goal: `≤ 1.2× the wire limit (${fmt(m.wireLimitMs)} ms)`,
+      measured: `${fmt(m.cycleMs)} ms (${fmt(m.ratio)}×)`,
+      met: m.ratio <= 1.2,
+    },
+  ];
+}
+
+interface Table {
+  section: string;
+  header: string[];
+  rows: string[][];
+  /** Lines under the table. */
+  notes: string[];
+}
+
+const trio = (x: { p50: number; p99: number; max: number } | null | undefined, digits = 2) => (x ? `${fmt(x.p50, digits)} / ${fmt(x.p99, digits)} / ${fmt(x.max, digits)}` : '–');
+
+function wiredTables(w: WiredResult): Table[] {
+  const s = w.serial;
+  const m = w.modbus;
+  const b = s.wireBound;
+  const bs = s.wireBoundSimulated;
+  // The bound at the line's bits a character; also at the simulators' where those differ.
+  const bound = (k: 'ackMs' | 'firstBuzzMs' | 'lastBuzzMs' | 'lastDisplayMs') => (b.bitsPerChar === bs.bitsPerChar ? fmt(b[k]) : `${fmt(b[k])} (${fmt(bs[k])} sim)`);
+  const ratioTo = (x: number, k: 'ackMs' | 'firstBuzzMs' | 'lastBuzzMs' | 'lastDisplayMs') => ratio(x, b[k]);
+  const row = (name: string, x: Summary | null, k?: 'ackMs' | 'firstBuzzMs' | 'lastBuzzMs' | 'lastDisplayMs') => [
+    name,
+    fmt(x?.p50, 3),
+    fmt(x?.p99, 3),
+    fmt(x?.max, 3),
+    k ? bound(k) : '–',
+    k && x ? ratioTo(x.p50, k) : '',
+  ];
+  const serialTable: Table = {
+    section:
+      `Serial keypad line: ${s.params.keypads} keypads on one ${s.params.baud}-baud line (${b.bitsPerChar} bits a character), ` +
+      `${s.alarms} alarms; ms from the last byte of the 9# frame`,
+    header: ['', 'p50', 'p99', 'max', 'wire bound', 'p50/bound'],
+    rows: [
+      row('committed (gateway: last byte → commit)', s.commitMs),
+      row('ACK at the pressing keypad', s.ackMs, 'ackMs'),
+      row('console has the alarm (MQTT)', s.consoleMs),
+      row(`first of ${NEIGHBOURS} neighbours buzzes`, s.firstBuzzMs, 'firstBuzzMs'),
+      row(`last of ${NEIGHBOURS} neighbours buzzes`, s.lastBuzzMs, 'lastBuzzMs'),
+      row(`last of ${NEIGHBOURS} neighbours displays the alert`, s.lastDisplayMs, 'lastDisplayMs'),
+    ],
+    notes: [
+      `complete ${s.completed} / ${s.alarms} alarms in ${s.wallSeconds} s; KEYS resent ${s.anomalies.keysResent}, commands at non-neighbours ${s.anomalies.unexpectedCommands}, ` +
+        `keypads not idle after close ${s.anomalies.notIdle}, console errors ${s.anomalies.consoleErrors}`,
+      `frames (bytes): KEYS 9# ${b.frameBytes.KEYS_9H}, ACK ${b.frameBytes.ACK}, BUZZER ${b.frameBytes.BUZZER}, DISPLAY ${b.frameBytes.DISPLAY}, CMD_ACK ${b.frameBytes.CMD_ACK}, ` +
+        `POLL ${b.frameBytes.POLL}, NOTHING ${b.frameBytes.NOTHING}; keypad turnaround ${s.params.turnaroundMs} ms; one round of polls over ${s.params.keypads} idle keypads ${fmt(b.idlePollRoundMs)} ms; ` +
+        `gateway poll pause ${s.params.pollPauseMs} ms`,
+      `wire bound: the ${NEIGHBOURS} BUZZERs, then the ${NEIGHBOURS} DISPLAYs, each confirmed (turnaround + CMD_ACK) before the next frame; the ACK to the pressing keypad ` +
+        `(${fmt(b.ackMs)} ms on the wire) left out, though the gateway sends it first, then one command per keypad per round of polls (BUZZER, DISPLAY, LED)`,
+      `commit: the gateway's histogram serial.lastByteToCommit over its whole run (${s.commitMs?.count ?? 0} events)`,
+    ],
+  };
+  const gwi = m.gatewayIntervalMs;
+  const perModule = m.wireLimitMs / m.params.modules;
+  const modbusTable: Table = {
+    section:
+      `Modbus poll cycle: ${m.params.modules} modules on one ${m.params.baud}-baud RTU line, ${m.params.turnaroundMs} ms turnaround, ` +
+      `panic inputs polled as fast as the bus allows, ${m.measuredSeconds} s measured`,
+    header: ['', 'measured', 'wire limit', 'ratio'],
+    rows: [
+      [`cycle: all ${m.params.modules} modules read once (ms)`, fmt(m.cycleMs), fmt(m.wireLimitMs), ratio(m.cycleMs, m.wireLimitMs)],
+      ['read interval per module, simulator p50 / p99 / max', trio(m.readIntervalMs), fmt(m.wireLimitMs), ratio(m.readIntervalMs.p50, m.wireLimitMs)],
+      ['same, gateway modbus.panicPollInterval', trio(gwi), fmt(m.wireLimitMs), ratio(gwi?.p50, m.wireLimitMs)],
+      ['one read (ms)', fmt((m.cycleMs / m.params.modules), 3), fmt(perModule, 3), ratio(m.cycleMs / m.params.modules, perModule)],
+      ['reads per module in the window, fewest / most', `${m.readsPerModule.min} / ${m.readsPerModule.max}`, '', ''],
+    ],
+    notes: [
+      `wire limit: firmware-contracts/modbus/rtu.ts wireLimitMs(${m.params.modules}, ${m.params.baud}, ${m.params.turnaroundMs}): per module an FC02 request ` +
+        `(${m.frames.limitRequestBytes} bytes) + turnaround + response (${m.frames.limitResponseBytes} bytes) + a ${fmt(m.frames.gapMs, 3)} ms gap, at 11 bits a character; ` +
+        `the gateway's panic read is FC02 of ${m.frames.panicReadInputs} input(s): ${m.frames.panicReadBytes} bytes request + response` +
+        (m.frames.panicReadBytes === m.frames.limitRequestBytes + m.frames.limitResponseBytes ? ', the same' : ' — NOT what the limit assumes'),
+      `simulator: ${m.simulator.answered} answered of ${m.simulator.requests} requests (bad CRC ${m.simulator.badCrc}, other units ${m.simulator.otherUnits}, dropped ${m.simulator.dropped}); ` +
+        `gateway counters ${JSON.stringify(m.gateway.counters)}; faults ${m.gateway.faults}`,
+      `gateway histogram: its whole run (${gwi?.count ?? 0} intervals, incl. start-up); simulator: the measured window only`,
+    ],
+  };
+  return [serialTable, modbusTable];
+}
+
+function tableText(t: Table): string[] {
+  const w = t.header.map((h, i) => (i === 0 ? 50 : Math.max(12, h.length, ...t.rows.map((r) => (r[i] ?? '').length))));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' ');
+  return [t.section, line(t.header), ...t.rows.map(line), ...t.notes.map((n) => `  ${n}`)];
+}
+
+function tableMarkdown(t: Table): string[] {
+  return [
+    `## ${t.section}`,
+    '',
+    `| ${t.header.join(' | ')} |`,
+    `|---|${t.header.slice(1).map(() => '---:').join('|')}|`,
+    ...t.rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    ...t.notes.map((n) => `- ${n}`),
+    '',
+  ];
 }
 
 function fmt(x: number | null | undefined, digits = 2): string {
@@ -507,37 +704,62 @@ function conditions(report: Report): string[] {
     if (c && c.clientsCoreShare >= 0.9) out.push(`${name} throughput: the clients' process was saturated (${fmt(c.clientsCoreShare)} cores): the figure is a lower bound of what the broker can do`);
     if (c && (c.targetCoreShare ?? 0) >= 0.9) out.push(`${name} throughput: the broker's process was saturated (${fmt(c.targetCoreShare)} cores; Node runs it on one thread)`);
   }
+  const w = report.results.wired;
+  for (const [name, r] of w ? ([['serial keypad line', w.serial], ['Modbus poll cycle', w.modbus]] as const) : []) {
+    out.push(
+      `${name}: CPU cores gateway / bench (simulators) / other processes ${cpuCell(r.cpu)}` +
+        (r.before.waitedSeconds >= 2 ? `; waited ${r.before.waitedSeconds} s for quiet (${fmt(r.before.otherCores)} cores at start)` : '') +
+        ((r.cpu.otherCoreShare ?? 0) > 0.25 ? ' — WARNING: disturbed by other work' : '') +
+        (r.gateway.lastWarnings.length ? `; gateway warnings: ${r.gateway.lastWarnings.join('; ')}` : ''),
+    );
+  }
   return out;
 }
 
 function markdown(report: Report): string {
-  const { gateway: g, bare: b } = report.results;
+  const { gateway: g, bare: b, wired } = report.results;
   const out: string[] = [];
-  out.push(`# Lianfang fan-out benchmark`, '');
+  out.push(`# Lianfang benchmark: alarm fan-out and wired buses`, '');
   out.push(
     `${report.date} · ${report.machine.cpu}, ${report.machine.cores} cores · Node ${report.machine.node} · ${report.machine.os} · ` +
       `load average ${report.machine.loadAverage.before} before, ${report.machine.loadAverage.after} after`,
     '',
   );
-  out.push(
-    `Parameters: ${params.throughputShops} shops on the street (latency phase presses ${params.shops} of them), ${params.alarms} alarms (+${params.warmupAlarms} warm-up) at ${params.rate}/s; ` +
-      `throughput ${params.throughputSeconds} s (window swept over ${params.windows.join(', ')}); ` +
-      `gateway log level \`${params.logLevel}\`; each alarm to 10 neighbours + 1 console, QoS 1; clients in the benchmark process, ` +
-      `broker in its own process. Command: \`${report.command}\`.`,
-    '',
-  );
-  for (const s of rows(g, b)) {
-    out.push(`## ${s.section}`, '', '| | gateway | bare Aedes | ratio |', '|---|---:|---:|---:|');
-    for (const r of s.rows) out.push(`| ${r.join(' | ')} |`);
-    out.push('');
+  if (g || b) {
+    out.push(
+      `Parameters: ${params.throughputShops} shops on the street (latency phase presses ${params.shops} of them), ${params.alarms} alarms (+${params.warmupAlarms} warm-up) at ${params.rate}/s; ` +
+        `throughput ${params.throughputSeconds} s (window swept over ${params.windows.join(', ')}); ` +
+        `gateway log level \`${params.logLevel}\`; each alarm to 10 neighbours + 1 console, QoS 1; clients in the benchmark process, ` +
+        `broker in its own process.`,
+      '',
+    );
   }
+  if (wired) {
+    out.push(
+      `Wired: the gateway (log level \`${params.logLevel}\`) as master of socat pty lines; the keypad and Modbus simulators in the benchmark process pace the line at its baud rate. ` +
+        `Serial: ${params.serial.keypads} keypads (one per shop, shops 50 m apart in a row) on one line, ${params.serial.alarms} alarms one at a time, gateway poll pause ${params.serial.pollPauseMs} ms. ` +
+        `Modbus: ${params.modbus.modules} generic-8io modules on one line, ${params.modbus.warmupSeconds} s warm-up + ${params.modbus.seconds} s measured.`,
+      '',
+    );
+  }
+  out.push(`Command: \`${report.command}\`.`, '');
+  if (g || b) {
+    for (const s of rows(g, b)) {
+      out.push(`## ${s.section}`, '', '| | gateway | bare Aedes | ratio |', '|---|---:|---:|---:|');
+      for (const r of s.rows) out.push(`| ${r.join(' | ')} |`);
+      out.push('');
+    }
+  }
+  if (wired) for (const t of wiredTables(wired)) out.push(...tableMarkdown(t));
   out.push('## Targets', '', '| target | goal | measured | met |', '|---|---|---|---|');
   for (const t of report.targets) out.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
   out.push('');
   const sweep = (r: TargetResult | undefined, name: string) =>
     r ? r.sweep.map((s) => `| ${name} | ${s.window} | ${fmt(s.throughput!.alarmsPerS, 0)} | ${fmt(s.latencyMs.p50)} | ${fmt(s.latencyMs.p99)} | ${cpuCell(s.cpu)} |`) : [];
-  out.push(`## Window sweep (${params.sweepSeconds} s each)`, '', '| target | window | alarms/s | p50 ms | p99 ms | CPU broker / clients / other |', '|---|---:|---:|---:|---:|---|');
-  out.push(...sweep(g, 'gateway'), ...sweep(b, 'bare Aedes'), '');
+  if (g || b) {
+    out.push(`## Window sweep (${params.sweepSeconds} s each)`, '', '| target | window | alarms/s | p50 ms | p99 ms | CPU broker / clients / other |', '|---|---:|---:|---:|---:|---|');
+    out.push(...sweep(g, 'gateway'), ...sweep(b, 'bare Aedes'), '');
+  }
   out.push('## Conditions', '', ...conditions(report).map((l) => `- ${l}`), '');
   if (g?.writer) {
     out.push('## Gateway group commit', '', '| phase | commits | items | items/commit |', '|---|---:|---:|---:|');
@@ -552,7 +774,7 @@ interface Report {
   command: string;
   machine: typeof machine & { diskCommitMs: ReturnType<typeof probeDisk> };
   parameters: typeof params;
-  results: { gateway?: TargetResult; bare?: TargetResult };
+  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult };
   ratios: { latencyP50: number | null; latencyP99: number | null; throughput: number | null };
   targets: Target[];
   notes: string[];
@@ -562,18 +784,21 @@ interface Report {
 
 async function main(): Promise<void> {
   const started = new Date();
-  log(`Lianfang fan-out benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
+  log(`Lianfang benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
   dataDir = mkdtempSync(join(tmpdir(), 'lfb-'));
   const disk = probeDisk(dataDir);
   log(`disk: a small SQLite commit (WAL, synchronous=FULL) takes p50 ${disk.p50} ms, p99 ${disk.p99} ms, max ${disk.max} ms`);
-  const street = await buildStreet(dataDir);
-  log(`street: ${street.shops.length} shops of station ${street.stationId} in ${dataDir}`);
-
   const results: Report['results'] = {};
-  if (params.only !== 'gateway') results.bare = await runTarget('bare', street, dataDir);
-  if (params.only !== 'bare') results.gateway = await runTarget('gateway', street, dataDir);
+  if (runs.bare || runs.gateway) {
+    const street = await buildStreet(dataDir);
+    log(`street: ${street.shops.length} shops of station ${street.stationId} in ${dataDir}`);
+    if (runs.bare) results.bare = await runTarget('bare', street, dataDir);
+    if (runs.gateway) results.gateway = await runTarget('gateway', street, dataDir);
+  }
+  if (runs.wired) results.wired = await runWired();
   const g = results.gateway;
   const b = results.bare;
+  const wired = results.wired;
   machine.loadAverage.after = round(loadavg()[0], 2);
 
   const report: Report = {
@@ -587,12 +812,19 @@ async function main(): Promise<void> {
       latencyP99: g && b ? round(g.latency.latencyMs.p99 / b.latency.latencyMs.p99, 2) : null,
       throughput: g && b ? round(g.throughput.throughput!.alarmsPerS / b.throughput.throughput!.alarmsPerS, 2) : null,
     },
-    targets: targets(g, b),
+    targets: targets(g, b, wired),
     notes: [
       'Latency: t0 = performance.now() in the benchmark process just before the keypad publish; the alarm is complete when the last of its 11 expected recipients (10 nearest shops + console) has it, de-duplicated by (alarmId, rev).',
       'Gateway: the console acknowledges each raised alarm and closes it (disposition test); a shop is pressed again only once its alarm is closed. Per alarm the clients therefore receive 23 messages (11 raised, 2 console updates, 10 ended alerts) and the gateway commits 3 client messages plus one delivery mark per PUBACK.',
       'Bare Aedes: the shop client publishes the alert itself to bench/shops/{shopId}/raise; no ack/close traffic.',
       'Throughput counts alarms completed (all 11 recipients) inside the measured window with a fixed number outstanding.',
+      ...(wired
+        ? [
+            'Serial: t0 = the keypad simulator\'s \'sent\' event for the KEYS frame, which it emits right after writing the frame at the time its last byte would arrive (pacing the line); a command or ACK counts as arrived one frame wire time (11 bits a character, as the simulator times the line) after the simulator decoded it, since the gateway writes a frame to the pty at once. The commit figure is the gateway\'s own histogram (from its serial \'data\' event to the commit).',
+            'Serial: the origin rotates along the row of shops; the console acknowledges and closes each alarm (disposition test), and the next 9# waits until every keypad has cleared its display and switched its buzzer and LED off.',
+            'Modbus: panicPollMs 1 and doorPollMs 1 h, so after the first (full) read of each module only panic reads run; the cycle is measured seconds × modules / requests the simulator answered in the window.',
+          ]
+        : []),
     ],
   };
 
@@ -603,11 +835,15 @@ async function main(): Promise<void> {
   writeFileSync(join(outDir, `${base}.md`), markdown(report));
 
   const out: string[] = [];
-  out.push('', `Lianfang fan-out benchmark — ${report.date}`);
+  out.push('', `Lianfang benchmark — ${report.date}`);
   out.push(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.os}; load average ${machine.loadAverage.before} before, ${machine.loadAverage.after} after`);
-  out.push(`${params.throughputShops} shops (${params.shops} pressed in the latency phase); ${params.alarms} alarms at ${params.rate}/s; throughput ${params.throughputSeconds} s; gateway log level ${params.logLevel}`, '');
-  out.push(textTable(g, b), '', 'Targets');
-  for (const t of report.targets) out.push(`  [${t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
+  if (g || b) {
+    out.push(`${params.throughputShops} shops (${params.shops} pressed in the latency phase); ${params.alarms} alarms at ${params.rate}/s; throughput ${params.throughputSeconds} s; gateway log level ${params.logLevel}`, '');
+    out.push(textTable(g, b));
+  }
+  if (wired) for (const t of wiredTables(wired)) out.push('', ...tableText(t));
+  out.push('', 'Targets');
+  for (const t of report.targets) out.push(`  [${t.met === null ? '—' : t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
   const anomalies = [g && ['gateway', g] as const, b && ['bare', b] as const].filter(Boolean) as (readonly [string, TargetResult])[];
   for (const [name, r] of anomalies) {
     const a = [r.latency, ...r.sweep, r.throughput].map((p) => p.anomalies);
