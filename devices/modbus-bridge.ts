@@ -19,6 +19,7 @@ import type { Device } from '../gateway/registry/registry.js';
 import type { Bus } from '../gateway/registry/buses.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
+import { stopBitsFor } from './serial-bridge.js';
 import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 type Client = ModbusClient;
@@ -32,7 +33,11 @@ type UnnumberedEvent = DeviceEvent extends infer E ? (E extends unknown ? Omit<E
 export async function openModbusClient(bus: Bus, timeoutMs: number): Promise<Client> {
   const client = new ModbusRTU();
   if (bus.kind === 'modbus-tcp') await client.connectTCP(bus.host!, { port: bus.port! });
-  else await client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity: bus.parity ?? 'none', dataBits: 8, stopBits: 1 });
+  else {
+    const parity = bus.parity ?? 'none';
+    // Modbus RTU characters are 11 bits: without parity, two stop bits (Modbus over serial line §2.5.1).
+    await client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity, dataBits: 8, stopBits: stopBitsFor(parity) });
+  }
   client.setTimeout(timeoutMs);
   return client;
 }

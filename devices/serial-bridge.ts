@@ -34,8 +34,11 @@ import { alertDisplay, renderDisplay } from '../firmware-contracts/serial/displa
 import { sendPaced, wireTimeMs } from '../firmware-contracts/wire-timing.js';
 import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
-/** Bits per character on a keypad line: start, 8 data, parity or none, stop. */
-const bitsPerChar = (bus: Bus) => (bus.parity && bus.parity !== 'none' ? 11 : 10);
+/**
+ * A line's characters are 11 bits (firmware-contracts/serial/SPEC.md, as Modbus RTU): start, 8 data,
+ * even or odd parity, stop; without parity a second stop bit takes its place.
+ */
+export const stopBitsFor = (parity: Bus['parity']): 1 | 2 => (parity && parity !== 'none' ? 1 : 2);
 
 interface Exchange {
   addr: number;
@@ -69,7 +72,8 @@ export class SerialLine {
   }
 
   async open(): Promise<void> {
-    const port = new SerialPort({ path: this.bus.path!, baudRate: this.bus.baud ?? 9600, parity: this.bus.parity ?? 'none', autoOpen: false });
+    const parity = this.bus.parity ?? 'none';
+    const port = new SerialPort({ path: this.bus.path!, baudRate: this.bus.baud ?? 9600, parity, stopBits: stopBitsFor(parity), autoOpen: false });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     this.port = port;
     port.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -91,13 +95,13 @@ export class SerialLine {
 
   /** Wire time of `bytes` on this line. */
   wireMs(bytes: number): number {
-    return wireTimeMs(bytes, this.bus.baud ?? 9600, bitsPerChar(this.bus));
+    return wireTimeMs(bytes, this.bus.baud ?? 9600);
   }
 
   /** Send a frame that expects no answer; resolves when its last bit is on the wire. */
   async send(frame: Buffer): Promise<void> {
     const port = this.port;
-    if (port) await sendPaced((b) => port.write(b), frame, this.bus.baud ?? 9600, bitsPerChar(this.bus));
+    if (port) await sendPaced((b) => port.write(b), frame, this.bus.baud ?? 9600);
   }
 
   /**
@@ -184,6 +188,8 @@ export class SerialBusDriver implements BusDriver {
       ctx.log.debug({ addr: raw.addr }, 'a frame nobody asked for');
     };
     this.line.onClose = () => ctx.log.warn({ path: bus.path }, 'serial port closed; reopening');
+    // iconv-lite builds its GBK tables on first use (tens of ms): do it now, not in the first alarm.
+    alertDisplay('1号', '店');
     this.setDevices(devices);
     this.loop = this.run();
   }

@@ -50,14 +50,16 @@ const ms = (us: number) => Math.round(us) / 1000;
 /** Milliseconds, with the encoded histogram unless `withEncoded` is false. */
 export function summarize(h: Histogram, withEncoded = true): Summary {
   if (h.totalCount === 0) return { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+  // A percentile is the top of its bucket, which can lie a little above the largest value recorded.
+  const at = (p: number) => ms(Math.min(h.getValueAtPercentile(p), h.maxValue));
   return {
     count: h.totalCount,
     min: ms(h.minNonZeroValue),
     mean: ms(h.mean),
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    p999: at(99.9),
     max: ms(h.maxValue),
     ...(withEncoded ? { hdr: hdr.encodeIntoCompressedBase64(h) } : {}),
   };

@@ -37,7 +37,7 @@ const addressOf = (shopId: string) => shops.findIndex((s) => s.shopId === shopId
 const raw = addWiredDevice(data, { shopId: 'W12', type: 'keypad', transport: 'serial', port: lineB.a, busAddress: 5, baud: 19200 });
 
 const gw = await GatewayProcess.start(t, data, {
-  LF_SUPERVISION_FAULT_AFTER_MS: '1500',
+  LF_SUPERVISION_FAULT_AFTER_MS: '3000',
   LF_SUPERVISION_CHECK_INTERVAL_MS: '100',
   LF_SERIAL_POLL_PAUSE_MS: '5',
   LF_SERIAL_REOPEN_BACKOFF_MS: '50',
