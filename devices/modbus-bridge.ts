@@ -310,7 +310,8 @@ export class ModbusBusDriver implements BusDriver {
       return out;
     } catch (err) {
       this.failed(m, what, err);
-      if (isTimeout(err)) await this.reopen();
+      // After a timeout the line may hold a late answer; a port or socket that closed must be reopened.
+      if (isTimeout(err) || !client.isOpen) await this.reopen();
       return undefined;
     }
   }

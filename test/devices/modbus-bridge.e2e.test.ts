@@ -143,6 +143,18 @@ t.test('an exception answer and garbage are logged and counted; polling goes on'
   t.equal(gw.exitCode, null, 'the gateway kept running');
 });
 
+t.test('a Modbus TCP module that goes away is a fault; the gateway reconnects when it is back', async (t) => {
+  const deviceId = devices.get('W04')!;
+  const port = tcp.port;
+  await tcp.close();
+  await eventually(() => watch.faults.some((f) => f.deviceId === deviceId && f.state === 'raised'), 'fault for the TCP module');
+  const again = new ModbusTcpSlaveSim({ port, modules: [{ unitId: 1 }] });
+  await again.start();
+  t.teardown(() => again.close());
+  await eventually(() => watch.faults.some((f) => f.deviceId === deviceId && f.state === 'cleared'), 'fault cleared after reconnecting');
+  t.equal(gw.exitCode, null);
+});
+
 t.test('bus scan lists the unit ids that answer, through the running gateway', async (t) => {
   const busId = query<{ bus: string }>(data, 'SELECT bus FROM devices WHERE id = ?', devices.get('W06'))[0]!.bus;
   const scan = await cli(['bus', 'scan', busId, '--from', '1', '--to', '10', '--timeout-ms', '60', '--json', '--data', data]);
