@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RevTracker } from '../firmware-contracts/mqtt/dedupe.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
-import { newHistogram, recordMs, summarize, prng, type Histogram, type Summary } from './stats.js';
+import { newHistogram, recordMs, summarize, prng, type Summary } from './stats.js';
 
 export interface Credentials {
   username: string;
@@ -187,7 +187,6 @@ export class FanoutBench {
   private readonly random: () => number;
   private serial = 0;
   private pressable: number;
-  private phase: Phase | null = null;
   /** Called when an alarm completes or a shop is released (the closed loop refills). */
   private onProgress: (() => void) | null = null;
   private closing = false;
@@ -231,7 +230,7 @@ export class FanoutBench {
               ? await connect(spec.url, { clientId: shop.deviceId!, username: shop.creds!.username, password: shop.creds!.password })
               : await connect(spec.url, { clientId: `bench-shop-${i}` });
           this.watch(client);
-          client.on('message', (topic, payload) => this.onShopMessage(i, payload));
+          client.on('message', (_topic, payload) => this.onShopMessage(i, payload));
           const subs =
             spec.kind === 'gateway' ? [topics.shopAlerts(shop.shopId)] : hearsFrom[i].map((o) => `bench/shops/${spec.shops[o].shopId}/raise`);
           if (subs.length) await subscribe(client, subs);
@@ -489,7 +488,6 @@ export class FanoutBench {
    */
   async openLoop(opts: { name: string; rate: number; count: number; warmup: number; drainMs: number }): Promise<PhaseResult> {
     const ph = new Phase(opts.name);
-    this.phase = ph;
     const before = this.snapshotAnomalies();
     const total = opts.warmup + opts.count;
     const period = 1000 / opts.rate;
@@ -546,7 +544,6 @@ export class FanoutBench {
    */
   async closedLoop(opts: { name: string; window: number; warmupMs: number; measureMs: number; drainMs: number; cpu?: () => CpuSample }): Promise<PhaseResult> {
     const ph = new Phase(opts.name);
-    this.phase = ph;
     const before = this.snapshotAnomalies();
     const messagesBefore = { n: 0 };
     let pressing = true;

@@ -10,7 +10,7 @@ import { ID_PATTERN, isValidId } from '../../firmware-contracts/mqtt/topics.js';
 import { lfError } from '../errors.js';
 import { encryptSecret, hashPassword, keyedHash, newDeviceSecret, newMacKey } from '../secrets.js';
 import { shortId } from '../ids.js';
-import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusKind, type BusSpec } from './buses.js';
+import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusSpec } from './buses.js';
 import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
 
 /** The register map of a Modbus device registered without `--model`. */
