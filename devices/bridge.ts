@@ -10,9 +10,9 @@ import type { Clock } from '../gateway/clock.js';
 import type { Counters, Latencies } from '../gateway/metrics.js';
 import type { Device, RegistryCache } from '../gateway/registry/registry.js';
 import type { Bus } from '../gateway/registry/buses.js';
-import type { IngestOutcome } from '../gateway/alarm/engine.js';
+import type { DeviceIngest } from '../gateway/ingest/device-ingest.js';
 import type { Supervisor } from '../gateway/supervision.js';
-import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import type { ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 
 export interface BridgeContext {
   log: Logger;
@@ -24,11 +24,8 @@ export interface BridgeContext {
   registry: RegistryCache;
   gatewayKey: Buffer;
   supervisor: Supervisor;
-  /**
-   * The one ingest: resolves once the event is committed (or recognised as a duplicate), with
-   * `committedAt`, performance.now() at the commit (the fan-out that follows is not in it).
-   */
-  ingest(device: Device, event: DeviceEvent, via: 'serial' | 'modbus'): Promise<{ outcome: IngestOutcome; committedAt: number }>;
+  /** The one ingest (gateway/ingest/device-ingest.ts): resolves once the event is committed. */
+  ingest: DeviceIngest;
   /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */
   delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
 }
@@ -59,6 +56,38 @@ export interface BusDriver {
   /** The addresses that answer, polled between regular polls. */
   scan(opts: ScanOptions): Promise<ScanHit[]>;
   close(): Promise<void>;
+}
+
+/**
+ * Bring a bus's devices, by address, in step with the registry: a known device takes its fresh
+ * record, a new one is made by `create` (null when it cannot be polled; `create` says why), one that
+ * is gone (or replaced at its address) is dropped. Supervision watches exactly the devices polled.
+ */
+export function syncByAddress<T extends { device: Device }>(
+  held: Map<number, T>,
+  devices: Device[],
+  supervisor: Supervisor,
+  create: (device: Device) => T | null,
+  drop: (gone: T) => void = () => {},
+): void {
+  const wanted = new Map(devices.map((d) => [d.busAddress!, d]));
+  for (const [addr, t] of held) {
+    if (wanted.get(addr)?.id === t.device.id) continue;
+    drop(t);
+    supervisor.unwatch(t.device.id);
+    held.delete(addr);
+  }
+  for (const [addr, device] of wanted) {
+    const known = held.get(addr);
+    if (known) {
+      known.device = device;
+      continue;
+    }
+    const t = create(device);
+    if (!t) continue;
+    held.set(addr, t);
+    supervisor.watch(device.id);
+  }
 }
 
 /** What a device should do with an alert it is given (see AlertBook). */

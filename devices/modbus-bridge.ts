@@ -20,7 +20,7 @@ import type { Bus } from '../gateway/registry/buses.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
 import { stopBitsFor } from './serial-bridge.js';
-import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, syncByAddress, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 type Client = ModbusClient;
 /** The package's CommonJS export is the client class itself (its typings describe it as `default`). */
@@ -113,48 +113,40 @@ export class ModbusBusDriver implements BusDriver {
 
   setDevices(devices: Device[]): void {
     const now = Date.now();
-    const keep = new Set<number>();
-    for (const device of devices) {
-      const unitId = device.busAddress!;
-      keep.add(unitId);
-      const known = this.modules.get(unitId);
-      if (known?.device.id === device.id) {
-        known.device = device;
-        continue;
-      }
-      let map: RegisterMap;
-      try {
-        map = loadRegisterMap(device.model ?? 'generic-8io');
-      } catch (err) {
-        this.log.error({ err, deviceId: device.id, model: device.model }, 'unknown register map: module not polled');
-        continue;
-      }
-      const panicAddrs = map.discreteInputs.filter((i) => i.role === 'panic').map((i) => i.address);
-      this.modules.set(unitId, {
-        device,
-        unitId,
-        map,
-        fastCount: panicAddrs.length ? Math.max(...panicAddrs) + 1 : 0,
-        fullCount: Math.max(...map.discreteInputs.map((i) => i.address)) + 1,
-        nextFastAt: now,
-        nextFullAt: now,
-        live: new Map(),
-        seq: 0,
-        failures: 0,
-        retryAt: 0,
-        polledAt: 0,
-        offTimer: null,
-        book: new AlertBook(),
-      });
-      this.ctx.supervisor.watch(device.id);
-    }
-    for (const [unitId, m] of this.modules) {
-      if (!keep.has(unitId)) {
-        if (m.offTimer) clearTimeout(m.offTimer);
-        this.ctx.supervisor.unwatch(m.device.id);
-        this.modules.delete(unitId);
-      }
-    }
+    syncByAddress(
+      this.modules,
+      devices,
+      this.ctx.supervisor,
+      (device) => {
+        let map: RegisterMap;
+        try {
+          map = loadRegisterMap(device.model ?? 'generic-8io');
+        } catch (err) {
+          this.log.error({ err, deviceId: device.id, model: device.model }, 'unknown register map: module not polled');
+          return null;
+        }
+        const panicAddrs = map.discreteInputs.filter((i) => i.role === 'panic').map((i) => i.address);
+        return {
+          device,
+          unitId: device.busAddress!,
+          map,
+          fastCount: panicAddrs.length ? Math.max(...panicAddrs) + 1 : 0,
+          fullCount: Math.max(...map.discreteInputs.map((i) => i.address)) + 1,
+          nextFastAt: now,
+          nextFullAt: now,
+          live: new Map(),
+          seq: 0,
+          failures: 0,
+          retryAt: 0,
+          polledAt: 0,
+          offTimer: null,
+          book: new AlertBook(),
+        };
+      },
+      (gone) => {
+        if (gone.offTimer) clearTimeout(gone.offTimer);
+      },
+    );
     this.wake?.();
   }
 

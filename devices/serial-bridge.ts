@@ -32,7 +32,7 @@ import {
 } from '../firmware-contracts/serial/codec.js';
 import { alertDisplay, renderDisplay } from '../firmware-contracts/serial/display.js';
 import { sendPaced, wireTimeMs } from '../firmware-contracts/wire-timing.js';
-import { AlertBook, backoffMs, pause, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, syncByAddress, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 /**
  * A line's characters are 11 bits (firmware-contracts/serial/SPEC.md, as Modbus RTU): start, 8 data,
@@ -195,36 +195,19 @@ export class SerialBusDriver implements BusDriver {
   }
 
   setDevices(devices: Device[]): void {
-    const keep = new Set<number>();
-    for (const device of devices) {
-      const addr = device.busAddress!;
-      keep.add(addr);
-      const known = this.keypads.get(addr);
-      if (known?.device.id === device.id) {
-        known.device = device;
-        continue;
-      }
+    syncByAddress(this.keypads, devices, this.ctx.supervisor, (device) => {
       if (!device.macKeyEnc) {
         this.ctx.log.error({ deviceId: device.id }, 'serial keypad without a MAC key: not polled');
-        continue;
+        return null;
       }
-      let key: Buffer;
       try {
-        key = decryptSecret(this.ctx.gatewayKey, device.macKeyEnc);
+        return { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], book: new AlertBook() };
       } catch {
         // A database restored without its gateway.key: the keypad must be issued a new key.
         this.ctx.log.error({ deviceId: device.id }, 'the MAC key does not decrypt under this gateway key: keypad not polled (re-issue it)');
-        continue;
+        return null;
       }
-      this.keypads.set(addr, { device, key, commands: [], book: new AlertBook() });
-      this.ctx.supervisor.watch(device.id);
-    }
-    for (const [addr, k] of this.keypads) {
-      if (!keep.has(addr)) {
-        this.ctx.supervisor.unwatch(k.device.id);
-        this.keypads.delete(addr);
-      }
-    }
+    });
   }
 
   servesShop(shopId: string): boolean {

@@ -14,6 +14,8 @@ import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
+import { deviceIngest } from './ingest/device-ingest.js';
+import { DeliveryMarks } from './delivery/delivery-marks.js';
 import { AlarmEngine } from './alarm/engine.js';
 import { Outbox } from './delivery/outbox.js';
 import { DeadlineScheduler } from './scheduler.js';
@@ -97,9 +99,8 @@ export class Gateway {
     this.writer = new GroupCommitWriter({
       db: this.db,
       log: log.child({ module: 'writer' }),
+      // A failed commit undoes its items' in-memory changes itself (Effects.onRollback).
       failpoint: this.opts.failpoint,
-      // A failed commit may leave in-memory de-duplication marks ahead of the database.
-      onBatchFailed: () => this.registry.reload(),
     });
     this.broker = new Broker({
       log: log.child({ module: 'broker' }),
@@ -135,6 +136,8 @@ export class Gateway {
       gatewayId: this.gatewayId,
       onDeadline: (due) => this.scheduler?.consider(due),
     });
+    const ingest = deviceIngest(this.writer, this.engine);
+    const marks = new DeliveryMarks({ writer: this.writer, outbox: this.outbox, clock: this.clock, log: log.child({ module: 'delivery' }) });
     const ingress = new MqttIngress({
       log: log.child({ module: 'ingest' }),
       clock: this.clock,
@@ -143,6 +146,8 @@ export class Gateway {
       writer: this.writer,
       engine: this.engine,
       outbox: this.outbox,
+      ingest,
+      marks,
       gatewayKey,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });
@@ -166,9 +171,8 @@ export class Gateway {
       registry: this.registry,
       gatewayKey,
       supervisor: this.supervisor,
-      ingest: (device, event, via) =>
-        this.writer.run((fx) => ({ outcome: this.engine.ingestDeviceEvent(fx, device, event, via), fx }), 'device-event').then(({ outcome, fx }) => ({ outcome, committedAt: fx.committedAt })),
-      delivered: (shopId, alarmId, rev, deviceId) => ingress.markDelivered('shop', shopId, alarmId, rev, `device:${deviceId}`),
+      ingest,
+      delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
     });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
     this.http = new HttpServer({ host: config.http.host, port: config.http.port, log: log.child({ module: 'http' }), health: () => this.health() });

@@ -11,6 +11,8 @@ import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { validators, type ConsoleError } from '../firmware-contracts/mqtt/payloads.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
+import type { DeviceIngest } from './ingest/device-ingest.js';
+import type { DeliveryMarks } from './delivery/delivery-marks.js';
 import type { AlarmEngine } from './alarm/engine.js';
 import type { RegistryCache } from './registry/registry.js';
 import type { Outbox } from './delivery/outbox.js';
@@ -30,6 +32,9 @@ export interface IngressContext {
   writer: GroupCommitWriter;
   engine: AlarmEngine;
   outbox: Outbox;
+  /** The one ingest of device events. */
+  ingest: DeviceIngest;
+  marks: DeliveryMarks;
   gatewayKey: Buffer;
   /** Publish a transient message (an error answer), QoS 1, not tracked. */
   publish: (topic: string, payload: string) => void;
@@ -46,8 +51,6 @@ function parseJson(payload: Buffer): Parsed {
 }
 
 export class MqttIngress implements BrokerBackend {
-  private pendingMarks: { kind: 'shop' | 'station'; id: string; alarmId: string; rev: number; by: string }[] = [];
-
   constructor(private readonly ctx: IngressContext) {}
 
   async authenticate(username: string, password: Buffer): Promise<Principal | null> {
@@ -111,8 +114,8 @@ export class MqttIngress implements BrokerBackend {
     }
     const seenBefore = conn.lastSeqWithoutBoot;
     if (event.boot === undefined) conn.lastSeqWithoutBoot = event.seq;
-    const outcome = await this.ctx.writer
-      .run((fx) => this.ctx.engine.ingestDeviceEvent(fx, device, event, 'mqtt'), 'device-event')
+    const { outcome } = await this.ctx
+      .ingest(device, event, 'mqtt')
       .catch((err: unknown) => {
         // Not stored, not acknowledged: the device's resend must not be taken for a duplicate.
         if (event.boot === undefined) conn.lastSeqWithoutBoot = seenBefore;
@@ -174,25 +177,7 @@ export class MqttIngress implements BrokerBackend {
     if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
     const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
     const { alarmId, rev } = msg as { alarmId: string; rev: number };
-    this.markDelivered(recipient.kind, recipient.id, alarmId, rev, by);
-  }
-
-  /** Record that a recipient has a message (an MQTT PUBACK, or a wired bridge's confirmation). */
-  markDelivered(kind: 'shop' | 'station', id: string, alarmId: string, rev: number, by: string): void {
-    this.pendingMarks.push({ kind, id, alarmId, rev, by });
-    if (this.pendingMarks.length === 1) {
-      // The PUBACKs that arrive in one turn of the event loop are marked by one writer item.
-      setImmediate(() => {
-        const marks = this.pendingMarks;
-        this.pendingMarks = [];
-        this.ctx.writer
-          .run(() => {
-            const now = this.ctx.clock.now();
-            for (const m of marks) this.ctx.outbox.markDelivered(now, m.kind, m.id, m.alarmId, m.rev, m.by);
-          }, 'delivered')
-          .catch((err) => this.ctx.log.error({ err, marks: marks.length }, 'could not mark deliveries; they will be re-sent'));
-      });
-    }
+    this.ctx.marks.mark(recipient.kind, recipient.id, alarmId, rev, by);
   }
 
   onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void {

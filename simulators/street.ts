@@ -145,15 +145,20 @@ export interface RunningStreet {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A keypad got an alert: say what it showed, and how the shopkeeper can answer it. */
+type OnAlert = (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => void;
+
 /** The street's keypads, whatever carries them: they press keys and answer the alerts they get. */
 interface StreetKeypads {
   shopIds: string[];
+  /** The MQTT-native keypads (none on a serial line). */
+  mqtt: SimKeypad[];
   press(shopId: string, keys: string): Promise<void>;
   close(): Promise<void>;
 }
 
 /** MQTT-native keypads: alerts arrive on the shop topic, replies go back as MQTT messages. */
-async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => void): Promise<StreetKeypads & { keypads: SimKeypad[] }> {
+async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: OnAlert): Promise<StreetKeypads> {
   const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Date.now()).connect(opts.mqttUrl)));
   for (const kp of keypads) {
     kp.on('alert', (a: ShopAlert) => {
@@ -163,7 +168,7 @@ async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: (sh
   }
   const byShop = new Map(keypads.map((k) => [k.shopId, k]));
   return {
-    keypads,
+    mqtt: keypads,
     shopIds: keypads.map((k) => k.shopId),
     press: (shopId, keys) => byShop.get(shopId)!.press(keys).then(() => undefined),
     close: async () => void (await Promise.all(keypads.map((k) => k.close()))),
@@ -175,7 +180,7 @@ async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: (sh
  * alerts arrive as buzzer and display commands, and a shopkeeper answers on the keypad (1# coming,
  * 2# cannot come).
  */
-async function serialKeypads(street: StreetFile, opts: StreetOptions, onAlert: (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => void): Promise<StreetKeypads> {
+async function serialKeypads(street: StreetFile, opts: StreetOptions, onAlert: OnAlert): Promise<StreetKeypads> {
   const line = await openPtyPair({ dir: streetLineDir(opts.dataDir) });
   const wired = street.shops.filter((s) => s.serial);
   const sim = new SerialKeypadSim({ path: line.b, baud: 19200, keypads: wired.map((s) => ({ address: s.serial!.address, key: Buffer.from(s.serial!.key, 'hex'), boot: Math.floor(Date.now() / 1000) })) });
@@ -192,6 +197,7 @@ async function serialKeypads(street: StreetFile, opts: StreetOptions, onAlert: (
   });
   const addressOf = new Map(wired.map((s) => [s.shopId, s.serial!.address]));
   return {
+    mqtt: [],
     shopIds: wired.map((s) => s.shopId),
     press: async (shopId, keys) => void sim.press(addressOf.get(shopId)!, keys),
     close: async () => {
@@ -208,7 +214,7 @@ export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
   const street = await provisionStreet(opts.dataDir, opts.shops, wire);
   const names = new Map(street.shops.map((s) => [s.shopId, s.name]));
   let stopped = false;
-  const onAlert = (shopId: string, text: string, reply: (r: 'coming' | 'seen' | 'cannot') => Promise<unknown>) => {
+  const onAlert: OnAlert = (shopId, text, reply) => {
     out(`  [${shopId} ${names.get(shopId)}] ${text}`);
     void delay(300 + Math.random() * 1500).then(() => {
       if (stopped) return;
@@ -260,7 +266,7 @@ export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
 
   opts.log.info({ shops: keypads.shopIds.length, station: street.stationId, intervalMs: interval, wire }, 'simulated street running');
   return {
-    keypads: 'keypads' in keypads ? (keypads as { keypads: SimKeypad[] }).keypads : [],
+    keypads: keypads.mqtt,
     console: officer,
     done,
     async stop() {
