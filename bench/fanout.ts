@@ -239,7 +239,7 @@ export class FanoutBench {
       );
     }
     if (spec.kind === 'gateway') {
-      this.console = await connect(spec.url, { clientId: `console-${spec.officer!.username}`, username: spec.officer!.username, password: spec.officer!.password });
+      this.console = await connect(spec.url, { clientId: `${spec.officer!.username}:console`, username: spec.officer!.username, password: spec.officer!.password });
       this.console.on('message', (topic, payload) => this.onConsoleMessage(topic, payload));
       await subscribe(this.console, [topics.stationAlarms(spec.stationId), topics.stationErrors(spec.stationId)]);
     } else {

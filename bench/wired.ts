@@ -287,7 +287,7 @@ export async function runSerialLine(p: SerialLineParams, ctx: WiredContext): Pro
     ctx.track(gw);
     sim = new SerialKeypadSim({ path: pair.b, baud: p.baud, turnaroundMs: p.turnaroundMs, keypads: row.map((s) => ({ address: s.busAddress, key: s.key! })) });
     await sim.start();
-    officer = await new SimConsole(STATION, OFFICER, 'bench-wired-console').connect(gw.mqttUrl);
+    officer = await new SimConsole(STATION, OFFICER, `${OFFICER.username}:bench-wired`).connect(gw.mqttUrl);
 
     // How the simulator times the line (it paces at BITS_PER_CHAR whatever the parity).
     const simWireMs = (bytes: number) => wireTimeMs(bytes, p.baud, BITS_PER_CHAR);

@@ -14,6 +14,7 @@ import type { Logger } from '../gateway/logger.js';
 import type { Counters } from '../gateway/metrics.js';
 import { PacketSizeGuard } from './packet-size-guard.js';
 import { DeliveryTap } from './delivery-tap.js';
+import type { LoginThrottle } from '../gateway/security/login-throttle.js';
 import {
   canPublish,
   canSetWill,
@@ -56,6 +57,8 @@ export interface BrokerOptions {
   wsPort: number;
   maxPacketBytes: number;
   connectTimeoutMs: number;
+  /** Every login goes through it (gateway/security/login-throttle.ts), keyed by the peer's address. */
+  loginThrottle: LoginThrottle;
 }
 
 const PRINCIPAL = Symbol('lianfang.principal');
@@ -63,7 +66,7 @@ const CONN_STATE = Symbol('lianfang.conn');
 
 type LfClient = Client & { [PRINCIPAL]?: Principal; [CONN_STATE]?: ConnectionState };
 
-function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
   const err = new Error(message) as AuthenticateError;
   err.returnCode = returnCode;
   return err;
@@ -90,44 +93,49 @@ export class Broker {
       concurrency: 1000,
       authenticate: (client, username, password, cb) => {
         const c = client as LfClient;
-        if (hasForbiddenIdChars(client.id)) {
-          counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
-          log.warn({ code: 'LF_ERR_BAD_CLIENT_ID', reason: 'client ids must not contain + # /' }, 'connection refused');
-          return cb(authError('client id refused', 2), false);
-        }
-        if (!username || !password || hasForbiddenIdChars(username)) {
-          counters.inc('refused.LF_ERR_BAD_CREDENTIALS');
-          log.warn({ clientId: client.id, code: 'LF_ERR_BAD_CREDENTIALS' }, 'connection refused: anonymous or malformed login');
-          return cb(authError('bad username or password', 4), false);
-        }
-        backend.authenticate(username, password).then(
-          (principal) => {
-            if (!principal) {
-              counters.inc('refused.LF_ERR_BAD_CREDENTIALS');
-              log.warn({ clientId: client.id, username, code: 'LF_ERR_BAD_CREDENTIALS' }, 'connection refused: bad credentials');
-              return cb(authError('bad username or password', 4), false);
-            }
-            const badId = checkClientId(principal, client.id, (id) => backend.isDeviceId(id));
-            if (badId) {
-              counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
-              log.warn({ clientId: client.id, username, code: 'LF_ERR_BAD_CLIENT_ID', reason: badId }, 'connection refused');
-              return cb(authError(badId, 5), false);
-            }
-            const will = (client as unknown as { _will?: { topic: string } })._will;
-            if (will && !canSetWill(principal, will.topic)) {
-              counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
-              log.warn({ clientId: client.id, code: 'LF_ERR_FORBIDDEN_TOPIC', topic: will.topic }, 'connection refused: will topic not allowed');
-              return cb(authError('will topic not allowed', 5), false);
-            }
-            c[PRINCIPAL] = principal;
-            c[CONN_STATE] = {};
-            cb(null, true);
-          },
-          (err) => {
-            log.error({ err, clientId: client.id }, 'authentication failed');
-            cb(authError('authentication failed', 5), false);
-          },
-        );
+        // Malformed logins go through the throttle too: they are failures of their address, counted
+        // and logged in summary like bad passwords, so a flood of them cannot fill the log either.
+        const badClientId = hasForbiddenIdChars(client.id);
+        const malformed = badClientId || !username || !password || hasForbiddenIdChars(username);
+        this.opts.loginThrottle
+          .attempt({
+            // Recorded by the guard at accept: aedes' client.conn is the guard, not the socket.
+            address: (client.conn as unknown as PacketSizeGuard).remoteAddress,
+            account: username ? username.slice(0, 64) : '(none)',
+            code: badClientId ? 'LF_ERR_BAD_CLIENT_ID' : 'LF_ERR_BAD_CREDENTIALS',
+            check: () => (malformed ? null : backend.authenticate(username, password!)),
+            abandoned: () => (client as unknown as { closed: boolean }).closed,
+          })
+          .then(
+            (outcome) => {
+              if (outcome.status === 'busy') return cb(authError('too many login attempts; try again later', 3), false);
+              // aedes drops the answer to a client that has closed; this only ends the attempt.
+              if (outcome.status === 'abandoned') return cb(authError('connection closed', 5), false);
+              if (outcome.status === 'failed') {
+                return cb(badClientId ? authError('client id refused', 2) : authError('bad username or password', 4), false);
+              }
+              const principal = outcome.value;
+              const badId = checkClientId(principal, client.id, (id) => backend.isDeviceId(id));
+              if (badId) {
+                counters.inc('refused.LF_ERR_BAD_CLIENT_ID');
+                log.warn({ clientId: client.id, username, code: 'LF_ERR_BAD_CLIENT_ID', reason: badId }, 'connection refused');
+                return cb(authError(badId, 5), false);
+              }
+              const will = (client as unknown as { _will?: { topic: string } })._will;
+              if (will && !canSetWill(principal, will.topic)) {
+                counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
+                log.warn({ clientId: client.id, code: 'LF_ERR_FORBIDDEN_TOPIC', topic: will.topic }, 'connection refused: will topic not allowed');
+                return cb(authError('will topic not allowed', 5), false);
+              }
+              c[PRINCIPAL] = principal;
+              c[CONN_STATE] = {};
+              cb(null, true);
+            },
+            (err) => {
+              log.error({ err, clientId: client.id }, 'authentication failed');
+              cb(authError('authentication failed', 5), false);
+            },
+          );
       },
       authorizePublish: (client, packet, cb) => {
         const c = client as LfClient | null;
@@ -195,7 +203,7 @@ export class Broker {
     await this.listenWs();
   }
 
-  private guard(inner: Duplex): PacketSizeGuard {
+  private guard(inner: Duplex, remoteAddress?: string): PacketSizeGuard {
     const { counters, log, maxPacketBytes, backend } = this.opts;
     const clientOf = () => (g as unknown as { client?: LfClient }).client;
     const tap = new DeliveryTap(
@@ -208,6 +216,7 @@ export class Broker {
       () => (clientOf() as unknown as { version?: number } | undefined)?.version ?? undefined,
     );
     const g: PacketSizeGuard = new PacketSizeGuard(inner, {
+      remoteAddress,
       maxPacketBytes,
       onPuback: (id) => tap.puback(id),
       onOutbound: (chunk) => tap.outbound(chunk),
@@ -243,7 +252,7 @@ export class Broker {
     this.wss.on('connection', (ws, req: IncomingMessage) => {
       const stream = createWebSocketStream(ws);
       stream.on('error', () => stream.destroy());
-      this.aedes.handle(this.guard(stream) as unknown as Socket, req as never);
+      this.aedes.handle(this.guard(stream, req.socket.remoteAddress) as unknown as Socket, req as never);
     });
     return new Promise((resolve, reject) => {
       this.http!.once('error', reject);

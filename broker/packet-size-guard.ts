@@ -15,6 +15,11 @@ export interface GuardOptions {
   onPuback?: (messageId: number) => void;
   /** Called with every chunk the broker writes to the client (for delivery tracking). */
   onOutbound?: (chunk: Buffer) => void;
+  /**
+   * The peer's address, when `inner` does not carry it (a WebSocket stream: take it from the HTTP
+   * request's socket). Recorded once, so it is still known after the socket has closed.
+   */
+  remoteAddress?: string;
 }
 
 const PUBACK = 4;
@@ -86,12 +91,15 @@ export class PacketSizeInspector {
 export class PacketSizeGuard extends Duplex {
   private readonly inspector: PacketSizeInspector;
   private rejected = false;
+  /** The real peer's address (login throttling is keyed by it); undefined only if it was never known. */
+  readonly remoteAddress: string | undefined;
 
   constructor(
     private readonly inner: Duplex,
     private readonly opts: GuardOptions,
   ) {
     super({ allowHalfOpen: false });
+    this.remoteAddress = opts.remoteAddress ?? (inner as unknown as { remoteAddress?: string }).remoteAddress;
     this.inspector = new PacketSizeInspector(opts.maxPacketBytes, opts.onPuback);
     inner.on('data', (chunk: Buffer) => {
       if (this.rejected) return;
@@ -108,10 +116,6 @@ export class PacketSizeGuard extends Duplex {
     inner.on('end', () => this.push(null));
     inner.on('error', (err) => this.destroy(err));
     inner.on('close', () => this.destroy());
-  }
-
-  get remoteAddress(): string | undefined {
-    return (this.inner as unknown as { remoteAddress?: string }).remoteAddress;
   }
 
   override _read(): void {

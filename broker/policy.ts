@@ -1,6 +1,6 @@
 /**
  * Who may connect, publish and subscribe: pure functions over data (STYLE.md 4), adapted to Aedes
- * in broker/aedes-hooks.ts and unit-tested without sockets. Least privilege (DESIGN.md "MQTT
+ * in broker/broker.ts and unit-tested without sockets. Least privilege (DESIGN.md "MQTT
  * contract v1"): a device publishes only under its own devices/{id}/…, receives only its own
  * commands and its own shop's alerts, replies only for its own shop; a console acts only for its
  * station. Wildcard subscriptions are refused outright, so `#` and `$SYS/#` never match anything.
@@ -21,14 +21,30 @@ export function hasForbiddenIdChars(s: string): boolean {
 }
 
 /**
- * May this principal connect with this client id? A device must use its username as client id,
- * so no one can take over its session; a person may use any id that is not a device's.
+ * Separates a person's username from the rest of their client id (`duty1:console`). Usernames
+ * cannot contain it (`user add` takes letters, digits, `_ . @ -`), so the owner of a person's client
+ * id is always the part before the first `:`.
+ */
+export const PERSON_CLIENT_ID_SEPARATOR = ':';
+
+/** The client id a person's program connects with: the username, or `username:suffix`. */
+export function personClientId(username: string, suffix?: string): string {
+  return suffix ? `${username}${PERSON_CLIENT_ID_SEPARATOR}${suffix}` : username;
+}
+
+/**
+ * May this principal connect with this client id? A client id names a session, and a new
+ * connection with the same id pushes the old one off ([MQTT-3.1.4-2]), so an id belongs to one
+ * login: a device's is its username (device id); a person's is their username, or their username,
+ * `:` and anything (one person may run several consoles), and never a device's id.
  */
 export function checkClientId(p: Principal, clientId: string, isDeviceId: (id: string) => boolean): string | null {
   if (clientId.length === 0) return 'an empty client id is not accepted';
   if (hasForbiddenIdChars(clientId)) return 'client ids must not contain + # /';
   if (p.kind === 'device') return clientId === p.deviceId ? null : 'a device must use its username as client id';
-  return isDeviceId(clientId) ? "a person's client id must not be a device id" : null;
+  if (isDeviceId(clientId)) return "a person's client id must not be a device id";
+  const own = clientId === p.name || (clientId.startsWith(p.name + PERSON_CLIENT_ID_SEPARATOR) && clientId.length > p.name.length + 1);
+  return own ? null : `a person's client id must be their username or start with "username${PERSON_CLIENT_ID_SEPARATOR}"`;
 }
 
 /** The station a user may act for over MQTT, or null. Installers provision through the CLI only. */

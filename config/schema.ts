@@ -118,6 +118,39 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    login: Type.Object(
+      {
+        freeFailures: Type.Integer({
+          minimum: 0,
+          maximum: 1000,
+          default: 3,
+          description: 'Failed logins of one address, or for one account, answered at once; each further failure is answered only after a delay.',
+        }),
+        delayMs: Millis(500, 'Delay of the first failed login past the free ones; doubles with each further failure of that address or account.', 0),
+        maxDelayMs: Millis(30_000, 'Longest delay of a failed login\'s answer.', 0),
+        forgetAfterMs: Millis(900_000, 'An address or account without a failed login for this long starts afresh.'),
+        maxPendingPerAddress: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 4,
+          description: 'Logins from one address being checked or held at once; more are refused at once, unchecked (CONNACK 3, LF_ERR_LOGIN_THROTTLED).',
+        }),
+        maxQueuedPerAccount: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 8,
+          description: 'Logins in line for one account past its free failures (from addresses that failed before; checked one at a time); more are refused at once, unchecked.',
+        }),
+        maxConcurrentChecks: Type.Integer({
+          minimum: 1,
+          maximum: 64,
+          default: 1,
+          description: 'Credential checks (scrypt for people is CPU-heavy) run at once, gateway-wide; the others wait, those from addresses without failures first.',
+        }),
+        summaryIntervalMs: Millis(60_000, 'Failed logins are logged as one summary line per interval (counts, addresses, accounts); only the first failure of an address or account gets a line of its own.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     timeZone: Type.String({
       default: 'Asia/Shanghai',
       description: 'Time zone in which times are shown to people (they are stored in UTC).',

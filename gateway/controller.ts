@@ -21,6 +21,7 @@ import { Outbox } from './delivery/outbox.js';
 import { DeadlineScheduler } from './scheduler.js';
 import { MqttIngress } from './mqtt-ingress.js';
 import { Broker } from '../broker/broker.js';
+import { LoginThrottle } from './security/login-throttle.js';
 import { HttpServer } from './http/http-server.js';
 import { AdminServer, adminSocketPath, type AdminRequest } from './admin/channel.js';
 import { acquireLock, type Lock } from './admin/lock.js';
@@ -54,6 +55,8 @@ export class Gateway {
   engine!: AlarmEngine;
   outbox!: Outbox;
   broker!: Broker;
+  /** Every login (MQTT now, the web console later) goes through this one throttle. */
+  loginThrottle!: LoginThrottle;
   scheduler!: DeadlineScheduler;
   http!: HttpServer;
   admin!: AdminServer;
@@ -102,9 +105,11 @@ export class Gateway {
       // A failed commit undoes its items' in-memory changes itself (Effects.onRollback).
       failpoint: this.opts.failpoint,
     });
+    this.loginThrottle = new LoginThrottle({ clock: this.clock, log: log.child({ module: 'login' }), counters: this.counters, config: config.login });
     this.broker = new Broker({
       log: log.child({ module: 'broker' }),
       counters: this.counters,
+      loginThrottle: this.loginThrottle,
       backend: {
         authenticate: (u, p) => ingress.authenticate(u, p),
         isDeviceId: (id) => ingress.isDeviceId(id),
@@ -272,6 +277,7 @@ export class Gateway {
     await this.admin?.stop().catch(() => {});
     await this.http?.stop().catch(() => {});
     await this.broker?.stop().catch(() => {});
+    this.loginThrottle?.stop();
     this.writer?.close();
     await this.checkpointer?.stop();
     try {

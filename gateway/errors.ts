@@ -85,7 +85,15 @@ export const ERRORS = {
   },
   LF_ERR_BAD_CLIENT_ID: {
     message: 'client id %s refused: %s',
-    remedy: 'a device connects with its username as client id; ids must not contain + # /',
+    remedy: 'a device connects with its username as client id, a person with their username or `username:anything`; ids must not contain + # /',
+  },
+  LF_ERR_LOGIN_THROTTLED: {
+    message: 'too many login attempts from %s at once; refused without checking',
+    remedy: 'wait for the pending logins from that address to be answered; check the credentials configured on the devices and consoles there',
+  },
+  LF_ERR_TOO_MANY_CONNECTIONS: {
+    message: 'connection from %s refused: %s',
+    remedy: 'too many sockets are open or not yet logged in (from this address); find what holds idle connections there, or raise mqtt.maxPendingPerAddress / mqtt.maxPendingConnections / mqtt.maxConnections',
   },
   // Refusals of console actions (answered on stations/{id}/errors).
   LF_ERR_BAD_TRANSITION: {

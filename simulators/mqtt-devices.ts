@@ -133,7 +133,8 @@ export class SimConsole extends EventEmitter {
   constructor(
     readonly stationId: string,
     private readonly creds: Credentials,
-    readonly clientId = `console-${creds.username}`,
+    // A person's client id is their username or `username:…` (broker/policy.ts checkClientId).
+    readonly clientId = `${creds.username}:console`,
   ) {
     super();
   }

@@ -55,7 +55,13 @@ t.test('logins and client ids', async (t) => {
     5,
     "a person may not use a device's client id",
   );
-  t.equal(await refusedConnect(gw.mqttUrl, { clientId: 'duty-pc-1', username: street.officer.username, password: street.officer.password }), 'connected');
+  t.equal(
+    await refusedConnect(gw.mqttUrl, { clientId: 'duty-pc-1', username: street.officer.username, password: street.officer.password }),
+    5,
+    "a person's client id must start with their username",
+  );
+  t.equal(await refusedConnect(gw.mqttUrl, { clientId: `${street.officer.username}:duty-pc-1`, username: street.officer.username, password: street.officer.password }), 'connected');
+  t.equal(await refusedConnect(gw.mqttUrl, { clientId: street.officer.username, username: street.officer.username, password: street.officer.password }), 'connected');
   t.equal(await refusedConnect(gw.mqttUrl, { clientId: a.deviceId, username: a.creds.username, password: a.creds.password }), 'connected');
   const h = await gw.health();
   t.ok(h.counters['refused.LF_ERR_BAD_CREDENTIALS'] >= 4, 'refusals counted');
@@ -112,7 +118,7 @@ t.test('topic ACLs: a device cannot publish for another, read another shop, or a
   // An officer of another station.
   await cli(['station', 'add', '--id', 'PS2', '--name', 'Other', '--data', data]);
   await cli(['user', 'add', '--role', 'officer', '--station', 'PS2', '--name', 'other-officer', '--password', 'other-password', '--data', data]);
-  const o = await mqtt.connectAsync(gw.mqttUrl, { clientId: 'o-1', username: 'other-officer', password: 'other-password', reconnectPeriod: 0 });
+  const o = await mqtt.connectAsync(gw.mqttUrl, { clientId: 'other-officer:o-1', username: 'other-officer', password: 'other-password', reconnectPeriod: 0 });
   t.teardown(() => o.endAsync(true));
   const og = await grants(o, [topics.stationAlarms(street.stationId), topics.stationAlarms('PS2'), topics.stationErrors('PS2')]);
   t.same(og, [128, 1, 1], "an officer sees only their station");

@@ -8,6 +8,7 @@ import {
   canSubscribe,
   canSetWill,
   checkClientId,
+  personClientId,
   deliveryRecipient,
   hasForbiddenIdChars,
   type Principal,
@@ -181,8 +182,22 @@ t.test('checkClientId', async (t) => {
     ['device A', devA, `${devA.deviceId}-2`, false],
     ['device A', devA, 'anything', false],
     ['device A', devA, '', false],
-    ['officer', officer1, 'duty-pc-1', true],
     ['officer', officer1, 'wang', true],
+    ['officer', officer1, 'wang:console', true],
+    ['officer', officer1, 'wang:pc-2:tab.3', true],
+    // A person's client id belongs to that person: no one else's console can be pushed off.
+    ['officer', officer1, 'duty-pc-1', false],
+    ['officer', officer1, 'li', false],
+    ['officer', officer1, 'li:console', false],
+    ['officer', officer2, 'wang:console', false],
+    ['officer', officer1, 'wangx', false],
+    ['officer', officer1, 'wang-2', false],
+    ['officer', officer1, 'wang.console', false],
+    ['officer', officer1, 'wang:', false],
+    ['officer', officer1, ':wang', false],
+    ['officer', officer1, 'xwang:console', false],
+    ['admin', admin1, 'root:console', true],
+    ['admin', admin1, 'wang:console', false],
     ['officer', officer1, devA.deviceId, false],
     ['officer', officer1, devB.deviceId, false],
     ['installer', installer, devA2.deviceId, false],
@@ -198,6 +213,12 @@ t.test('checkClientId', async (t) => {
     if (ok) t.equal(reason, null, `${who} may use client id ${JSON.stringify(id)}`);
     else t.type(reason, 'string', `${who} may not use client id ${JSON.stringify(id)}`);
   }
+  // A device id with a colon is still a device's: a person whose name prefixes it may not take it.
+  const colonDevice = (id: string) => id === 'wang:keypad';
+  t.type(checkClientId(officer1, 'wang:keypad', colonDevice), 'string', "a device's id is never a person's client id");
+  t.equal(personClientId('wang'), 'wang');
+  t.equal(personClientId('wang', 'console'), 'wang:console');
+  t.equal(checkClientId(officer1, personClientId('wang', 'console'), isDeviceId), null, 'personClientId builds an accepted id');
   // a device whose own id carried a forbidden char would still be refused: the char check comes first
   const odd: Principal = { kind: 'device', deviceId: 'x/y', shopId: 'S1' };
   t.match(checkClientId(odd, 'x/y', () => true), /\+ # \//);

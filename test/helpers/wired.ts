@@ -50,7 +50,7 @@ export function addWiredDevice(data: string, input: DeviceInput): { deviceId: st
 
 /** A raw MQTT client logged in as the officer, subscribed to the station's faults. */
 export async function faultWatcher(url: string): Promise<{ client: MqttClient; faults: Record<string, unknown>[] }> {
-  const client = await connect(url, { clientId: 'fault-watch', ...OFFICER });
+  const client = await connect(url, { clientId: `${OFFICER.username}:fault-watch`, ...OFFICER });
   const faults: Record<string, unknown>[] = [];
   client.on('message', (_topic, payload) => faults.push(JSON.parse(payload.toString('utf8')) as Record<string, unknown>));
   const granted = await client.subscribeAsync(topics.stationFaults(STATION), { qos: 1 });
