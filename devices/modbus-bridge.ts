@@ -20,6 +20,7 @@ import type { Bus } from '../gateway/registry/buses.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
 import { stopBitsFor } from './serial-bridge.js';
+import { nextBridgeBoot } from '../gateway/ingest/device-ingest.js';
 import { AlertBook, backoffMs, pause, syncByAddress, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 type Client = ModbusClient;
@@ -68,6 +69,8 @@ interface Module {
   nextFullAt: number;
   /** Last read of the unlatched inputs (door contacts), by address; unknown until the first read. */
   live: Map<number, boolean>;
+  /** The boot of the events made for this module (a u32 above its stored mark), and their seq. */
+  boot: number;
   seq: number;
   failures: number;
   retryAt: number;
@@ -94,7 +97,6 @@ export class ModbusBusDriver implements BusDriver {
   private wake: (() => void) | null = null;
   private scanning: { opts: ScanOptions; resolve: (h: ScanHit[]) => void; reject: (e: unknown) => void } | null = null;
   private openFailures = 0;
-  private readonly boot = Date.now();
   private readonly loop: Promise<void>;
   readonly stats = { requests: 0, timeouts: 0, exceptions: 0, events: 0, reopens: 0 };
 
@@ -135,6 +137,7 @@ export class ModbusBusDriver implements BusDriver {
           nextFastAt: now,
           nextFullAt: now,
           live: new Map(),
+          boot: nextBridgeBoot(device.lastBoot, Date.now()),
           seq: 0,
           failures: 0,
           retryAt: 0,
@@ -371,7 +374,7 @@ export class ModbusBusDriver implements BusDriver {
     const committed: number[] = [];
     await Promise.all(
       events.map(async ({ input, event }) => {
-        const full = { ...event, boot: this.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
+        const full = { ...event, boot: m.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
         try {
           await this.ctx.ingest(m.device, full, 'modbus');
           this.stats.events++;

@@ -336,7 +336,9 @@ export class SerialBusDriver implements BusDriver {
           this.ctx.counters.inc('serial.events.after-gap');
           return !parsed.more;
         }
-        if (order !== 'old') last = { boot: parsed.boot, seq: parsed.seq };
+        // A lower boot is not the keypad's sequence as the gateway holds it: the ingest refuses it
+        // (and raises the counter-reset fault); the mark stays until the installer resets it.
+        if (order === 'next' || order === 'gap') last = { boot: parsed.boot, seq: parsed.seq };
         ingests.push(this.ingest(k, parsed, at));
         return !parsed.more;
       },
@@ -390,10 +392,25 @@ export class SerialBusDriver implements BusDriver {
     return null;
   }
 
-  /** Resolves with the frame once committed (or a known duplicate), null when it was not stored. */
+  /**
+   * Resolves with the frame once committed, a known duplicate, or refused with its fault committed
+   * (all three are acknowledged); null when nothing was committed (not acknowledged: resent).
+   *
+   * A refused event (its boot went back) is acknowledged too, though not stored: the protocol has no
+   * negative answer, and a keypad whose events are never acknowledged resends them at every poll,
+   * up to 4 frames (≈ 257 ms at 9600 baud) each round, for as long as it takes an installer to
+   * come, slowing every other keypad's 9# on the line; its queue would fill and hold new presses
+   * back to raise them hours late after the reset. The console has the counter-reset fault at once,
+   * and an ACK of a replayed frame is harmless: the ACK names the replayed boot, and the real keypad
+   * drops nothing of another boot.
+   */
   private async ingest(k: Keypad, f: EventFrame, lastByteAt: number): Promise<EventFrame | null> {
     try {
-      const { committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      const { outcome, committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      if (outcome.status === 'refused') {
+        this.ctx.log.debug({ deviceId: k.device.id, boot: f.boot, seq: f.seq, type: f.type }, 'event refused: the keypad counter went back (acknowledged, not stored)');
+        return f;
+      }
       this.ctx.latencies.recordMs('serial.lastByteToCommit', committedAt - lastByteAt);
       return f;
     } catch (err) {
@@ -405,11 +422,14 @@ export class SerialBusDriver implements BusDriver {
 
 /**
  * Where an event stands against the last one taken: `next` in sequence (seq + 1, or seq 1 of a
- * newer boot), `old` (already stored: a repeat or a replay, acknowledged again), or after a `gap`.
+ * newer boot), `old` (already stored: a repeat, acknowledged again), after a `gap`, or `back`: a
+ * lower boot (a factory reset, a replaced keypad, or a replay), refused by the ingest until the
+ * installer runs `lianfang device reset-counter`.
  */
-export function seqOrder(last: { boot: number | null; seq: number }, f: { boot: number; seq: number }): 'next' | 'old' | 'gap' {
+export function seqOrder(last: { boot: number | null; seq: number }, f: { boot: number; seq: number }): 'next' | 'old' | 'gap' | 'back' {
   if (last.boot === null || f.boot > last.boot) return f.seq === 1 ? 'next' : 'gap';
-  if (f.boot < last.boot || f.seq <= last.seq) return 'old';
+  if (f.boot < last.boot) return 'back';
+  if (f.seq <= last.seq) return 'old';
   return f.seq === last.seq + 1 ? 'next' : 'gap';
 }
 

@@ -15,6 +15,7 @@ import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import { deviceIngest } from './ingest/device-ingest.js';
+import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
 import { AlarmEngine } from './alarm/engine.js';
 import { Outbox } from './delivery/outbox.js';
@@ -141,7 +142,8 @@ export class Gateway {
       gatewayId: this.gatewayId,
       onDeadline: (due) => this.scheduler?.consider(due),
     });
-    const ingest = deviceIngest(this.writer, this.engine);
+    // A device whose counter went back is a fault at once, in the event's own commit.
+    const ingest = deviceIngest(this.writer, this.engine, () => this.supervisor);
     const marks = new DeliveryMarks({ writer: this.writer, outbox: this.outbox, clock: this.clock, log: log.child({ module: 'delivery' }) });
     const ingress = new MqttIngress({
       log: log.child({ module: 'ingest' }),
@@ -252,6 +254,12 @@ export class Gateway {
         this.log.info({ deviceId, disconnected: n }, 'device revoked');
         return { disconnected: n };
       }
+      case 'reset-counter':
+        return resetCounter(
+          { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, clock: this.clock, log: this.log.child({ module: 'admin' }) },
+          req.deviceId,
+          req.actor,
+        );
       case 'health':
         return this.health();
       case 'bus-scan': {

@@ -5,6 +5,12 @@
  * published to its station's console, and clears itself when the device answers again.
  * Last-seen times live in memory only (a write per poll would cost an fsync each): after a restart
  * every device's silence is counted from the start, and faults left open are cleared by an answer.
+ *
+ * A `counter-reset` fault (a device whose boot went back, gateway/alarm/engine.ts) is raised at once
+ * by the one ingest, in the event's own transaction. A serial keypad's clears only when the installer
+ * runs `lianfang device reset-counter` (its events are refused until then); an MQTT device's also
+ * clears itself at its next event taken in sequence, because its events were never refused and the
+ * gateway and the device agree on a sequence again: the fault row and the audit keep the history.
  */
 import type { Clock, Timer } from './clock.js';
 import { iso } from './clock.js';
@@ -14,15 +20,27 @@ import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Db } from './store/db.js';
 import type { RegistryCache } from './registry/registry.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
+import type { Effects } from './ingest/writer.js';
+import type { Device } from './registry/registry.js';
+import type { CounterReset } from './alarm/engine.js';
+
+export type FaultKind = 'silent' | 'counter-reset';
 
 export interface FaultMessage {
   deviceId: string;
   shopId: string;
-  fault: 'silent';
+  fault: FaultKind;
   state: 'raised' | 'cleared';
-  /** When the device was last heard (raised) or when the fault cleared. */
+  /** When the device was last heard (silent, raised), when its counter went back (counter-reset, raised), or when the fault cleared. */
   at: string;
   raisedAt: string;
+  /** counter-reset: the old and the new (boot, seq), and whether the device's events are accepted or refused. */
+  detail?: CounterReset;
+}
+
+interface OpenCounterReset {
+  raisedAt: number;
+  detail: CounterReset;
 }
 
 export interface SupervisorContext {
@@ -41,13 +59,23 @@ export class Supervisor {
   private readonly lastSeen = new Map<string, number>();
   /** Open faults: device id → raised-at (ms). Loaded from the store at start. */
   private readonly open = new Map<string, number>();
+  /** Open counter-reset faults by device id. Loaded from the store at start. */
+  private readonly resets = new Map<string, OpenCounterReset>();
   private timer: Timer | null = null;
 
   constructor(private readonly ctx: SupervisorContext) {}
 
   start(): void {
-    const rows = this.ctx.db.prepare('SELECT device_id, raised_at FROM device_faults WHERE cleared_at IS NULL').all() as { device_id: string; raised_at: string }[];
-    for (const r of rows) this.open.set(r.device_id, Date.parse(r.raised_at));
+    const rows = this.ctx.db.prepare('SELECT device_id, fault, raised_at, detail FROM device_faults WHERE cleared_at IS NULL').all() as {
+      device_id: string;
+      fault: string;
+      raised_at: string;
+      detail: string | null;
+    }[];
+    for (const r of rows) {
+      if (r.fault === 'counter-reset') this.resets.set(r.device_id, { raisedAt: Date.parse(r.raised_at), detail: JSON.parse(r.detail ?? '{}') as CounterReset });
+      else this.open.set(r.device_id, Date.parse(r.raised_at));
+    }
     this.arm();
   }
 
@@ -74,12 +102,74 @@ export class Supervisor {
   }
 
   /** Devices with an open fault, for /health and the console. */
-  faults(): { deviceId: string; fault: 'silent'; raisedAt: string }[] {
-    return [...this.open].map(([deviceId, at]) => ({ deviceId, fault: 'silent' as const, raisedAt: iso(at) }));
+  faults(): { deviceId: string; fault: FaultKind; raisedAt: string; detail?: CounterReset }[] {
+    return [
+      ...[...this.open].map(([deviceId, at]) => ({ deviceId, fault: 'silent' as const, raisedAt: iso(at) })),
+      ...[...this.resets].map(([deviceId, r]) => ({ deviceId, fault: 'counter-reset' as const, raisedAt: iso(r.raisedAt), detail: r.detail })),
+    ];
   }
 
-  isFaulted(deviceId: string): boolean {
-    return this.open.has(deviceId);
+  isFaulted(deviceId: string, fault: FaultKind = 'silent'): boolean {
+    return fault === 'silent' ? this.open.has(deviceId) : this.resets.has(deviceId);
+  }
+
+  // ---------------------------------------------------------------- counter-reset
+
+  /**
+   * Inside the ingest's transaction: `device`'s counter went back. Stored, audited and published
+   * to its consoles after the commit, at once. A keypad whose refused events keep coming at the
+   * same lower boot is the fault already open: counted, not raised again; any other counter-reset
+   * (another boot) is published again with the new detail, on the same open fault.
+   */
+  counterReset(fx: Effects, device: Device, detail: CounterReset): void {
+    const { db, clock, counters } = this.ctx;
+    const now = clock.now();
+    const before = this.resets.get(device.id);
+    if (before && before.detail.events === detail.events && before.detail.boot === detail.boot && detail.events === 'refused') {
+      counters.inc('supervision.counter-reset.repeated');
+      return;
+    }
+    const json = JSON.stringify(detail);
+    if (before) db.prepare("UPDATE device_faults SET detail = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").run(json, device.id);
+    else db.prepare("INSERT INTO device_faults (device_id, fault, raised_at, detail) VALUES (?, 'counter-reset', ?, ?)").run(device.id, iso(now), json);
+    db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'counter-reset', ?)").run(iso(now), `device:${device.id}`, JSON.stringify({ deviceId: device.id, ...detail }));
+    const open = { raisedAt: before?.raisedAt ?? now, detail };
+    this.resets.set(device.id, open);
+    fx.onRollback(() => (before ? this.resets.set(device.id, before) : this.resets.delete(device.id)));
+    fx.afterCommit(() => {
+      counters.inc('supervision.faults.raised');
+      this.ctx.log.warn(
+        { deviceId: device.id, fault: 'counter-reset', ...detail },
+        detail.events === 'refused'
+          ? 'device counter went back: its events are refused until `lianfang device reset-counter` (fault raised)'
+          : 'device counter went back: taken as a new sequence (fault raised)',
+      );
+      this.publish(device.id, { fault: 'counter-reset', state: 'raised', at: iso(now), raisedAt: iso(open.raisedAt), detail });
+    });
+  }
+
+  /** Inside the ingest's transaction: an MQTT device's event taken in sequence after a counter-reset clears it. */
+  sequenceEstablished(fx: Effects, device: Device): void {
+    if (!this.resets.has(device.id)) return;
+    const now = this.ctx.clock.now();
+    this.ctx.db.prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").run(iso(now), device.id);
+    this.forgetCounterReset(fx, device.id, now, 'the device goes on in its new sequence');
+  }
+
+  /**
+   * Inside the writer transaction in which the installer's reset was stored (its rows already
+   * cleared by `resetDeviceCounter`): forget the open fault and tell the consoles after the commit.
+   */
+  forgetCounterReset(fx: Effects, deviceId: string, now = this.ctx.clock.now(), why = 'the installer reset the counter'): void {
+    const before = this.resets.get(deviceId);
+    if (!before) return;
+    this.resets.delete(deviceId);
+    fx.onRollback(() => this.resets.set(deviceId, before));
+    fx.afterCommit(() => {
+      this.ctx.counters.inc('supervision.faults.cleared');
+      this.ctx.log.info({ deviceId, fault: 'counter-reset', faultMs: now - before.raisedAt }, `counter-reset fault cleared: ${why}`);
+      this.publish(deviceId, { fault: 'counter-reset', state: 'cleared', at: iso(now), raisedAt: iso(before.raisedAt), detail: before.detail });
+    });
   }
 
   private arm(): void {
@@ -102,7 +192,7 @@ export class Supervisor {
     this.ctx.counters.inc('supervision.faults.raised');
     this.ctx.log.warn({ deviceId, silentMs: now - seenAt }, 'device silent: fault raised');
     this.store(deviceId, 'raised', now, seenAt, () =>
-      this.ctx.db.prepare('INSERT INTO device_faults (device_id, fault, raised_at) VALUES (?, ?, ?)').run(deviceId, 'silent', iso(now)),
+      this.ctx.db.prepare("INSERT INTO device_faults (device_id, fault, raised_at) VALUES (?, 'silent', ?)").run(deviceId, iso(now)),
     );
   }
 
@@ -112,23 +202,26 @@ export class Supervisor {
     this.ctx.counters.inc('supervision.faults.cleared');
     this.ctx.log.info({ deviceId, faultMs: now - raisedAt }, 'device answers again: fault cleared');
     this.store(deviceId, 'cleared', raisedAt, now, () =>
-      this.ctx.db.prepare('UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND cleared_at IS NULL').run(iso(now), deviceId),
+      this.ctx.db.prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'silent' AND cleared_at IS NULL").run(iso(now), deviceId),
     );
   }
 
   /** Store the change, then tell the device's station (and compound) console. */
   private store(deviceId: string, state: FaultMessage['state'], raisedAt: number, at: number, write: () => void): void {
-    const device = this.ctx.registry.devices.get(deviceId);
-    const shop = device && this.ctx.registry.shops.get(device.shopId);
     this.ctx.writer
       .run((fx) => {
         write();
-        fx.afterCommit(() => {
-          if (!shop) return;
-          const msg: FaultMessage = { deviceId, shopId: shop.id, fault: 'silent', state, at: iso(at), raisedAt: iso(raisedAt) };
-          for (const stationId of this.ctx.registry.consolesFor(shop)) this.ctx.publish(topics.stationFaults(stationId), JSON.stringify(msg));
-        });
+        fx.afterCommit(() => this.publish(deviceId, { fault: 'silent', state, at: iso(at), raisedAt: iso(raisedAt) }));
       }, 'fault')
       .catch((err) => this.ctx.log.error({ err, deviceId, state }, 'could not store a fault change'));
+  }
+
+  /** Tell the device's station (and compound) console. */
+  private publish(deviceId: string, fields: Omit<FaultMessage, 'deviceId' | 'shopId'>): void {
+    const device = this.ctx.registry.devices.get(deviceId);
+    const shop = device && this.ctx.registry.shops.get(device.shopId);
+    if (!shop) return;
+    const msg: FaultMessage = { deviceId, shopId: shop.id, ...fields };
+    for (const stationId of this.ctx.registry.consolesFor(shop)) this.ctx.publish(topics.stationFaults(stationId), JSON.stringify(msg));
   }
 }

@@ -7,11 +7,15 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ID_PATTERN } from './topics.js';
 
-const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Increases per device within one power-up.' });
+/** `boot` and `seq` are u32, as on the serial wire (firmware-contracts/serial/SPEC.md "Counters"). */
+export const U32_MAX = 0xffff_ffff;
+const Seq = Type.Integer({ minimum: 0, maximum: U32_MAX, description: 'u32; increases per device within one power-up.' });
 const Boot = Type.Integer({
   minimum: 0,
-  maximum: Number.MAX_SAFE_INTEGER,
-  description: 'Changes (increases) at every power-up; starts a new seq sequence.',
+  maximum: U32_MAX,
+  description:
+    'u32; increases at every power-up and starts a new seq sequence. A lower boot than the last one (a factory reset, a replaced unit) ' +
+    'is taken as a new sequence and raises a counter-reset fault on the console.',
 });
 const Id = Type.String({ pattern: ID_PATTERN });
 const AlarmId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });

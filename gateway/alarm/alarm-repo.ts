@@ -5,6 +5,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../store/db.js';
 import type { AlarmState, Disposition, ReplyKind } from '../../firmware-contracts/mqtt/payloads.js';
+import { lfError } from '../errors.js';
 
 export interface AlarmRow {
   id: string;
@@ -192,4 +193,35 @@ export class AlarmRepo {
     if (kind) this.s.finishAlarmDeadlines.run(nowMs, alarmId, kind);
     else this.s.finishAllAlarmDeadlines.run(nowMs, alarmId);
   }
+}
+
+/** What `resetDeviceCounter` did. */
+export interface CounterResetDone {
+  deviceId: string;
+  /** The high-water mark it forgot (null: the device had sent no counted event yet). */
+  previous: { boot: number; seq: number | null } | null;
+  /** Open counter-reset faults of the device now cleared. */
+  faultsCleared: number;
+}
+
+/**
+ * The installer's `lianfang device reset-counter ID`, in the caller's transaction: forget the
+ * device's de-duplication mark (so its next event, in whatever sequence, is accepted), clear its
+ * counter-reset fault, and write an audit row. The running gateway calls it in its writer and then
+ * updates what it holds in memory; the CLI calls it directly when no gateway runs.
+ */
+export function resetDeviceCounter(db: Db, deviceId: string, actor: string, at: string): CounterResetDone {
+  const row = db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(deviceId) as { boot: number | null; seq: number | null } | undefined;
+  if (!row) throw lfError('LF_ERR_NOT_FOUND', 'device', deviceId);
+  db.prepare('UPDATE devices SET last_boot = NULL, last_seq = NULL WHERE id = ?').run(deviceId);
+  const faultsCleared = db
+    .prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL")
+    .run(at, deviceId).changes;
+  const previous = row.boot === null ? null : { boot: row.boot, seq: row.seq };
+  db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'reset-counter', ?)").run(
+    at,
+    actor,
+    JSON.stringify({ deviceId, previousBoot: previous?.boot ?? null, previousSeq: previous?.seq ?? null, faultsCleared }),
+  );
+  return { deviceId, previous, faultsCleared };
 }

@@ -35,7 +35,35 @@ export interface EngineContext {
   onDeadline: (dueAtMs: number) => void;
 }
 
-export type IngestOutcome = { status: 'stored'; eventId: number; alarmId?: string } | { status: 'duplicate' };
+/**
+ * Where an event stands against its device's high-water mark (boot, seq): the `first` one the
+ * gateway takes (no mark yet, or the installer reset it), the `next` of the same boot, the first of
+ * a `newer-boot`, a `repeat` (equal boot, seq not higher: a resend after a lost PUBACK or ACK), or
+ * a `lower-boot` (the device's counter went back).
+ */
+export type SequencePlace = 'first' | 'next' | 'newer-boot' | 'repeat' | 'lower-boot';
+
+export function placeInSequence(last: { boot: number | null; seq: number | null }, event: { boot: number; seq: number }): SequencePlace {
+  if (last.boot === null) return 'first';
+  if (event.boot > last.boot) return 'newer-boot';
+  if (event.boot < last.boot) return 'lower-boot';
+  return event.seq > (last.seq ?? -1) ? 'next' : 'repeat';
+}
+
+/** A device's counter went back: the mark it had, the event that went below it, and what was done. */
+export interface CounterReset {
+  previousBoot: number;
+  previousSeq: number | null;
+  boot: number;
+  seq: number;
+  /** `accepted` as a new sequence (MQTT: identity is the login), `refused` (serial: a tapped line can replay). */
+  events: 'accepted' | 'refused';
+}
+
+export type IngestOutcome =
+  | { status: 'stored'; eventId: number; alarmId?: string; sequence?: SequencePlace; counterReset?: CounterReset }
+  | { status: 'duplicate' }
+  | { status: 'refused'; reason: 'counter-reset'; counterReset: CounterReset };
 
 /** Who did something: `device:<id>`, `user:<name>`, or `gateway`. */
 export type Actor = string;
@@ -54,6 +82,14 @@ export class AlarmEngine {
   /**
    * Inside a transaction: de-duplicate by (device, boot, seq), store the event (keys after `*`
    * masked), and act on it. The caller acknowledges the device only after the commit.
+   *
+   * A boot lower than the mark is never a silent duplicate (a factory reset, a power cut during the
+   * device's flash write, a replaced unit given the old id, or a mark left absurdly high): from an
+   * MQTT device, whose identity is its login, it starts a new sequence and the outcome carries a
+   * `counterReset` for the console; from a serial keypad, whose frames a tapped line can replay, it
+   * is refused until the installer runs `lianfang device reset-counter`. A Modbus module's boot is
+   * the bridge's own number, never on the wire: a lower one (the gateway's clock set back, or a
+   * mark from an older version) only starts a new sequence.
    */
   ingestDeviceEvent(fx: Effects, device: Device, event: DeviceEvent, via: string): IngestOutcome {
     const { clock, counters } = this.ctx;
@@ -67,13 +103,28 @@ export class AlarmEngine {
       device.lastSeq = prevSeq;
       this.assembler.restore(device.id, keypadBefore);
     });
+    let sequence: SequencePlace | undefined;
+    let counterReset: CounterReset | undefined;
     if (event.boot !== undefined) {
-      const lastBoot = device.lastBoot;
-      if (lastBoot !== null && (event.boot < lastBoot || (event.boot === lastBoot && event.seq <= (device.lastSeq ?? -1)))) {
+      sequence = placeInSequence({ boot: device.lastBoot, seq: device.lastSeq }, { boot: event.boot, seq: event.seq });
+      if (sequence === 'repeat') {
         counters.inc('events.duplicate');
         return { status: 'duplicate' };
       }
-      if (lastBoot !== null && event.boot > lastBoot) this.assembler.reset(device.id);
+      if (sequence === 'lower-boot') {
+        const reset = { previousBoot: device.lastBoot!, previousSeq: device.lastSeq, boot: event.boot, seq: event.seq };
+        if (via === 'serial') {
+          // The mark stays: the keypad's real sequence (if this was a replay) goes on being accepted.
+          counters.inc('events.refused.counter-reset');
+          return { status: 'refused', reason: 'counter-reset', counterReset: { ...reset, events: 'refused' } };
+        }
+        if (via === 'mqtt') {
+          counterReset = { ...reset, events: 'accepted' };
+          counters.inc('events.counter-reset');
+        } else counters.inc('events.bridge-counter-restarted');
+      }
+      // A new sequence: what was half typed before it belongs to another power-up.
+      if (sequence === 'newer-boot' || sequence === 'lower-boot') this.assembler.reset(device.id);
       this.repo.markSeq(device.id, event.boot, event.seq);
       device.lastBoot = event.boot;
       device.lastSeq = event.seq;
@@ -89,8 +140,9 @@ export class AlarmEngine {
     }
     const eventId = this.repo.insertEvent(device.id, event.boot ?? null, event.seq, event.type, JSON.stringify(stored), via, iso(now));
     counters.inc('events.stored');
+    const seqFields = { ...(sequence ? { sequence } : {}), ...(counterReset ? { counterReset } : {}) };
     const shop = this.ctx.registry.shops.get(device.shopId);
-    if (!shop) return { status: 'stored', eventId };
+    if (!shop) return { status: 'stored', eventId, ...seqFields };
     const actor = `device:${device.id}`;
     let alarmId: string | undefined;
     if (event.type === 'panic') {
@@ -116,7 +168,7 @@ export class AlarmEngine {
           break;
       }
     }
-    return alarmId ? { status: 'stored', eventId, alarmId } : { status: 'stored', eventId };
+    return alarmId ? { status: 'stored', eventId, alarmId, ...seqFields } : { status: 'stored', eventId, ...seqFields };
   }
 
   // ---------------------------------------------------------------- raising and fan-out

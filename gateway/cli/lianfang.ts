@@ -33,6 +33,9 @@ import { adminRequest } from '../admin/channel.js';
 import { lfError } from '../errors.js';
 import { note, printJson, printRecords, reportError } from './output.js';
 import { gatewayVersion } from '../version.js';
+import { userInfo } from 'node:os';
+import { getDevice } from '../registry/registry.js';
+import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -369,6 +372,40 @@ A running gateway opens a new bus and polls a new device at once.`,
       if (o.json) printJson({ deviceId: d.id, revokedAt: d.revokedAt });
       else process.stdout.write(`device ${d.id} revoked\n`);
       await notifyGateway(o.data, { op: 'revoke', deviceId });
+    });
+  device
+    .command('reset-counter <deviceId>')
+    .description(
+      "forget a device's event counter (boot, seq) so its next event is accepted in any sequence, and clear its counter-reset fault " +
+        '(a keypad factory-reset or replaced: a serial keypad\'s events are refused until this is run)',
+    )
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang device reset-counter S01.keypad.d4e5f6\n  device S01.keypad.d4e5f6: counter reset (it was boot 7, seq 12); its next event is accepted in any sequence')
+    .action(async (deviceId: string, o: { data: string; json?: boolean }) => {
+      withDb(o.data, (db) => {
+        if (!getDevice(db, deviceId)) throw lfError('LF_ERR_NOT_FOUND', 'device', deviceId);
+      });
+      let who = 'cli';
+      try {
+        who = `cli:${userInfo().username}`;
+      } catch {
+        /* no user name for this uid: the audit says cli */
+      }
+      // The running gateway holds the counter in memory too: it resets both, in order with the
+      // device's events. Without one, the database is all there is.
+      const viaGateway = (await adminRequest(o.data, { op: 'reset-counter', deviceId, actor: who })) as CounterResetDone | null;
+      const done = viaGateway ?? withDb(o.data, (db) => db.transaction(() => resetDeviceCounter(db, deviceId, who, new Date().toISOString())).immediate());
+      if (o.json) printJson({ ...done, gatewayRunning: viaGateway !== null });
+      else {
+        const was = done.previous ? `it was boot ${done.previous.boot}, seq ${done.previous.seq ?? '-'}` : 'it had no counter yet';
+        process.stdout.write(
+          `device ${done.deviceId}: counter reset (${was}); its next event is accepted in any sequence\n` +
+            (done.faultsCleared ? `  counter-reset fault cleared\n` : '') +
+            `  audit row written (reset-counter by ${who})\n`,
+        );
+      }
+      note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
     });
 
   // ------------------------------------------------------------------ user

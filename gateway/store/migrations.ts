@@ -213,6 +213,14 @@ CREATE TABLE device_faults (
 CREATE INDEX device_faults_open ON device_faults(device_id) WHERE cleared_at IS NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'fault details',
+    sql: `
+-- What a fault says beyond its kind, as JSON (a counter-reset fault: the old and the new boot).
+ALTER TABLE device_faults ADD COLUMN detail TEXT;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -42,14 +42,16 @@ t.test('an alert book remembers a bounded number of alarms', async (t) => {
   t.equal(book.decide(raised('X0', 1)), 'show', 'a long-gone one is not (and a re-send of it is harmless)');
 });
 
-t.test('keypad events are taken in sequence: next, old (already stored) or after a gap', async (t) => {
+t.test('keypad events are taken in sequence: next, old (already stored), after a gap, or back (a lower boot)', async (t) => {
   const cases: [{ boot: number | null; seq: number }, { boot: number; seq: number }, string][] = [
     [{ boot: null, seq: 0 }, { boot: 5, seq: 1 }, 'next'],
     [{ boot: null, seq: 0 }, { boot: 5, seq: 2 }, 'gap'],
     [{ boot: 5, seq: 3 }, { boot: 5, seq: 4 }, 'next'],
     [{ boot: 5, seq: 3 }, { boot: 5, seq: 3 }, 'old'],
     [{ boot: 5, seq: 3 }, { boot: 5, seq: 1 }, 'old'],
-    [{ boot: 5, seq: 3 }, { boot: 4, seq: 9 }, 'old'],
+    [{ boot: 5, seq: 3 }, { boot: 4, seq: 9 }, 'back'],
+    [{ boot: 5, seq: 3 }, { boot: 0, seq: 1 }, 'back'],
+    [{ boot: 0xffff_ffff, seq: 1 }, { boot: 2, seq: 1 }, 'back'],
     [{ boot: 5, seq: 3 }, { boot: 5, seq: 5 }, 'gap'],
     [{ boot: 5, seq: 3 }, { boot: 6, seq: 1 }, 'next'],
     [{ boot: 5, seq: 3 }, { boot: 6, seq: 2 }, 'gap'],

@@ -1,12 +1,16 @@
 /**
  * The one ingest over MQTT: duplicates are acknowledged and dropped (never a second alarm, never a
- * resend loop), a rebooted keypad's first 9# is not swallowed, bad JSON and schema failures are
- * acknowledged, dropped and counted, and the connection stays up.
+ * resend loop), a rebooted keypad's first 9# is not swallowed, a keypad whose boot went back is
+ * taken as a new sequence with a counter-reset fault on the console (never silently mute), bad JSON
+ * and schema failures (a boot or seq beyond u32) are acknowledged, dropped and counted, and the
+ * connection stays up.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import mqtt from 'mqtt';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, query, sleep } from '../helpers/gateway.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import { openDatabase } from '../../gateway/store/db.js';
+import type { StreetFile } from '../../simulators/street.js';
 
 t.test('a repeated (device, boot, seq) is acknowledged and makes no second alarm', async (t) => {
   const data = tempDataDir(t);
@@ -29,7 +33,7 @@ t.test('a repeated (device, boot, seq) is acknowledged and makes no second alarm
   t.equal((await gw.health()).counters['events.duplicate'], 2);
 });
 
-t.test("a rebooted keypad (new boot, seq from 1) is not mistaken for a replay; an older boot is", async (t) => {
+t.test('a rebooted keypad (new boot, seq from 1) is not mistaken for a replay', async (t) => {
   const data = tempDataDir(t);
   const street = await provisionStreet(data, 12);
   const gw = await GatewayProcess.start(t, data);
@@ -44,10 +48,121 @@ t.test("a rebooted keypad (new boot, seq from 1) is not mistaken for a replay; a
   t.equal(a.shopId, kp.shopId, "the rebooted keypad's first 9# raised the alarm");
   const stored = query<{ boot: number; seq: number }>(data, "SELECT boot, seq FROM events WHERE type = 'keypad'");
   t.same(stored, [{ boot: 6, seq: 1 }]);
-  // A frame from before the reboot (boot 5) is a replay.
-  await kp.send({ type: 'panic', boot: 5, seq: 99 } as never);
-  await sleep(200);
-  t.equal(query(data, "SELECT * FROM events WHERE type = 'panic'").length, 0, 'a lower boot is refused');
+});
+
+const U32 = 0xffff_ffff;
+
+/** A raw client of the street's officer subscribed to the station's faults (what the console shows). */
+async function faultWatch(t: Test, url: string, street: StreetFile): Promise<Record<string, any>[]> {
+  const client = await mqtt.connectAsync(url, { clientId: `${street.officer.username}:faults`, username: street.officer.username, password: street.officer.password, reconnectPeriod: 0 });
+  t.teardown(() => client.endAsync(true));
+  const faults: Record<string, any>[] = [];
+  client.on('message', (_topic, payload) => faults.push(JSON.parse(payload.toString('utf8')) as Record<string, any>));
+  const granted = await client.subscribeAsync(topics.stationFaults(street.stationId), { qos: 1 });
+  t.not(granted[0]?.qos, 128, 'the officer may watch the faults');
+  return faults;
+}
+
+/** Poll until `pred` holds: a guard against hanging, not a timing assertion. */
+async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(25);
+  }
+}
+
+t.test('a keypad whose boot goes back is never mute: a lower, a zero and, after u32 max, a normal boot each raise the 9# and a counter-reset fault', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 12);
+  const gw = await GatewayProcess.start(t, data);
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const faults = await faultWatch(t, gw.mqttUrl, street);
+  const kp = keypads.get(street.shops[4].shopId)!;
+  const mine = () => faults.filter((f) => f.deviceId === kp.deviceId);
+  const seen = new Set<string>();
+  /** Power the keypad up with `boot`, press 9#, see its alarm, close it. */
+  const nineHash = async (boot: number) => {
+    kp.boot = boot;
+    kp.seq = 0;
+    await kp.press('9#');
+    const a = await officer.waitFor((x) => x.state === 'raised' && x.shopId === kp.shopId && !seen.has(x.alarmId));
+    seen.add(a.alarmId);
+    await officer.act({ alarmId: a.alarmId, action: 'ack' });
+    await officer.act({ alarmId: a.alarmId, action: 'close', disposition: 'test' });
+    await officer.waitFor((x) => x.alarmId === a.alarmId && x.state === 'closed');
+    return a;
+  };
+  const resetFault = async (from: number, to: number) => {
+    await until(() => mine().some((f) => f.fault === 'counter-reset' && f.state === 'raised' && f.detail?.previousBoot === from && f.detail?.boot === to), `counter-reset ${from} → ${to}`);
+    const f = mine().find((x) => x.detail?.previousBoot === from && x.detail?.boot === to)!;
+    t.same(
+      { shopId: f.shopId, events: f.detail.events, keys: Object.keys(f).sort() },
+      { shopId: kp.shopId, events: 'accepted', keys: ['at', 'detail', 'deviceId', 'fault', 'raisedAt', 'shopId', 'state'] },
+      `the console hears of ${from} → ${to}: the old and the new boot, nothing else`,
+    );
+  };
+
+  await nineHash(5);
+  t.same(mine(), [], 'boot 5: an alarm, no fault');
+
+  await nineHash(3);
+  t.pass('boot 3 (lower): its 9# raised an alarm');
+  await resetFault(5, 3);
+  // A resend of the first event of the new sequence (its PUBACK was lost) is a duplicate, not a second reset.
+  const dupBefore = Number((await gw.health()).counters['events.duplicate'] ?? 0);
+  await kp.send({ type: 'keypad', keys: '9#', seq: 1 } as never);
+  t.equal(Number((await gw.health()).counters['events.duplicate']), dupBefore + 1, 'the resend is a duplicate');
+  await sleep(300);
+  t.equal(mine().length, 1, 'and no second fault');
+  t.equal(query(data, 'SELECT count(*) AS n FROM events WHERE device_id = ? AND boot = 3', kp.deviceId)[0]!.n, 1, 'stored once');
+
+  await nineHash(0);
+  t.pass('boot 0: its 9# raised an alarm');
+  await resetFault(3, 0);
+
+  await nineHash(U32);
+  t.pass('boot u32 max (higher): its 9# raised an alarm');
+  await until(() => mine().some((f) => f.state === 'cleared'), 'the fault cleared once the device went on in sequence');
+  await nineHash(6);
+  t.pass('after u32 max, a normal boot: its 9# raised an alarm');
+  await resetFault(U32, 6);
+  const health = await gw.health();
+  t.ok(
+    health.faults.some((f: Record<string, any>) => f.deviceId === kp.deviceId && f.fault === 'counter-reset' && f.detail.previousBoot === U32 && f.detail.boot === 6),
+    '/health lists the open counter-reset fault',
+  );
+  t.equal(query(data, "SELECT count(*) AS n FROM audit WHERE action = 'counter-reset'")[0]!.n, 3, 'each reset is an audit row');
+
+  // Beyond u32: refused at the boundary, with its PUBACK (no resend loop), counted.
+  const badBefore = Number(health.counters['refused.LF_ERR_BAD_PAYLOAD'] ?? 0);
+  await kp.send({ type: 'panic', boot: U32 + 1, seq: 1 } as never);
+  await kp.send({ type: 'panic', boot: 6, seq: U32 + 1 } as never);
+  t.pass('both got their PUBACK');
+  t.equal(Number((await gw.health()).counters['refused.LF_ERR_BAD_PAYLOAD']), badBefore + 2, 'refused and counted');
+  t.equal(query(data, "SELECT count(*) AS n FROM events WHERE type = 'panic'")[0]!.n, 0, 'not stored');
+  t.ok(kp.client.connected, 'the device stays connected');
+  // And the sequence goes on: the resend of (6, 1) is still a duplicate, (6, 2) is taken.
+  await kp.send({ type: 'keypad', keys: '9#', seq: 1 } as never);
+  await kp.send({ type: 'panic', seq: 2 } as never);
+  t.equal(query(data, "SELECT count(*) AS n FROM events WHERE device_id = ? AND boot = 6", kp.deviceId)[0]!.n, 2);
+});
+
+t.test('a mark left beyond u32 by an older version does not mute the device', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 12);
+  const s = street.shops[7];
+  const db = openDatabase(data);
+  db.prepare('UPDATE devices SET last_boot = ?, last_seq = 1 WHERE id = ?').run(Number.MAX_SAFE_INTEGER, s.deviceId);
+  db.close();
+  const gw = await GatewayProcess.start(t, data);
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const faults = await faultWatch(t, gw.mqttUrl, street);
+  await keypads.get(s.shopId)!.press('9#');
+  const a = await officer.waitFor((x) => x.state === 'raised' && x.shopId === s.shopId);
+  t.ok(a.alarmId, 'its 9# raised an alarm');
+  await until(() => faults.some((f) => f.deviceId === s.deviceId && f.fault === 'counter-reset' && f.detail?.previousBoot === Number.MAX_SAFE_INTEGER), 'the counter-reset fault');
+  t.pass('and the console heard of the counter that went back');
 });
 
 t.test('bad JSON and schema failures get their PUBACK, are dropped and counted; no resend loop', async (t) => {

@@ -18,7 +18,10 @@ import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
 import { Counters } from '../../../gateway/metrics.js';
 import { createLogger } from '../../../gateway/logger.js';
 import { DeadlineScheduler } from '../../../gateway/scheduler.js';
-import { AlarmEngine } from '../../../gateway/alarm/engine.js';
+import { AlarmEngine, placeInSequence } from '../../../gateway/alarm/engine.js';
+import { Supervisor } from '../../../gateway/supervision.js';
+import { deviceIngest, nextBridgeBoot } from '../../../gateway/ingest/device-ingest.js';
+import { resetCounter } from '../../../gateway/ingest/counter-reset.js';
 import { rankNeighbours, distanceM } from '../../../gateway/geo.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { LianfangError } from '../../../gateway/errors.js';
@@ -560,4 +563,151 @@ t.test("a '9' … '#' entry whose '#' event failed still raises when the '#' is 
   // the seq mark is what the previous test is about; a new seq isolates the keypad entry
   const resent = await h.press(MIDDLE, '#', 3);
   t.equal(resent.status === 'stored' && typeof resent.alarmId, 'string', "the resent '#' completes the '9' entry: panic");
+});
+
+// ------------------------------------------------------------------ a device whose counter goes back
+
+const U32 = 0xffff_ffff;
+
+t.test('the sequence rule: a lower boot is never a silent duplicate', async (t) => {
+  t.equal(placeInSequence({ boot: null, seq: null }, { boot: 3, seq: 9 }), 'first', 'no mark (new, or reset by the installer): any sequence');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 4 }), 'next');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 3 }), 'repeat', 'a resend after a lost PUBACK');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 1 }), 'repeat', 'an equal boot with a lower seq stays a duplicate');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 6, seq: 1 }), 'newer-boot');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 4, seq: 1 }), 'lower-boot');
+  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 0, seq: 0 }), 'lower-boot');
+  t.equal(placeInSequence({ boot: U32, seq: 1 }, { boot: 1, seq: 1 }), 'lower-boot', 'below an absurd mark');
+  t.equal(placeInSequence({ boot: Number.MAX_SAFE_INTEGER, seq: 1 }, { boot: U32, seq: 1 }), 'lower-boot', 'below a mark beyond u32 (an older version)');
+});
+
+t.test('MQTT: a lower boot is a new sequence with a counter-reset; its resend is a duplicate', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const device = h.deviceOf(MIDDLE);
+  const send = (boot: number, seq: number, keys = '9#') =>
+    h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, device, { boot, seq, type: 'keypad', keys }, 'mqtt'), 'device-event');
+  const mark = () => h.db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(device.id);
+  const closeAll = async () => {
+    for (const a of h.db.prepare("SELECT id FROM alarms WHERE state = 'raised'").all() as { id: string }[]) {
+      await h.act({ alarmId: a.id, action: 'ack' });
+      await h.act({ alarmId: a.id, action: 'close', disposition: 'test' });
+    }
+  };
+  const first = await send(5, 1);
+  t.ok(first.status === 'stored' && first.alarmId && !first.counterReset, 'boot 5: an alarm');
+  await closeAll();
+
+  const lower = await send(3, 1);
+  t.ok(lower.status === 'stored' && lower.alarmId, 'boot 3 (lower): taken, its 9# raised an alarm');
+  t.same(lower.status === 'stored' && lower.counterReset, { previousBoot: 5, previousSeq: 1, boot: 3, seq: 1, events: 'accepted' }, 'with a counter-reset: old and new boot');
+  t.same(mark(), { boot: 3, seq: 1 }, 'the mark follows the new sequence');
+  t.equal((await send(3, 1)).status, 'duplicate', 'a resend of the first event of the new sequence is a duplicate, not a second reset');
+  const next = await send(3, 2, '1');
+  t.ok(next.status === 'stored' && next.sequence === 'next' && !next.counterReset, 'the sequence goes on');
+  await closeAll();
+
+  const zero = await send(0, 1);
+  t.ok(zero.status === 'stored' && zero.alarmId && zero.counterReset?.previousBoot === 3 && zero.counterReset.boot === 0, 'boot 0: a new sequence and a reset');
+  await closeAll();
+  const huge = await send(U32, 1);
+  t.ok(huge.status === 'stored' && huge.alarmId && huge.sequence === 'newer-boot' && !huge.counterReset, 'boot u32 max: higher, a normal new sequence');
+  await closeAll();
+  const after = await send(7, 1);
+  t.ok(after.status === 'stored' && after.alarmId, 'after an absurd boot, a normal one still raises');
+  t.same(after.status === 'stored' && after.counterReset, { previousBoot: U32, previousSeq: 1, boot: 7, seq: 1, events: 'accepted' });
+  t.equal(h.counters.get('events.counter-reset'), 3);
+  t.equal(h.counters.get('events.duplicate'), 1);
+});
+
+t.test('serial: a lower boot is refused and the mark stays; a Modbus bridge counter that went back is a new sequence', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const device = h.deviceOf(MIDDLE);
+  const send = (via: 'serial' | 'modbus', boot: number, seq: number, keys = '9#') =>
+    h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, device, { boot, seq, type: 'keypad', keys }, via), 'device-event');
+  const mark = () => h.db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(device.id);
+  const events = () => (h.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+  t.equal((await send('serial', 7, 1, '1')).status, 'stored');
+  const refused = await send('serial', 2, 1);
+  t.same(refused, { status: 'refused', reason: 'counter-reset', counterReset: { previousBoot: 7, previousSeq: 1, boot: 2, seq: 1, events: 'refused' } });
+  t.equal((await send('serial', 2, 2)).status, 'refused', 'and so is the rest of that sequence');
+  t.same(mark(), { boot: 7, seq: 1 }, 'the mark stays');
+  t.equal(device.lastBoot, 7, 'in memory too');
+  t.equal(events(), 1, 'nothing refused was stored');
+  t.equal((h.db.prepare('SELECT count(*) AS n FROM alarms').get() as { n: number }).n, 0, 'no alarm');
+  const onward = await send('serial', 7, 2);
+  t.ok(onward.status === 'stored' && onward.alarmId, "the keypad's own sequence (if that was a replay) goes on being taken");
+  t.equal(h.counters.get('events.refused.counter-reset'), 2);
+
+  const modbus = await send('modbus', 3, 1, '1');
+  t.ok(modbus.status === 'stored' && !modbus.counterReset, 'a bridge counter that went back: a new sequence, no fault');
+  t.same(mark(), { boot: 3, seq: 1 });
+});
+
+t.test('the ingest raises the counter-reset fault in the same commit; MQTT clears in sequence, serial only by reset-counter', async (t) => {
+  const clock = new ManualClock();
+  const h = new Harness(t, streetCopy(t), clock);
+  const published: { topic: string; msg: Record<string, unknown> }[] = [];
+  const sup = new Supervisor({
+    db: h.db,
+    clock,
+    log: createLogger('silent'),
+    counters: h.counters,
+    writer: h.writer,
+    registry: h.registry,
+    faultAfterMs: 3_600_000,
+    checkIntervalMs: 3_600_000,
+    publish: (topic, payload) => published.push({ topic, msg: JSON.parse(payload) as Record<string, unknown> }),
+  });
+  sup.start();
+  t.teardown(() => sup.stop());
+  const ingest = deviceIngest(h.writer, h.engine, () => sup);
+  const mqttDevice = h.deviceOf(3);
+  const serialDevice = h.deviceOf(20);
+  const ev = (boot: number, seq: number) => ({ boot, seq, type: 'heartbeat' as const });
+  const faultsTopic = topics.stationFaults(STREET_STATION);
+  const faultMsgs = (deviceId: string) => published.filter((p) => p.topic === faultsTopic && p.msg.deviceId === deviceId).map((p) => p.msg);
+  const openRows = (deviceId: string) =>
+    h.db.prepare("SELECT detail FROM device_faults WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").all(deviceId) as { detail: string }[];
+
+  await ingest(mqttDevice, ev(5, 1), 'mqtt');
+  await ingest(mqttDevice, ev(3, 1), 'mqtt');
+  t.same(faultMsgs(mqttDevice.id).map((m) => [m.fault, m.state, (m.detail as { previousBoot: number }).previousBoot, (m.detail as { boot: number }).boot]), [['counter-reset', 'raised', 5, 3]]);
+  t.same(openRows(mqttDevice.id).map((r) => JSON.parse(r.detail)), [{ previousBoot: 5, previousSeq: 1, boot: 3, seq: 1, events: 'accepted' }], 'stored with its detail');
+  t.ok(sup.isFaulted(mqttDevice.id, 'counter-reset'));
+  t.ok(sup.faults().some((f) => f.deviceId === mqttDevice.id && f.fault === 'counter-reset'), 'listed for /health');
+  await ingest(mqttDevice, ev(3, 1), 'mqtt');
+  t.equal(faultMsgs(mqttDevice.id).length, 1, 'the resend is a duplicate: no second fault');
+  await ingest(mqttDevice, ev(3, 2), 'mqtt');
+  t.same(faultMsgs(mqttDevice.id).map((m) => m.state), ['raised', 'cleared'], 'the next event in sequence clears it');
+  t.same(openRows(mqttDevice.id), []);
+  const audit = h.db.prepare("SELECT actor, detail FROM audit WHERE action = 'counter-reset'").all() as { actor: string; detail: string }[];
+  t.same(audit.map((a) => [a.actor, JSON.parse(a.detail).previousBoot, JSON.parse(a.detail).boot]), [[`device:${mqttDevice.id}`, 5, 3]], 'an audit row');
+
+  await ingest(serialDevice, ev(7, 1), 'serial');
+  const refused = await ingest(serialDevice, ev(2, 1), 'serial');
+  t.equal(refused.outcome.status, 'refused');
+  await ingest(serialDevice, ev(2, 2), 'serial');
+  await ingest(serialDevice, ev(7, 2), 'serial');
+  t.same(faultMsgs(serialDevice.id).map((m) => m.state), ['raised'], 'one fault for the refused sequence, not cleared by events in sequence');
+  t.equal(openRows(serialDevice.id).length, 1);
+
+  const done = await resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, clock, log: createLogger('silent') }, serialDevice.id, 'cli:tester');
+  t.same(done, { deviceId: serialDevice.id, previous: { boot: 7, seq: 2 }, faultsCleared: 1 });
+  t.same(faultMsgs(serialDevice.id).map((m) => m.state), ['raised', 'cleared'], 'reset-counter clears it');
+  t.equal(serialDevice.lastBoot, null, 'the mark in memory is gone');
+  const taken = await ingest(serialDevice, ev(2, 3), 'serial');
+  t.equal(taken.outcome.status, 'stored', 'the next event, in any sequence, is taken');
+  const resetAudit = h.db.prepare("SELECT actor, detail FROM audit WHERE action = 'reset-counter'").all() as { actor: string; detail: string }[];
+  t.same(resetAudit.map((a) => [a.actor, JSON.parse(a.detail)]), [['cli:tester', { deviceId: serialDevice.id, previousBoot: 7, previousSeq: 2, faultsCleared: 1 }]]);
+  await t.rejects(resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, clock, log: createLogger('silent') }, 'NOPE', 'cli'), { code: 'LF_ERR_NOT_FOUND' });
+});
+
+t.test('a bridge boot is a u32 above the stored mark', async (t) => {
+  const now = Date.UTC(2026, 11, 1);
+  t.equal(nextBridgeBoot(null, now), now / 1000, 'seconds since the epoch');
+  t.equal(nextBridgeBoot(now / 1000, now), now / 1000 + 1, 'a restart within the same second does not reuse the boot');
+  t.equal(nextBridgeBoot(now / 1000 + 5, now), now / 1000 + 6, 'a clock set back does not either');
+  t.equal(nextBridgeBoot(now, now), now / 1000, 'a mark in milliseconds (an older version) is left behind');
+  t.equal(nextBridgeBoot(U32, now), now / 1000);
+  t.ok(nextBridgeBoot(null, Date.now()) <= U32);
 });
