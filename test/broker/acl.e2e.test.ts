@@ -8,6 +8,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { connect as netConnect } from 'node:net';
 import { tempDataDir, GatewayProcess, provisionStreet, query, sleep, cli } from '../helpers/gateway.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import { SimConsole, SimKeypad } from '../../simulators/mqtt-devices.js';
 
 async function refusedConnect(url: string, opts: IClientOptions): Promise<number | string> {
   const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
@@ -168,4 +169,39 @@ t.test('a packet larger than the maximum closes the socket before it is buffered
   await closed(c);
   t.equal((await gw.health()).counters['refused.LF_ERR_PACKET_TOO_LARGE'], 2);
   await sleep(50);
+});
+
+t.test("an officer of another station cannot push a console off by taking its client id", async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 11);
+  await cli(['station', 'add', '--id', 'PS2', '--name', 'Other', '--data', data]);
+  await cli(['user', 'add', '--role', 'officer', '--station', 'PS2', '--name', 'other-officer', '--password', 'other-password', '--data', data]);
+  const gw = await GatewayProcess.start(t, data);
+  // Station 1's console, on the client id the simulator uses (`username:console`).
+  const s1 = await new SimConsole(street.stationId, street.officer).connect(gw.mqttUrl);
+  t.teardown(() => s1.close());
+  let pushedOff = 0;
+  s1.client.on('close', () => pushedOff++);
+  // Station 2's officer, with valid credentials, presents S1's console's client id, then S1's username.
+  for (const clientId of [s1.clientId, street.officer.username]) {
+    t.equal(
+      await refusedConnect(gw.mqttUrl, { clientId, username: 'other-officer', password: 'other-password' }),
+      5,
+      `S2's officer may not use client id ${clientId}`,
+    );
+  }
+  await gw.waitForLog((l) => l.code === 'LF_ERR_BAD_CLIENT_ID' && l.username === 'other-officer');
+  await sleep(300);
+  t.equal(pushedOff, 0, "S1's console was never disconnected");
+  t.ok(s1.client.connected, "S1's console is still connected");
+  // And it still receives its station's alarms: a shop's 9# reaches it.
+  const kp = await new SimKeypad(street.shops[0]!.deviceId, street.shops[0]!.shopId, street.shops[0]!.creds, 1).connect(gw.mqttUrl);
+  t.teardown(() => kp.close());
+  const got = new Promise<void>((r) => s1.once('alarm', () => r()));
+  await kp.press('9#');
+  await got;
+  t.pass('the console got the alarm');
+  t.equal(pushedOff, 0);
+  // Its own client id, username:anything, is accepted for S2's officer.
+  t.equal(await refusedConnect(gw.mqttUrl, { clientId: 'other-officer:console', username: 'other-officer', password: 'other-password' }), 'connected');
 });
