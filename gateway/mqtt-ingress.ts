@@ -19,8 +19,10 @@ import type { Outbox } from './delivery/outbox.js';
 import type { Counters } from './metrics.js';
 import type { Logger } from './logger.js';
 import type { Clock } from './clock.js';
-import { verifyKeyedHash, verifyPassword } from './secrets.js';
+import { hashPassword, verifyKeyedHash, verifyPassword } from './secrets.js';
 import { isLianfangError, type ErrorCode, ERRORS } from './errors.js';
+
+import { randomBytes } from 'node:crypto';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -61,9 +63,21 @@ export class MqttIngress implements BrokerBackend {
       return verifyKeyedHash(gatewayKey, password, device.secretHash) ? { kind: 'device', deviceId: device.id, shopId: device.shopId } : null;
     }
     const user = registry.users.get(username);
-    if (!user || user.revokedAt) return null;
+    if (!user || user.revokedAt) {
+      // As slow as a wrong password (one scrypt), so the time of the answer does not tell which
+      // usernames exist. The login throttle bounds how many such checks run (login.*).
+      await verifyPassword(password.toString('utf8'), await this.decoyHash());
+      return null;
+    }
     if (!(await verifyPassword(password.toString('utf8'), user.passwordHash))) return null;
     return { kind: 'user', name: user.name, role: user.role, stationId: user.stationId };
+  }
+
+  private decoy: Promise<string> | null = null;
+
+  /** A scrypt hash of a random password no one knows, made once. */
+  private decoyHash(): Promise<string> {
+    return (this.decoy ??= hashPassword(randomBytes(18).toString('base64url')));
   }
 
   isDeviceId(id: string): boolean {

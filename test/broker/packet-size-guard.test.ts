@@ -318,3 +318,18 @@ t.test('guard: a malformed Remaining Length closes the socket', async (t) => {
   t.same(p.rejects, [['malformed', -1]]);
   t.equal(total(p.downstream), 0);
 });
+
+t.test("guard: records the peer's address at accept, still known after the socket closed", async (t) => {
+  const { client, guard, serverSocket } = await pair(t, 1024);
+  t.equal(guard.remoteAddress, '127.0.0.1', 'the TCP peer');
+  t.equal(guard.remoteAddress, serverSocket.remoteAddress);
+  const closed = closeOf(guard);
+  client.destroy();
+  await closed;
+  t.equal(guard.remoteAddress, '127.0.0.1', 'login throttling still knows who it was');
+  // A WebSocket stream carries no address of its own: the listener passes the HTTP socket's.
+  const { PassThrough } = await import('node:stream');
+  const ws = new PacketSizeGuard(new PassThrough(), { maxPacketBytes: 1024, onReject: () => {}, remoteAddress: '::ffff:10.1.2.3' });
+  t.teardown(() => ws.destroy());
+  t.equal(ws.remoteAddress, '::ffff:10.1.2.3');
+});
