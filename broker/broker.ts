@@ -104,6 +104,8 @@ export class Broker {
             account: username ? username.slice(0, 64) : '(none)',
             code: badClientId ? 'LF_ERR_BAD_CLIENT_ID' : 'LF_ERR_BAD_CREDENTIALS',
             check: () => (malformed ? null : backend.authenticate(username, password!)),
+            // A registered device's token is an HMAC, microseconds: it never queues behind scrypt.
+            costly: malformed ? false : !backend.isDeviceId(username),
             abandoned: () => (client as unknown as { closed: boolean }).closed,
           })
           .then(

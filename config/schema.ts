@@ -145,7 +145,7 @@ export const ConfigSchema = Type.Object(
           minimum: 1,
           maximum: 64,
           default: 1,
-          description: 'Credential checks (scrypt for people is CPU-heavy) run at once, gateway-wide; the others wait, those from addresses without failures first.',
+          description: 'Password checks (scrypt, CPU-heavy; also for unknown usernames) run at once, gateway-wide; the others wait, those from addresses without failures first. A device token check never waits.',
         }),
         summaryIntervalMs: Millis(60_000, 'Failed logins are logged as one summary line per interval (counts, addresses, accounts); only the first failure of an address or account gets a line of its own.'),
       },

@@ -19,7 +19,8 @@
  *   no faster than one. At most `maxQueuedPerAccount` are in line; more are refused unchecked.
  * - At most `maxConcurrentChecks` checks run at once gateway-wide (scrypt for people costs tens
  *   of milliseconds of CPU and 16 MB each): a flood cannot take every core and the libuv pool from
- *   the alarm path. Attempts from addresses without failures go first.
+ *   the alarm path. Attempts from addresses without failures go first; a cheap check (a device's
+ *   HMAC) does not wait for a slot.
  * - No lock-out: nothing is ever refused for the account alone; a quiet `forgetAfterMs` resets.
  * - Failures are counted (Counters) and logged as one summary line per `summaryIntervalMs`; only
  *   the first failure of a fresh address or account gets a line of its own (a few per interval).
@@ -55,6 +56,11 @@ export interface LoginAttempt<T> {
   abandoned?: () => boolean;
   /** The error code a failure is counted and logged under (default LF_ERR_BAD_CREDENTIALS). */
   code?: string;
+  /**
+   * False for a check that costs next to nothing (a device token's HMAC): it does not wait for a
+   * check slot, so a registered device never waits behind people's scrypt checks. Default true.
+   */
+  costly?: boolean;
 }
 
 export interface LoginThrottleOptions {
@@ -177,7 +183,8 @@ export class LoginThrottle {
         counters.inc('login.abandoned');
         return { status: 'abandoned' };
       }
-      await this.slots.acquire(!suspect);
+      const slot = a.costly !== false;
+      if (slot) await this.slots.acquire(!suspect);
       let value: T | null;
       try {
         // Skip the check of a client that hung up while it waited for a slot.
@@ -187,7 +194,7 @@ export class LoginThrottle {
         }
         value = await a.check();
       } finally {
-        this.slots.release();
+        if (slot) this.slots.release();
       }
       if (value !== null) return { status: 'ok', value };
 

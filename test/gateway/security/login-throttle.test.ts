@@ -201,8 +201,11 @@ t.test('checks run at most maxConcurrentChecks at once, clean addresses first', 
   const first = slow('first', '10.0.4.9', () => gate);
   const suspect = slow('suspect', '10.0.4.1', async () => null);
   const clean = slow('clean', '10.0.4.2', async () => ({ ok: true }));
+  // A cheap check (a device's HMAC) does not wait for the slot.
+  const device = track(throttle.attempt({ address: '10.0.4.3', account: 'S01.keypad.aa', costly: false, check: () => ({ device: true }) }));
   await settle();
-  t.same(order, ['first'], 'one check at a time');
+  t.same(device.outcome, { status: 'ok', value: { device: true } }, 'a cheap check is not queued behind a costly one');
+  t.same(order, ['first'], 'one costly check at a time');
   release();
   await Promise.all([first, suspect, clean]);
   t.same(order, ['first', 'clean', 'suspect'], 'a clean address is checked before a suspect one');
