@@ -159,7 +159,8 @@ interface StreetKeypads {
 
 /** MQTT-native keypads: alerts arrive on the shop topic, replies go back as MQTT messages. */
 async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: OnAlert): Promise<StreetKeypads> {
-  const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Date.now()).connect(opts.mqttUrl)));
+  // A new boot per run, so a restarted demo is a new sequence: seconds since the epoch, a u32 as the contract bounds it.
+  const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Math.floor(Date.now() / 1000)).connect(opts.mqttUrl)));
   for (const kp of keypads) {
     kp.on('alert', (a: ShopAlert) => {
       if (a.state !== 'raised') return;
