@@ -161,8 +161,10 @@ export class LoginThrottle {
     const now = clock.now();
     const addrKey = addressKey(a.address);
     const addr = this.entry(this.addresses, addrKey, now);
-    const acct = this.entry(this.accounts, a.account, now);
+    // Before the account is looked up: a flood of refused attempts with made-up usernames must not
+    // push the accounts under attack out of the table.
     if (addr.pending >= config.maxPendingPerAddress) return this.busy('address', addrKey, a.account);
+    const acct = this.entry(this.accounts, a.account, now);
     // "Suspect": this address failed before (within forgetAfterMs). A clean address is never queued.
     const suspect = addr.failures > 0;
     const serialize = suspect && acct.failures >= config.freeFailures;
@@ -206,6 +208,8 @@ export class LoginThrottle {
       acct.pending--;
       if (serialize) acct.queued--;
       (releaseTurn as (() => void) | null)?.();
+      this.dropIfClean(this.addresses, addrKey, addr);
+      this.dropIfClean(this.accounts, a.account, acct);
     }
   }
 
@@ -315,6 +319,11 @@ export class LoginThrottle {
     return e;
   }
 
+  /** Only addresses and accounts with failures or attempts in flight are remembered. */
+  private dropIfClean(map: Map<string, Entry>, key: string, e: Entry): void {
+    if (e.failures === 0 && e.pending === 0 && map.get(key) === e) map.delete(key);
+  }
+
   /** Most recently failed last, so eviction takes the quietest first. */
   private touch(map: Map<string, Entry>, key: string, e: Entry): void {
     map.delete(key);
@@ -335,8 +344,10 @@ export class LoginThrottle {
   }
 }
 
+/** Count under `key`; past MAX_TRACKED distinct keys in one interval, under "(others)". */
 function bump(m: Map<string, number>, key: string): void {
-  m.set(key, (m.get(key) ?? 0) + 1);
+  const k = m.has(key) || m.size < MAX_TRACKED ? key : '(others)';
+  m.set(k, (m.get(k) ?? 0) + 1);
 }
 
 function top(m: Map<string, number>): Record<string, number> {

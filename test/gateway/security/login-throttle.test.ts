@@ -287,9 +287,14 @@ t.test('addressKey: IPv4 as is, IPv4-mapped unwrapped, IPv6 by /64', async (t) =
 });
 
 t.test('what is remembered is bounded', async (t) => {
-  const { throttle } = setup({ maxPendingPerAddress: 100_000 });
+  const { throttle, clock } = setup({ maxPendingPerAddress: 100_000, delayMs: 0, maxDelayMs: 0 });
+  await throttle.attempt(right('10.0.8.9', 'ok-user'));
+  t.equal(throttle.state('account', 'ok-user'), null, 'a successful login leaves nothing behind');
+  t.equal(throttle.state('address', '10.0.8.9'), null);
   await throttle.attempt(wrong('10.0.8.1', 'first-account'));
-  for (let i = 0; i < 10_050; i++) await throttle.attempt({ address: '10.0.8.2', account: `spray${i}`, check: () => ({}) });
+  for (let i = 0; i < 10_050; i++) await throttle.attempt(wrong('10.0.8.2', `spray${i}`));
   t.equal(throttle.state('account', 'first-account'), null, 'the quietest account was forgotten');
-  t.ok(throttle.state('address', '10.0.8.2'), 'the busy address is still known');
+  t.ok(throttle.state('account', 'spray10049'), 'the latest is known');
+  t.equal(throttle.state('address', '10.0.8.2')?.failures, 10_050, 'the spraying address is still known');
+  clock.advance(10_000);
 });
