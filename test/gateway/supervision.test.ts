@@ -106,3 +106,40 @@ t.test('an open fault survives a restart and is cleared by the first answer; sil
   clock.advance(120_000);
   t.notOk(g.sup.isFaulted(deviceId), 'a device no longer polled cannot fall silent');
 });
+
+t.test("a counter-reset fault is not a silence: an answer does not clear it; it survives a restart with its detail", async (t) => {
+  const clock = new ManualClock();
+  let g = start(clock);
+  const writer = new GroupCommitWriter({ db: g.db, log: createLogger('silent') });
+  const registry = new RegistryCache(g.db);
+  registry.reload();
+  const device = registry.devices.get(deviceId)!;
+  const detail = { previousBoot: 7, previousSeq: 3, boot: 2, seq: 1, events: 'refused' as const };
+  // Silent first, then the counter goes back: two faults of one device, each on its own.
+  g.sup.watch(deviceId);
+  clock.advance(25_000);
+  await writer.run((fx) => g.sup.counterReset(fx, device, detail));
+  await settle();
+  t.equal(openFaults(g.db), 2, 'both stored');
+  t.same(
+    g.published.filter((p) => p.topic === topics.stationFaults('PS1')).map((p) => [p.msg.fault, p.msg.state]),
+    [
+      ['silent', 'raised'],
+      ['counter-reset', 'raised'],
+    ],
+  );
+  g.sup.seen(deviceId);
+  await settle();
+  t.notOk(g.sup.isFaulted(deviceId), 'the answer clears the silence');
+  t.ok(g.sup.isFaulted(deviceId, 'counter-reset'), 'not the counter-reset');
+  t.same(
+    g.db.prepare('SELECT fault FROM device_faults WHERE cleared_at IS NULL').all(),
+    [{ fault: 'counter-reset' }],
+    'in the store too',
+  );
+  writer.close();
+  g.stop();
+  g = start(clock);
+  t.teardown(g.stop);
+  t.same(g.sup.faults(), [{ deviceId, fault: 'counter-reset', raisedAt: new Date(clock.now()).toISOString(), detail }], 'after a restart, with its detail');
+});
