@@ -121,7 +121,10 @@ export class AlarmEngine {
         if (via === 'mqtt') {
           counterReset = { ...reset, events: 'accepted' };
           counters.inc('events.counter-reset');
-        } else counters.inc('events.bridge-counter-restarted');
+        } else {
+          counters.inc('events.bridge-counter-restarted');
+          this.ctx.log.info({ deviceId: device.id, ...reset }, "the bridge's counter for a module started below its mark: a new sequence");
+        }
       }
       // A new sequence: what was half typed before it belongs to another power-up.
       if (sequence === 'newer-boot' || sequence === 'lower-boot') this.assembler.reset(device.id);
