@@ -148,3 +148,46 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
 export function backoffMs(failures: number, base: number, max: number): number {
   return Math.min(max, base * 2 ** Math.min(20, Math.max(0, failures - 1)));
 }
+
+/** The error of a wait that ran out (matched like modbus-serial's own timeouts). */
+export function timeoutError(what: string, ms: number): Error {
+  return Object.assign(new Error(`${what} timed out after ${ms} ms`), { errno: 'ETIMEDOUT', code: 'ETIMEDOUT' });
+}
+
+/**
+ * `p`, bounded: rejected with a timeout after `ms`, or at once when `signal` aborts. `release` then
+ * frees what `p` holds (a socket still trying to connect); a late settlement of `p` is ignored. A
+ * bus loop awaits nothing that is not bounded: a wait that never ends leaves its devices unserved.
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string, opts: { signal?: AbortSignal; release?: () => void } = {}): Promise<T> {
+  const { signal, release } = opts;
+  return new Promise<T>((resolve, reject) => {
+    const give = (err: Error) => {
+      cleanup();
+      try {
+        release?.();
+      } catch {
+        // Releasing is best effort: the wait is over either way.
+      }
+      reject(err);
+    };
+    const timer = setTimeout(() => give(timeoutError(what, ms)), ms);
+    const onAbort = () => give(new Error(`${what}: aborted`));
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        cleanup();
+        resolve(v);
+      },
+      (err: unknown) => {
+        cleanup();
+        reject(err);
+      },
+    );
+  });
+}

@@ -21,7 +21,7 @@ import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
 import { stopBitsFor } from './serial-bridge.js';
 import { nextBridgeBoot } from '../gateway/ingest/device-ingest.js';
-import { AlertBook, backoffMs, pause, syncByAddress, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, syncByAddress, withTimeout, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
 
 type Client = ModbusClient;
 /** The package's CommonJS export is the client class itself (its typings describe it as `default`). */
@@ -30,30 +30,87 @@ const ModbusRTU = modbusSerial as unknown as new () => Client;
 /** A device event before the bridge numbers it. */
 type UnnumberedEvent = DeviceEvent extends infer E ? (E extends unknown ? Omit<E, 'seq'> : never) : never;
 
-/** Open a modbus-serial client on `bus`, every request bounded by `timeoutMs`. */
-export async function openModbusClient(bus: Bus, timeoutMs: number): Promise<Client> {
+/** Longest wait for a bus to open where the caller gives none (`lianfang bus scan` on a free port). */
+export const DEFAULT_OPEN_TIMEOUT_MS = 3_000;
+
+/**
+ * Open a modbus-serial client on `bus`, every request bounded by `timeoutMs` and the opening itself
+ * by `openTimeoutMs`: modbus-serial's TCP connect has no timeout, and a module that is switched off
+ * answers no SYN, so the kernel would retry it for about two minutes (at 1, 3, 7, 15, 31, 63 s) and
+ * the module, back on, would wait for the next retry. A client that did not open is destroyed.
+ * `onError` hears port errors (a pty whose other end went away: EIO), which modbus-serial re-emits
+ * on the client and which, unheard, would be thrown as an uncaught 'error' event.
+ */
+export async function openModbusClient(
+  bus: Bus,
+  timeoutMs: number,
+  openTimeoutMs = DEFAULT_OPEN_TIMEOUT_MS,
+  opts: { signal?: AbortSignal; onError?: (err: Error) => void } = {},
+): Promise<Client> {
   const client = new ModbusRTU();
-  if (bus.kind === 'modbus-tcp') await client.connectTCP(bus.host!, { port: bus.port! });
+  client.on('error', (err: unknown) => opts.onError?.(err as Error));
+  let opening: Promise<void>;
+  if (bus.kind === 'modbus-tcp') opening = client.connectTCP(bus.host!, { port: bus.port! });
   else {
     const parity = bus.parity ?? 'none';
     // Modbus RTU characters are 11 bits: without parity, two stop bits (Modbus over serial line §2.5.1).
-    await client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity, dataBits: 8, stopBits: stopBitsFor(parity) });
+    opening = client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity, dataBits: 8, stopBits: stopBitsFor(parity) });
+  }
+  try {
+    await withTimeout(opening, openTimeoutMs, `opening ${bus.kind === 'modbus-tcp' ? `${bus.host}:${bus.port}` : bus.path}`, { signal: opts.signal });
+  } catch (err) {
+    await closeModbusClient(client);
+    // A serial port that opens after all would hold the line ("Cannot lock port" on the next try).
+    opening.then(() => closeModbusClient(client), () => {});
+    throw err;
   }
   client.setTimeout(timeoutMs);
   return client;
 }
 
+/** How long a close may take before the port or socket is destroyed. */
+const CLOSE_GRACE_MS = 500;
+
+/**
+ * Close `client`, bounded. A socket whose peer is gone never completes a graceful close (it would
+ * keep its descriptor for minutes, one per reopen while a module is off), and one that is already
+ * closed never calls back: both are destroyed. modbus-serial's destroy() is a no-op for RTU ports.
+ */
 export function closeModbusClient(client: Client): Promise<void> {
-  return new Promise((resolve) => {
+  const destroy = () => {
     try {
-      client.close(() => resolve());
+      client.destroy(() => {});
     } catch {
-      resolve();
+      // Nothing left to release.
     }
-    // A port that never answers its close must not hold up a shutdown.
-    setTimeout(resolve, 500).unref();
+  };
+  if (!client.isOpen) {
+    destroy();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      destroy();
+      resolve();
+    }, CLOSE_GRACE_MS);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      client.close(done);
+    } catch {
+      destroy();
+      done();
+    }
   });
 }
+
+/**
+ * The time polls and retries are scheduled by: monotonic, so a wall clock stepped back (NTP at boot
+ * on a gateway without a real-time clock) cannot push every module's next poll hours away.
+ */
+const monotonic = () => performance.now();
 
 const isTimeout = (err: unknown) => (err as { errno?: string }).errno === 'ETIMEDOUT' || /timed out/i.test(String((err as Error).message));
 const exceptionCode = (err: unknown) => (err as { modbusCode?: number }).modbusCode;
@@ -114,7 +171,7 @@ export class ModbusBusDriver implements BusDriver {
   }
 
   setDevices(devices: Device[]): void {
-    const now = Date.now();
+    const now = monotonic();
     syncByAddress(
       this.modules,
       devices,
@@ -230,7 +287,7 @@ export class ModbusBusDriver implements BusDriver {
         await this.writeCoils(coil);
         continue;
       }
-      const now = Date.now();
+      const now = monotonic();
       const due = this.nextDue(now);
       if (due.module) {
         await this.poll(due.module, due.full);
@@ -257,16 +314,25 @@ export class ModbusBusDriver implements BusDriver {
 
   private async open(): Promise<void> {
     const { signal } = this.abort;
+    const { modbus } = this.ctx.config;
+    const startedAt = monotonic();
     try {
-      this.client = await openModbusClient(this.bus, this.ctx.config.modbus.requestTimeoutMs);
-      if (this.openFailures > 0) this.log.info('bus reopened');
+      this.client = await openModbusClient(this.bus, modbus.requestTimeoutMs, modbus.connectTimeoutMs, {
+        signal,
+        onError: (err) => this.log.warn({ err: err.message }, 'bus port error'),
+      });
+      if (this.openFailures > 0) this.log.info({ after: this.openFailures }, 'bus reopened');
       this.openFailures = 0;
     } catch (err) {
+      if (signal.aborted) return;
       this.openFailures++;
-      const wait = backoffMs(this.openFailures, this.ctx.config.modbus.reopenBackoffMs, this.ctx.config.modbus.reopenBackoffMaxMs);
+      const step = backoffMs(this.openFailures, modbus.reopenBackoffMs, modbus.reopenBackoffMaxMs);
+      // Attempts start one backoff step apart: the time an attempt spent waiting for its timeout
+      // is part of the step, so a module that comes back is served within one step.
+      const wait = Math.max(0, step - (monotonic() - startedAt));
       this.ctx.counters.inc('modbus.open.failed');
       if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
-        this.log.warn({ err: (err as Error).message, failures: this.openFailures, retryInMs: wait }, 'cannot open the bus; retrying');
+        this.log.warn({ err: (err as Error).message, failures: this.openFailures, retryInMs: Math.round(wait) }, 'cannot open the bus; retrying');
       }
       await pause(wait, signal);
     }
@@ -300,7 +366,8 @@ export class ModbusBusDriver implements BusDriver {
     client.setID(m.unitId);
     this.stats.requests++;
     try {
-      const out = await fn(client);
+      // modbus-serial times every request out itself; this bound holds should its timer ever be lost.
+      const out = await withTimeout(fn(client), 2 * this.ctx.config.modbus.requestTimeoutMs + 100, what);
       this.answered(m);
       return out;
     } catch (err) {
@@ -327,11 +394,11 @@ export class ModbusBusDriver implements BusDriver {
       this.ctx.counters.inc('modbus.exceptions');
       this.ctx.supervisor.seen(m.device.id);
       this.log.warn({ deviceId: m.device.id, unitId: m.unitId, what, exception: code }, 'module answered with an exception');
-      m.retryAt = Date.now() + modbus.panicPollMs;
+      m.retryAt = monotonic() + modbus.panicPollMs;
       return;
     }
     m.failures++;
-    m.retryAt = Date.now() + backoffMs(m.failures, modbus.panicPollMs, Math.max(modbus.panicPollMs, modbus.reopenBackoffMaxMs));
+    m.retryAt = monotonic() + backoffMs(m.failures, modbus.panicPollMs, Math.max(modbus.panicPollMs, modbus.reopenBackoffMaxMs));
     if (isTimeout(err)) {
       this.stats.timeouts++;
       this.ctx.counters.inc('modbus.timeouts');
@@ -343,7 +410,7 @@ export class ModbusBusDriver implements BusDriver {
 
   private async poll(m: Module, full: boolean): Promise<void> {
     const { modbus } = this.ctx.config;
-    const now = Date.now();
+    const now = monotonic();
     // How long since this module's panic inputs were last read: the poll cycle as the module sees it.
     const t0 = performance.now();
     if (m.polledAt > 0) this.ctx.latencies.recordMs('modbus.panicPollInterval', t0 - m.polledAt);

@@ -9,12 +9,14 @@
  *   on a 30 ms timer, answers every unit id at 255 and never checks the request's CRC. A pty moves
  *   bytes instantly, so the slave accounts for the request's wire time, waits its turnaround, and
  *   sends its answer paced at the baud rate: timing measured through it is the wire's.
- * - `ModbusTcpSlaveSim` serves the same modules with modbus-serial's ServerTCP.
+ * - `ModbusTcpSlaveSim` serves the same modules with modbus-serial's ServerTCP; it can be switched
+ *   off as a module without power is (silent connections, SYNs unanswered) and on again.
  * - `runModbusSim` is the `lianfang simulate modbus` command: modules plus a line-based console.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createInterface, type Interface } from 'node:readline';
 import { SerialPort } from 'serialport';
 import { ServerTCP, type IServiceVector } from 'modbus-serial';
@@ -503,8 +505,14 @@ export class ModbusTcpSlaveSim {
   readonly modules: Map<number, IoModule>;
   readonly host: string;
   port: number;
+  /** Point reads and writes addressed to a served unit id (ServerTCP calls the vector once per point). */
+  readonly stats = { requests: 0 };
   private server: ServerTCP | null = null;
   private garbagePending = false;
+  private powered = true;
+  /** While switched off: the connections it had (silent) and the process holding its port. */
+  private silentSockets: Socket[] = [];
+  private holder: PortHolder | null = null;
 
   constructor(opts: TcpSlaveOptions) {
     this.modules = buildModules(opts.modules);
@@ -532,7 +540,49 @@ export class ModbusTcpSlaveSim {
     }
   }
 
+  /**
+   * Switch the module off as the network sees it. A module without power answers nothing: its
+   * open connections go silent (no FIN, no RST: the master's requests time out) and a SYN to its
+   * address gets no answer, so a master's connect waits for its own timeout, or for the kernel's
+   * SYN retries (about two minutes) if it has none. Closing the listener would instead refuse
+   * connections, as a module that is on but not serving does; `close()` does that.
+   */
+  async powerOff(): Promise<void> {
+    const server = this.server;
+    if (!server || !this.powered) return;
+    this.powered = false;
+    this.server = null;
+    // ServerTCP keeps its net.Server and its connections in these (untyped) fields.
+    const inner = server as unknown as { _server: Server; socks: Map<Socket, number> };
+    this.silentSockets = [...inner.socks.keys()];
+    inner._server.close();
+    this.holder = await holdPortSilently(this.host, this.port);
+  }
+
+  /**
+   * Switch it on again: the connections it had are reset (the module rebooted and does not know
+   * them), connections are refused for `bootMs` (its stack is up, its server not yet), then served.
+   */
+  async powerOn(bootMs = 0): Promise<void> {
+    if (this.powered) return;
+    await this.holder?.release();
+    this.holder = null;
+    for (const sock of this.silentSockets) sock.resetAndDestroy();
+    this.silentSockets = [];
+    if (bootMs > 0) await waitMs(bootMs);
+    this.powered = true;
+    await this.start();
+  }
+
+  get isOn(): boolean {
+    return this.powered;
+  }
+
   async close(): Promise<void> {
+    await this.holder?.release();
+    this.holder = null;
+    for (const sock of this.silentSockets) sock.destroy();
+    this.silentSockets = [];
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -545,7 +595,9 @@ export class ModbusTcpSlaveSim {
   private vector(): IServiceVector {
     const serve = <T>(unitId: number, reply: Reply<T>, act: (m: IoModule) => T): void => {
       const module = this.modules.get(unitId);
-      if (!module || module.fault === 'silent') return;
+      if (!module || !this.powered) return;
+      this.stats.requests++;
+      if (module.fault === 'silent') return;
       // ServerTCP ignores the value when there is an error.
       const refuse = (err: Error) => reply(err, undefined as T);
       if (module.fault === 'exception') return refuse(tcpException(ExceptionCode.SERVER_DEVICE_FAILURE, 'module fault'));
@@ -580,6 +632,72 @@ export class ModbusTcpSlaveSim {
       for (const sock of this.server?.socks.keys() ?? []) sock.write(garbage());
     });
   }
+}
+
+/** A TCP port held so that nothing answers on it; `release()` frees it. */
+interface PortHolder {
+  release(): Promise<void>;
+}
+
+/**
+ * The port holder, run as `node -e`: it listens with a backlog of one and then blocks its own event
+ * loop, so it never accepts; it ends when released (killed), when its parent is gone, or after ten
+ * minutes, so a test that dies leaves nothing behind for long.
+ */
+const PORT_HOLDER = `
+const net = require('node:net');
+const fs = require('node:fs');
+const [port, host] = process.argv.slice(1);
+const parent = process.ppid;
+const server = net.createServer();
+server.on('error', (err) => { fs.writeSync(2, String(err)); process.exit(1); });
+server.listen({ port: Number(port), host, backlog: 1 }, () => {
+  fs.writeSync(1, 'holding\\n');
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const until = Date.now() + 600000;
+  while (process.ppid === parent && Date.now() < until) Atomics.wait(cell, 0, 0, 200);
+  process.exit(0);
+});
+`;
+
+/**
+ * Hold `host:port` so that a SYN to it gets no answer, as the address of a module without power:
+ * a listener that never accepts, whose accept queue (a backlog of one holds two) is filled by two
+ * connections of ours; Linux then drops further SYNs (a full queue is not refused, it is ignored).
+ */
+async function holdPortSilently(host: string, port: number): Promise<PortHolder> {
+  const child: ChildProcess = spawn(process.execPath, ['-e', PORT_HOLDER, String(port), host], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const fillers: Socket[] = [];
+  const release = async () => {
+    process.removeListener('exit', kill);
+    for (const f of fillers) f.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      kill();
+      await exited;
+    }
+  };
+  const holding = await Promise.race([
+    new Promise<boolean>((resolve) => child.stdout!.on('data', (d) => String(d).includes('holding') && resolve(true))),
+    exited.then(() => false),
+    waitMs(10_000).then(() => false),
+  ]);
+  if (!holding) {
+    await release();
+    throw new Error(`could not hold port ${port} silently: ${stderr.trim() || 'no answer from the holder'}`);
+  }
+  for (let i = 0; i < 2; i++) {
+    const f = connect({ host, port });
+    f.on('error', () => undefined);
+    fillers.push(f);
+    // A master's own SYN may take the slot first: the queue is full either way.
+    await Promise.race([new Promise((resolve) => f.once('connect', resolve)), waitMs(1_000)]);
+  }
+  return { release };
 }
 
 export interface ModbusSimOptions {
