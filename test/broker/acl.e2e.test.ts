@@ -51,6 +51,7 @@ t.test('logins and client ids', async (t) => {
   t.equal(await refusedConnect(gw.mqttUrl, { clientId: b.deviceId, username: a.creds.username, password: a.creds.password }), 5, "a device may not take another device's client id");
   t.equal(await refusedConnect(gw.mqttUrl, { clientId: 'x+y', username: a.creds.username, password: a.creds.password }), 2, 'client id with + refused');
   t.equal(await refusedConnect(gw.mqttUrl, { clientId: 'ok', username: 'a/b', password: 'whatever-long' }), 4, 'username with / refused');
+  t.equal(await refusedConnect(gw.mqttUrl, { clientId: 'nobody', username: 'nobody', password: 'whatever-long' }), 4, 'unknown username');
   t.equal(
     await refusedConnect(gw.mqttUrl, { clientId: a.deviceId, username: street.officer.username, password: street.officer.password }),
     5,
