@@ -48,6 +48,8 @@ function coerceEnv(leaf: Leaf, raw: string): unknown {
     return n;
   }
   if (type === 'boolean') return raw === 'true' || raw === '1';
+  // A list is comma-separated (`LF_HTTP_HEALTH_DETAIL_FROM=127.0.0.1,10.0.0.0/24`).
+  if (type === 'array') return raw.split(',').map((s) => s.trim()).filter(Boolean);
   return raw;
 }
 

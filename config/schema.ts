@@ -51,6 +51,12 @@ export const ConfigSchema = Type.Object(
       {
         host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP server binds to.' }),
         port: Port(8080, 'HTTP port serving /health (0 = any free port; the chosen port is logged).'),
+        healthDetailFrom: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+          maxItems: 64,
+          default: ['127.0.0.1', '::1', '::ffff:127.0.0.1'],
+          description:
+            'Caller addresses (or CIDR ranges, e.g. 10.0.0.0/24) that /health answers in full; everyone else gets only up and version. In the environment: comma-separated.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -107,7 +113,6 @@ export const ConfigSchema = Type.Object(
         doorPollMs: Millis(1_000, 'How often all inputs (door contacts, tamper) of each I/O module are read.'),
         reopenBackoffMs: Millis(200, 'First wait before reopening a bus after a timeout; doubles on each failure.'),
         reopenBackoffMaxMs: Millis(10_000, 'Longest wait between two attempts to reopen a bus.'),
-        connectTimeoutMs: Millis(2_000, 'Longest wait for a bus to open: a TCP connect to a module that is switched off gets no answer at all.'),
         sounderMaxMs: Millis(180_000, 'A sounder switched on for an alarm is switched off after this long at the latest.'),
       },
       { default: {}, additionalProperties: false },

@@ -26,6 +26,7 @@ import { LoginThrottle } from './security/login-throttle.js';
 import { HttpServer } from './http/http-server.js';
 import { AdminServer, adminSocketPath, type AdminRequest } from './admin/channel.js';
 import { acquireLock, type Lock } from './admin/lock.js';
+import { usePrivateUmask } from './data-dir.js';
 import { shortId } from './ids.js';
 import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
@@ -87,9 +88,11 @@ export class Gateway {
   private async startModules(): Promise<void> {
     const { config } = this.opts;
     const log = this.log;
+    // Before anything is created in the data directory: the db's -wal and -shm, the socket, the lock.
+    usePrivateUmask();
     const socketPath = adminSocketPath(config.dataDir);
     const gatewayKey = loadOrCreateGatewayKey(config.dataDir);
-    this.lock = acquireLock(config.dataDir);
+    this.lock = await acquireLock(config.dataDir, gatewayKey);
     this.db = openDatabase(config.dataDir, { busyTimeoutMs: config.store.busyTimeoutMs });
     // Checkpoints run in a worker thread, not inside an alarm's commit.
     this.db.pragma('wal_autocheckpoint = 0');
@@ -182,7 +185,13 @@ export class Gateway {
       delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
     });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
-    this.http = new HttpServer({ host: config.http.host, port: config.http.port, log: log.child({ module: 'http' }), health: () => this.health() });
+    this.http = new HttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      healthDetailFrom: config.http.healthDetailFrom,
+      log: log.child({ module: 'http' }),
+      health: (detail) => (detail ? this.health() : this.publicHealth()),
+    });
     this.admin = new AdminServer(socketPath, (req) => this.adminRequest(req), log.child({ module: 'admin' }));
 
     await this.broker.start();
@@ -214,6 +223,15 @@ export class Gateway {
     return { mqtt: this.broker.ports.mqtt, ws: this.broker.ports.ws, http: this.http.port };
   }
 
+  /**
+   * What /health tells a caller outside `http.healthDetailFrom`: that the gateway is up, nothing more
+   * (open alarms, counters and device ids would tell a robber whether the 9# went through).
+   */
+  publicHealth(): Record<string, unknown> {
+    return { up: true, version: this.version };
+  }
+
+  /** The full view: for /health from `http.healthDetailFrom` and the admin socket's `health` op. */
   health(): Record<string, unknown> {
     const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
     return {

@@ -26,6 +26,10 @@ export const ERRORS = {
     message: 'data directory %s is in use by another gateway (pid %s)',
     remedy: 'stop the other gateway, or start this one with a different --data directory',
   },
+  LF_ERR_DATA_DIR_UNSAFE: {
+    message: 'data directory %s is writable by its group or by others (mode %s): check that nobody else changed what is in it, then run `chmod 700 %s`',
+    remedy: 'the data directory holds password hashes and the gateway key: make it private to the gateway\'s user (`chmod 700 DIR`); the files in it are tightened to 0600 at the next start',
+  },
   LF_ERR_SOCKET_PATH_TOO_LONG: {
     message: 'admin socket path %s is %s bytes; a Unix socket path is limited to 107',
     remedy: 'use a shorter --data directory path',

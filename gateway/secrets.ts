@@ -14,21 +14,28 @@ import {
   scrypt as scryptCb,
   timingSafeEqual,
 } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { secureDataDir } from './data-dir.js';
 
 export const GATEWAY_KEY_FILE = 'gateway.key';
 
 /** Load the gateway key, creating it (32 random bytes, mode 0600) on first use. */
 export function loadOrCreateGatewayKey(dataDir: string): Buffer {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  secureDataDir(dataDir);
   const file = join(dataDir, GATEWAY_KEY_FILE);
   if (!existsSync(file)) {
+    // Written whole under a temporary name, then linked into place: link() fails if the key exists,
+    // so of two processes creating it at once one wins and the other reads a complete key, never a
+    // half-written one.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     try {
-      writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+      linkSync(tmp, file);
     } catch (err) {
-      // Two processes raced to create it: the other one won, read theirs.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkSync(tmp);
     }
   }
   chmodSync(file, 0o600);

@@ -36,6 +36,7 @@ import { gatewayVersion } from '../version.js';
 import { userInfo } from 'node:os';
 import { getDevice } from '../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
+import { usePrivateUmask } from '../data-dir.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -100,6 +101,8 @@ async function notifyGateway(dataDir: string, req: { op: string; [k: string]: un
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Whatever a command creates in the data directory (the database, its -wal, the key) is private.
+  usePrivateUmask();
   const program = new Command('lianfang')
     .description('Lianfang (联防) joint-defence alarm gateway: provision stations, shops, devices and users; run the gateway.')
     .version(gatewayVersion())

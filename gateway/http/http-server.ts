@@ -1,26 +1,70 @@
 /**
- * The gateway's HTTP server. For now it serves `/health` (up, version, gatewayId, counts); the
- * console and Node-RED come with their own issues and will sit behind a login.
+ * The gateway's HTTP server. For now it serves `/health`: to anyone, that the gateway is up and its
+ * version; in full (counts, open alarms, faults, counters, device ids) only to callers whose address
+ * is in `http.healthDetailFrom` (loopback by default), since the listener is on the street's network
+ * and open alarms tell a robber whether the 9# went through. The console and Node-RED come with
+ * their own issues and will sit behind a login (a session will then also unlock the details).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { BlockList, isIP, type AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
+import { lfError } from '../errors.js';
+
+/** `::ffff:127.0.0.1` (an IPv4 caller on a dual-stack listener) → `127.0.0.1`. */
+function unmapped(address: string): string {
+  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  return m ? m[1]! : address;
+}
+
+/**
+ * The set of caller addresses given the details: plain addresses and CIDR ranges, IPv4 or IPv6.
+ * Validated once at start; an IPv4 entry also covers its IPv4-mapped IPv6 form.
+ */
+export function addressSet(entries: readonly string[], field = 'http.healthDetailFrom'): (address: string | undefined) => boolean {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [addr, bits, extra] = unmapped(entry.trim()).split('/');
+    const family = isIP(addr ?? '');
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+    if (!family || extra !== undefined || !(prefix >= 0 && prefix <= (family === 4 ? 32 : 128))) {
+      throw lfError('LF_ERR_CONFIG_INVALID', `${field}: ${JSON.stringify(entry)} is not an IP address or CIDR range`);
+    }
+    list.addSubnet(addr!, prefix, family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return (address) => {
+    if (!address) return false;
+    const a = unmapped(address);
+    const family = isIP(a);
+    return family !== 0 && list.check(a, family === 4 ? 'ipv4' : 'ipv6');
+  };
+}
 
 export class HttpServer {
   private server: Server | null = null;
   port = 0;
 
   constructor(
-    private readonly opts: { host: string; port: number; log: Logger; health: () => Record<string, unknown> },
+    private readonly opts: {
+      host: string;
+      port: number;
+      /** Caller addresses that get the full /health (config `http.healthDetailFrom`). */
+      healthDetailFrom: readonly string[];
+      log: Logger;
+      /** Called per /health request; `detail` is false for an anonymous caller. */
+      health: (detail: boolean) => Record<string, unknown>;
+    },
   ) {}
 
   async start(): Promise<void> {
+    const detailFor = addressSet(this.opts.healthDetailFrom);
+    // The peer address of the TCP connection, never a header a caller can write (X-Forwarded-For).
+    const detailed = (req: IncomingMessage) => detailFor(req.socket.remoteAddress);
     this.server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/health') {
         let body: string;
         try {
-          body = JSON.stringify(this.opts.health());
+          body = JSON.stringify(this.opts.health(detailed(req)));
         } catch (err) {
           this.opts.log.error({ err }, 'health failed');
           res.writeHead(500, { 'content-type': 'application/json' }).end('{"up":false}');

@@ -4,9 +4,10 @@
  * power loss), foreign keys on, and migrations applied.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrate } from './migrations.js';
+import { secureDataDir, DATA_FILE_MODE } from '../data-dir.js';
 
 export type Db = Database.Database;
 
@@ -17,9 +18,15 @@ export interface OpenOptions {
   readonly?: boolean;
 }
 
+/** Open `<dataDir>/lianfang.db`, creating and securing the directory first (gateway/data-dir.ts). */
 export function openDatabase(dataDir: string, opts: OpenOptions = {}): Db {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return openDatabaseFile(join(dataDir, DB_FILE), opts);
+  secureDataDir(dataDir);
+  const file = join(dataDir, DB_FILE);
+  const db = openDatabaseFile(file, opts);
+  // SQLite creates a new database under the process umask (0644 by default) and gives its -wal and
+  // -shm the database's own mode; a caller that did not set the private umask still gets 0600.
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, DATA_FILE_MODE);
+  return db;
 }
 
 export function openDatabaseFile(file: string, opts: OpenOptions = {}): Db {
