@@ -113,6 +113,7 @@ export const ConfigSchema = Type.Object(
         doorPollMs: Millis(1_000, 'How often all inputs (door contacts, tamper) of each I/O module are read.'),
         reopenBackoffMs: Millis(200, 'First wait before reopening a bus after a timeout; doubles on each failure.'),
         reopenBackoffMaxMs: Millis(10_000, 'Longest wait between two attempts to reopen a bus.'),
+        connectTimeoutMs: Millis(2_000, 'Longest wait for a bus to open: a TCP connect to a module that is switched off gets no answer at all.'),
         sounderMaxMs: Millis(180_000, 'A sounder switched on for an alarm is switched off after this long at the latest.'),
       },
       { default: {}, additionalProperties: false },
