@@ -12,6 +12,9 @@
  * A silent module, an exception or a wrong unit id costs one timeout and is logged; the others are
  * still polled, and the silent one is retried with backoff. After a timeout the port is closed and
  * reopened with backoff (modbus-serial can leave a half-open port behind: "Cannot lock port").
+ * Every wait of the loop is bounded, the opening of a bus too (modbus-serial's TCP connect has no
+ * timeout), and attempts start one backoff step apart: a bus or module that comes back, however
+ * long it was away, is polled again within one step.
  */
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusClient } from 'modbus-serial/ModbusRTU.js';
