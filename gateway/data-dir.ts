@@ -42,7 +42,15 @@ function tighten(path: string, st: Stats, depth: number): void {
   if (st.isSymbolicLink()) return;
   const want = st.isDirectory() ? DATA_DIR_MODE : DATA_FILE_MODE;
   // Only narrowing: a file deliberately made stricter (0400) stays so.
-  if ((st.mode & 0o777 & ~want) !== 0) chmodSync(path, st.mode & 0o777 & want);
+  if ((st.mode & 0o777 & ~want) !== 0) {
+    try {
+      chmodSync(path, st.mode & 0o777 & want);
+    } catch (err) {
+      // Removed since it was listed (a socket of a process that just exited): nothing to protect.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return;
+    }
+  }
   if (!st.isDirectory() || depth >= 4) return;
   for (const name of readdirSync(path)) {
     const child = join(path, name);
@@ -50,7 +58,7 @@ function tighten(path: string, st: Stats, depth: number): void {
     try {
       cst = lstatSync(child);
     } catch {
-      continue; // removed meanwhile (a socket of a process that just exited)
+      continue; // removed since it was listed
     }
     tighten(child, cst, depth + 1);
   }
