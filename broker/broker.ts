@@ -57,6 +57,10 @@ export interface BrokerOptions {
   wsPort: number;
   maxPacketBytes: number;
   connectTimeoutMs: number;
+  /** A client that takes no bytes, or acknowledges no QoS 1 message, for this long is cut off (packet-size-guard.ts). */
+  stallTimeoutMs: number;
+  /** Bytes buffered toward one client at most; one more cuts it off. */
+  maxBufferedBytes: number;
   /** Every login goes through it (gateway/security/login-throttle.ts), keyed by the peer's address. */
   loginThrottle: LoginThrottle;
 }
@@ -222,6 +226,18 @@ export class Broker {
       maxPacketBytes,
       onPuback: (id) => tap.puback(id),
       onOutbound: (chunk) => tap.outbound(chunk),
+      stallTimeoutMs: this.opts.stallTimeoutMs,
+      maxBufferedBytes: this.opts.maxBufferedBytes,
+      unackedSince: () => tap.oldestUnackedAt(),
+      onStall: ({ reason, bufferedBytes, stalledMs }) => {
+        counters.inc('mqtt.stalled-cut');
+        const c = clientOf();
+        // What it had not acknowledged is still undelivered in the outbox: re-sent when it subscribes again.
+        log.warn(
+          { clientId: c?.id, reason, bufferedBytes, stalledMs, stallTimeoutMs: this.opts.stallTimeoutMs },
+          'client cut off: it stopped reading',
+        );
+      },
       onReject: (reason, bytes) => {
         counters.inc(reason === 'too-large' ? 'refused.LF_ERR_PACKET_TOO_LARGE' : 'refused.malformed-header');
         log.warn({ code: 'LF_ERR_PACKET_TOO_LARGE', reason, announcedBytes: bytes, max: maxPacketBytes }, 'socket closed before buffering the packet');

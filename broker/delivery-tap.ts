@@ -6,6 +6,7 @@
  * (DESIGN.md "Delivered means answered").
  */
 import mqttPacket from 'mqtt-packet';
+import { performance } from 'node:perf_hooks';
 
 export interface Delivered {
   topic: string;
@@ -15,7 +16,8 @@ export interface Delivered {
 /** In-flight QoS 1 messages of one connection, by packet id. */
 export class DeliveryTap {
   private readonly parser: ReturnType<typeof mqttPacket.parser>;
-  private readonly inflight = new Map<number, Delivered>();
+  /** In write order (a re-used packet id moves to the end), so the first is the oldest. */
+  private readonly inflight = new Map<number, Delivered & { writtenAt: number }>();
 
   constructor(
     private readonly onDelivered: (d: Delivered) => void,
@@ -25,7 +27,12 @@ export class DeliveryTap {
     this.parser = mqttPacket.parser({ protocolVersion: 4 });
     this.parser.on('packet', (p) => {
       if (p.cmd === 'publish' && p.qos > 0 && p.messageId !== undefined) {
-        this.inflight.set(p.messageId, { topic: p.topic, payload: Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload) });
+        this.inflight.delete(p.messageId);
+        this.inflight.set(p.messageId, {
+          topic: p.topic,
+          payload: Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload),
+          writtenAt: performance.now(),
+        });
         // A client that never answers must not grow this without bound.
         if (this.inflight.size > 65_535) this.inflight.delete(this.inflight.keys().next().value!);
       }
@@ -47,6 +54,12 @@ export class DeliveryTap {
     const d = this.inflight.get(messageId);
     if (!d) return;
     this.inflight.delete(messageId);
-    this.onDelivered(d);
+    this.onDelivered({ topic: d.topic, payload: d.payload });
+  }
+
+  /** When (performance.now()) the oldest QoS 1 message not yet acknowledged was written; undefined if none. */
+  oldestUnackedAt(): number | undefined {
+    for (const d of this.inflight.values()) return d.writtenAt;
+    return undefined;
   }
 }

@@ -44,6 +44,17 @@ export const ConfigSchema = Type.Object(
           description: 'Largest MQTT packet accepted; a larger one closes the socket before it is buffered.',
         }),
         connectTimeoutMs: Millis(10_000, 'A socket that sends no CONNECT within this time is closed.'),
+        stallTimeoutMs: Millis(
+          5_000,
+          'A client that takes none of the bytes waiting for it, or does not acknowledge a QoS 1 message, for this long is cut off (its messages stay in the outbox); no client ever delays another.',
+          0,
+        ),
+        maxBufferedBytes: Type.Integer({
+          minimum: 65_536,
+          maximum: 1_073_741_824,
+          default: 4_194_304,
+          description: 'Bytes the gateway buffers toward one MQTT client that has not taken them; one more cuts the client off.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -126,6 +126,8 @@ export class Gateway {
       wsPort: config.mqtt.wsPort,
       maxPacketBytes: config.mqtt.maxPacketBytes,
       connectTimeoutMs: config.mqtt.connectTimeoutMs,
+      stallTimeoutMs: config.mqtt.stallTimeoutMs,
+      maxBufferedBytes: config.mqtt.maxBufferedBytes,
     });
     // What the gateway publishes also reaches the shops' wired keypads and sounders.
     this.outbox = new Outbox(this.db, {
