@@ -14,6 +14,8 @@ import type { Logger } from '../gateway/logger.js';
 import type { Counters } from '../gateway/metrics.js';
 import { PacketSizeGuard } from './packet-size-guard.js';
 import { DeliveryTap } from './delivery-tap.js';
+import { SessionLimits, restoredSubscriptions, type SessionLimitsOptions } from './session-limits.js';
+import { ConnectionAdmission, type AdmissionOptions } from './connection-admission.js';
 import type { LoginThrottle } from '../gateway/security/login-throttle.js';
 import {
   canPublish,
@@ -61,6 +63,10 @@ export interface BrokerOptions {
   stallTimeoutMs: number;
   /** Bytes buffered toward one client at most; one more cuts it off. */
   maxBufferedBytes: number;
+  /** What sockets are kept at accept (broker/connection-admission.ts). */
+  admission: Omit<AdmissionOptions, 'log' | 'counters'>;
+  /** What one client's session may hold (broker/session-limits.ts). */
+  sessions: Omit<SessionLimitsOptions, 'log' | 'counters'>;
   /** Every login goes through it (gateway/security/login-throttle.ts), keyed by the peer's address. */
   loginThrottle: LoginThrottle;
 }
@@ -85,8 +91,14 @@ export class Broker {
   /** Recipients with a live subscription, and by how many clients. */
   private readonly live = new Map<string, number>();
   ports = { mqtt: 0, ws: 0 };
+  private readonly sessions: SessionLimits;
+  private readonly admission: ConnectionAdmission;
 
-  constructor(private readonly opts: BrokerOptions) {}
+  constructor(private readonly opts: BrokerOptions) {
+    const { log, counters } = opts;
+    this.sessions = new SessionLimits({ log, counters, ...opts.sessions });
+    this.admission = new ConnectionAdmission({ log, counters, ...opts.admission });
+  }
 
   async start(): Promise<void> {
     const { log, counters, backend } = this.opts;
@@ -95,6 +107,10 @@ export class Broker {
       maxClientsIdLength: 64,
       // A device's PUBACK waits for the group commit; keep a burst of them in flight.
       concurrency: 1000,
+      // Bounded sessions; QoS 2 is downgraded in authorizePublish, so none awaits a PUBREL (the
+      // aedes per-connection cap stays as a second line).
+      persistence: this.sessions.persistence as never,
+      maxInflightInbound: 16,
       authenticate: (client, username, password, cb) => {
         const c = client as LfClient;
         // Malformed logins go through the throttle too: they are failures of their address, counted
@@ -147,6 +163,7 @@ export class Broker {
         const c = client as LfClient | null;
         const principal = c?.[PRINCIPAL];
         if (!c || !principal) return cb(new Error('not authenticated'));
+        this.sessions.downgradePublish(packet);
         const d = canPublish(principal, packet.topic);
         if (!d.ok) {
           counters.inc('refused.LF_ERR_FORBIDDEN_TOPIC');
@@ -170,7 +187,7 @@ export class Broker {
           // A negative SUBACK (0x80), not a disconnect.
           return cb(null, null);
         }
-        cb(null, sub);
+        cb(null, this.sessions.grantSubscription(sub));
       },
     });
 
@@ -202,6 +219,20 @@ export class Broker {
       seen.clear();
     };
     this.aedes.on('clientDisconnect', forget);
+    this.aedes.on('client', (client) => {
+      this.admission.loggedIn(client.conn);
+      this.sessions.seen(client);
+    });
+    this.aedes.on('clientDisconnect', (client) => this.sessions.seen(client));
+    // A persistent session's subscriptions come back without a SUBSCRIBE (aedes restores them, and
+    // emits no 'subscribe'): they count as one, so the recipient is live and the outbox re-sends
+    // what it has not answered, including what the bounded session queue dropped.
+    this.aedes.on('clientReady', (client) => {
+      const subs = restoredSubscriptions(client);
+      if (subs.length) this.aedes.emit('subscribe', subs, client);
+    });
+    this.sessions.start();
+    this.admission.start();
     this.aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
     this.aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
 
@@ -250,8 +281,12 @@ export class Broker {
 
   private listenTcp(): Promise<void> {
     this.tcp = createServer((socket: Socket) => {
+      // A refused socket is destroyed before anything else is spent on it.
+      if (!this.admission.admit(socket)) return;
       socket.setNoDelay(true);
-      this.aedes.handle(this.guard(socket) as unknown as Socket);
+      const g = this.guard(socket);
+      this.admission.bind(g, socket);
+      this.sessions.adapt(this.aedes.handle(g as unknown as Socket));
     });
     return new Promise((resolve, reject) => {
       this.tcp!.once('error', reject);
@@ -263,14 +298,21 @@ export class Broker {
   }
 
   private listenWs(): Promise<void> {
-    this.http = createHttpServer((_req, res) => {
+    // A socket that sends no upgrade request is closed as an MQTT socket without CONNECT is.
+    const idleMs = this.opts.connectTimeoutMs;
+    const checkMs = Math.max(100, Math.min(idleMs, 30_000) / 2);
+    this.http = createHttpServer({ headersTimeout: idleMs, requestTimeout: idleMs, connectionsCheckingInterval: checkMs }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
     });
+    // Admission counts from the TCP accept, before the HTTP upgrade.
+    this.http.on('connection', (socket: Socket) => void this.admission.admit(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxPacketBytes });
     this.wss.on('connection', (ws, req: IncomingMessage) => {
       const stream = createWebSocketStream(ws);
       stream.on('error', () => stream.destroy());
-      this.aedes.handle(this.guard(stream, req.socket.remoteAddress) as unknown as Socket, req as never);
+      const g = this.guard(stream, req.socket.remoteAddress);
+      this.admission.bind(g, req.socket as Socket);
+      this.sessions.adapt(this.aedes.handle(g as unknown as Socket, req as never));
     });
     return new Promise((resolve, reject) => {
       this.http!.once('error', reject);
@@ -300,6 +342,11 @@ export class Broker {
     return this.aedes?.connectedClients ?? 0;
   }
 
+  /** What the listeners and the session store hold right now (for /health). */
+  limits(): { connections: ReturnType<ConnectionAdmission['stats']>; sessions: ReturnType<SessionLimits['stats']> } {
+    return { connections: this.admission.stats(), sessions: this.sessions.stats() };
+  }
+
   /** Disconnect every client logged in as `username` (a revoked device). */
   disconnect(match: (p: Principal) => boolean): number {
     let n = 0;
@@ -314,6 +361,8 @@ export class Broker {
   }
 
   async stop(): Promise<void> {
+    this.sessions.stop();
+    this.admission.stop();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => (this.wss ? this.wss.close(() => r()) : r()));
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));

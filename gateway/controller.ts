@@ -128,6 +128,18 @@ export class Gateway {
       connectTimeoutMs: config.mqtt.connectTimeoutMs,
       stallTimeoutMs: config.mqtt.stallTimeoutMs,
       maxBufferedBytes: config.mqtt.maxBufferedBytes,
+      admission: {
+        maxConnections: config.mqtt.maxConnections,
+        maxPending: config.mqtt.maxPendingConnections,
+        maxPendingPerAddress: config.mqtt.maxPendingPerAddress,
+        logIntervalMs: config.mqtt.limitsLogIntervalMs,
+      },
+      sessions: {
+        sessionExpiryMs: config.mqtt.sessionExpiryMs,
+        maxQueuedPerSession: config.mqtt.maxQueuedPerSession,
+        maxSessions: config.mqtt.maxSessions,
+        logIntervalMs: config.mqtt.limitsLogIntervalMs,
+      },
     });
     // What the gateway publishes also reaches the shops' wired keypads and sounders.
     this.outbox = new Outbox(this.db, {
@@ -251,6 +263,7 @@ export class Gateway {
         buses: this.registry.buses.size,
       },
       faults: this.supervisor.faults(),
+      mqtt: this.broker.limits(),
       counters: this.counters.snapshot(),
       latencies: this.latencies.snapshot(),
       writer: this.writer.stats,

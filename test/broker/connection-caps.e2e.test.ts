@@ -1,0 +1,110 @@
+/**
+ * Idle sockets cannot take the room of registered devices (broker/connection-admission.ts),
+ * against the gateway as a child process: several processes open many idle TCP sockets from
+ * other loopback addresses (127.0.0.2, 127.0.0.3, …); with the caps set low, the sockets past
+ * them are closed at once and counted, a registered device on 127.0.0.1 still gets in and its 9#
+ * raises an alarm, and once the idle sockets are gone new ones are accepted again.
+ */
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { tempDataDir, GatewayProcess, provisionStreet, query, sleep, ROOT } from '../helpers/gateway.js';
+import { SimKeypad } from '../../simulators/mqtt-devices.js';
+
+const HELPER = join(ROOT, 'test', 'helpers', 'idle-sockets.mjs');
+
+interface Holder {
+  child: ChildProcess;
+  /** What the helper saw once its sockets settled. */
+  report: Promise<{ opened: number; closed: number }>;
+}
+
+function holdIdleSockets(t: { teardown(fn: () => unknown): void }, port: number, localAddress: string, count: number): Holder {
+  const child = spawn(process.execPath, [HELPER, String(port), localAddress, String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const report = new Promise<{ opened: number; closed: number }>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l) as { opened: number; closed: number }));
+    child.once('exit', (code) => reject(new Error(`idle-socket helper exited (${code}) before reporting`)));
+  });
+  return { child, report };
+}
+
+function gone(h: Holder): Promise<void> {
+  return new Promise((resolve) => {
+    if (h.child.exitCode !== null || h.child.signalCode !== null) return resolve();
+    h.child.once('exit', () => resolve());
+    h.child.kill('SIGTERM');
+  });
+}
+
+async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = await get();
+  while (!ok(v)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await sleep(200);
+    v = await get();
+  }
+  return v;
+}
+
+const refused = (h: Record<string, any>, reason: string) => (h.counters[`refused.connection.${reason}`] as number | undefined) ?? 0;
+
+t.test('idle sockets from several processes leave room for a registered device', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 12);
+  const perAddress = 100;
+  const pendingTotal = 250;
+  const gw = await GatewayProcess.start(t, data, {
+    LF_MQTT_MAX_PENDING_PER_ADDRESS: String(perAddress),
+    LF_MQTT_MAX_PENDING_CONNECTIONS: String(pendingTotal),
+    LF_MQTT_MAX_CONNECTIONS: '1000',
+    // Long enough that no idle socket is closed for its silence while the test runs.
+    LF_MQTT_CONNECT_TIMEOUT_MS: '120000',
+    LF_MQTT_LIMITS_LOG_INTERVAL_MS: '500',
+  });
+  const each = 150;
+  const holders = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => holdIdleSockets(t, gw.ports.mqtt, a, each));
+  const reports = await Promise.all(holders.map((h) => h.report));
+  for (const [i, r] of reports.entries()) {
+    t.equal(r.opened, each, `process ${i + 2}: every socket was accepted by the kernel`);
+    t.ok(r.closed >= each - perAddress, `process ${i + 2}: the sockets past the per-address cap were closed at once (${r.closed} closed)`);
+  }
+  const h = await gw.health();
+  const all = ['per-address', 'pending-total', 'evicted'].reduce((n, r) => n + refused(h, r), 0);
+  t.ok(refused(h, 'per-address') > 0, `per-address refusals counted (${refused(h, 'per-address')})`);
+  t.ok(refused(h, 'pending-total') + refused(h, 'evicted') > 0, 'the total cap of pending sockets was reached and counted');
+  t.ok(all >= 4 * each - pendingTotal, `every socket past the caps was refused or made room and was counted (${all})`);
+  t.ok(h.mqtt.connections.pending <= pendingTotal, `pending sockets within the cap (${h.mqtt.connections.pending})`);
+  const summary = await gw.waitForLog((l) => l.msg === 'connections refused');
+  t.equal(summary.code, 'LF_ERR_TOO_MANY_CONNECTIONS', 'refusals logged in summary, with their code');
+  t.ok(gw.logs.filter((l) => l.msg === 'connections refused').length < 20, 'one line per interval, not one per socket');
+
+  // A registered device still finds room, and its 9# raises an alarm.
+  const s = street.shops[0];
+  const kp = await new SimKeypad(s.deviceId, s.shopId, s.creds, 1).connect(gw.mqttUrl);
+  t.teardown(() => kp.close());
+  await kp.press('9#');
+  const alarms = await until('the alarm', async () => query(data, 'SELECT shop_id FROM alarms'), (rows) => rows.length > 0);
+  t.same(alarms.map((r) => r.shop_id), [s.shopId], 'the alarm was raised');
+
+  // The idle sockets go away: new connections are accepted again, from the same addresses.
+  await Promise.all(holders.map(gone));
+  await until('the pending sockets to be released', () => gw.health(), (h) => h.mqtt.connections.pending === 0);
+  const again = holdIdleSockets(t, gw.ports.mqtt, '127.0.0.2', perAddress);
+  const r = await again.report;
+  t.same(r, { opened: perAddress, closed: 0 }, 'up to the per-address cap are accepted again');
+  await gone(again);
+  // The WebSocket listener is capped from its TCP accept too, before any HTTP upgrade.
+  const ws = holdIdleSockets(t, gw.ports.ws, '127.0.0.3', perAddress + 50);
+  const wr = await ws.report;
+  t.ok(wr.closed >= 50, `WebSocket port: the sockets past the per-address cap were closed at once (${wr.closed} closed)`);
+  await gone(ws);
+  const s2 = street.shops[1];
+  const kp2 = await new SimKeypad(s2.deviceId, s2.shopId, s2.creds, 1).connect(gw.mqttUrl);
+  t.teardown(() => kp2.close());
+  await kp2.press('9#');
+  await until('the second alarm', async () => query(data, 'SELECT shop_id FROM alarms'), (rows) => rows.length > 1);
+  t.pass('a second device raises an alarm after the recovery');
+});
