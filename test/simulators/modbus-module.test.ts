@@ -8,6 +8,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PassThrough } from 'node:stream';
+import { connect } from 'node:net';
 import modbusSerial from 'modbus-serial';
 import { SerialPort } from 'serialport';
 import { openPtyPair } from '../../simulators/wire/pty-pair.js';
@@ -270,6 +271,40 @@ t.test('TCP slave: modbus-serial and mbpoll', async (t) => {
   t.equal((await failure(client.readDiscreteInputs(0, 8))).errno, 'ETIMEDOUT', 'unknown unit id: timeout');
   client.setID(5);
   t.equal((await client.readDiscreteInputs(0, 8)).data.length, 8, 'the other unit still answers');
+});
+
+t.test('TCP slave switched off: its connection goes silent, a connect gets no answer (not refused); on again it serves', async (t) => {
+  const unit = new IoModule();
+  const sim = await new ModbusTcpSlaveSim({ modules: new Map([[1, unit]]) }).start();
+  t.teardown(() => sim.close());
+  const client = new ModbusRTU();
+  await client.connectTCP('127.0.0.1', { port: sim.port });
+  client.setTimeout(300);
+  t.teardown(() => closeClient(client));
+  client.setID(1);
+  t.equal((await client.readDiscreteInputs(0, 8)).data.length, 8, 'served while on');
+
+  await sim.powerOff();
+  t.equal((await failure(client.readDiscreteInputs(0, 8))).errno, 'ETIMEDOUT', 'the open connection is silent: no FIN, no RST, no answer');
+  t.ok(client.isOpen, 'and still open as far as the master can tell');
+  const attempt = await new Promise<string>((resolve) => {
+    const s = connect({ host: '127.0.0.1', port: sim.port });
+    s.once('connect', () => resolve('connected'));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    setTimeout(() => resolve('no answer'), 1_500);
+    t.teardown(() => s.destroy());
+  });
+  t.equal(attempt, 'no answer', 'a connect to it is neither accepted nor refused');
+
+  await sim.powerOn();
+  for (const until = Date.now() + 10_000; client.isOpen && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+  t.notOk(client.isOpen, 'the old connection was reset by the rebooted module');
+  const again = new ModbusRTU();
+  await again.connectTCP('127.0.0.1', { port: sim.port });
+  again.setTimeout(300);
+  t.teardown(() => closeClient(again));
+  again.setID(1);
+  t.equal((await again.readDiscreteInputs(0, 8)).data.length, 8, 'served again after it is switched on');
 });
 
 t.test('runModbusSim: commands in, coil changes out', async (t) => {
