@@ -31,6 +31,7 @@ interface MemoryPersistenceBase {
   addSubscriptions(client: { id: string }, subs: Subscription[]): Promise<void>;
   subscriptionsByClient(client: { id: string }): Promise<Subscription[]>;
   cleanSubscriptions(client: { id: string }): Promise<void>;
+  subscriptionsByTopic(topic: string): Promise<(Subscription & { clientId: string })[]>;
 }
 type Packet = PublishPacket & { brokerId?: string; brokerCounter?: number; messageId?: number };
 interface PacketCtor {
