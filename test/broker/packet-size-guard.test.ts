@@ -1,12 +1,15 @@
 /**
  * The packet-size guard: PacketSizeInspector on its own (fixed headers split across chunks at every
  * byte, several packets per chunk, Remaining Length of 1–4 bytes, a 5-byte one = malformed, the
- * maximum exactly), then PacketSizeGuard over a real TCP socket pair on 127.0.0.1, port 0.
+ * maximum exactly), then PacketSizeGuard over a real TCP socket pair on 127.0.0.1, port 0: bytes
+ * both ways, refusals, and the write side (a reader that stopped is never waited for and is cut
+ * off without progress for stallTimeoutMs, at maxBufferedBytes, or with a QoS 1 message left
+ * unacknowledged; one that keeps up never is).
  */
 import t from 'tap';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { PacketSizeInspector, PacketSizeGuard } from '../../broker/packet-size-guard.js';
+import { PacketSizeInspector, PacketSizeGuard, type GuardOptions, type StallInfo } from '../../broker/packet-size-guard.js';
 
 /** MQTT 3.1.1 §2.2.3 Remaining Length: 7 bits per byte, low bits first, high bit = more follows. */
 function varint(n: number): Buffer {
@@ -182,7 +185,7 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-async function pair(t: Teardown, maxPacketBytes: number, opts: { read?: boolean } = {}): Promise<Pair> {
+async function pair(t: Teardown, maxPacketBytes: number, opts: { read?: boolean; guard?: Partial<GuardOptions> } = {}): Promise<Pair> {
   const rejects: [string, number][] = [];
   const pubacks: number[] = [];
   const outbound: Buffer[] = [];
@@ -204,6 +207,7 @@ async function pair(t: Teardown, maxPacketBytes: number, opts: { read?: boolean 
     onReject: (reason, bytes) => rejects.push([reason, bytes]),
     onPuback: (id) => pubacks.push(id),
     onOutbound: (chunk) => outbound.push(Buffer.from(chunk)),
+    ...opts.guard,
   });
   guard.on('error', () => {});
   t.teardown(() => guard.destroy());
@@ -332,4 +336,78 @@ t.test("guard: records the peer's address at accept, still known after the socke
   const ws = new PacketSizeGuard(new PassThrough(), { maxPacketBytes: 1024, onReject: () => {}, remoteAddress: '::ffff:10.1.2.3' });
   t.teardown(() => ws.destroy());
   t.equal(ws.remoteAddress, '::ffff:10.1.2.3');
+});
+
+/** A pair whose client socket never reads, and the stalls its guard reported. */
+async function stalledPair(t: Teardown, guard: Partial<GuardOptions>) {
+  const stalls: StallInfo[] = [];
+  const p = await pair(t, 8192, { guard: { ...guard, onStall: (info) => stalls.push(info) } });
+  p.client.pause();
+  const clientClosed = closeOf(p.client);
+  // A paused socket sees neither data nor the reset: read again once the guard has cut it off.
+  const cutOff = async () => {
+    p.client.resume();
+    await clientClosed;
+  };
+  return { ...p, stalls, cutOff };
+}
+
+t.test('guard: writes toward a reader that stopped never wait (below the cap); no progress for stallTimeoutMs cuts it off', async (t) => {
+  const p = await stalledPair(t, { stallTimeoutMs: 300, maxBufferedBytes: 64 * 1024 * 1024 });
+  const chunk = packet(PUBLISH_QOS1, 8000);
+  // 16 MB: far more than the kernel buffers of a loopback connection whose reader stopped.
+  let refused = 0;
+  for (let i = 0; i < 2000; i++) if (!p.guard.write(chunk)) refused++;
+  t.equal(refused, 0, 'no write returned false: aedes never waits for this client to drain');
+  await until(() => p.stalls.length > 0);
+  t.equal(p.stalls.length, 1, 'cut off once');
+  t.equal(p.stalls[0]!.reason, 'no-drain');
+  t.ok(p.stalls[0]!.stalledMs >= 300, `after ${p.stalls[0]!.stalledMs} ms without progress`);
+  t.ok(p.stalls[0]!.bufferedBytes > 0, `${p.stalls[0]!.bufferedBytes} bytes were waiting`);
+  await p.cutOff();
+  t.ok(p.guard.destroyed, 'the guard (what aedes holds) is destroyed');
+});
+
+t.test('guard: one write beyond maxBufferedBytes cuts the reader off at once', async (t) => {
+  const p = await stalledPair(t, { stallTimeoutMs: 0, maxBufferedBytes: 256 * 1024 });
+  const chunk = packet(PUBLISH_QOS1, 8000);
+  let writes = 0;
+  while (p.guard.write(chunk)) writes++;
+  await until(() => p.stalls.length > 0);
+  t.equal(p.stalls[0]!.reason, 'buffer-full');
+  t.ok(p.stalls[0]!.bufferedBytes >= 256 * 1024, `${p.stalls[0]!.bufferedBytes} bytes buffered after ${writes} writes`);
+  await p.cutOff();
+});
+
+t.test('guard: a QoS 1 message not acknowledged within stallTimeoutMs cuts the peer off, though its socket takes the bytes', async (t) => {
+  let unackedSince: number | undefined;
+  const p = await stalledPair(t, { stallTimeoutMs: 200, unackedSince: () => unackedSince });
+  unackedSince = performance.now();
+  p.guard.write(packet(PUBLISH_QOS1, 100));
+  await until(() => p.stalls.length > 0);
+  t.equal(p.stalls[0]!.reason, 'no-puback');
+  t.ok(p.stalls[0]!.stalledMs >= 200, `${p.stalls[0]!.stalledMs} ms`);
+  await p.cutOff();
+});
+
+t.test('guard: a reader that keeps up, and a peer that acknowledges, are never cut off', async (t) => {
+  const stalls: StallInfo[] = [];
+  let unackedSince: number | undefined;
+  // A stall timeout far above a busy machine's pauses; each message is acknowledged within 20 ms.
+  const p = await pair(t, 8192, { guard: { stallTimeoutMs: 1000, unackedSince: () => unackedSince, onStall: (i) => stalls.push(i) } });
+  let got = 0;
+  p.client.on('data', (c: Buffer) => (got += c.length));
+  const chunk = packet(PUBLISH_QOS1, 8000);
+  const until0 = performance.now() + 2500;
+  let sent = 0;
+  while (performance.now() < until0) {
+    unackedSince = performance.now();
+    for (let i = 0; i < 50; i++) sent += chunk.length, p.guard.write(chunk);
+    await new Promise((r) => setTimeout(r, 20));
+    unackedSince = undefined;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => got >= sent);
+  t.same(stalls, [], `${sent} bytes over 2.5 s, nobody cut off`);
+  t.notOk(p.guard.destroyed);
 });
