@@ -304,6 +304,9 @@ export class Broker {
     this.http = createHttpServer({ headersTimeout: idleMs, requestTimeout: idleMs, connectionsCheckingInterval: checkMs }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
     });
+    // headersTimeout only runs once a request has begun: a socket silent from the start is closed
+    // by the inactivity timeout (ws clears it on the upgraded socket).
+    this.http.setTimeout(idleMs);
     // Admission counts from the TCP accept, before the HTTP upgrade.
     this.http.on('connection', (socket: Socket) => void this.admission.admit(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxPacketBytes });

@@ -9,6 +9,7 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { tempDataDir, GatewayProcess, provisionStreet, query, sleep, ROOT } from '../helpers/gateway.js';
 import { SimKeypad } from '../../simulators/mqtt-devices.js';
 
@@ -107,4 +108,37 @@ t.test('idle sockets from several processes leave room for a registered device',
   await kp2.press('9#');
   await until('the second alarm', async () => query(data, 'SELECT shop_id FROM alarms'), (rows) => rows.length > 1);
   t.pass('a second device raises an alarm after the recovery');
+});
+
+t.test('idle sockets are closed after connectTimeoutMs, on the TCP and the WebSocket port', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 11);
+  const gw = await GatewayProcess.start(t, data, { LF_MQTT_CONNECT_TIMEOUT_MS: '1000' });
+  const closedWithin = (port: number) =>
+    new Promise<number>((resolve) => {
+      const started = Date.now();
+      const s = netConnect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.once('close', () => resolve(Date.now() - started));
+      setTimeout(() => {
+        s.destroy();
+        resolve(Infinity);
+      }, 15_000);
+    });
+  const [tcp, ws] = await Promise.all([closedWithin(gw.ports.mqtt), closedWithin(gw.ports.ws)]);
+  t.ok(tcp < 15_000, `MQTT port: an idle socket was closed (${tcp} ms)`);
+  t.ok(ws < 15_000, `WebSocket port: a socket that sends no upgrade request was closed (${ws} ms)`);
+  await until('no pending socket', () => gw.health(), (h) => h.mqtt.connections.pending === 0);
+  t.pass('their places were released');
+
+  // A device over WebSocket that logged in is not pending, and outlives the timeout.
+  const s = street.shops[0];
+  const kp = await new SimKeypad(s.deviceId, s.shopId, s.creds, 1).connect(`ws://127.0.0.1:${gw.ports.ws}`);
+  t.teardown(() => kp.close());
+  const h = await gw.health();
+  t.same(h.mqtt.connections.pending, 0, 'a logged-in WebSocket client is not pending');
+  await sleep(2500);
+  await kp.press('9#');
+  await until('the alarm', async () => query(data, 'SELECT id FROM alarms').length, (n) => n > 0);
+  t.pass('its 9# raised an alarm after more than connectTimeoutMs');
 });
