@@ -6,11 +6,15 @@
  * - all sockets (TCP and WebSocket, logged in or not): `maxConnections`, kept below the process's
  *   descriptor limit (read from /proc where there is one);
  * - sockets that have not logged in yet ("pending", from the accept until aedes accepts the
- *   CONNECT): `maxPendingPerAddress` per remote address and `maxPending` in total. When the total
- *   is full, a newcomer from an address holding fewer pending sockets than the busiest address
- *   takes the place of that address's oldest pending socket: a device that logs in within
- *   milliseconds always finds room, however many idle sockets others hold, while a NAT in front
- *   of a whole street still gets up to `maxPendingPerAddress` handshakes at once.
+ *   CONNECT): `maxPendingPerAddress` per remote address and `maxPending` in total. A device logs
+ *   in within milliseconds, an idle socket does not, so the place of a socket pending longer
+ *   than `evictableAfterMs` can be taken: at the per-address cap a newcomer replaces that
+ *   address's oldest pending socket if it is that old (a device behind the NAT of a process
+ *   holding idle sockets still gets in; a reconnect storm behind one NAT is refused and retried
+ *   rather than resetting handshakes under way); when the total is full, a newcomer from an
+ *   address holding fewer pending sockets than the busiest address replaces that address's
+ *   oldest pending socket, however many idle sockets others hold (and a newcomer from the
+ *   busiest address itself replaces its own address's oldest, if that one is idle).
  *
  * A refused socket is destroyed at once. Refusals are counted (Counters `refused.connection.*`)
  * and logged as one summary line per interval, never one per socket.
@@ -26,8 +30,11 @@ export interface AdmissionOptions {
   maxConnections: number;
   maxPending: number;
   maxPendingPerAddress: number;
+  /** A socket pending this long is taken for idle: a newcomer from its address may take its place. */
+  evictableAfterMs: number;
   /** One summary line of refusals per this interval (when there were any). */
   logIntervalMs: number;
+  now?: () => number;
   /** The process's open-file limit; default read from /proc/self/limits (null = unknown). */
   fdLimit?: number | null;
 }
@@ -39,6 +46,7 @@ export type RefusalReason = 'per-address' | 'pending-total' | 'total';
 
 interface Ticket {
   address: string;
+  sinceMs: number;
   socket: Socket;
   pending: boolean;
   open: boolean;
@@ -109,7 +117,7 @@ export class ConnectionAdmission {
       this.refuse(socket, address, reason);
       return false;
     }
-    const ticket: Ticket = { address, socket, pending: true, open: true };
+    const ticket: Ticket = { address, socket, pending: true, open: true, sinceMs: this.now() };
     this.open++;
     this.pending++;
     let set = this.pendingByAddress.get(address);
@@ -139,21 +147,41 @@ export class ConnectionAdmission {
   /** Why `address` may not have another socket, or null (after making room if the total is full). */
   private decide(address: string): RefusalReason | null {
     if (this.open >= this.maxConnections) return 'total';
-    const mine = this.pendingByAddress.get(address)?.size ?? 0;
-    if (mine >= this.opts.maxPendingPerAddress) return 'per-address';
+    const own = this.pendingByAddress.get(address);
+    const mine = own?.size ?? 0;
+    const ownOldest = own?.values().next().value as Ticket | undefined;
+    const ownIdle = ownOldest && this.now() - ownOldest.sinceMs >= this.opts.evictableAfterMs ? ownOldest : null;
+    if (mine >= this.opts.maxPendingPerAddress) {
+      if (!ownIdle) return 'per-address';
+      this.evict(ownIdle);
+      return null;
+    }
     if (this.pending < this.opts.maxPending) return null;
-    // Full: make room at the busiest address, unless the newcomer's own address is (one of) it.
+    // Full: make room at the busiest address, unless the newcomer's own address is (one of) it;
+    // then at its own address, if its oldest there is idle.
     let busiest: Set<Ticket> | null = null;
     for (const set of this.pendingByAddress.values()) if (!busiest || set.size > busiest.size) busiest = set;
-    if (!busiest || busiest.size <= mine + 1) return 'pending-total';
-    const oldest = busiest.values().next().value as Ticket;
-    this.unpend(oldest);
-    this.release(oldest);
-    oldest.socket.destroy();
+    if (busiest && busiest.size > mine + 1) {
+      this.evict(busiest.values().next().value as Ticket);
+      return null;
+    }
+    if (!ownIdle) return 'pending-total';
+    this.evict(ownIdle);
+    return null;
+  }
+
+  /** Close a pending socket to make room for a newcomer (counted as `refused.connection.evicted`). */
+  private evict(ticket: Ticket): void {
+    this.unpend(ticket);
+    this.release(ticket);
+    ticket.socket.destroy();
     this.opts.counters.inc('refused.connection.evicted');
     this.tally.evicted++;
-    this.count(oldest.address);
-    return null;
+    this.count(ticket.address);
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? performance.now();
   }
 
   private refuse(socket: Socket, address: string, reason: RefusalReason): void {

@@ -73,6 +73,7 @@ export const ConfigSchema = Type.Object(
           default: 1_000,
           description: 'Sockets not yet logged in from one remote address (a NAT in front of many devices counts as one).',
         }),
+        pendingEvictableAfterMs: Millis(2_000, 'A socket not logged in after this long is taken for idle: at a cap, a newcomer from its address may take its place.'),
         limitsLogIntervalMs: Millis(10_000, 'Refused connections, and what the session limits dropped or expired, are logged as one summary line each per this interval.'),
         sessionExpiryMs: Millis(3_600_000, 'A persistent session (clean = false) without a connection for this long is forgotten; the outbox re-sends undelivered alarms on subscribe.'),
         maxQueuedPerSession: Type.Integer({

@@ -132,6 +132,7 @@ export class Gateway {
         maxConnections: config.mqtt.maxConnections,
         maxPending: config.mqtt.maxPendingConnections,
         maxPendingPerAddress: config.mqtt.maxPendingPerAddress,
+        evictableAfterMs: config.mqtt.pendingEvictableAfterMs,
         logIntervalMs: config.mqtt.limitsLogIntervalMs,
       },
       sessions: {

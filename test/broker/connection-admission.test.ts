@@ -25,6 +25,7 @@ class FakeSocket extends EventEmitter {
 
 function admission(over: Partial<AdmissionOptions> = {}) {
   const counters = new Counters();
+  const clock = { ms: 0 };
   const a = new ConnectionAdmission({
     log: createLogger('silent'),
     counters,
@@ -32,6 +33,8 @@ function admission(over: Partial<AdmissionOptions> = {}) {
     maxPending: 10,
     maxPendingPerAddress: 4,
     logIntervalMs: 1000,
+    evictableAfterMs: 1000,
+    now: () => clock.ms,
     fdLimit: null,
     ...over,
   });
@@ -40,7 +43,7 @@ function admission(over: Partial<AdmissionOptions> = {}) {
     const ok = a.admit(s as unknown as Socket);
     return { s, ok };
   };
-  return { a, counters, open };
+  return { a, counters, open, clock };
 }
 
 t.test('per address: the socket past the cap is destroyed at once and counted', async (t) => {
@@ -53,6 +56,19 @@ t.test('per address: the socket past the cap is destroyed at once and counted', 
   t.equal(counters.get('refused.connection.per-address'), 1);
   t.equal(open('10.0.0.2').ok, true, 'another address is not affected');
   t.same(a.stats(), { open: 5, pending: 5, maxConnections: 100 });
+});
+
+t.test('per address: a socket pending longer than evictableAfterMs gives its place to a newcomer', async (t) => {
+  const { counters, open, clock } = admission();
+  const idle = [1, 2, 3, 4].map(() => open('10.0.0.1'));
+  clock.ms = 999;
+  t.equal(open('10.0.0.1').ok, false, 'not yet: a handshake may still be under way');
+  clock.ms = 1000;
+  const device = open('10.0.0.1');
+  t.equal(device.ok, true, 'a newcomer behind the same address gets in');
+  t.equal(idle[0].s.destroyed, true, 'in place of the oldest');
+  t.equal(idle[1].s.destroyed, false);
+  t.equal(counters.get('refused.connection.evicted'), 1);
 });
 
 t.test('total pending full: a newcomer takes the place of the oldest socket of the busiest address', async (t) => {
@@ -76,6 +92,18 @@ t.test('total pending full: a newcomer takes the place of the oldest socket of t
   open2('10.0.0.2');
   t.equal(open2('10.0.0.2').ok, false);
   t.equal(c2.get('refused.connection.pending-total'), 1);
+});
+
+t.test('total pending full, newcomer from the busiest address: its own oldest gives way once idle', async (t) => {
+  const { open, clock } = admission({ maxPending: 4 });
+  const first = open('10.0.0.1');
+  open('10.0.0.1');
+  open('10.0.0.2');
+  open('10.0.0.2');
+  t.equal(open('10.0.0.1').ok, false, 'refused while the others may be handshakes under way');
+  clock.ms = 1000;
+  t.equal(open('10.0.0.1').ok, true, 'admitted once its oldest is idle');
+  t.equal(first.s.destroyed, true);
 });
 
 t.test('a login or a close releases the pending place; a close releases the connection', async (t) => {
