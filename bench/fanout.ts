@@ -192,6 +192,8 @@ export class FanoutBench {
   private closing = false;
   readonly anomalies = { stale: 0, unexpectedRecipient: 0, duplicates: 0, consoleErrors: 0, disconnects: 0, pressFailures: 0 };
   messages = 0;
+  /** The keypads' power-up counter (`boot`): a new one for each gateway process on the same database. */
+  boot = 1;
   /** Keep a per-alarm trace of the open-loop phase (`--trace`). */
   traceEnabled = false;
   lastTrace: Phase['trace'] = [];
@@ -410,7 +412,7 @@ export class FanoutBench {
     const serial = ++this.serial;
     if (spec.kind === 'gateway') {
       topic = topics.deviceEvents(shop.deviceId!);
-      body = JSON.stringify({ seq: ++this.seq[origin], boot: 1, type: 'keypad', keys: '9#' });
+      body = JSON.stringify({ seq: ++this.seq[origin], boot: this.boot, type: 'keypad', keys: '9#' });
     } else {
       // The bare broker does no work: the shop's client publishes the alert a gateway would send.
       topic = `bench/shops/${shop.shopId}/raise`;

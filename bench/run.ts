@@ -12,20 +12,32 @@
  * 3. Wired (bench/wired.ts): a 9# on a serial keypad line, from the last byte of its frame to the
  *    commit and to the neighbours' keypads; and the poll cycle of 32 Modbus modules on one
  *    19200-baud RTU line, beside the wire's limits.
+ * 4. Fan-out latency with one stalled subscriber present (issue 7): the latency phase again on the
+ *    gateway while a second device of a much-alerted shop subscribes to its alerts and never
+ *    reads (a 2 KiB receive buffer); it reconnects each time the gateway cuts it off.
+ * 5. `--runs N` (default 1; 3 with `--only fanout`): the latency phase N times on each target, the
+ *    median of the gateway/bare p50 ratios compared with the ratio recorded in
+ *    bench/results/latest.json (issue 7: it must not get worse by more than 10 %).
  * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md
- * (`--quick`: bench/results/quick.*).
+ * (`--quick`: bench/results/quick.*; `--only X`: bench/results/latest-X.*, so a partial run never
+ * replaces the full one).
  *
  * Bounded: every phase has a count and a time limit, a watchdog ends the run, and every socket
  * is on 127.0.0.1.
  */
 import { parseArgs } from 'node:util';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir, cpus, platform, release, totalmem, arch, loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { provisionStreet } from '../simulators/street.js';
 import { openDatabase } from '../gateway/store/db.js';
-import { listShops } from '../gateway/registry/registry.js';
+import { listShops, addDevice } from '../gateway/registry/registry.js';
+import { loadOrCreateGatewayKey } from '../gateway/secrets.js';
+import { topics } from '../firmware-contracts/mqtt/topics.js';
+import { StalledSubscriber } from './stalled-subscriber.js';
+import { ConfigSchema } from '../config/schema.js';
 import { rankNeighbours } from '../gateway/geo.js';
 import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type PhaseResult, type TargetSpec, type Credentials } from './fanout.js';
 import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
@@ -34,7 +46,7 @@ import { runSerialLine, runModbusCycle, NEIGHBOURS, type SerialLineParams, type 
 
 // ------------------------------------------------------------------ parameters
 
-const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired] [--quick]
+const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired|fanout] [--runs N] [--quick]
   --alarms N               alarms recorded in the latency phase (default 10000)
   --rate R                 offered alarms/s in the latency phase (default 100)
   --throughput-seconds S   measured seconds of the throughput phase (default 15)
@@ -44,8 +56,12 @@ const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughp
                            being the limit
   --windows A,B,...        outstanding-alarm windows swept before the throughput run (default 16,32,64,128)
   --log-level L            the gateway's log level (default info, its shipped default)
-  --only gateway|bare|wired
-                           run one part only: the gateway's or bare Aedes' fan-out (no ratio), or the wired buses
+  --only gateway|bare|wired|fanout
+                           run one part only: the gateway's or bare Aedes' fan-out (no ratio), the wired buses, or
+                           fanout: the latency phase only, --runs times on each target (median ratio against the
+                           recorded one), and with a stalled subscriber; results to bench/results/latest-<part>.*
+  --runs N                 latency phases per target for the median p50 ratio (default 1; 3 with --only fanout)
+  --stalled-alarms N       alarms of the phase with a stalled subscriber present (default: --alarms; 0 = skip it)
   --serial-alarms N        alarms raised on the serial keypad line (default 200; --quick 30)
   --serial-baud B          the keypad line's baud rate (default 19200)
   --serial-parity none|even
@@ -79,6 +95,8 @@ const { values: flags } = parseArgs({
     'serial-baud': { type: 'string' },
     'serial-parity': { type: 'string' },
     'modbus-seconds': { type: 'string' },
+    runs: { type: 'string' },
+    'stalled-alarms': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -111,7 +129,9 @@ const params = {
   sweepSeconds: quick ? 1.5 : 3,
   throughputWarmupSeconds: quick ? 1 : 2,
   logLevel: flags['log-level'] ?? 'info',
-  only: flags.only as 'gateway' | 'bare' | 'wired' | undefined,
+  only: flags.only as 'gateway' | 'bare' | 'wired' | 'fanout' | undefined,
+  runs: intFlag('runs', flags.runs, flags.only === 'fanout' ? 3 : 1, 1, 9),
+  stalledAlarms: 0,
   seed: intFlag('seed', flags.seed, 1, 0, 2 ** 31),
   quietWaitSeconds: intFlag('quiet-wait', flags['quiet-wait'], 180, 0, 3600),
   quick,
@@ -136,8 +156,9 @@ const params = {
 };
 params.throughputShops = Math.max(params.shops, intFlag('throughput-shops', flags['throughput-shops'], 400, 11, 2_000));
 params.warmupAlarms = Math.min(quick ? 100 : 500, Math.max(10, Math.round(params.alarms / 10)));
-if (params.only && params.only !== 'gateway' && params.only !== 'bare' && params.only !== 'wired') {
-  process.stderr.write(`--only must be gateway, bare or wired\n`);
+params.stalledAlarms = intFlag('stalled-alarms', flags['stalled-alarms'], params.alarms, 0, 1_000_000);
+if (params.only && params.only !== 'gateway' && params.only !== 'bare' && params.only !== 'wired' && params.only !== 'fanout') {
+  process.stderr.write(`--only must be gateway, bare, wired or fanout\n`);
   process.exit(2);
 }
 if (params.serial.parity !== 'none' && params.serial.parity !== 'even') {
@@ -148,6 +169,8 @@ const runs = {
   bare: !params.only || params.only === 'bare',
   gateway: !params.only || params.only === 'gateway',
   wired: !params.only || params.only === 'wired',
+  /** The extra latency runs (median ratio) and the stalled-subscriber phase. */
+  fanout: !params.only || params.only === 'fanout',
 };
 if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(params.logLevel)) {
   process.stderr.write(`--log-level must be a pino level\n`);
@@ -185,6 +208,9 @@ const phaseBudgetS =
       params.throughputWarmupSeconds
     : 0) +
   // Wired: an alarm on the serial line takes 2–3 s at 19200 baud (raise, fan-out, close, every keypad idle again).
+  (runs.fanout
+    ? (params.runs * 2 + 1) * ((params.alarms + params.warmupAlarms) / params.rate + 60 + params.quietWaitSeconds)
+    : 0) +
   (runs.wired ? params.serial.alarms * 4 + params.modbus.seconds + params.modbus.warmupSeconds + 60 + params.quietWaitSeconds : 0) +
   params.quietWaitSeconds +
   240;
@@ -269,6 +295,8 @@ interface Street {
   stationId: string;
   officer: Credentials;
   shops: BenchShop[];
+  /** A second MQTT device of the pressed shop that most pressed shops alert: the stalled subscriber. */
+  stalled: { shopIndex: number; shopId: string; deviceId: string; creds: Credentials; alertedBy: number };
 }
 
 async function buildStreet(dir: string): Promise<Street> {
@@ -293,7 +321,20 @@ async function buildStreet(dir: string): Promise<Street> {
         neighbours,
       };
     });
-    return { stationId: street.stationId, officer: street.officer, shops };
+    // The stalled subscriber: a second keypad of the shop in the most rings of the pressed shops, so
+    // it is among the recipients of as many alarms as any shop.
+    const rings = new Array<number>(shops.length).fill(0);
+    shops.slice(0, params.shops).forEach((s) => s.neighbours.forEach((n) => rings[n]!++));
+    const shopIndex = rings.indexOf(Math.max(...rings.slice(0, params.shops)));
+    const issued = addDevice(db, loadOrCreateGatewayKey(dir), { shopId: shops[shopIndex]!.shopId, type: 'keypad', transport: 'mqtt' });
+    const stalled = {
+      shopIndex,
+      shopId: shops[shopIndex]!.shopId,
+      deviceId: issued.device.id,
+      creds: { username: issued.username!, password: issued.password! },
+      alertedBy: rings[shopIndex]!,
+    };
+    return { stationId: street.stationId, officer: street.officer, shops, stalled };
   } finally {
     db.close();
   }
@@ -339,18 +380,10 @@ function writerDelta(a: Awaited<ReturnType<typeof writerStats>>, b: Awaited<Retu
 async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string): Promise<TargetResult> {
   log(`\n== ${kind === 'gateway' ? 'gateway (lianfang start)' : 'bare Aedes'} ==`);
   const before = params.quietWaitSeconds > 0 ? await waitForQuiet(kind) : { waitedSeconds: 0, otherCores: null };
-  const child =
-    kind === 'gateway'
-      ? await GatewayChild.start(dir, {
-          LF_LOG_LEVEL: params.logLevel,
-          LF_ESCALATION_ACK_DEADLINE_MS: String(params.escalationDeadlinesMs),
-          LF_ESCALATION_OVERDUE_REPEAT_MS: String(params.escalationDeadlinesMs),
-          LF_ESCALATION_RING_INTERVAL_MS: String(params.escalationDeadlinesMs),
-        }, flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])
-      : await BareBrokerChild.start();
-  children.push(child);
+  const child = await startChild(kind, dir);
   const spec: TargetSpec = { kind, url: child.mqttUrl, shops: street.shops, stationId: street.stationId, officer: street.officer };
   const bench = new FanoutBench(spec, params.seed);
+  if (kind === 'gateway') bench.boot = ++gatewayRuns;
   bench.traceEnabled = Boolean(flags.trace);
   const gw = kind === 'gateway' ? (child as GatewayChild) : null;
   const cpu = () => ({ target: cpuTimeMs(child.pid), self: selfCpuMs(), system: systemBusyMs() });
@@ -433,6 +466,257 @@ async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string):
   }
 }
 
+/** Gateway processes started on the street's database so far (each run's keypads use it as their boot). */
+let gatewayRuns = 0;
+
+/** The gateway (with the benchmark's settings) or bare Aedes, tracked for cleanup. */
+async function startChild(kind: 'gateway' | 'bare', dir: string): Promise<GatewayChild | BareBrokerChild> {
+  const child =
+    kind === 'gateway'
+      ? await GatewayChild.start(dir, {
+          LF_LOG_LEVEL: params.logLevel,
+          LF_ESCALATION_ACK_DEADLINE_MS: String(params.escalationDeadlinesMs),
+          LF_ESCALATION_OVERDUE_REPEAT_MS: String(params.escalationDeadlinesMs),
+          LF_ESCALATION_RING_INTERVAL_MS: String(params.escalationDeadlinesMs),
+        }, flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])
+      : await BareBrokerChild.start();
+  children.push(child);
+  return child;
+}
+
+// ------------------------------------------------------------------ fan-out latency runs
+
+/** The stalled subscriber of a latency phase: how often it connected and was cut off. */
+interface StalledResult {
+  shopId: string;
+  deviceId: string;
+  /** Pressed shops whose first ring holds the stalled shop. */
+  alertedBy: number;
+  /** Its receive buffer as the kernel granted it. */
+  receiveBufferBytes: number;
+  connections: number;
+  /** Resets it saw, and the gateway's own count (mqtt.stalled-cut) over the phase. */
+  cutsSeen: number;
+  gatewayCuts: number | null;
+  /** Connect → cut, ms (each connection). */
+  connectedMs: { min: number; median: number; max: number } | null;
+  stallTimeoutMs: number | null;
+  errors: string[];
+}
+
+interface LatencyRun {
+  before: { waitedSeconds: number; otherCores: number | null };
+  latency: PhaseResult & { cpu?: CpuShare };
+}
+
+interface FanoutResult {
+  /** One pair of latency phases per run (bare, then gateway, each on a fresh process). */
+  runs: { bareP50: number; gatewayP50: number; ratio: number; gateway: Summary; bare: Summary }[];
+  /** Median over the runs of the gateway/bare p50 ratio. */
+  medianRatio: number;
+  medianGatewayP50: number;
+  medianBareP50: number;
+  /** What bench/results/latest.json recorded before this run. */
+  baseline: { ratio: number; date: string; file: string } | null;
+  /** medianRatio / baseline − 1 (0.1 = 10 % worse). */
+  change: number | null;
+  extraRuns: { bare: LatencyRun[]; gateway: LatencyRun[] };
+  stalled: (LatencyRun & { subscriber: StalledResult }) | null;
+  stalledSkipped?: string;
+}
+
+const median = (xs: number[]) => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+};
+
+/** The fan-out p50 ratio the last full run recorded (read before this run writes anything). */
+function recordedBaseline(): FanoutResult['baseline'] {
+  const file = join(ROOT, 'bench', 'results', 'latest.json');
+  try {
+    const prev = JSON.parse(readFileSync(file, 'utf8')) as { date?: string; ratios?: { latencyP50?: number | null; latencyP50Median?: number | null } };
+    const ratio = prev.ratios?.latencyP50Median ?? prev.ratios?.latencyP50;
+    return typeof ratio === 'number' ? { ratio, date: prev.date ?? '?', file: 'bench/results/latest.json' } : null;
+  } catch {
+    return null;
+  }
+}
+const baselineAtStart = recordedBaseline();
+
+/** Keeps one stalled subscriber connected for as long as it runs: reconnects each time it is cut off. */
+class StalledLoop {
+  readonly result: StalledResult;
+  private running = true;
+  private current: StalledSubscriber | null = null;
+  private wake: (() => void) | null = null;
+  private readonly lifetimes: number[] = [];
+  private done: Promise<void> = Promise.resolve();
+
+  constructor(private readonly street: Street, private readonly port: number) {
+    const st = street.stalled;
+    this.result = {
+      shopId: st.shopId,
+      deviceId: st.deviceId,
+      alertedBy: st.alertedBy,
+      receiveBufferBytes: 0,
+      connections: 0,
+      cutsSeen: 0,
+      gatewayCuts: null,
+      connectedMs: null,
+      stallTimeoutMs: null,
+      errors: [],
+    };
+  }
+
+  /** Resolves once the first connection has subscribed. */
+  async start(): Promise<void> {
+    let first!: () => void;
+    const subscribed = new Promise<void>((r) => (first = r));
+    this.done = (async () => {
+      while (this.running) {
+        const st = this.street.stalled;
+        try {
+          this.current = await StalledSubscriber.start({
+            host: '127.0.0.1',
+            port: this.port,
+            clientId: st.deviceId,
+            username: st.creds.username,
+            password: st.creds.password,
+            topic: topics.shopAlerts(st.shopId),
+            receiveBufferBytes: 1024,
+          });
+          this.result.connections++;
+          this.result.receiveBufferBytes = this.current.receiveBufferBytes;
+          first();
+          const t0 = performance.now();
+          const how = await Promise.race([this.current.cut, new Promise<'stopped'>((r) => (this.wake = () => r('stopped')))]);
+          if (how === 'reset') {
+            this.result.cutsSeen++;
+            this.lifetimes.push(performance.now() - t0);
+          }
+        } catch (err) {
+          if (this.result.errors.length < 5) this.result.errors.push((err as Error).message);
+          first();
+          await sleep(500);
+        } finally {
+          this.current?.stop();
+          this.current = null;
+        }
+      }
+    })();
+    await subscribed;
+  }
+
+  async stop(): Promise<StalledResult> {
+    this.running = false;
+    this.wake?.();
+    this.current?.stop();
+    await this.done;
+    if (this.lifetimes.length) {
+      const l = this.lifetimes;
+      this.result.connectedMs = { min: round(Math.min(...l), 0), median: round(median(l), 0), max: round(Math.max(...l), 0) };
+    }
+    return this.result;
+  }
+}
+
+function python3Available(): boolean {
+  return spawnSync('python3', ['-c', 'import socket'], { stdio: 'ignore' }).status === 0;
+}
+
+/** One latency phase on a fresh process (`stalled`: with the stalled subscriber present). */
+async function runLatency(kind: 'gateway' | 'bare', street: Street, dir: string, name: string, alarms: number, stalled = false): Promise<LatencyRun & { subscriber?: StalledResult }> {
+  log(`\n== ${name}: ${kind === 'gateway' ? 'gateway' : 'bare Aedes'}${stalled ? ', one stalled subscriber present' : ''} ==`);
+  const before = params.quietWaitSeconds > 0 ? await waitForQuiet(name) : { waitedSeconds: 0, otherCores: null };
+  const child = await startChild(kind, dir);
+  const spec: TargetSpec = { kind, url: child.mqttUrl, shops: street.shops, stationId: street.stationId, officer: street.officer };
+  const bench = new FanoutBench(spec, params.seed);
+  // The gateway's database outlives its process: every run's keypads start a new power-up, or
+  // their seq 1, 2, … would be refused as already stored.
+  if (kind === 'gateway') bench.boot = ++gatewayRuns;
+  const gw = kind === 'gateway' ? (child as GatewayChild) : null;
+  const cpu = () => ({ target: cpuTimeMs(child.pid), self: selfCpuMs(), system: systemBusyMs() });
+  let loop: StalledLoop | null = null;
+  try {
+    await bench.connect();
+    bench.setPressable(params.shops);
+    const cuts0 = gw ? (((await gw.health()).counters?.['mqtt.stalled-cut'] as number | undefined) ?? 0) : 0;
+    if (stalled && gw) {
+      loop = new StalledLoop(street, gw.ports.mqtt);
+      await loop.start();
+      log(`  stalled subscriber: ${street.stalled.deviceId} on ${street.stalled.shopId} (in the first ring of ${street.stalled.alertedBy} pressed shops), never reads`);
+    }
+    const c0 = cpu();
+    const t0 = performance.now();
+    const latency: LatencyRun['latency'] = await bench.openLoop({ name, rate: params.rate, count: alarms, warmup: params.warmupAlarms, drainMs: 30_000 });
+    latency.cpu = cpuShare(c0, cpu(), performance.now() - t0);
+    log(`  p50 ${latency.latencyMs.p50} ms, p99 ${latency.latencyMs.p99} ms, max ${latency.latencyMs.max} ms; ${latency.completed}/${latency.alarms} complete`);
+    const out: LatencyRun & { subscriber?: StalledResult } = { before, latency };
+    if (loop && gw) {
+      const subscriber = await loop.stop();
+      loop = null;
+      const h = await gw.health().catch(() => null);
+      subscriber.gatewayCuts = h ? ((h.counters?.['mqtt.stalled-cut'] as number | undefined) ?? 0) - cuts0 : null;
+      // The benchmark leaves the gateway at its default unless the environment overrides it.
+      subscriber.stallTimeoutMs = Number(process.env.LF_MQTT_STALL_TIMEOUT_MS ?? ConfigSchema.properties.mqtt.properties.stallTimeoutMs.default);
+      log(`  stalled subscriber: ${subscriber.connections} connections, cut off ${subscriber.gatewayCuts ?? '?'} times by the gateway (${subscriber.cutsSeen} resets seen)`);
+      out.subscriber = subscriber;
+    }
+    return out;
+  } finally {
+    if (loop) await loop.stop();
+    await bench.close();
+    await child.stop();
+  }
+}
+
+/**
+ * The latency phase `params.runs` times on each target (bare, then gateway, each on a fresh
+ * process), reusing a full run's first pair if given, then once on the gateway with a stalled
+ * subscriber present.
+ */
+async function runFanout(street: Street, dir: string, first?: { gateway: PhaseResult; bare: PhaseResult }): Promise<FanoutResult> {
+  const extraRuns: FanoutResult['extraRuns'] = { bare: [], gateway: [] };
+  const pairs: { bare: PhaseResult; gateway: PhaseResult }[] = first ? [first] : [];
+  for (let i = pairs.length; i < params.runs; i++) {
+    const bare = await runLatency('bare', street, dir, `latency run ${i + 1}/${params.runs}`, params.alarms);
+    const gateway = await runLatency('gateway', street, dir, `latency run ${i + 1}/${params.runs}`, params.alarms);
+    extraRuns.bare.push(bare);
+    extraRuns.gateway.push(gateway);
+    pairs.push({ bare: bare.latency, gateway: gateway.latency });
+    log(`  run ${i + 1}: gateway/bare p50 ${round(gateway.latency.latencyMs.p50 / bare.latency.latencyMs.p50, 2)}×`);
+  }
+  const runs = pairs.map((p) => ({
+    bareP50: p.bare.latencyMs.p50,
+    gatewayP50: p.gateway.latencyMs.p50,
+    ratio: round(p.gateway.latencyMs.p50 / p.bare.latencyMs.p50, 3),
+    gateway: p.gateway.latencyMs,
+    bare: p.bare.latencyMs,
+  }));
+  const medianRatio = round(median(runs.map((r) => r.ratio)), 2);
+  let stalled: FanoutResult['stalled'] = null;
+  let stalledSkipped: string | undefined;
+  if (params.stalledAlarms === 0) stalledSkipped = '--stalled-alarms 0';
+  else if (!python3Available()) stalledSkipped = 'python3 not found (the stalled subscriber sets a tiny SO_RCVBUF from python3)';
+  else {
+    const r = await runLatency('gateway', street, dir, 'latency, one stalled subscriber', params.stalledAlarms, true);
+    stalled = { before: r.before, latency: r.latency, subscriber: r.subscriber! };
+  }
+  const baseline = baselineAtStart;
+  return {
+    runs,
+    medianRatio,
+    medianGatewayP50: round(median(runs.map((r) => r.gatewayP50)), 3),
+    medianBareP50: round(median(runs.map((r) => r.bareP50)), 3),
+    baseline,
+    change: baseline ? round(medianRatio / baseline.ratio - 1, 3) : null,
+    extraRuns,
+    stalled,
+    ...(stalledSkipped ? { stalledSkipped } : {}),
+  };
+}
+
 // ------------------------------------------------------------------ report
 
 interface Target {
@@ -442,8 +726,30 @@ interface Target {
   met: boolean | null;
 }
 
-function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult): Target[] {
+function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult, fanout?: FanoutResult): Target[] {
   const out: Target[] = [];
+  if (fanout) {
+    const b = fanout.baseline;
+    out.push({
+      name: `fan-out p50 ratio gateway / bare Aedes, median of ${fanout.runs.length} run(s)`,
+      goal: b ? `not worse than the recorded ${b.ratio}× (${b.date.slice(0, 10)}) by more than 10 %: ≤ ${round(b.ratio * 1.1, 2)}×` : 'no recorded ratio to compare with',
+      measured: `${fanout.medianRatio}× (runs ${fanout.runs.map((r) => `${round(r.ratio, 2)}×`).join(', ')})${fanout.change !== null ? `; ${fanout.change >= 0 ? '+' : ''}${round(fanout.change * 100, 1)} % against the recorded ratio` : ''}`,
+      met: fanout.change === null ? null : fanout.change <= 0.1,
+    });
+    const st = fanout.stalled;
+    if (st) {
+      const normalP99 = median(fanout.runs.map((r) => r.gateway.p99));
+      const p = st.latency.latencyMs;
+      out.push({
+        name: 'fan-out latency with one stalled subscriber present (gateway)',
+        goal: `every alarm complete; p99 ≤ 2× the p99 without it (${fmt(normalP99)} ms, median of runs)`,
+        measured:
+          `p50 ${fmt(p.p50)} / p99 ${fmt(p.p99)} / max ${fmt(p.max)} ms, ${st.latency.completed}/${st.latency.alarms} complete; ` +
+          `the stalled client was cut off ${st.subscriber.gatewayCuts ?? '?'} times (stall timeout ${st.subscriber.stallTimeoutMs} ms)`,
+        met: st.latency.incomplete === 0 && p.p99 <= 2 * normalP99,
+      });
+    }
+  }
   if (gateway) {
     const p99 = gateway.latency.latencyMs.p99;
     out.push({
@@ -604,6 +910,45 @@ function wiredTables(w: WiredResult): Table[] {
   return [serialTable, modbusTable];
 }
 
+function fanoutTables(f: FanoutResult): Table[] {
+  const b = f.baseline;
+  const ratioTable: Table = {
+    section: `Fan-out latency p50, keypad publish → last of 11 recipients (ms), ${f.runs.length} run(s) of ${params.alarms} alarms at ${params.rate}/s, each on a fresh process`,
+    header: ['', 'gateway p50', 'bare Aedes p50', 'ratio'],
+    rows: [
+      ...f.runs.map((r, i) => [`run ${i + 1}`, fmt(r.gatewayP50), fmt(r.bareP50), `${fmt(r.ratio)}×`]),
+      ['median', fmt(f.medianGatewayP50), fmt(f.medianBareP50), `${fmt(f.medianRatio)}× (median of the ratios)`],
+      [b ? `recorded (${b.file}, ${b.date.slice(0, 10)})` : 'recorded', '', '', b ? `${fmt(b.ratio)}×` : '–'],
+      ['change against the recorded ratio (limit +10 %)', '', '', f.change === null ? '–' : `${f.change >= 0 ? '+' : ''}${fmt(f.change * 100, 1)} %`],
+    ],
+    notes: [],
+  };
+  const tables = [ratioTable];
+  const sum = (x: Summary) => [fmt(x.p50), fmt(x.p90), fmt(x.p99), fmt(x.p999), fmt(x.max)];
+  const st = f.stalled;
+  const stalledTable: Table = {
+    section: `Fan-out latency with one stalled subscriber present (gateway, ${params.stalledAlarms} alarms at ${params.rate}/s; ms)`,
+    header: ['', 'p50', 'p90', 'p99', 'p99.9', 'max', 'complete'],
+    rows: [
+      ...f.runs.map((r, i) => [`gateway, run ${i + 1}: no stalled subscriber`, ...sum(r.gateway), '']),
+      ...(st ? [['gateway, one stalled subscriber present', ...sum(st.latency.latencyMs), `${st.latency.completed} / ${st.latency.alarms}`]] : []),
+    ],
+    notes: st
+      ? [
+          `stalled subscriber: ${st.subscriber.deviceId}, a second keypad of ${st.subscriber.shopId} (in the first ring of ${st.subscriber.alertedBy} of the ${params.shops} pressed shops), ` +
+            `SO_RCVBUF ${st.subscriber.receiveBufferBytes} bytes, subscribes to its shop's alerts and never reads; reconnects each time it is cut off`,
+          `cut off by the gateway ${st.subscriber.gatewayCuts ?? '?'} times (mqtt.stalled-cut; ${st.subscriber.cutsSeen} resets seen by the client) over ${st.subscriber.connections} connections; ` +
+            `connected → cut off ${st.subscriber.connectedMs ? `min ${st.subscriber.connectedMs.min} / median ${st.subscriber.connectedMs.median} / max ${st.subscriber.connectedMs.max} ms` : '–'} ` +
+            `(stall timeout ${st.subscriber.stallTimeoutMs} ms)` +
+            (st.subscriber.errors.length ? `; errors: ${st.subscriber.errors.join('; ')}` : ''),
+          `CPU cores broker / clients / other: ${cpuCell(st.latency.cpu)}; anomalies ${JSON.stringify(st.latency.anomalies)}`,
+        ]
+      : [`skipped: ${f.stalledSkipped ?? '?'}`],
+  };
+  tables.push(stalledTable);
+  return tables;
+}
+
 function tableText(t: Table): string[] {
   const w = t.header.map((h, i) => (i === 0 ? 50 : Math.max(12, h.length, ...t.rows.map((r) => (r[i] ?? '').length))));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' ');
@@ -704,6 +1049,16 @@ function conditions(report: Report): string[] {
     if (c && c.clientsCoreShare >= 0.9) out.push(`${name} throughput: the clients' process was saturated (${fmt(c.clientsCoreShare)} cores): the figure is a lower bound of what the broker can do`);
     if (c && (c.targetCoreShare ?? 0) >= 0.9) out.push(`${name} throughput: the broker's process was saturated (${fmt(c.targetCoreShare)} cores; Node runs it on one thread)`);
   }
+  const f = report.results.fanout;
+  if (f) {
+    const phases = [...f.extraRuns.bare.map((r) => ['bare', r] as const), ...f.extraRuns.gateway.map((r) => ['gateway', r] as const), ...(f.stalled ? [['gateway + stalled', f.stalled] as const] : [])];
+    if (phases.length) {
+      out.push(
+        `fan-out runs: other processes used ${phases.map(([n, r]) => `${n} ${fmt(r.latency.cpu?.otherCoreShare)}`).join(', ')} cores` +
+          (phases.some(([, r]) => (r.latency.cpu?.otherCoreShare ?? 0) > 0.25) ? ' — WARNING: some runs were disturbed by other work' : ''),
+      );
+    }
+  }
   const w = report.results.wired;
   for (const [name, r] of w ? ([['serial keypad line', w.serial], ['Modbus poll cycle', w.modbus]] as const) : []) {
     out.push(
@@ -725,7 +1080,7 @@ function markdown(report: Report): string {
       `load average ${report.machine.loadAverage.before} before, ${report.machine.loadAverage.after} after`,
     '',
   );
-  if (g || b) {
+  if (g || b || report.results.fanout) {
     out.push(
       `Parameters: ${params.throughputShops} shops on the street (latency phase presses ${params.shops} of them), ${params.alarms} alarms (+${params.warmupAlarms} warm-up) at ${params.rate}/s; ` +
         `throughput ${params.throughputSeconds} s (window swept over ${params.windows.join(', ')}); ` +
@@ -751,6 +1106,7 @@ function markdown(report: Report): string {
     }
   }
   if (wired) for (const t of wiredTables(wired)) out.push(...tableMarkdown(t));
+  if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push(...tableMarkdown(t));
   out.push('## Targets', '', '| target | goal | measured | met |', '|---|---|---|---|');
   for (const t of report.targets) out.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
   out.push('');
@@ -774,8 +1130,9 @@ interface Report {
   command: string;
   machine: typeof machine & { diskCommitMs: ReturnType<typeof probeDisk> };
   parameters: typeof params;
-  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult };
-  ratios: { latencyP50: number | null; latencyP99: number | null; throughput: number | null };
+  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult; fanout?: FanoutResult };
+  /** latencyP50Median: the median over --runs pairs of latency phases (issue 7's figure). */
+  ratios: { latencyP50: number | null; latencyP50Median: number | null; latencyP99: number | null; throughput: number | null };
   targets: Target[];
   notes: string[];
 }
@@ -789,11 +1146,15 @@ async function main(): Promise<void> {
   const disk = probeDisk(dataDir);
   log(`disk: a small SQLite commit (WAL, synchronous=FULL) takes p50 ${disk.p50} ms, p99 ${disk.p99} ms, max ${disk.max} ms`);
   const results: Report['results'] = {};
-  if (runs.bare || runs.gateway) {
+  if (runs.bare || runs.gateway || runs.fanout) {
     const street = await buildStreet(dataDir);
     log(`street: ${street.shops.length} shops of station ${street.stationId} in ${dataDir}`);
     if (runs.bare) results.bare = await runTarget('bare', street, dataDir);
     if (runs.gateway) results.gateway = await runTarget('gateway', street, dataDir);
+    if (runs.fanout) {
+      const first = results.gateway && results.bare ? { gateway: results.gateway.latency, bare: results.bare.latency } : undefined;
+      results.fanout = await runFanout(street, dataDir, first);
+    }
   }
   if (runs.wired) results.wired = await runWired();
   const g = results.gateway;
@@ -809,10 +1170,11 @@ async function main(): Promise<void> {
     results,
     ratios: {
       latencyP50: g && b ? round(g.latency.latencyMs.p50 / b.latency.latencyMs.p50, 2) : null,
+      latencyP50Median: results.fanout?.medianRatio ?? null,
       latencyP99: g && b ? round(g.latency.latencyMs.p99 / b.latency.latencyMs.p99, 2) : null,
       throughput: g && b ? round(g.throughput.throughput!.alarmsPerS / b.throughput.throughput!.alarmsPerS, 2) : null,
     },
-    targets: targets(g, b, wired),
+    targets: targets(g, b, wired, results.fanout),
     notes: [
       'Latency: t0 = performance.now() in the benchmark process just before the keypad publish; the alarm is complete when the last of its 11 expected recipients (10 nearest shops + console) has it, de-duplicated by (alarmId, rev).',
       'Gateway: the console acknowledges each raised alarm and closes it (disposition test); a shop is pressed again only once its alarm is closed. Per alarm the clients therefore receive 23 messages (11 raised, 2 console updates, 10 ended alerts) and the gateway commits 3 client messages plus one delivery mark per PUBACK.',
@@ -830,7 +1192,8 @@ async function main(): Promise<void> {
 
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const base = params.quick ? 'quick' : 'latest';
+  // A partial run (--only) never replaces the full run's files, whose ratio is the recorded baseline.
+  const base = params.quick ? 'quick' : params.only ? `latest-${params.only}` : 'latest';
   writeFileSync(join(outDir, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(outDir, `${base}.md`), markdown(report));
 
@@ -839,8 +1202,9 @@ async function main(): Promise<void> {
   out.push(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.os}; load average ${machine.loadAverage.before} before, ${machine.loadAverage.after} after`);
   if (g || b) {
     out.push(`${params.throughputShops} shops (${params.shops} pressed in the latency phase); ${params.alarms} alarms at ${params.rate}/s; throughput ${params.throughputSeconds} s; gateway log level ${params.logLevel}`, '');
-    out.push(textTable(g, b));
+    if (g || b) out.push(textTable(g, b));
   }
+  if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push('', ...tableText(t));
   if (wired) for (const t of wiredTables(wired)) out.push('', ...tableText(t));
   out.push('', 'Targets');
   for (const t of report.targets) out.push(`  [${t.met === null ? '—' : t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
