@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
-import { tempDataDir, GatewayProcess, provisionStreet, query, sleep, ROOT } from '../helpers/gateway.js';
+import { tempDataDir, GatewayProcess, provisionStreet, query, sleep, until, ROOT } from '../helpers/gateway.js';
 import { SimKeypad } from '../../simulators/mqtt-devices.js';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
@@ -41,16 +41,6 @@ function gone(h: Holder): Promise<void> {
   });
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await get();
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await sleep(200);
-    v = await get();
-  }
-  return v;
-}
 
 /**
  * A keypad behind a given local address (mqtt.js cannot bind one): CONNECT, one 9# at QoS 1,

@@ -10,7 +10,7 @@ import t from 'tap';
 import mqtt from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tempDataDir, GatewayProcess, provisionStreet, sleep, nearestShops, query } from '../helpers/gateway.js';
+import { tempDataDir, GatewayProcess, provisionStreet, sleep, until, nearestShops, query } from '../helpers/gateway.js';
 import { SimConsole, SimKeypad } from '../../simulators/mqtt-devices.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { ConsoleAlarm } from '../../firmware-contracts/mqtt/payloads.js';
@@ -62,16 +62,6 @@ class RawClient {
   }
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let v = await get();
-  while (!ok(v)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await sleep(200);
-    v = await get();
-  }
-  return v;
-}
 
 t.test('QoS 2 without PUBREL on a persistent session that reconnects holds nothing', async (t) => {
   const data = tempDataDir(t);

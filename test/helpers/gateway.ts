@@ -178,3 +178,18 @@ export function query<T = Record<string, unknown>>(data: string, sql: string, ..
     db.close();
   }
 }
+
+/**
+ * Poll `get` until `ok` holds of its value, and return that value; a guard against hanging, not a
+ * timing assertion (the error names what was awaited and the last value seen).
+ */
+export async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = await get();
+  while (!ok(v)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await sleep(200);
+    v = await get();
+  }
+  return v;
+}
