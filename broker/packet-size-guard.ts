@@ -11,9 +11,9 @@
  * subscriber that stops reading used to fill the slots, and nothing reached anyone until aedes'
  * 60 s drain timeout dropped it. So the guard buffers what the peer has not taken (bounded by
  * `maxBufferedBytes`) and answers every write at once, and cuts off a peer that makes no
- * progress: bytes handed to its socket not taken within `stallTimeoutMs`, or a QoS 1 message it
- * has not acknowledged within that time (a kernel's send buffer can hide a stalled reader for
- * megabytes). What it had not acknowledged stays in the outbox for its next connection.
+ * progress: bytes handed to its socket not taken within `stallTimeoutMs`, or no acknowledgement
+ * for that long while a QoS 1 message waits for one (a kernel's send buffer can hide a stalled
+ * reader for megabytes). What it had not acknowledged stays in the outbox for its next connection.
  */
 import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -138,6 +138,8 @@ export class PacketSizeGuard extends Duplex {
   private progressAt = 0;
   private watch: NodeJS.Timeout | null = null;
   private readonly stallMs: number;
+  /** When the peer last acknowledged a message (its PUBACKs are progress, as bytes taken are). */
+  private ackAt = 0;
   /** The real peer's address (login throttling is keyed by it); undefined only if it was never known. */
   readonly remoteAddress: string | undefined;
 
@@ -151,7 +153,10 @@ export class PacketSizeGuard extends Duplex {
     super({ allowHalfOpen: false, writableHighWaterMark: maxBuffered });
     this.stallMs = opts.stallTimeoutMs ?? 0;
     this.remoteAddress = opts.remoteAddress ?? (inner as unknown as { remoteAddress?: string }).remoteAddress;
-    this.inspector = new PacketSizeInspector(opts.maxPacketBytes, opts.onPuback);
+    this.inspector = new PacketSizeInspector(opts.maxPacketBytes, (id) => {
+      this.ackAt = performance.now();
+      opts.onPuback?.(id);
+    });
     inner.on('data', (chunk: Buffer) => {
       if (this.rejected) return;
       const bad = this.inspector.inspect(chunk);
@@ -230,8 +235,10 @@ export class PacketSizeGuard extends Duplex {
     if (this.destroyed) return;
     const now = performance.now();
     const drainMs = this.inFlight > 0 ? now - this.progressAt : 0;
+    // Time without an acknowledgement while one is owed: a slow peer working through a burst keeps
+    // acknowledging, even if the oldest message still waiting was written long ago.
     const since = this.opts.unackedSince?.();
-    const ackMs = since !== undefined ? now - since : 0;
+    const ackMs = since !== undefined ? now - Math.max(since, this.ackAt) : 0;
     if (drainMs >= this.stallMs) return this.stalled({ reason: 'no-drain', bufferedBytes: this.writableLength, stalledMs: Math.round(drainMs) });
     if (ackMs >= this.stallMs) return this.stalled({ reason: 'no-puback', bufferedBytes: this.writableLength, stalledMs: Math.round(ackMs) });
     if (this.inFlight > 0 || since !== undefined) this.arm(this.stallMs - Math.max(drainMs, ackMs));

@@ -411,3 +411,20 @@ t.test('guard: a reader that keeps up, and a peer that acknowledges, are never c
   t.same(stalls, [], `${sent} bytes over 2.5 s, nobody cut off`);
   t.notOk(p.guard.destroyed);
 });
+
+t.test('guard: a peer working through a backlog is not cut off while its PUBACKs keep coming; when they stop, it is', async (t) => {
+  // The oldest message waiting was written long ago (a burst), but the peer acknowledges steadily.
+  const p = await stalledPair(t, { stallTimeoutMs: 600, unackedSince: () => 0 });
+  p.guard.write(packet(PUBLISH_QOS1, 100));
+  let lastAck = 0;
+  for (let id = 1; id <= 8; id++) {
+    p.client.write(puback(id));
+    lastAck = performance.now();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.same(p.stalls, [], 'eight PUBACKs 100 ms apart: not cut off');
+  await until(() => p.stalls.length > 0);
+  t.equal(p.stalls[0]!.reason, 'no-puback', 'no PUBACK for the stall timeout: cut off');
+  t.ok(performance.now() - lastAck >= 600, 'not before the stall timeout after the last PUBACK');
+  await p.cutOff();
+});
