@@ -507,6 +507,8 @@ interface StalledResult {
 interface LatencyRun {
   before: { waitedSeconds: number; otherCores: number | null };
   latency: PhaseResult & { cpu?: CpuShare };
+  /** Gateway: clients it cut off as stalled during the phase (mqtt.stalled-cut). */
+  stalledCuts?: number | null;
 }
 
 interface FanoutResult {
@@ -653,6 +655,10 @@ async function runLatency(kind: 'gateway' | 'bare', street: Street, dir: string,
     latency.cpu = cpuShare(c0, cpu(), performance.now() - t0);
     log(`  p50 ${latency.latencyMs.p50} ms, p99 ${latency.latencyMs.p99} ms, max ${latency.latencyMs.max} ms; ${latency.completed}/${latency.alarms} complete`);
     const out: LatencyRun & { subscriber?: StalledResult } = { before, latency };
+    if (gw && !loop) {
+      const h = await gw.health().catch(() => null);
+      out.stalledCuts = h ? ((h.counters?.['mqtt.stalled-cut'] as number | undefined) ?? 0) - cuts0 : null;
+    }
     if (loop && gw) {
       const subscriber = await loop.stop();
       loop = null;
@@ -942,6 +948,7 @@ function fanoutTables(f: FanoutResult): Table[] {
             `(stall timeout ${st.subscriber.stallTimeoutMs} ms)` +
             (st.subscriber.errors.length ? `; errors: ${st.subscriber.errors.join('; ')}` : ''),
           `CPU cores broker / clients / other: ${cpuCell(st.latency.cpu)}; anomalies ${JSON.stringify(st.latency.anomalies)}`,
+          `clients cut off as stalled in the runs without a stalled subscriber (should be 0): ${f.extraRuns.gateway.map((r) => r.stalledCuts ?? '?').join(', ') || '– (first run from the full benchmark)'}`,
         ]
       : [`skipped: ${f.stalledSkipped ?? '?'}`],
   };
