@@ -46,7 +46,7 @@ export const ConfigSchema = Type.Object(
         connectTimeoutMs: Millis(10_000, 'A socket that sends no CONNECT within this time is closed.'),
         stallTimeoutMs: Millis(
           5_000,
-          'A client that takes none of the bytes waiting for it, or does not acknowledge a QoS 1 message, for this long is cut off (its messages stay in the outbox); no client ever delays another.',
+          'A client that takes none of the bytes waiting for it, or does not acknowledge a QoS 1 message, for this long is cut off (its messages stay in the outbox; 0 = never); no client ever delays another.',
           0,
         ),
         maxBufferedBytes: Type.Integer({
