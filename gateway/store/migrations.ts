@@ -221,6 +221,26 @@ CREATE INDEX device_faults_open ON device_faults(device_id) WHERE cleared_at IS 
 ALTER TABLE device_faults ADD COLUMN detail TEXT;
 `,
   },
+  {
+    version: 4,
+    name: 'shop PINs',
+    sql: `
+-- A shop's cancel and duress PINs, only as keyed hashes (HMAC-SHA-256 under the gateway key, over
+-- the shop id and the PIN: the same PIN in two shops has two hashes). The wrong-PIN count and the
+-- lock-out's end (ms since the epoch) are rows, so a restart does not lift a lock-out.
+CREATE TABLE shop_pins (
+  shop_id        TEXT PRIMARY KEY REFERENCES shops(id),
+  pin_hash       BLOB NOT NULL,
+  duress_hash    BLOB NOT NULL,
+  set_at         TEXT NOT NULL,
+  wrong_in_a_row INTEGER NOT NULL DEFAULT 0,
+  locked_until   INTEGER
+);
+-- Cancelled or duress: the shops were told the alarm ended; on their side it is over (no ring
+-- widening, nothing more when it is closed, not joinable), whatever state the console sees.
+ALTER TABLE alarms ADD COLUMN shops_ended INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
