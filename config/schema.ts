@@ -202,6 +202,23 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    reports: Type.Object(
+      {
+        falseAlarmRatePercent: Type.Integer({
+          minimum: 0,
+          maximum: 100,
+          default: 50,
+          description: '`lianfang report false-alarms` flags a shop for a visit when its false-alarm rate (false over real + false, test alarms excluded) is above this many percent.',
+        }),
+        falseAlarmMinDecided: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 3,
+          description: 'A shop is flagged only when at least this many of its alarms in the period were closed real or false (so one mistaken 9# is never a rate of 100 %).',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     timeZone: Type.String({
       default: 'Asia/Shanghai',
       description: 'Time zone in which times are shown to people (they are stored in UTC).',

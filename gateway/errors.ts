@@ -54,6 +54,10 @@ export const ERRORS = {
     message: '%s %s already exists',
     remedy: 'choose another id, or list what exists with the matching `list` command',
   },
+  LF_ERR_BAD_SINCE: {
+    message: 'invalid --since %s: %s',
+    remedy: 'give a duration back from now (7d, 30d, 12h) or an ISO date (2026-11-01 or 2026-11-01T08:00:00Z) not in the future',
+  },
   LF_ERR_MIGRATION: {
     message: 'database migration %s failed: %s',
     remedy: 'restore the database from a backup and report the message; the database was left unchanged',
