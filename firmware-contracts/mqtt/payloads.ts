@@ -65,7 +65,17 @@ export const DeviceCommand = Type.Object(
 export type DeviceCommand = Static<typeof DeviceCommand>;
 
 export const AlertState = Type.Union([Type.Literal('raised'), Type.Literal('ended')]);
-export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress')]);
+export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress'), Type.Literal('help')]);
+
+/**
+ * Console priority (DESIGN "Kinds, priority"), 1 = first: duress, then panic and intrusion, then
+ * help (`0#`: someone needs help, no crime); within one priority the oldest first.
+ */
+export const ALARM_PRIORITY = { duress: 1, panic: 2, intrusion: 2, help: 3 } as const;
+export function alarmPriority(kind: string, duress: boolean): number {
+  if (duress) return ALARM_PRIORITY.duress;
+  return (ALARM_PRIORITY as Record<string, number>)[kind] ?? ALARM_PRIORITY.panic;
+}
 
 /** `lianfang/v1/shops/{shopId}/alerts` — gateway → shop: an alarm raised by a neighbour. */
 export const ShopAlert = Type.Object(
@@ -122,6 +132,8 @@ export const ConsoleAlarm = Type.Object(
     updatedAt: IsoTime,
     overdue: Type.Boolean(),
     duress: Type.Boolean(),
+    /** 1 = first: duress, 2 = panic and intrusion, 3 = help (alarmPriority). */
+    priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 3 })),
     test: Type.Boolean(),
     takenBy: Type.Union([Type.String(), Type.Null()]),
     disposition: Type.Union([Disposition, Type.Null()]),

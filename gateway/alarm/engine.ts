@@ -19,6 +19,7 @@ import { rankNeighbours } from '../geo.js';
 import { newAlarmId } from '../ids.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { ConsoleAction, ConsoleAlarm, DeviceEvent, ReplyKind, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { alarmPriority } from '../../firmware-contracts/mqtt/payloads.js';
 import { LianfangError, lfError } from '../errors.js';
 import type { Db } from '../store/db.js';
 
@@ -156,6 +157,10 @@ export class AlarmEngine {
         case 'panic':
           alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId);
           break;
+        case 'help':
+          // 0#: someone needs help, no crime: neighbours and, at the lowest priority, the console.
+          alarmId = this.raiseOrJoin(fx, shop, 'help', actor, eventId);
+          break;
         case 'reply': {
           const target = this.repo.latestAlertFor(shop.id);
           if (target) this.recordReply(fx, target, shop.id, entry.reply, actor);
@@ -179,7 +184,10 @@ export class AlarmEngine {
   /** A panic from `shop`: join its open alarm, or raise a new one and fan it out. */
   raiseOrJoin(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null): string {
     const now = this.ctx.clock.now();
-    const open = this.repo.joinableForShop(shop.id);
+    const found = this.repo.joinableForShop(shop.id);
+    // A 9# while the shop's help call is open is a crime, not more of the same: its own alarm, at
+    // its own priority (a 0# while a panic is open joins the panic).
+    const open = found && !(found.kind === 'help' && kind !== 'help') ? found : undefined;
     if (open) {
       this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'joined', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
       this.ctx.counters.inc('alarms.joined');
@@ -279,6 +287,7 @@ export class AlarmEngine {
       updatedAt: alarm.updatedAt,
       overdue: alarm.overdue,
       duress: alarm.duress,
+      priority: alarmPriority(alarm.kind, alarm.duress),
       test: alarm.test,
       takenBy: alarm.takenBy,
       disposition: alarm.disposition,

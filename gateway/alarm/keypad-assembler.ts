@@ -8,6 +8,8 @@
 export type Entry =
   | { kind: 'panic' }
   | { kind: 'reply'; reply: 'coming' | 'cannot' }
+  /** `0#`: a request for help that is not a crime (someone fell): kind `help`. */
+  | { kind: 'help' }
   /** `*` PIN `#`: the PIN itself is handed over only to be checked, never stored. */
   | { kind: 'pin'; pin: string }
   | { kind: 'other' };
@@ -36,6 +38,7 @@ export function classifyEntry(entry: string, starEntry: boolean): Entry {
   if (entry.endsWith('9#')) return { kind: 'panic' };
   if (entry === '1#') return { kind: 'reply', reply: 'coming' };
   if (entry === '2#') return { kind: 'reply', reply: 'cannot' };
+  if (entry === '0#') return { kind: 'help' };
   return { kind: 'other' };
 }
 
