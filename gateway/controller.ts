@@ -158,6 +158,8 @@ export class Gateway {
       outbox: this.outbox,
       counters: this.counters,
       gatewayId: this.gatewayId,
+      gatewayKey,
+      publishNotice: (topic, payload) => this.broker.publish(topic, payload),
       onDeadline: (due) => this.scheduler?.consider(due),
     });
     // A device whose counter went back is a fault at once, in the event's own commit.

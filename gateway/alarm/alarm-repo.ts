@@ -19,6 +19,8 @@ export interface AlarmRow {
   overdue: boolean;
   duress: boolean;
   test: boolean;
+  /** Cancelled or duress: the shops were told it ended; on their side it is over (no widening, not joinable, nothing more at close). */
+  shopsEnded: boolean;
   takenBy: string | null;
   disposition: Disposition | null;
   patrol: string | null;
@@ -48,11 +50,11 @@ export interface AuditEntry {
 
 const ALARM_COLUMNS = `id, gateway_id AS gatewayId, shop_id AS shopId, station_id AS stationId, compound_id AS compoundId,
   state, kind, rev, overdue, duress, test, taken_by AS takenBy, disposition, patrol, ring,
-  raised_at AS raisedAt, updated_at AS updatedAt, closed_at AS closedAt`;
+  raised_at AS raisedAt, updated_at AS updatedAt, closed_at AS closedAt, shops_ended AS shopsEnded`;
 
 function toAlarm(r: Record<string, unknown> | undefined): AlarmRow | undefined {
   if (!r) return undefined;
-  return { ...(r as unknown as AlarmRow), overdue: r.overdue === 1, duress: r.duress === 1, test: r.test === 1 };
+  return { ...(r as unknown as AlarmRow), overdue: r.overdue === 1, duress: r.duress === 1, test: r.test === 1, shopsEnded: r.shopsEnded === 1 };
 }
 
 export class AlarmRepo {
@@ -64,17 +66,21 @@ export class AlarmRepo {
       insertEvent: p('INSERT INTO events (device_id, boot, seq, type, payload, via, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       markSeq: p('UPDATE devices SET last_boot = ?, last_seq = ? WHERE id = ?'),
       insertAlarm: p(
-        `INSERT INTO alarms (id, gateway_id, shop_id, station_id, compound_id, state, kind, rev, duress, test, ring, origin_event_id, raised_at, updated_at)
-         VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt)`,
+        `INSERT INTO alarms (id, gateway_id, shop_id, station_id, compound_id, state, kind, rev, duress, test, ring, origin_event_id, raised_at, updated_at, shops_ended)
+         VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt, @shopsEnded)`,
       ),
       getAlarm: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE id = ?`),
       // The NOT IN repeats the partial index's condition word for word, so SQLite uses alarms_open.
       joinableForShop: p(
-        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') AND state IN ('raised', 'acknowledged', 'dispatched') ORDER BY raised_at DESC LIMIT 1`,
+        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') AND state IN ('raised', 'acknowledged', 'dispatched') AND shops_ended = 0 ORDER BY raised_at DESC LIMIT 1`,
+      ),
+      openForShop: p(
+        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') ORDER BY raised_at DESC LIMIT 1`,
       ),
       updateAlarm: p(
         `UPDATE alarms SET state = @state, rev = @rev, overdue = @overdue, duress = @duress, taken_by = @takenBy,
-           disposition = @disposition, patrol = @patrol, ring = @ring, updated_at = @updatedAt, closed_at = @closedAt
+           disposition = @disposition, patrol = @patrol, ring = @ring, updated_at = @updatedAt, closed_at = @closedAt,
+           shops_ended = @shopsEnded
          WHERE id = @id`,
       ),
       insertRecipient: p('INSERT OR IGNORE INTO alarm_recipients (alarm_id, shop_id, ring, distance_m, alerted_at) VALUES (?, ?, ?, ?, ?)'),
@@ -82,7 +88,7 @@ export class AlarmRepo {
       isRecipient: p('SELECT 1 FROM alarm_recipients WHERE alarm_id = ? AND shop_id = ?'),
       latestAlertFor: p(
         `SELECT r.alarm_id AS alarmId FROM alarm_recipients r JOIN alarms a ON a.id = r.alarm_id
-         WHERE r.shop_id = ? AND a.state IN ('raised', 'acknowledged', 'dispatched') ORDER BY r.alerted_at DESC, a.raised_at DESC LIMIT 1`,
+         WHERE r.shop_id = ? AND a.state IN ('raised', 'acknowledged', 'dispatched') AND a.shops_ended = 0 ORDER BY r.alerted_at DESC, a.raised_at DESC LIMIT 1`,
       ),
       insertReply: p('INSERT INTO alarm_replies (alarm_id, shop_id, reply, actor, at) VALUES (?, ?, ?, ?, ?)'),
       replyCounts: p(
@@ -112,13 +118,19 @@ export class AlarmRepo {
   insertAlarm(
     a: Pick<AlarmRow, 'id' | 'gatewayId' | 'shopId' | 'stationId' | 'compoundId' | 'state' | 'kind' | 'duress' | 'test' | 'raisedAt'> & {
       originEventId: number | null;
+      shopsEnded?: boolean;
     },
   ): void {
-    this.s.insertAlarm.run({ ...a, duress: a.duress ? 1 : 0, test: a.test ? 1 : 0 });
+    this.s.insertAlarm.run({ ...a, duress: a.duress ? 1 : 0, test: a.test ? 1 : 0, shopsEnded: a.shopsEnded ? 1 : 0 });
   }
 
   get(id: string): AlarmRow | undefined {
     return toAlarm(this.s.getAlarm.get(id) as Record<string, unknown> | undefined);
+  }
+
+  /** The shop's newest alarm not closed or cancelled, whether or not it is over on the shops' side. */
+  openForShop(shopId: string): AlarmRow | undefined {
+    return toAlarm(this.s.openForShop.get(shopId) as Record<string, unknown> | undefined);
   }
 
   joinableForShop(shopId: string): AlarmRow | undefined {
@@ -138,6 +150,7 @@ export class AlarmRepo {
       ring: a.ring,
       updatedAt: a.updatedAt,
       closedAt: a.closedAt,
+      shopsEnded: a.shopsEnded ? 1 : 0,
     });
   }
 

@@ -22,6 +22,7 @@ import type { ConsoleAction, ConsoleAlarm, DeviceEvent, ReplyKind, ShopAlert } f
 import { alarmPriority } from '../../firmware-contracts/mqtt/payloads.js';
 import { LianfangError, lfError } from '../errors.js';
 import type { Db } from '../store/db.js';
+import { PIN_PATTERN, PinStore } from './pins.js';
 
 export interface EngineContext {
   db: Db;
@@ -32,6 +33,10 @@ export interface EngineContext {
   outbox: Outbox;
   counters: Counters;
   gatewayId: string;
+  /** Key of the keyed hashes a shop's PINs are stored as. */
+  gatewayKey: Buffer;
+  /** Publishes a notice that is not an alarm (a PIN lock-out) on a console topic, after the commit. */
+  publishNotice: (topic: string, payload: string) => void;
   /** Told about every deadline written, so the scheduler can arm an earlier timer. */
   onDeadline: (dueAtMs: number) => void;
 }
@@ -72,9 +77,11 @@ export type Actor = string;
 export class AlarmEngine {
   readonly repo: AlarmRepo;
   readonly assembler: KeypadAssembler;
+  private readonly pins: PinStore;
 
   constructor(private readonly ctx: EngineContext) {
     this.repo = new AlarmRepo(ctx.db);
+    this.pins = new PinStore(ctx.db, ctx.gatewayKey, ctx.config.keypad.pinLockoutMs);
     this.assembler = new KeypadAssembler(ctx.config.keypad.entryTimeoutMs);
   }
 
@@ -167,16 +174,141 @@ export class AlarmEngine {
           else counters.inc('keypad.entries.reply-without-alert');
           break;
         }
-        case 'pin':
-          // Cancel and duress PINs come with their own issue; the PIN is neither stored nor logged.
-          counters.inc('keypad.entries.pin-unhandled');
+        case 'pin': {
+          // The PIN is checked against its keyed hashes, never stored, logged or audited.
+          const id = this.pinEntry(fx, shop, device, entry.pin, actor, eventId);
+          if (id) alarmId = id;
           break;
+        }
         case 'other':
           counters.inc('keypad.entries.ignored');
           break;
       }
     }
     return alarmId ? { status: 'stored', eventId, alarmId, ...seqFields } : { status: 'stored', eventId, ...seqFields };
+  }
+
+  // ---------------------------------------------------------------- PINs
+
+  /**
+   * A `*` PIN `#` entry from `device` of `shop` (DESIGN "Keypad codes", "Alarm states"): cancel,
+   * duress, a wrong PIN (five in a row lock cancelling for `keypad.pinLockoutMs`), or nothing.
+   * Returns the alarm it changed or raised.
+   */
+  private pinEntry(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number): string | undefined {
+    const { counters, clock } = this.ctx;
+    if (!PIN_PATTERN.test(pin)) {
+      counters.inc('keypad.entries.pin-malformed');
+      return undefined;
+    }
+    const now = clock.now();
+    const verdict = this.pins.check(shop.id, pin, now);
+    switch (verdict.kind) {
+      case 'unset':
+        counters.inc('keypad.entries.pin-unset');
+        return undefined;
+      case 'cancel':
+        return this.cancelByPin(fx, shop, actor, eventId);
+      case 'duress':
+        return this.duressByPin(fx, shop, actor, eventId, true);
+      case 'locked-duress':
+        // During a lock-out nothing changes at any keypad or neighbour; the console still learns.
+        return this.duressByPin(fx, shop, actor, eventId, false);
+      case 'locked':
+        counters.inc('pins.refused-locked');
+        this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'pin-refused-locked', detail: { shopId: shop.id, eventId, lockedUntil: iso(verdict.lockedUntil) } });
+        return undefined;
+      case 'wrong': {
+        counters.inc('pins.wrong');
+        this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'pin-wrong', detail: { shopId: shop.id, eventId, wrongInARow: verdict.wrongInARow } });
+        if (verdict.lockedUntil !== undefined) this.lockOut(fx, shop, device, actor, now, verdict.lockedUntil);
+        return undefined;
+      }
+    }
+  }
+
+  /** Five wrong PINs in a row: an audit row and a `pin-lockout` notice on the consoles' faults topic. */
+  private lockOut(fx: Effects, shop: Shop, device: Device, actor: Actor, now: number, lockedUntil: number): void {
+    const at = iso(now);
+    this.repo.audit({ alarmId: null, at, actor, action: 'pin-lockout', detail: { shopId: shop.id, deviceId: device.id, lockedUntil: iso(lockedUntil) } });
+    this.ctx.counters.inc('pins.lockouts');
+    this.ctx.log.warn({ shopId: shop.id, deviceId: device.id, lockedUntil: iso(lockedUntil) }, 'wrong PINs in a row: cancelling locked for the shop');
+    const notice = { shopId: shop.id, deviceId: device.id, fault: 'pin-lockout', state: 'raised', at, raisedAt: at, lockedUntil: iso(lockedUntil) };
+    const consoles = this.ctx.registry.consolesFor(shop);
+    fx.afterCommit(() => {
+      for (const stationId of consoles) this.ctx.publishNotice(topics.stationFaults(stationId), JSON.stringify(notice));
+    });
+  }
+
+  /** The cancel PIN: the shop's open alarm becomes `cancelled` and every alerted shop is told it ended. */
+  private cancelByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number): string | undefined {
+    const now = this.ctx.clock.now();
+    const open = this.repo.joinableForShop(shop.id);
+    if (!open || !allowed(SYSTEM_TRANSITIONS.cancel, open.state)) {
+      this.ctx.counters.inc('pins.cancel-without-alarm');
+      return undefined;
+    }
+    this.repo.finishAlarmDeadlines(open.id, now);
+    const cancelled = this.change(fx, open, actor, 'cancel', (a) => {
+      a.state = SYSTEM_TRANSITIONS.cancel.to;
+      a.shopsEnded = true;
+    }, { eventId });
+    this.endForShops(fx, cancelled);
+    this.ctx.counters.inc('alarms.cancelled');
+    this.ctx.log.info({ alarmId: open.id, shopId: shop.id }, 'alarm cancelled by the shop');
+    return open.id;
+  }
+
+  /**
+   * The duress PIN. `shopsSide` (not locked out): on the shops' side exactly what a cancel does (the
+   * same `ended` messages in the same commit; then no widening, not joinable, nothing at close),
+   * while the console gets `duress: true` in the alarm's open state. Locked out: only the console
+   * learns. With no open alarm: a console-only duress alarm.
+   */
+  private duressByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number, shopsSide: boolean): string {
+    const now = this.ctx.clock.now();
+    this.ctx.counters.inc('alarms.duress');
+    const joinable = this.repo.joinableForShop(shop.id);
+    if (joinable && allowed(SYSTEM_TRANSITIONS.duress, joinable.state)) {
+      if (shopsSide) this.repo.finishAlarmDeadlines(joinable.id, now, 'ring');
+      const flagged = this.change(fx, joinable, actor, 'duress', (a) => {
+        a.duress = true;
+        if (shopsSide) a.shopsEnded = true;
+      }, { eventId });
+      if (shopsSide) this.endForShops(fx, flagged);
+      this.ctx.log.warn({ alarmId: joinable.id, shopId: shop.id }, 'duress');
+      return joinable.id;
+    }
+    const open = this.repo.openForShop(shop.id);
+    if (open) {
+      // Already a duress alarm (its shops told it ended): the console has it; one more audit row.
+      if (!open.duress) this.change(fx, open, actor, 'duress', (a) => (a.duress = true), { eventId });
+      else this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'duress-repeat', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
+      return open.id;
+    }
+    const id = newAlarmId(now);
+    const raisedAt = iso(now);
+    this.repo.insertAlarm({
+      id,
+      gatewayId: this.ctx.gatewayId,
+      shopId: shop.id,
+      stationId: shop.stationId,
+      compoundId: shop.compoundId,
+      state: 'raised',
+      kind: 'panic',
+      duress: true,
+      test: false,
+      // No neighbour is alerted: on the shops' side there is nothing to end or join.
+      shopsEnded: true,
+      originEventId: eventId,
+      raisedAt,
+    });
+    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail: { eventId, kind: 'panic', duress: true } });
+    this.publishToConsoles(fx, this.repo.get(id)!, now);
+    this.addDeadline(id, 'ack', now + this.ctx.config.escalation.ackDeadlineMs);
+    this.ctx.counters.inc('alarms.raised');
+    this.ctx.log.warn({ alarmId: id, shopId: shop.id }, 'duress alarm raised (console only)');
+    return id;
   }
 
   // ---------------------------------------------------------------- raising and fan-out
@@ -420,8 +552,8 @@ export class AlarmEngine {
           },
           { disposition: action.disposition, note: action.note ?? null },
         );
-        // A cancelled alarm's shops were told it ended when it was cancelled.
-        if (alarm.state !== 'cancelled') this.endForShops(fx, closed);
+        // A cancelled or duress alarm's shops were told it ended by the PIN.
+        if (!alarm.shopsEnded) this.endForShops(fx, closed);
         return closed;
       }
     }
@@ -447,7 +579,7 @@ export class AlarmEngine {
       return;
     }
     if (d.kind === 'ring') {
-      if (!isJoinable(alarm.state) || alarm.ring >= esc.maxRings) return;
+      if (!isJoinable(alarm.state) || alarm.shopsEnded || alarm.ring >= esc.maxRings) return;
       const counts = this.repo.replyCounts(alarm.id);
       const answers = counts.coming + counts.seen;
       if (answers >= esc.minAnswers) return;

@@ -26,6 +26,8 @@ export const CONSOLE_TRANSITIONS: Readonly<Record<ActionKind, Transition>> = {
 /** What the shop and the gateway itself may do. */
 export const SYSTEM_TRANSITIONS = {
   cancel: { from: JOINABLE_STATES, to: 'cancelled' },
+  /** The duress PIN: a flag (the console sees it in its open state, closable only by an officer). */
+  duress: { from: JOINABLE_STATES, to: null },
   overdue: { from: ['raised'], to: null },
   widen: { from: JOINABLE_STATES, to: null },
 } as const satisfies Record<string, Transition>;

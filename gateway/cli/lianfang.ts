@@ -37,6 +37,7 @@ import { userInfo } from 'node:os';
 import { getDevice } from '../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
 import { usePrivateUmask } from '../data-dir.js';
+import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -259,6 +260,35 @@ Examples:
         lat: 'LAT',
         lon: 'LON',
       });
+    });
+
+  shop
+    .command('pin <shopId>')
+    .description("set the shop's cancel and duress PINs (4–8 digits, different), or --clear them; stored only as keyed hashes, never printed")
+    .option('--pin <digits>', 'the cancel PIN (or env LF_PIN, to keep it out of shell history)')
+    .option('--duress-pin <digits>', 'the duress PIN: looks like a cancel at the shop, the console gets a duress alarm (or env LF_DURESS_PIN)')
+    .option('--clear', 'remove both PINs (and any wrong-PIN lock-out)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ LF_PIN=2468 LF_DURESS_PIN=1357 lianfang shop pin S01\n  $ lianfang shop pin S01 --clear')
+    .action(async (shopId: string, o: { pin?: string; duressPin?: string; clear?: boolean; data: string; json?: boolean }) => {
+      const actor = `user:${userInfo().username}`;
+      const at = new Date().toISOString();
+      const pin = o.pin ?? process.env.LF_PIN;
+      const duressPin = o.duressPin ?? process.env.LF_DURESS_PIN;
+      if (o.clear) {
+        if (o.pin !== undefined || o.duressPin !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', 'give either --clear or the PINs, not both');
+        const had = withDb(o.data, (db) => clearShopPins(db, shopId, actor, at));
+        if (o.json) printJson({ shopId, pins: false, had });
+        else process.stdout.write(had ? `PINs of shop ${shopId} removed\n` : `shop ${shopId} had no PINs\n`);
+      } else {
+        const pins = validatePins(pin, duressPin);
+        const key = loadOrCreateGatewayKey(o.data);
+        withDb(o.data, (db) => setShopPins(db, key, shopId, pins, actor, at));
+        if (o.json) printJson({ shopId, pins: true });
+        else process.stdout.write(`PINs of shop ${shopId} set (stored as keyed hashes only)\n`);
+      }
+      await notifyGateway(o.data);
     });
 
   // ------------------------------------------------------------------ device

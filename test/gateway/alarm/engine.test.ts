@@ -25,6 +25,8 @@ import { resetCounter } from '../../../gateway/ingest/counter-reset.js';
 import { rankNeighbours, distanceM } from '../../../gateway/geo.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { LianfangError } from '../../../gateway/errors.js';
+import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
+import { setShopPins, clearShopPins } from '../../../gateway/alarm/pins.js';
 import type { ConsoleAction, ConsoleAlarm, ShopAlert } from '../../../firmware-contracts/mqtt/payloads.js';
 
 interface Teardown {
@@ -90,6 +92,8 @@ class Harness {
       outbox: this.outbox,
       counters: this.counters,
       gatewayId,
+      gatewayKey: loadOrCreateGatewayKey(dataDir),
+      publishNotice: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }),
       onDeadline: (due) => scheduler?.consider(due),
     });
     this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
@@ -710,4 +714,193 @@ t.test('a bridge boot is a u32 above the stored mark', async (t) => {
   t.equal(nextBridgeBoot(now, now), now / 1000, 'a mark in milliseconds (an older version) is left behind');
   t.equal(nextBridgeBoot(U32, now), now / 1000);
   t.ok(nextBridgeBoot(null, Date.now()) <= U32);
+});
+
+// ---------------------------------------------------------------- PINs (DESIGN "Keypad codes", "Alarm states")
+
+const PIN = '2468';
+const DURESS = '1357';
+
+function setPins(h: Harness, shopIndex = MIDDLE): void {
+  setShopPins(h.db, loadOrCreateGatewayKey(h.dataDir), STREET.shops[shopIndex].shopId, { pin: PIN, duressPin: DURESS }, 'user:installer', iso(h.clock.now()));
+}
+
+/** What a shop's alerts topic carried for an alarm, minus what differs between two alarms by nature. */
+const comparable = (alerts: (ShopAlert & { shopId: string })[]) => alerts.map(({ alarmId: _a, raisedAt: _r, ...rest }) => rest);
+
+/** Every row of every table, as text: for a PIN in clear anywhere in the database. */
+function everyRow(db: Db): string {
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+  return tables.map((name) => JSON.stringify(db.prepare(`SELECT * FROM "${name}"`).all(), (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v))).join('\n');
+}
+
+t.test('cancel: *PIN# cancels the open alarm, ends it at every alerted shop, no widening, nothing more at close; a 9# raises a new one', async (t) => {
+  const clock = new ManualClock(Date.parse('2026-12-01T08:00:00.000Z'));
+  const h = new Harness(t, streetCopy(t), clock);
+  setPins(h);
+  const alarmId = await h.raise();
+  const alerted = h.shopAlerts(alarmId).map((a) => a.shopId).sort();
+  t.equal(alerted.length, 10);
+  await h.advance(1_000);
+  // Typed one key per event, as a keypad sends them.
+  for (const k of `*${PIN}#`) await h.press(MIDDLE, k);
+  const a = h.alarm(alarmId);
+  t.equal(a.state, 'cancelled', 'the alarm is cancelled');
+  t.equal(a.shopsEnded, true);
+  t.equal(a.duress, false);
+  const ended = h.shopAlerts(alarmId).filter((x) => x.state === 'ended');
+  t.same(ended.map((x) => x.shopId).sort(), alerted, 'every alerted shop was told it ended');
+  t.ok(ended.every((x) => x.rev === 2), 'at the new rev');
+  t.match(h.consoleMessages(alarmId).at(-1), { alarmId, rev: 2, state: 'cancelled', duress: false }, 'the console gets the new state');
+  t.match(h.audit(alarmId).at(-1), { action: 'cancel', fromState: 'raised', toState: 'cancelled', rev: 2, actor: `device:${STREET.shops[MIDDLE].deviceId}` });
+  t.equal(h.counters.get('alarms.cancelled'), 1);
+
+  const before = h.published.length;
+  await h.advance(h.config.escalation.ringIntervalMs * 3);
+  t.equal(h.alarm(alarmId).ring, 1, 'a cancelled alarm does not widen');
+  t.equal(h.alarm(alarmId).overdue, false, 'nor becomes overdue');
+  t.equal(h.published.length, before, 'nothing more was published');
+
+  await refused(t, h.act({ action: 'ack', alarmId }), 'LF_ERR_BAD_TRANSITION', 'ack of a cancelled alarm');
+  await h.act({ action: 'close', alarmId, disposition: 'false' });
+  t.equal(h.alarm(alarmId).state, 'closed', 'an officer closes it');
+  t.equal(h.shopAlerts(alarmId).length, 20, 'closing sends nothing more to the shops');
+
+  const again = await h.raise();
+  t.not(again, alarmId, 'a 9# after the cancel raises a new alarm');
+  checkRevChain(t, h, alarmId);
+  t.notOk(everyRow(h.db).includes(PIN), 'no PIN in clear in any table');
+});
+
+t.test('cancel with no open alarm, or a 9# after a cancel before the officer closes it', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  setPins(h);
+  const none = await h.press(MIDDLE, `*${PIN}#`);
+  t.notOk(none.status === 'stored' && none.alarmId, 'nothing to cancel');
+  t.equal(h.counters.get('pins.cancel-without-alarm'), 1);
+  const first = await h.raise();
+  await h.press(MIDDLE, `*${PIN}#`);
+  t.equal(h.alarm(first).state, 'cancelled');
+  const second = await h.raise();
+  t.not(second, first, 'cancelled is not joinable: a new alarm');
+  t.equal(h.alarm(second).state, 'raised');
+  t.equal(h.shopAlerts(second).length, 10, 'fanned out again');
+});
+
+t.test("duress: every neighbour topic carries exactly what a cancel's does, also after the officer closes; the console sees duress", async (t) => {
+  const T0 = Date.parse('2026-12-01T08:00:00.000Z');
+  const runs: Record<'cancel' | 'duress', { h: Harness; alarmId: string }> = {} as never;
+  for (const mode of ['cancel', 'duress'] as const) {
+    const h = new Harness(t, streetCopy(t), new ManualClock(T0));
+    setPins(h);
+    const alarmId = await h.raise();
+    await h.advance(2_000);
+    await h.press(MIDDLE, `*${mode === 'cancel' ? PIN : DURESS}#`);
+    await h.advance(h.config.escalation.ringIntervalMs * 3);
+    runs[mode] = { h, alarmId };
+  }
+  const c = runs.cancel;
+  const d = runs.duress;
+  t.same(comparable(d.h.shopAlerts(d.alarmId)), comparable(c.h.shopAlerts(c.alarmId)), 'the shops saw the same messages, field by field');
+  t.equal(d.h.shopAlerts(d.alarmId).filter((x) => x.state === 'ended').length, 10);
+  t.same(d.h.outboxRows(d.alarmId).filter((r) => r.kind === 'shop').map((r) => [r.id, r.rev]), c.h.outboxRows(c.alarmId).filter((r) => r.kind === 'shop').map((r) => [r.id, r.rev]), 'the same outbox rows to the shops');
+  const da = d.h.alarm(d.alarmId);
+  t.equal(da.state, 'raised', 'duress: the console keeps the open state, not cancelled');
+  t.equal(da.duress, true);
+  t.equal(da.ring, 1, 'no ring widening');
+  t.match(d.h.consoleMessages(d.alarmId)[1], { rev: 2, state: 'raised', duress: true });
+  t.ok(d.h.consoleMessages(d.alarmId).every((m) => m.state !== 'cancelled'), 'the console never sees cancelled');
+  t.ok(d.h.consoleMessages(d.alarmId).some((m) => m.overdue), 'it stays an alarm: overdue until acknowledged');
+
+  // The officer closes each.
+  await c.h.act({ action: 'close', alarmId: c.alarmId, disposition: 'false' });
+  await d.h.act({ action: 'ack', alarmId: d.alarmId });
+  await d.h.act({ action: 'dispatch', alarmId: d.alarmId, patrol: 'P1' });
+  await d.h.act({ action: 'close', alarmId: d.alarmId, disposition: 'real' });
+  t.equal(d.h.alarm(d.alarmId).state, 'closed');
+  t.same(comparable(d.h.shopAlerts(d.alarmId)), comparable(c.h.shopAlerts(c.alarmId)), 'and after the close: still the same, nothing more for either');
+
+  const again = await d.h.raise();
+  t.not(again, d.alarmId, 'a 9# after a duress raises a new alarm');
+  checkRevChain(t, d.h, d.alarmId);
+  t.notOk(everyRow(d.h.db).includes(DURESS), 'no duress PIN in clear in any table');
+});
+
+t.test('a 9# after a duress, before the officer closes it, raises a new alarm that reaches the shops', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  setPins(h);
+  const first = await h.raise();
+  await h.press(MIDDLE, `*${DURESS}#`);
+  const second = await h.raise();
+  t.not(second, first, 'not joinable');
+  t.equal(h.shopAlerts(second).filter((a) => a.state === 'raised').length, 10);
+  t.equal(h.alarm(first).state, 'raised', 'the duress alarm stays open on the console');
+});
+
+t.test('duress with no open alarm: a console-only duress alarm, no neighbour alerted', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  setPins(h);
+  const out = await h.press(MIDDLE, `*${DURESS}#`);
+  const alarmId = out.status === 'stored' ? out.alarmId : undefined;
+  t.ok(alarmId, 'an alarm');
+  t.same(h.shopAlerts(alarmId!), [], 'no shop alerted');
+  t.equal(h.engine.repo.recipients(alarmId!).length, 0);
+  t.match(h.consoleMessages(alarmId!), [{ rev: 1, state: 'raised', duress: true, kind: 'panic', shopsAlerted: 0 }]);
+  const cancelShows = new Harness(t, streetCopy(t), new ManualClock());
+  setPins(cancelShows);
+  await cancelShows.press(MIDDLE, `*${PIN}#`);
+  t.same(cancelShows.published.filter((p) => p.topic.endsWith('/alerts')), [], 'a cancel with no alarm sends no shop anything either');
+  t.same(h.published.filter((p) => p.topic.endsWith('/alerts')), [], 'nor does the duress PIN');
+  const panic = await h.raise();
+  t.not(panic, alarmId, 'a 9# then raises a real alarm for the street');
+  t.equal(h.shopAlerts(panic).length, 10);
+});
+
+t.test('five wrong PINs lock cancelling (a pin-lockout notice on the faults topic); duress still reaches the console; a restart keeps the lock', async (t) => {
+  const dir = streetCopy(t);
+  const T0 = Date.parse('2026-12-01T08:00:00.000Z');
+  const h = new Harness(t, dir, new ManualClock(T0));
+  setPins(h);
+  const alarmId = await h.raise();
+  for (let i = 0; i < 4; i++) await h.press(MIDDLE, '*0000#');
+  t.equal(h.published.filter((p) => p.topic === topics.stationFaults(STREET_STATION)).length, 0, 'four wrong: no lock-out yet');
+  await h.press(MIDDLE, '*9999#');
+  const notices = h.published.filter((p) => p.topic === topics.stationFaults(STREET_STATION));
+  t.match(notices, [{ payload: { fault: 'pin-lockout', shopId: STREET.shops[MIDDLE].shopId, deviceId: STREET.shops[MIDDLE].deviceId, state: 'raised', lockedUntil: iso(T0 + h.config.keypad.pinLockoutMs) } }], 'one pin-lockout notice');
+  await h.press(MIDDLE, `*${PIN}#`);
+  t.equal(h.alarm(alarmId).state, 'raised', 'the right PIN during the lock-out cancels nothing');
+  t.equal(h.counters.get('pins.refused-locked'), 1);
+  h.stop();
+
+  const h2 = new Harness(t, dir, new ManualClock(T0 + 60_000));
+  await h2.press(MIDDLE, `*${PIN}#`, 100);
+  t.equal(h2.alarm(alarmId).state, 'raised', 'a restart does not lift the lock-out');
+  const shopMsgs = h2.published.filter((p) => p.topic.endsWith('/alerts')).length;
+  await h2.press(MIDDLE, `*${DURESS}#`, 101);
+  const a = h2.alarm(alarmId);
+  t.equal(a.duress, true, 'the duress PIN during a lock-out reaches the console');
+  t.equal(a.shopsEnded, false, 'and changes nothing on the shops side');
+  t.match(h2.consoleMessages(alarmId).at(-1), { duress: true, state: 'raised' });
+  t.equal(h2.published.filter((p) => p.topic.endsWith('/alerts')).length, shopMsgs, 'no message to any shop');
+  const joined = await h2.press(MIDDLE, '9#', 102);
+  t.equal(joined.status === 'stored' && joined.alarmId, alarmId, 'on the shops side it is still the open alarm: a 9# joins it');
+
+  await h2.advance(h2.config.keypad.pinLockoutMs);
+  await h2.press(MIDDLE, `*${PIN}#`, 103);
+  t.equal(h2.alarm(alarmId).state, 'cancelled', 'after the lock-out the PIN cancels again');
+  t.notOk(everyRow(h2.db).includes(PIN) || everyRow(h2.db).includes(DURESS), 'no PIN in clear in any table');
+});
+
+t.test('a right PIN resets the wrong count; --clear removes the PINs', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  setPins(h);
+  for (let i = 0; i < 4; i++) await h.press(MIDDLE, '*1111#');
+  await h.press(MIDDLE, `*${PIN}#`);
+  for (let i = 0; i < 4; i++) await h.press(MIDDLE, '*1111#');
+  t.equal(h.counters.get('pins.lockouts'), 0, 'four, a right one, four: never five in a row');
+  clearShopPins(h.db, STREET.shops[MIDDLE].shopId, 'user:installer', iso(h.clock.now()));
+  const alarmId = await h.raise();
+  await h.press(MIDDLE, `*${PIN}#`);
+  t.equal(h.alarm(alarmId).state, 'raised', 'without PINs nothing cancels');
+  t.equal(h.counters.get('keypad.entries.pin-unset'), 1);
 });
