@@ -1,0 +1,89 @@
+/**
+ * Shop PINs over real MQTT against the gateway as a child process (gateway/alarm/engine.ts,
+ * gateway/alarm/pins.ts): a cancel ends the alarm at every neighbour; a duress PIN puts on every
+ * neighbour's alerts topic exactly what a cancel puts there (also after the officer closes each)
+ * while the console sees duress; a 9# after a cancel and after a duress raises a new alarm; no PIN
+ * in clear in any table or in the gateway's log.
+ */
+import t from 'tap';
+import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, nearestShops, query, sleep, cli } from '../helpers/gateway.js';
+import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+
+const PIN = '2468';
+const DURESS = '1357';
+const RING_INTERVAL_MS = 1_500;
+
+t.test('cancel and duress look the same on every neighbour topic; the console sees duress; 9# after either raises a new alarm', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 30);
+  const origin = street.shops[15].shopId;
+  const r = await cli(['shop', 'pin', origin, '--data', data], { LF_PIN: PIN, LF_DURESS_PIN: DURESS });
+  t.equal(r.code, 0, r.stderr);
+  // A short ring interval: an alarm that was not ended on the shops' side would widen while we wait.
+  const gw = await GatewayProcess.start(t, data, { LF_ESCALATION_RING_INTERVAL_MS: String(RING_INTERVAL_MS) });
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const kp = keypads.get(origin)!;
+  const expected = nearestShops(data, origin, 10);
+
+  const seen = new Set<string>();
+  /** 9# at the origin; the new alarm (the console's history holds the earlier ones too). */
+  const raise = async () => {
+    await kp.press('9#');
+    const a = await officer.waitFor((x) => x.shopId === origin && x.state === 'raised' && !seen.has(x.alarmId) && x.rev === 1);
+    seen.add(a.alarmId);
+    await Promise.all(expected.map((id) => keypads.get(id)!.waitFor((x) => x.alarmId === a.alarmId && x.state === 'raised')));
+    return a.alarmId;
+  };
+  const endedEverywhere = (alarmId: string) => Promise.all(expected.map((id) => keypads.get(id)!.waitFor((x) => x.alarmId === alarmId && x.state === 'ended')));
+
+  // A cancel, typed one key per event as a keypad sends them.
+  const cancelled = await raise();
+  for (const k of `*${PIN}#`) await kp.press(k);
+  await endedEverywhere(cancelled);
+  t.match(await officer.waitFor((x) => x.alarmId === cancelled && x.state === 'cancelled'), { duress: false, rev: 2 }, 'the console sees cancelled');
+
+  const duress = await raise();
+  t.not(duress, cancelled, 'a 9# after a cancel raises a new alarm');
+  await kp.press(`*${DURESS}#`);
+  await endedEverywhere(duress);
+  t.match(await officer.waitFor((x) => x.alarmId === duress && x.duress === true), { state: 'raised', rev: 2 }, 'the console sees duress, in its open state');
+
+  const after = await raise();
+  t.not(after, duress, 'a 9# after a duress raises a new alarm');
+  t.equal(new Set([cancelled, duress, after]).size, 3, 'three alarms');
+
+  // The officer closes both; then time passes beyond several ring intervals.
+  await officer.act({ alarmId: cancelled, action: 'close', disposition: 'false' });
+  await officer.waitFor((x) => x.alarmId === cancelled && x.state === 'closed');
+  await officer.act({ alarmId: duress, action: 'ack' });
+  await officer.waitFor((x) => x.alarmId === duress && x.state === 'acknowledged');
+  await officer.act({ alarmId: duress, action: 'close', disposition: 'real' });
+  await officer.waitFor((x) => x.alarmId === duress && x.state === 'closed');
+  await sleep(RING_INTERVAL_MS * 3);
+
+  const strip = (alerts: ShopAlert[]) => alerts.map(({ alarmId: _a, raisedAt: _r, ...rest }) => rest);
+  for (const [shopId, k] of keypads) {
+    const c = k.alerts.filter((x) => x.alarmId === cancelled);
+    const d = k.alerts.filter((x) => x.alarmId === duress);
+    t.same(strip(d), strip(c), `${shopId}: the same messages for the duress alarm as for the cancelled one`);
+    if (expected.includes(shopId)) t.same(c.map((x) => [x.rev, x.state]), [[1, 'raised'], [2, 'ended']], `${shopId}: raised, then ended, nothing more`);
+    else t.equal(c.length, 0, `${shopId}: never alerted`);
+  }
+  t.notOk(
+    officer.updates.some((x) => x.alarmId === duress && x.state === 'cancelled'),
+    'the console never saw the duress alarm as cancelled',
+  );
+  const widened = query<{ alarmId: string; n: number }>(data, 'SELECT alarm_id AS alarmId, count(*) AS n FROM alarm_recipients WHERE alarm_id IN (?, ?) GROUP BY alarm_id', cancelled, duress);
+  t.same(widened.map((w) => w.n), [10, 10], 'neither widened beyond ring 1');
+  const stillOpen = query<{ ring: number }>(data, 'SELECT ring FROM alarms WHERE id = ?', after);
+  t.ok(stillOpen[0].ring >= 2, 'the alarm left open did widen (so the interval was long enough to see it)');
+
+  // No PIN in clear anywhere.
+  const tables = query<{ name: string }>(data, "SELECT name FROM sqlite_master WHERE type = 'table'");
+  const dump = tables.map(({ name }) => JSON.stringify(query(data, `SELECT * FROM "${name}"`), (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v))).join('\n');
+  t.ok(dump.includes('*xxxx#') || dump.includes('"keys":"x"'), 'the PIN keys are stored masked');
+  t.notOk(dump.includes(PIN) || dump.includes(DURESS), 'no PIN in clear in any table');
+  await gw.kill();
+  const log = JSON.stringify(gw.logs);
+  t.notOk(log.includes(PIN) || log.includes(DURESS), "no PIN in clear in the gateway's log");
+});
