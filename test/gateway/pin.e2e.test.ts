@@ -8,9 +8,11 @@
 import t from 'tap';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, nearestShops, query, sleep, cli } from '../helpers/gateway.js';
 import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import { connectAsync } from 'mqtt';
 
-const PIN = '2468';
-const DURESS = '1357';
+const PIN = '24680864';
+const DURESS = '13577531';
 const RING_INTERVAL_MS = 1_500;
 
 t.test('cancel and duress look the same on every neighbour topic; the console sees duress; 9# after either raises a new alarm', async (t) => {
@@ -81,9 +83,48 @@ t.test('cancel and duress look the same on every neighbour topic; the console se
   // No PIN in clear anywhere.
   const tables = query<{ name: string }>(data, "SELECT name FROM sqlite_master WHERE type = 'table'");
   const dump = tables.map(({ name }) => JSON.stringify(query(data, `SELECT * FROM "${name}"`), (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data).toString('latin1') : v))).join('\n');
-  t.ok(dump.includes('*xxxx#') || dump.includes('"keys":"x"'), 'the PIN keys are stored masked');
+  const keys = query<{ payload: string }>(data, "SELECT payload FROM events WHERE type = 'keypad' ORDER BY id").map((e) => JSON.parse(e.payload).keys as string);
+  t.ok(keys.includes('*xxxxxxxx#') && keys.includes('x'), 'the PIN keys are stored masked');
   t.notOk(dump.includes(PIN) || dump.includes(DURESS), 'no PIN in clear in any table');
   await gw.kill();
   const log = JSON.stringify(gw.logs);
   t.notOk(log.includes(PIN) || log.includes(DURESS), "no PIN in clear in the gateway's log");
+});
+
+t.test('five wrong PINs: a pin-lockout notice on the faults topic; the lock-out survives a restart; duress then reaches only the console', async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 12);
+  const origin = street.shops[5].shopId;
+  t.equal((await cli(['shop', 'pin', origin, '--pin', PIN, '--duress-pin', DURESS, '--data', data])).code, 0);
+  const env = { LF_ESCALATION_RING_INTERVAL_MS: '3600000' };
+  const gw1 = await GatewayProcess.start(t, data, env);
+  const { keypads, console: officer } = await connectStreet(t, street, gw1.mqttUrl);
+  const watcher = await connectAsync(gw1.mqttUrl, { clientId: `${street.officer.username}:faults`, username: street.officer.username, password: street.officer.password });
+  t.teardown(() => watcher.endAsync());
+  const faults: Record<string, unknown>[] = [];
+  watcher.on('message', (_topic, payload) => faults.push(JSON.parse(payload.toString('utf8')) as Record<string, unknown>));
+  await watcher.subscribeAsync(topics.stationFaults(street.stationId), { qos: 1 });
+  const kp = keypads.get(origin)!;
+  const expected = nearestShops(data, origin, 10);
+
+  await kp.press('9#');
+  const alarm = await officer.waitFor((a) => a.shopId === origin && a.state === 'raised');
+  for (let i = 0; i < 5; i++) await kp.press('*90807060#');
+  const until = Date.now() + 10_000;
+  while (!faults.some((f) => f.fault === 'pin-lockout') && Date.now() < until) await sleep(50);
+  t.match(faults, [{ fault: 'pin-lockout', shopId: origin, deviceId: street.shops[5].deviceId, state: 'raised', lockedUntil: String }], 'one pin-lockout notice to the console');
+  t.equal(faults.length, 1);
+
+  await gw1.kill('SIGTERM');
+  const gw2 = await GatewayProcess.start(t, data, env, ['--mqtt-port', String(gw1.ports.mqtt)]);
+  await kp.press(`*${PIN}#`);
+  await kp.press(`*${DURESS}#`);
+  const flagged = await officer.waitFor((a) => a.alarmId === alarm.alarmId && a.duress === true, 20_000);
+  t.equal(flagged.state, 'raised', 'the cancel PIN after the restart did not cancel: still locked; the duress reached the console');
+  await sleep(300);
+  for (const id of expected) t.notOk(keypads.get(id)!.alerts.some((a) => a.alarmId === alarm.alarmId && a.state === 'ended'), `${id}: nothing changed at the neighbour`);
+  t.equal(query<{ shopsEnded: number }>(data, 'SELECT shops_ended AS shopsEnded FROM alarms WHERE id = ?', alarm.alarmId)[0].shopsEnded, 0);
+  await gw2.kill();
+  const log = JSON.stringify([...gw1.logs, ...gw2.logs]);
+  t.notOk(log.includes(PIN) || log.includes(DURESS) || log.includes('90807060'), "no PIN, right or wrong, in the gateway's log");
 });

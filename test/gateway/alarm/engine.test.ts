@@ -718,8 +718,8 @@ t.test('a bridge boot is a u32 above the stored mark', async (t) => {
 
 // ---------------------------------------------------------------- PINs (DESIGN "Keypad codes", "Alarm states")
 
-const PIN = '2468';
-const DURESS = '1357';
+const PIN = '24680864';
+const DURESS = '13577531';
 
 function setPins(h: Harness, shopIndex = MIDDLE): void {
   setShopPins(h.db, loadOrCreateGatewayKey(h.dataDir), STREET.shops[shopIndex].shopId, { pin: PIN, duressPin: DURESS }, 'user:installer', iso(h.clock.now()));
