@@ -52,11 +52,6 @@ export function clearShopPins(db: Db, shopId: string, actor: string, at: string)
   })();
 }
 
-/** Whether a shop has PINs set (for `shop list`; never the hashes). */
-export function hasPins(db: Db, shopId: string): boolean {
-  return db.prepare('SELECT 1 FROM shop_pins WHERE shop_id = ?').get(shopId) !== undefined;
-}
-
 /**
  * What a `*` PIN `#` entry is, checked against the shop's stored hashes at `nowMs`:
  * `cancel`, `duress`, `wrong` (counted; `lockedUntil` set when this one locked the shop),
