@@ -808,7 +808,8 @@ t.test("duress: every neighbour topic carries exactly what a cancel's does, also
   t.equal(da.state, 'raised', 'duress: the console keeps the open state, not cancelled');
   t.equal(da.duress, true);
   t.equal(da.ring, 1, 'no ring widening');
-  t.match(d.h.consoleMessages(d.alarmId)[1], { rev: 2, state: 'raised', duress: true });
+  t.match(d.h.consoleMessages(d.alarmId)[1], { rev: 2, state: 'raised', duress: true, priority: 1 }, 'duress: the highest console priority');
+  t.match(c.h.consoleMessages(c.alarmId)[1], { rev: 2, state: 'cancelled', duress: false, priority: 2 });
   t.ok(d.h.consoleMessages(d.alarmId).every((m) => m.state !== 'cancelled'), 'the console never sees cancelled');
   t.ok(d.h.consoleMessages(d.alarmId).some((m) => m.overdue), 'it stays an alarm: overdue until acknowledged');
 
@@ -845,7 +846,7 @@ t.test('duress with no open alarm: a console-only duress alarm, no neighbour ale
   t.ok(alarmId, 'an alarm');
   t.same(h.shopAlerts(alarmId!), [], 'no shop alerted');
   t.equal(h.engine.repo.recipients(alarmId!).length, 0);
-  t.match(h.consoleMessages(alarmId!), [{ rev: 1, state: 'raised', duress: true, kind: 'panic', shopsAlerted: 0 }]);
+  t.match(h.consoleMessages(alarmId!), [{ rev: 1, state: 'raised', duress: true, priority: 1, kind: 'panic', shopsAlerted: 0 }]);
   const cancelShows = new Harness(t, streetCopy(t), new ManualClock());
   setPins(cancelShows);
   await cancelShows.press(MIDDLE, `*${PIN}#`);
