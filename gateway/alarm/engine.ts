@@ -286,24 +286,8 @@ export class AlarmEngine {
       else this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'duress-repeat', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
       return open.id;
     }
-    const id = newAlarmId(now);
-    const raisedAt = iso(now);
-    this.repo.insertAlarm({
-      id,
-      gatewayId: this.ctx.gatewayId,
-      shopId: shop.id,
-      stationId: shop.stationId,
-      compoundId: shop.compoundId,
-      state: 'raised',
-      kind: 'panic',
-      duress: true,
-      test: false,
-      // No neighbour is alerted: on the shops' side there is nothing to end or join.
-      shopsEnded: true,
-      originEventId: eventId,
-      raisedAt,
-    });
-    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail: { eventId, kind: 'panic', duress: true } });
+    // No neighbour is alerted: on the shops' side there is nothing to end or join.
+    const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
     this.addDeadline(id, 'ack', now + this.ctx.config.escalation.ackDeadlineMs);
     this.ctx.counters.inc('alarms.raised');
@@ -325,6 +309,20 @@ export class AlarmEngine {
       this.ctx.counters.inc('alarms.joined');
       return open.id;
     }
+    const id = this.insertRaised(shop, kind, { duress: false, shopsEnded: false }, actor, eventId, now);
+    const alarm = this.repo.get(id)!;
+    this.alertRing(fx, alarm, shop, 1, now);
+    this.publishToConsoles(fx, alarm, now);
+    const esc = this.ctx.config.escalation;
+    this.addDeadline(id, 'ack', now + esc.ackDeadlineMs);
+    if (esc.maxRings > 1) this.addDeadline(id, 'ring', now + esc.ringIntervalMs);
+    this.ctx.counters.inc('alarms.raised');
+    this.ctx.log.info({ alarmId: id, shopId: shop.id, kind }, 'alarm raised');
+    return id;
+  }
+
+  /** A new alarm of `shop` in state `raised` (rev 1) and its audit row; nothing is sent yet. */
+  private insertRaised(shop: Shop, kind: string, flags: { duress: boolean; shopsEnded: boolean }, actor: Actor, eventId: number | null, now: number): string {
     const id = newAlarmId(now);
     const raisedAt = iso(now);
     this.repo.insertAlarm({
@@ -335,20 +333,14 @@ export class AlarmEngine {
       compoundId: shop.compoundId,
       state: 'raised',
       kind,
-      duress: false,
+      duress: flags.duress,
       test: false,
+      shopsEnded: flags.shopsEnded,
       originEventId: eventId,
       raisedAt,
     });
-    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail: { eventId, kind } });
-    const alarm = this.repo.get(id)!;
-    this.alertRing(fx, alarm, shop, 1, now);
-    this.publishToConsoles(fx, alarm, now);
-    const esc = this.ctx.config.escalation;
-    this.addDeadline(id, 'ack', now + esc.ackDeadlineMs);
-    if (esc.maxRings > 1) this.addDeadline(id, 'ring', now + esc.ringIntervalMs);
-    this.ctx.counters.inc('alarms.raised');
-    this.ctx.log.info({ alarmId: id, shopId: shop.id, kind }, 'alarm raised');
+    const detail = flags.duress ? { eventId, kind, duress: true } : { eventId, kind };
+    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail });
     return id;
   }
 
