@@ -163,6 +163,23 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    ingest: Type.Object(
+      {
+        floodEventsPerMinute: Type.Integer({
+          minimum: 1,
+          maximum: 600_000,
+          default: 60,
+          description: 'Routine events (door, heartbeat, tamper, battery, fault) one device may send per minute after its burst; the excess is acknowledged, dropped and counted (LF_ERR_FLOOD). Keypad and panic events are never dropped.',
+        }),
+        floodBurst: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 30,
+          description: 'Routine events one device may send at once before ingest.floodEventsPerMinute applies.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     supervision: Type.Object(
       {
         faultAfterMs: Millis(20_000, 'A wired device that has not answered for this long becomes a fault on the console; it clears when it answers again.'),

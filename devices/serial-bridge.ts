@@ -408,7 +408,7 @@ export class SerialBusDriver implements BusDriver {
     try {
       const { outcome, committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
       if (outcome.status === 'refused') {
-        this.ctx.log.debug({ deviceId: k.device.id, boot: f.boot, seq: f.seq, type: f.type }, 'event refused: the keypad counter went back (acknowledged, not stored)');
+        this.ctx.log.debug({ deviceId: k.device.id, boot: f.boot, seq: f.seq, type: f.type, reason: outcome.reason }, 'event refused (counter went back, or a flood): acknowledged, not stored');
         return f;
       }
       this.ctx.latencies.recordMs('serial.lastByteToCommit', committedAt - lastByteAt);

@@ -15,6 +15,7 @@ import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import { deviceIngest } from './ingest/device-ingest.js';
+import { FloodGuard } from './ingest/flood.js';
 import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
 import { AlarmEngine } from './alarm/engine.js';
@@ -63,6 +64,7 @@ export class Gateway {
   http!: HttpServer;
   admin!: AdminServer;
   supervisor!: Supervisor;
+  flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
   private lock: Lock | null = null;
@@ -163,7 +165,16 @@ export class Gateway {
       onDeadline: (due) => this.scheduler?.consider(due),
     });
     // A device whose counter went back is a fault at once, in the event's own commit.
-    const ingest = deviceIngest(this.writer, this.engine, () => this.supervisor);
+    // A device flooding routine events has the excess dropped before the writer (gateway/ingest/flood.ts).
+    this.flood = new FloodGuard({
+      clock: this.clock,
+      counters: this.counters,
+      log: log.child({ module: 'ingest' }),
+      eventsPerMinute: config.ingest.floodEventsPerMinute,
+      burst: config.ingest.floodBurst,
+      notice: (deviceId, state, fields) => this.supervisor?.floodNotice(deviceId, state, fields),
+    });
+    const ingest = deviceIngest(this.writer, this.engine, () => this.supervisor, this.flood);
     const marks = new DeliveryMarks({ writer: this.writer, outbox: this.outbox, clock: this.clock, log: log.child({ module: 'delivery' }) });
     const ingress = new MqttIngress({
       log: log.child({ module: 'ingest' }),
@@ -266,6 +277,7 @@ export class Gateway {
         buses: this.registry.buses.size,
       },
       faults: this.supervisor.faults(),
+      flooding: this.flood?.flooding() ?? [],
       mqtt: this.broker.limits(),
       counters: this.counters.snapshot(),
       latencies: this.latencies.snapshot(),
@@ -317,6 +329,7 @@ export class Gateway {
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.scheduler?.stop();
     this.supervisor?.stop();
+    this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});
     await this.http?.stop().catch(() => {});

@@ -79,6 +79,10 @@ export const ERRORS = {
     message: 'duplicate event (boot %s, seq %s) from device %s',
     remedy: 'none: a repeated event is acknowledged and dropped by design',
   },
+  LF_ERR_FLOOD: {
+    message: 'device %s sends routine events faster than %s per minute',
+    remedy: 'find why the device repeats itself (a loose door contact, a firmware loop); its keypad and panic events still pass, the excess is acknowledged and dropped',
+  },
   LF_ERR_FORBIDDEN_TOPIC: {
     message: '%s may not %s on %s',
     remedy: 'a device publishes only under its own devices/{id}/ topics; a console acts only for its station',

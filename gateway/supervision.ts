@@ -24,7 +24,7 @@ import type { Effects } from './ingest/writer.js';
 import type { Device } from './registry/registry.js';
 import type { CounterReset } from './alarm/engine.js';
 
-export type FaultKind = 'silent' | 'counter-reset';
+export type FaultKind = 'silent' | 'counter-reset' | 'flood';
 
 export interface FaultMessage {
   deviceId: string;
@@ -36,6 +36,8 @@ export interface FaultMessage {
   raisedAt: string;
   /** counter-reset: the old and the new (boot, seq), and whether the device's events are accepted or refused. */
   detail?: CounterReset;
+  /** flood: routine events dropped in this episode so far (raised: 1; cleared: all of them). */
+  dropped?: number;
 }
 
 interface OpenCounterReset {
@@ -170,6 +172,15 @@ export class Supervisor {
       this.ctx.log.info({ deviceId, fault: 'counter-reset', faultMs: now - before.raisedAt }, `counter-reset fault cleared: ${why}`);
       this.publish(deviceId, { fault: 'counter-reset', state: 'cleared', at: iso(now), raisedAt: iso(before.raisedAt), detail: before.detail });
     });
+  }
+
+  /**
+   * A flood episode of the device started or ended (gateway/ingest/flood.ts): published, not
+   * stored; it clears itself once the device's rate is back under the limit.
+   */
+  floodNotice(deviceId: string, state: FaultMessage['state'], fields: { at: string; raisedAt: string; dropped: number }): void {
+    this.ctx.counters.inc(state === 'raised' ? 'supervision.faults.raised' : 'supervision.faults.cleared');
+    this.publish(deviceId, { fault: 'flood', state, ...fields });
   }
 
   private arm(): void {

@@ -9,9 +9,13 @@ import type { AlarmEngine, CounterReset, IngestOutcome } from '../alarm/engine.j
 import type { Device } from '../registry/registry.js';
 import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
 import { U32_MAX } from '../../firmware-contracts/mqtt/payloads.js';
+import type { FloodGuard } from './flood.js';
+
+/** A routine event beyond its device's rate (gateway/ingest/flood.ts): acknowledged, not stored. */
+export type FloodRefused = { status: 'refused'; reason: 'flood' };
 
 /** `committedAt`: performance.now() at the commit (the fan-out that follows is not in it). */
-export type DeviceIngest = (device: Device, event: DeviceEvent, via: 'mqtt' | 'serial' | 'modbus') => Promise<{ outcome: IngestOutcome; committedAt: number }>;
+export type DeviceIngest = (device: Device, event: DeviceEvent, via: 'mqtt' | 'serial' | 'modbus') => Promise<{ outcome: IngestOutcome | FloodRefused; committedAt: number }>;
 
 /** Where a device whose counter went back is reported (gateway/supervision.ts), in the event's own transaction. */
 export interface CounterFaults {
@@ -25,9 +29,12 @@ export interface CounterFaults {
  * stored and published with the event that revealed it, so the console hears of it at once and a
  * rolled-back event leaves no fault behind.
  */
-export function deviceIngest(writer: GroupCommitWriter, engine: AlarmEngine, faults: () => CounterFaults | undefined = () => undefined): DeviceIngest {
+export function deviceIngest(writer: GroupCommitWriter, engine: AlarmEngine, faults: () => CounterFaults | undefined = () => undefined, flood?: FloodGuard): DeviceIngest {
   return (device, event, via) =>
-    writer
+    // Dropped before the writer: a flooding device costs no transaction and slows no one else.
+    flood && !flood.admit(device.id, event)
+      ? Promise.resolve({ outcome: { status: 'refused', reason: 'flood' } as const, committedAt: 0 })
+      : writer
       .run((fx) => {
         const outcome = engine.ingestDeviceEvent(fx, device, event, via);
         const f = faults();
