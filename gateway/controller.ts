@@ -14,7 +14,7 @@ import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
-import { deviceIngest } from './ingest/device-ingest.js';
+import { deviceIngest, nextBridgeBoot } from './ingest/device-ingest.js';
 import { FloodGuard } from './ingest/flood.js';
 import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
@@ -211,6 +211,12 @@ export class Gateway {
       supervisor: this.supervisor,
       ingest,
       delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
+      nextCommandBoot: () => {
+        const stored = Number(getMeta(this.db, 'serial_command_boot'));
+        const boot = nextBridgeBoot(Number.isInteger(stored) && stored > 0 ? stored : null, this.clock.now());
+        setMeta(this.db, 'serial_command_boot', String(boot));
+        return boot;
+      },
     });
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
     this.http = new HttpServer({
@@ -308,6 +314,18 @@ export class Gateway {
           req.deviceId,
           req.actor,
         );
+      case 'test-start':
+      case 'test-stop': {
+        // The CLI validated these; the socket is the installer's (0600), still checked here.
+        const scope = req.scope === 'shop' || req.scope === 'device' ? req.scope : null;
+        const targetId = typeof req.targetId === 'string' ? req.targetId : '';
+        const actor = typeof req.actor === 'string' ? req.actor : 'cli';
+        if (!scope || !targetId) throw lfError('LF_ERR_INVALID_ARGUMENT', 'test', 'scope shop|device and a targetId');
+        if (req.op === 'test-stop') return { stopped: await this.writer.run(() => this.engine.stopTest(scope, targetId, actor), 'test-mode') };
+        const ms = req.durationMs;
+        if (!Number.isInteger(ms) || (ms as number) < 1000 || (ms as number) > 24 * 3600_000) throw lfError('LF_ERR_INVALID_ARGUMENT', 'durationMs', '1 s to 24 h');
+        return this.writer.run(() => this.engine.startTest(scope, targetId, ms as number, actor), 'test-mode');
+      }
       case 'health':
         return this.health();
       case 'bus-scan': {

@@ -33,8 +33,10 @@ export interface AlarmRow {
 export interface DeadlineRow {
   id: number;
   alarmId: string | null;
-  kind: 'ack' | 'ring';
+  kind: 'ack' | 'ring' | 'test-expiry';
   dueAt: number;
+  /** A test-expiry deadline: the test mode it ends. */
+  testModeId?: number | null;
 }
 
 export interface AuditEntry {
@@ -99,7 +101,7 @@ export class AlarmRepo {
       ),
       insertAudit: p('INSERT INTO audit (alarm_id, at, actor, action, from_state, to_state, rev, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insertDeadline: p('INSERT INTO deadlines (alarm_id, kind, due_at) VALUES (?, ?, ?)'),
-      dueDeadlines: p('SELECT id, alarm_id AS alarmId, kind, due_at AS dueAt FROM deadlines WHERE done_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?'),
+      dueDeadlines: p('SELECT id, alarm_id AS alarmId, kind, due_at AS dueAt, test_mode_id AS testModeId FROM deadlines WHERE done_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?'),
       nextDeadline: p('SELECT min(due_at) AS dueAt FROM deadlines WHERE done_at IS NULL'),
       finishDeadline: p('UPDATE deadlines SET done_at = ? WHERE id = ?'),
       finishAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND kind = ? AND done_at IS NULL'),

@@ -23,6 +23,7 @@ import { alarmPriority } from '../../firmware-contracts/mqtt/payloads.js';
 import { LianfangError, lfError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { PIN_PATTERN, PinStore } from './pins.js';
+import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 
 export interface EngineContext {
   db: Db;
@@ -157,16 +158,16 @@ export class AlarmEngine {
     const actor = `device:${device.id}`;
     let alarmId: string | undefined;
     if (event.type === 'panic') {
-      alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId);
+      alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
     }
     for (const entry of entries) {
       switch (entry.kind) {
         case 'panic':
-          alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId);
+          alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
           break;
         case 'help':
           // 0#: someone needs help, no crime: neighbours and, at the lowest priority, the console.
-          alarmId = this.raiseOrJoin(fx, shop, 'help', actor, eventId);
+          alarmId = this.raiseOrJoin(fx, shop, 'help', actor, eventId, device);
           break;
         case 'reply': {
           const target = this.repo.latestAlertFor(shop.id);
@@ -297,9 +298,14 @@ export class AlarmEngine {
 
   // ---------------------------------------------------------------- raising and fan-out
 
-  /** A panic from `shop`: join its open alarm, or raise a new one and fan it out. */
-  raiseOrJoin(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null): string {
+  /**
+   * A panic from `shop` (from `device`, when a device raised it): in test mode a test alarm;
+   * otherwise join its open alarm, or raise a new one and fan it out.
+   */
+  raiseOrJoin(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null, device?: Device): string {
     const now = this.ctx.clock.now();
+    const testMode = activeTestMode(this.ctx.db, shop.id, device?.id, now);
+    if (testMode) return this.raiseTest(shop, kind, actor, eventId, now, testMode);
     const found = this.repo.joinableForShop(shop.id);
     // A 9# while the shop's help call is open is a crime, not more of the same: its own alarm, at
     // its own priority (a 0# while a panic is open joins the panic).
@@ -321,8 +327,41 @@ export class AlarmEngine {
     return id;
   }
 
+  /**
+   * Test mode: an alarm marked `test` that reaches only the audit trail and the installer (no
+   * recipient, no outbox row, no deadline), closed at once with disposition `test`, never joinable.
+   */
+  private raiseTest(shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow): string {
+    const id = this.insertRaised(shop, kind, { duress: false, shopsEnded: true, test: true }, actor, eventId, now);
+    const raised = this.repo.get(id)!;
+    const closed: AlarmRow = { ...raised, state: 'closed', disposition: 'test', closedAt: iso(now), updatedAt: iso(now), rev: raised.rev + 1 };
+    this.repo.update(closed);
+    this.ctx.db.prepare('UPDATE alarms SET test_mode_id = ? WHERE id = ?').run(testMode.id, id);
+    this.repo.audit({ alarmId: id, at: iso(now), actor: 'gateway', action: 'close', fromState: 'raised', toState: 'closed', rev: closed.rev, detail: { disposition: 'test', testModeId: testMode.id } });
+    this.ctx.counters.inc('alarms.test');
+    this.ctx.log.info({ alarmId: id, shopId: shop.id, kind, testModeId: testMode.id }, 'test alarm (test mode): audit trail only');
+    return id;
+  }
+
+  // ---------------------------------------------------------------- test mode
+
+  /** Inside a transaction: put a shop or a device in test mode for `durationMs`; its expiry is a deadline. */
+  startTest(scope: TestScope, targetId: string, durationMs: number, actor: Actor): TestModeRow {
+    const row = startTestMode(this.ctx.db, scope, targetId, durationMs, actor, this.ctx.clock.now());
+    this.ctx.onDeadline(row.untilMs);
+    this.ctx.log.info({ scope, targetId, until: iso(row.untilMs) }, 'test mode started');
+    return row;
+  }
+
+  /** Inside a transaction: end a shop's or a device's test mode; false when it was in none. */
+  stopTest(scope: TestScope, targetId: string, actor: Actor): boolean {
+    const stopped = stopTestMode(this.ctx.db, scope, targetId, actor, this.ctx.clock.now());
+    if (stopped) this.ctx.log.info({ scope, targetId }, 'test mode stopped');
+    return stopped;
+  }
+
   /** A new alarm of `shop` in state `raised` (rev 1) and its audit row; nothing is sent yet. */
-  private insertRaised(shop: Shop, kind: string, flags: { duress: boolean; shopsEnded: boolean }, actor: Actor, eventId: number | null, now: number): string {
+  private insertRaised(shop: Shop, kind: string, flags: { duress: boolean; shopsEnded: boolean; test?: boolean }, actor: Actor, eventId: number | null, now: number): string {
     const id = newAlarmId(now);
     const raisedAt = iso(now);
     this.repo.insertAlarm({
@@ -334,12 +373,12 @@ export class AlarmEngine {
       state: 'raised',
       kind,
       duress: flags.duress,
-      test: false,
+      test: flags.test ?? false,
       shopsEnded: flags.shopsEnded,
       originEventId: eventId,
       raisedAt,
     });
-    const detail = flags.duress ? { eventId, kind, duress: true } : { eventId, kind };
+    const detail = { eventId, kind, ...(flags.duress ? { duress: true } : {}), ...(flags.test ? { test: true } : {}) };
     this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail });
     return id;
   }
@@ -557,6 +596,14 @@ export class AlarmEngine {
   runDeadline(fx: Effects, d: DeadlineRow): void {
     const now = this.ctx.clock.now();
     this.repo.finishDeadline(d.id, now);
+    if (d.kind === 'test-expiry') {
+      const ended = d.testModeId ? expireTestMode(this.ctx.db, d.testModeId, now) : undefined;
+      if (ended) {
+        this.ctx.counters.inc('test-modes.expired');
+        this.ctx.log.info({ scope: ended.scope, targetId: ended.targetId }, 'test mode expired');
+      }
+      return;
+    }
     const alarm = d.alarmId ? this.repo.get(d.alarmId) : undefined;
     if (!alarm) return;
     const esc = this.ctx.config.escalation;

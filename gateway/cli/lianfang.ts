@@ -38,6 +38,7 @@ import { getDevice } from '../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
 import { usePrivateUmask } from '../data-dir.js';
 import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
+import { startTestMode, stopTestMode, testStatus, type TestModeRow, type TestScope } from '../alarm/test-mode.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -507,6 +508,77 @@ A running gateway opens a new bus and polls a new device at once.`,
       const h = await adminRequest(o.data, { op: 'health' });
       if (h === null) throw lfError('LF_ERR_GATEWAY_NOT_RUNNING', o.data);
       printJson(h);
+    });
+
+  // ------------------------------------------------------------------ test (test mode)
+  const testCmd = program.command('test').description('test mode: what a shop or a device raises reaches only the audit trail and the installer');
+  /** --shop or --device, exactly one, registered. */
+  const testTarget = (db: Db, o: { shop?: string; device?: string }): { scope: TestScope; targetId: string } => {
+    if (!o.shop === !o.device) throw lfError('LF_ERR_INVALID_ARGUMENT', '--shop/--device', 'give exactly one of --shop S01 or --device ID');
+    if (o.shop && !getShop(db, o.shop)) throw lfError('LF_ERR_NOT_FOUND', 'shop', o.shop);
+    if (o.device && !getDevice(db, o.device)) throw lfError('LF_ERR_NOT_FOUND', 'device', o.device);
+    return o.shop ? { scope: 'shop', targetId: o.shop } : { scope: 'device', targetId: o.device! };
+  };
+  const cliActor = () => {
+    try {
+      return `cli:${userInfo().username}`;
+    } catch {
+      return 'cli';
+    }
+  };
+  const duration = (name: string, max: number) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name}: a whole number from 1 to ${max}`);
+    return n;
+  };
+  testCmd
+    .command('start')
+    .description('put a shop or a device in test mode for a while (a running one is replaced)')
+    .option('--shop <shopId>', 'the shop')
+    .option('--device <deviceId>', 'the device')
+    .option('--minutes <n>', 'how long, 1 to 1440 (default 30)', duration('--minutes', 1440))
+    .option('--seconds <n>', 'how long in seconds instead, 1 to 86400', duration('--seconds', 86400))
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang test start --shop S01 --minutes 30')
+    .action(async (o: { shop?: string; device?: string; minutes?: number; seconds?: number; data: string; json?: boolean }) => {
+      const { scope, targetId } = withDb(o.data, (db) => testTarget(db, o));
+      if (o.minutes !== undefined && o.seconds !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--minutes/--seconds', 'give one of them');
+      const durationMs = o.seconds !== undefined ? o.seconds * 1000 : (o.minutes ?? 30) * 60_000;
+      const actor = cliActor();
+      const viaGateway = (await adminRequest(o.data, { op: 'test-start', scope, targetId, durationMs, actor })) as TestModeRow | null;
+      const row = viaGateway ?? withDb(o.data, (db) => db.transaction(() => startTestMode(db, scope, targetId, durationMs, actor, Date.now())).immediate());
+      if (o.json) printJson({ ...row, until: new Date(row.untilMs).toISOString(), gatewayRunning: viaGateway !== null });
+      else process.stdout.write(`${scope} ${targetId}: in test mode until ${new Date(row.untilMs).toISOString()}; its alarms reach no neighbour and no console\n`);
+      note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
+    });
+  testCmd
+    .command('stop')
+    .description('end the test mode of a shop or a device: its next 9# raises a real alarm')
+    .option('--shop <shopId>', 'the shop')
+    .option('--device <deviceId>', 'the device')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(async (o: { shop?: string; device?: string; data: string; json?: boolean }) => {
+      const { scope, targetId } = withDb(o.data, (db) => testTarget(db, o));
+      const actor = cliActor();
+      const viaGateway = (await adminRequest(o.data, { op: 'test-stop', scope, targetId, actor })) as { stopped: boolean } | null;
+      const stopped = viaGateway ? viaGateway.stopped : withDb(o.data, (db) => db.transaction(() => stopTestMode(db, scope, targetId, actor, Date.now())).immediate());
+      if (o.json) printJson({ scope, targetId, stopped, gatewayRunning: viaGateway !== null });
+      else process.stdout.write(stopped ? `${scope} ${targetId}: test mode ended; its alarms are real again\n` : `${scope} ${targetId}: was not in test mode\n`);
+    });
+  testCmd
+    .command('status')
+    .description('what is in test mode, until when, and the test alarms raised in it (read from the database)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((o: { data: string; json?: boolean }) => {
+      const rows = withDb(o.data, (db) => testStatus(db, Date.now()));
+      if (o.json) return printJson(rows);
+      printTable(
+        rows.map((r) => ({ ...r, alarms: r.alarms.map((a) => `${a.alarmId} (${a.kind} ${a.raisedAt})`) })),
+        { scope: 'SCOPE', targetId: 'ID', until: 'UNTIL', startedBy: 'BY', alarms: 'TEST ALARMS' },
+      );
     });
 
   // ------------------------------------------------------------------ report

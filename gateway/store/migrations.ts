@@ -241,6 +241,29 @@ CREATE TABLE shop_pins (
 ALTER TABLE alarms ADD COLUMN shops_ended INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 5,
+    name: 'test mode',
+    sql: `
+-- A shop or a device in test mode until until_ms (ms since the epoch); its expiry is also a row in
+-- deadlines (kind test-expiry). ended_how: stopped (lianfang test stop), expired, replaced (a new
+-- test start for the same target).
+CREATE TABLE test_modes (
+  id         INTEGER PRIMARY KEY,
+  scope      TEXT NOT NULL,                 -- shop | device
+  target_id  TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  started_by TEXT NOT NULL,
+  until_ms   INTEGER NOT NULL,
+  ended_at   TEXT,
+  ended_how  TEXT
+);
+CREATE INDEX test_modes_active ON test_modes(scope, target_id) WHERE ended_at IS NULL;
+ALTER TABLE deadlines ADD COLUMN test_mode_id INTEGER REFERENCES test_modes(id);
+-- The test mode a test alarm was raised in.
+ALTER TABLE alarms ADD COLUMN test_mode_id INTEGER REFERENCES test_modes(id);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -200,6 +200,12 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     cache.reload();
     t.equal(cache.buses.size, 2);
   },
+  'v4.sqlite': async (t, db) => {
+    t.same(db.prepare('SELECT shop_id AS shopId, length(pin_hash) AS n, wrong_in_a_row AS wrong FROM shop_pins').all(), [{ shopId: 'CP-002', n: 32, wrong: 2 }], "the shop's PIN hashes survive");
+    t.same(db.prepare('SELECT count(*) AS n FROM test_modes').get(), { n: 0 }, 'no shop is in test mode after the upgrade');
+    t.same(db.prepare('SELECT count(*) AS n FROM alarms WHERE test_mode_id IS NOT NULL').get(), { n: 0 });
+    t.equal(new AlarmRepo(db).nextDeadline(), Date.parse('2026-11-23T01:01:00.000Z'), "v1's pending ring deadline survives");
+  },
 };
 
 t.test('a fixture exists for every released schema version', async (t) => {
