@@ -559,6 +559,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .option('--device <deviceId>', 'the device')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang test stop --shop S01')
     .action(async (o: { shop?: string; device?: string; data: string; json?: boolean }) => {
       const { scope, targetId } = withDb(o.data, (db) => testTarget(db, o));
       const actor = cliActor();
@@ -572,6 +573,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .description('what is in test mode, until when, and the test alarms raised in it (read from the database)')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang test status --json')
     .action((o: { data: string; json?: boolean }) => {
       const rows = withDb(o.data, (db) => testStatus(db, Date.now()));
       if (o.json) return printJson(rows);
