@@ -211,10 +211,10 @@ export class AlarmEngine {
       case 'cancel':
         return this.cancelByPin(fx, shop, actor, eventId);
       case 'duress':
-        return this.duressByPin(fx, shop, actor, eventId, true);
+        return this.duressByPin(fx, shop, actor, eventId, true, device);
       case 'locked-duress':
         // During a lock-out nothing changes at any keypad or neighbour; the console still learns.
-        return this.duressByPin(fx, shop, actor, eventId, false);
+        return this.duressByPin(fx, shop, actor, eventId, false, device);
       case 'locked':
         counters.inc('pins.refused-locked');
         this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'pin-refused-locked', detail: { shopId: shop.id, eventId, lockedUntil: iso(verdict.lockedUntil) } });
@@ -266,7 +266,7 @@ export class AlarmEngine {
    * while the console gets `duress: true` in the alarm's open state. Locked out: only the console
    * learns. With no open alarm: a console-only duress alarm.
    */
-  private duressByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number, shopsSide: boolean): string {
+  private duressByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number, shopsSide: boolean, device?: Device): string {
     const now = this.ctx.clock.now();
     this.ctx.counters.inc('alarms.duress');
     const joinable = this.repo.joinableForShop(shop.id);
@@ -287,6 +287,9 @@ export class AlarmEngine {
       else this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'duress-repeat', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
       return open.id;
     }
+    // In test mode (the installer trying the PINs) a duress alarm is a test alarm like a 9#.
+    const testMode = activeTestMode(this.ctx.db, shop.id, device?.id, now);
+    if (testMode) return this.raiseTest(shop, 'panic', actor, eventId, now, testMode, true);
     // No neighbour is alerted: on the shops' side there is nothing to end or join.
     const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
@@ -331,8 +334,8 @@ export class AlarmEngine {
    * Test mode: an alarm marked `test` that reaches only the audit trail and the installer (no
    * recipient, no outbox row, no deadline), closed at once with disposition `test`, never joinable.
    */
-  private raiseTest(shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow): string {
-    const id = this.insertRaised(shop, kind, { duress: false, shopsEnded: true, test: true }, actor, eventId, now);
+  private raiseTest(shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow, duress = false): string {
+    const id = this.insertRaised(shop, kind, { duress, shopsEnded: true, test: true }, actor, eventId, now);
     const raised = this.repo.get(id)!;
     const closed: AlarmRow = { ...raised, state: 'closed', disposition: 'test', closedAt: iso(now), updatedAt: iso(now), rev: raised.rev + 1 };
     this.repo.update(closed);

@@ -24,6 +24,7 @@ import { AlarmEngine } from '../../../gateway/alarm/engine.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import { testStatus, startTestMode } from '../../../gateway/alarm/test-mode.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
+import { setShopPins } from '../../../gateway/alarm/pins.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -215,4 +216,17 @@ t.test('without a gateway the CLI writes the same rows; a new start replaces a r
   db.close();
   const h = new Harness(t, dir, clock);
   checkTestAlarm(t, h, await h.press(MIDDLE, '9#'));
+});
+
+t.test('a duress PIN in test mode with no open alarm is a test alarm too (the installer trying the PINs)', async (t) => {
+  const h = new Harness(t, streetCopy(t), new ManualClock());
+  const shopId = STREET.shops[MIDDLE].shopId;
+  setShopPins(h.db, loadOrCreateGatewayKey(h.dataDir), shopId, { pin: '2468', duressPin: '1357' }, 'cli', new Date(h.clock.now()).toISOString());
+  await h.start('shop', shopId, 10 * MIN);
+  const id = await h.press(MIDDLE, '*1357#');
+  checkTestAlarm(t, h, id);
+  t.match(h.db.prepare('SELECT duress FROM alarms WHERE id = ?').get(id), { duress: 1 }, 'marked duress');
+  await h.writer.run(() => h.engine.stopTest('shop', shopId, 'cli:installer'));
+  const real = await h.press(MIDDLE, '*1357#');
+  t.ok(h.about(real!).some((p) => p.topic === topics.stationAlarms(STREET_STATION) && p.payload.duress === true), 'after the test a duress PIN reaches the console');
 });
