@@ -26,6 +26,12 @@ export interface BridgeContext {
   supervisor: Supervisor;
   /** The one ingest (gateway/ingest/device-ingest.ts): resolves once the event is committed. */
   ingest: DeviceIngest;
+  /**
+   * A new `boot` for the gateway's serial command counter, taken once by each serial bus at its
+   * start: stored, and above every one given before, so a clock set back or a restart within the
+   * same second never makes a keypad take the gateway's frames for replays.
+   */
+  nextCommandBoot(): number;
   /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */
   delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
 }

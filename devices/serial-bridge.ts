@@ -171,8 +171,11 @@ export class SerialBusDriver implements BusDriver {
   private readonly keypads = new Map<number, Keypad>();
   private readonly abort = new AbortController();
   private scanning: { opts: ScanOptions; resolve: (h: ScanHit[]) => void; reject: (e: unknown) => void } | null = null;
-  /** The gateway's command counter: a new epoch per start (seconds), so it only increases. */
-  private readonly cmdBoot = Math.floor(Date.now() / 1000);
+  /**
+   * The gateway's command counter: a new boot per start of the bus, from the store (seconds, or
+   * the last one + 1), so it only increases even when the clock went back.
+   */
+  private readonly cmdBoot: number;
   private cmdSeq = 0;
   private openFailures = 0;
   private readonly loop: Promise<void>;
@@ -182,6 +185,7 @@ export class SerialBusDriver implements BusDriver {
     private readonly ctx: BridgeContext,
     devices: Device[],
   ) {
+    this.cmdBoot = ctx.nextCommandBoot();
     this.line = new SerialLine(bus, ctx.log, ctx.counters);
     this.line.onStray = (raw) => {
       ctx.counters.inc('serial.frames.unexpected');

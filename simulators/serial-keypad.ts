@@ -41,6 +41,8 @@ export interface SimKeypadConfig {
   key: Buffer;
   /** Power-up count to start from (default 1); `reboot()` increments it. */
   boot?: number;
+  /** The gateway's last accepted counter already in flash (default none): a keypad served before. */
+  lastAccepted?: { boot: number; seq: number };
 }
 
 export interface SerialKeypadSimOptions {
@@ -153,7 +155,7 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
         seq: 0,
         queue: [],
         silent: false,
-        lastAccepted: { boot: 0, seq: 0 },
+        lastAccepted: { ...(k.lastAccepted ?? { boot: 0, seq: 0 }) },
         state: freshState(),
       });
     }
@@ -228,6 +230,11 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
   counter(address: number): Counter {
     const kp = this.keypad(address);
     return { boot: kp.boot, seq: kp.seq };
+  }
+
+  /** The gateway's last accepted (boot, seq), as the keypad keeps it. */
+  gatewayCounter(address: number): Counter {
+    return { ...this.keypad(address).lastAccepted };
   }
 
   /** A silent keypad ignores everything on the line (as if unplugged); polls are still counted. */
