@@ -164,6 +164,8 @@ interface Keypad {
   key: Buffer;
   commands: PendingCommand[];
   book: AlertBook;
+  /** The last event dropped for a flood (acknowledged, not stored): the next one is not a gap. */
+  floodMark?: { boot: number; seq: number };
 }
 
 export class SerialBusDriver implements BusDriver {
@@ -316,6 +318,8 @@ export class SerialBusDriver implements BusDriver {
     let lineError = false;
     let gap = false;
     let last = { boot: k.device.lastBoot, seq: k.device.lastSeq ?? 0 };
+    const fm = k.floodMark;
+    if (fm && (last.boot === null || fm.boot > last.boot || (fm.boot === last.boot && fm.seq > last.seq))) last = fm;
     await this.line.exchange(
       addr,
       frame,
@@ -412,6 +416,7 @@ export class SerialBusDriver implements BusDriver {
     try {
       const { outcome, committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
       if (outcome.status === 'refused') {
+        if (outcome.reason === 'flood') k.floodMark = { boot: f.boot, seq: f.seq };
         this.ctx.log.debug({ deviceId: k.device.id, boot: f.boot, seq: f.seq, type: f.type, reason: outcome.reason }, 'event refused (counter went back, or a flood): acknowledged, not stored');
         return f;
       }
