@@ -111,7 +111,8 @@ export class Supervisor {
     ];
   }
 
-  isFaulted(deviceId: string, fault: FaultKind = 'silent'): boolean {
+  /** Floods are not faults this supervisor holds: the flood guard (gateway/ingest/flood.ts) tracks them. */
+  isFaulted(deviceId: string, fault: Exclude<FaultKind, 'flood'> = 'silent'): boolean {
     return fault === 'silent' ? this.open.has(deviceId) : this.resets.has(deviceId);
   }
 

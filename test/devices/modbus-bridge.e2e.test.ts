@@ -155,9 +155,11 @@ t.test('a Modbus TCP module that goes away is a fault; the gateway reconnects wh
   t.equal(gw.exitCode, null);
 });
 
+// The per-address answer timeout is generous: the simulator runs in this test process, and a
+// loaded machine may delay its answer well past the wire time (a missed unit fails the test).
 t.test('bus scan lists the unit ids that answer, through the running gateway', async (t) => {
   const busId = query<{ bus: string }>(data, 'SELECT bus FROM devices WHERE id = ?', devices.get('W06'))[0]!.bus;
-  const scan = await cli(['bus', 'scan', busId, '--from', '1', '--to', '10', '--timeout-ms', '60', '--json', '--data', data]);
+  const scan = await cli(['bus', 'scan', busId, '--from', '1', '--to', '10', '--timeout-ms', '300', '--json', '--data', data]);
   t.equal(scan.code, 0, scan.stderr);
   const hits = JSON.parse(scan.stdout) as { address: number; deviceId: string }[];
   t.same(hits.map((h) => h.address), [1, 2, 3, 4, 9], 'the units on the line');
@@ -167,7 +169,7 @@ t.test('bus scan lists the unit ids that answer, through the running gateway', a
 t.test('after the gateway stops, bus scan opens the port itself', async (t) => {
   await gw.kill('SIGTERM');
   const busId = query<{ bus: string }>(data, 'SELECT bus FROM devices WHERE id = ?', devices.get('W06'))[0]!.bus;
-  const scan = await cli(['bus', 'scan', busId, '--from', '1', '--to', '5', '--timeout-ms', '60', '--json', '--data', data]);
+  const scan = await cli(['bus', 'scan', busId, '--from', '1', '--to', '5', '--timeout-ms', '300', '--json', '--data', data]);
   t.equal(scan.code, 0, scan.stderr);
   t.same((JSON.parse(scan.stdout) as { address: number }[]).map((h) => h.address), [1, 2, 3, 4]);
 });
