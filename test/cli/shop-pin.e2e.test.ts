@@ -7,7 +7,7 @@ import t from 'tap';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, tempDataDir, query, GatewayProcess } from '../helpers/gateway.js';
+import { cli, oneShopStreet, query, GatewayProcess } from '../helpers/gateway.js';
 
 const json = <T = any>(s: string): T => JSON.parse(s) as T;
 
@@ -19,16 +19,9 @@ function everyRow(data: string): string {
     .join('\n');
 }
 
-async function street(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
-  const data = tempDataDir(t);
-  const d = ['--data', data];
-  t.equal((await cli(['station', 'add', '--id', 'PS1', '--name', 'PS1', ...d])).code, 0);
-  t.equal((await cli(['shop', 'add', '--id', 'S01', '--name', '李记茶行', '--address', 'Changping Rd 23', '--station', 'PS1', '--lat', '23.354', '--lon', '116.682', ...d])).code, 0);
-  return data;
-}
 
 t.test('set from flags or the environment, never printed, stored as keyed hashes only; --clear', async (t) => {
-  const data = await street(t);
+  const data = await oneShopStreet(t);
   const d = ['--data', data];
   let r = await cli(['shop', 'pin', 'S01', '--pin', '2468', '--duress-pin', '1357', ...d]);
   t.equal(r.code, 0, r.stderr);
@@ -56,7 +49,7 @@ t.test('set from flags or the environment, never printed, stored as keyed hashes
 });
 
 t.test('validation: 4–8 digits, both given, different, an existing shop; --clear with PINs is refused', async (t) => {
-  const data = await street(t);
+  const data = await oneShopStreet(t);
   const d = ['--data', data];
   const cases: [string[], Record<string, string>, RegExp][] = [
     [['--pin', '123', '--duress-pin', '1357'], {}, /PIN.*4 to 8 digits/],
@@ -82,7 +75,7 @@ t.test('validation: 4–8 digits, both given, different, an existing shop; --cle
 });
 
 t.test('a running gateway is told (admin reload) and its log holds no PIN', async (t) => {
-  const data = await street(t);
+  const data = await oneShopStreet(t);
   const gw = await GatewayProcess.start(t, data);
   const r = await cli(['shop', 'pin', 'S01', '--data', data], { LF_PIN: '24682468', LF_DURESS_PIN: '13571357' });
   t.equal(r.code, 0, r.stderr);

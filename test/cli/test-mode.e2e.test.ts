@@ -5,18 +5,11 @@
  * status and stop write and read the database, with audit rows; every subcommand has an example.
  */
 import t from 'tap';
-import { cli, tempDataDir, query } from '../helpers/gateway.js';
+import { cli, oneShopStreet, query } from '../helpers/gateway.js';
 
-async function street(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
-  const data = tempDataDir(t);
-  const d = ['--data', data];
-  t.equal((await cli(['station', 'add', '--id', 'PS1', '--name', 'PS1', ...d])).code, 0);
-  t.equal((await cli(['shop', 'add', '--id', 'S01', '--name', '李记茶行', '--address', 'Changping Rd 23', '--station', 'PS1', '--lat', '23.354', '--lon', '116.682', ...d])).code, 0);
-  return data;
-}
 
 t.test('bad arguments are refused with a coded error and write nothing', async (t) => {
-  const data = await street(t);
+  const data = await oneShopStreet(t);
   const d = ['--data', data];
   for (const [args, code] of [
     [['test', 'start', ...d], /LF_ERR_INVALID_ARGUMENT/],
@@ -37,7 +30,7 @@ t.test('bad arguments are refused with a coded error and write nothing', async (
 });
 
 t.test('start, status and stop on the database; audit rows', async (t) => {
-  const data = await street(t);
+  const data = await oneShopStreet(t);
   const d = ['--data', data];
   const before = Date.now();
   const s = await cli(['test', 'start', '--shop', 'S01', '--minutes', '45', ...d, '--json']);

@@ -193,3 +193,15 @@ export async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) =
   }
   return v;
 }
+
+/**
+ * A fresh data directory with one station (PS1) and one shop (S01), provisioned through the CLI as
+ * an installer would; each step is asserted.
+ */
+export async function oneShopStreet(t: Teardown & { equal(a: unknown, b: unknown, msg?: string): unknown }): Promise<string> {
+  const data = tempDataDir(t);
+  const d = ['--data', data];
+  t.equal((await cli(['station', 'add', '--id', 'PS1', '--name', 'PS1', ...d])).code, 0, 'station added');
+  t.equal((await cli(['shop', 'add', '--id', 'S01', '--name', '李记茶行', '--address', 'Changping Rd 23', '--station', 'PS1', '--lat', '23.354', '--lon', '116.682', ...d])).code, 0, 'shop added');
+  return data;
+}
