@@ -5,20 +5,13 @@
  * hand, so deadlines of 30 s and 60 s are tested without waiting for them.
  */
 import t, { type Test } from 'tap';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { provisionStreet, STREET_STATION, type StreetFile } from '../../../simulators/street.js';
-import { loadConfig } from '../../../config/load.js';
+import { STREET_STATION } from '../../../simulators/street.js';
 import { ManualClock, iso } from '../../../gateway/clock.js';
 import { openDatabase, type Db } from '../../../gateway/store/db.js';
-import { RegistryCache, addStation } from '../../../gateway/registry/registry.js';
-import { Outbox } from '../../../gateway/delivery/outbox.js';
-import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
-import { Counters } from '../../../gateway/metrics.js';
+import { addStation } from '../../../gateway/registry/registry.js';
 import { createLogger } from '../../../gateway/logger.js';
-import { DeadlineScheduler } from '../../../gateway/scheduler.js';
-import { AlarmEngine, placeInSequence } from '../../../gateway/alarm/engine.js';
+import { placeInSequence } from '../../../gateway/alarm/engine.js';
+import { EngineHarness, streetTemplate } from '../../helpers/engine.js';
 import { Supervisor } from '../../../gateway/supervision.js';
 import { deviceIngest, nextBridgeBoot } from '../../../gateway/ingest/device-ingest.js';
 import { resetCounter } from '../../../gateway/ingest/counter-reset.js';
@@ -29,96 +22,13 @@ import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import { setShopPins, clearShopPins } from '../../../gateway/alarm/pins.js';
 import type { ConsoleAction, ConsoleAlarm, ShopAlert } from '../../../firmware-contracts/mqtt/payloads.js';
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-function tempDir(t: Teardown, prefix = 'lf-eng-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 // One street, provisioned once (scrypt and 60 commits), copied for every test.
-const TEMPLATE = mkdtempSync(join(tmpdir(), 'lf-street-'));
-t.teardown(() => rmSync(TEMPLATE, { recursive: true, force: true }));
-const STREET: StreetFile = await provisionStreet(TEMPLATE, 30);
+const { street: STREET, copy: streetCopy } = await streetTemplate(t, 30);
 const MIDDLE = 15; // DEMO-S016: shops on both sides along the street and across it
 
-function streetCopy(t: Teardown): string {
-  const dir = tempDir(t);
-  cpSync(TEMPLATE, dir, { recursive: true });
-  return dir;
-}
-
-interface Published {
-  topic: string;
-  payload: Record<string, unknown>;
-}
-
-/** One engine on a data directory: what the Gateway composes, minus broker, HTTP and admin. */
-class Harness {
-  readonly db: Db;
-  readonly registry: RegistryCache;
-  readonly published: Published[] = [];
-  readonly outbox: Outbox;
-  readonly writer: GroupCommitWriter;
-  readonly counters = new Counters();
-  readonly engine: AlarmEngine;
-  readonly scheduler: DeadlineScheduler;
-  readonly config;
+/** The engine harness with this file's presses, actions and queries. */
+class Harness extends EngineHarness {
   private seq = new Map<string, number>();
-
-  constructor(
-    t: Teardown,
-    readonly dataDir: string,
-    readonly clock: ManualClock,
-    gatewayId = 'gw-test',
-  ) {
-    this.config = loadConfig({ env: {}, overrides: { dataDir } });
-    const log = createLogger('silent');
-    this.db = openDatabase(dataDir);
-    this.registry = new RegistryCache(this.db);
-    this.registry.reload();
-    this.outbox = new Outbox(this.db, { publish: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }) });
-    this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
-    let scheduler: DeadlineScheduler | undefined;
-    this.engine = new AlarmEngine({
-      db: this.db,
-      config: this.config,
-      clock,
-      log,
-      registry: this.registry,
-      outbox: this.outbox,
-      counters: this.counters,
-      gatewayId,
-      gatewayKey: loadOrCreateGatewayKey(dataDir),
-      publishNotice: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }),
-      onDeadline: (due) => scheduler?.consider(due),
-    });
-    this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
-    this.scheduler.start();
-    t.teardown(() => this.stop());
-  }
-
-  private stopped = false;
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.scheduler.stop();
-    this.writer.close();
-    this.db.close();
-  }
-
-  /** Let what the clock set off commit: a writer item queued now lands in (or after) the same batch. */
-  async settle(): Promise<void> {
-    await this.writer.run(() => undefined);
-  }
-
-  async advance(ms: number): Promise<void> {
-    this.clock.advance(ms);
-    await this.settle();
-  }
 
   deviceOf(shopIndex: number) {
     return this.registry.devices.get(STREET.shops[shopIndex].deviceId)!;

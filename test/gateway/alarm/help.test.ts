@@ -7,72 +7,22 @@
  * is open joins the panic. The assembler classifies `0#` as help and nothing else.
  */
 import t from 'tap';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { provisionStreet, STREET_STATION, type StreetFile } from '../../../simulators/street.js';
-import { loadConfig } from '../../../config/load.js';
+import { STREET_STATION } from '../../../simulators/street.js';
 import { ManualClock, iso } from '../../../gateway/clock.js';
-import { openDatabase, type Db } from '../../../gateway/store/db.js';
-import { RegistryCache } from '../../../gateway/registry/registry.js';
-import { Outbox } from '../../../gateway/delivery/outbox.js';
-import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
-import { Counters } from '../../../gateway/metrics.js';
-import { createLogger } from '../../../gateway/logger.js';
-import { AlarmEngine, type EngineContext } from '../../../gateway/alarm/engine.js';
 import { classifyEntry } from '../../../gateway/alarm/keypad-assembler.js';
-import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
+import { EngineHarness, streetTemplate, type Teardown } from '../../helpers/engine.js';
 import { rankNeighbours } from '../../../gateway/geo.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import type { ConsoleAlarm, ShopAlert } from '../../../firmware-contracts/mqtt/payloads.js';
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-const TEMPLATE = mkdtempSync(join(tmpdir(), 'lf-help-'));
-t.teardown(() => rmSync(TEMPLATE, { recursive: true, force: true }));
-const STREET: StreetFile = await provisionStreet(TEMPLATE, 30);
+const { street: STREET, copy: streetCopy } = await streetTemplate(t, 30);
 const MIDDLE = 15;
 
-class Harness {
-  readonly db: Db;
-  readonly registry: RegistryCache;
-  readonly published: { topic: string; payload: Record<string, unknown> }[] = [];
-  readonly writer: GroupCommitWriter;
-  readonly counters = new Counters();
-  readonly engine: AlarmEngine;
+class Harness extends EngineHarness {
   private seq = 0;
 
-  constructor(t: Teardown, readonly clock: ManualClock) {
-    const dataDir = mkdtempSync(join(tmpdir(), 'lf-help-'));
-    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-    cpSync(TEMPLATE, dataDir, { recursive: true });
-    const log = createLogger('silent');
-    this.db = openDatabase(dataDir);
-    this.registry = new RegistryCache(this.db);
-    this.registry.reload();
-    const outbox = new Outbox(this.db, { publish: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }) });
-    this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
-    // A variable, not a literal: the context may carry fields this version of the engine does not read.
-    const ctx = {
-      db: this.db,
-      config: loadConfig({ env: {}, overrides: { dataDir } }),
-      clock,
-      log,
-      registry: this.registry,
-      outbox,
-      counters: this.counters,
-      gatewayId: 'gw-test',
-      gatewayKey: loadOrCreateGatewayKey(dataDir),
-      publishNotice: (topic: string, payload: string) => this.published.push({ topic, payload: JSON.parse(payload) }),
-      onDeadline: () => {},
-    };
-    this.engine = new AlarmEngine(ctx as EngineContext);
-    t.teardown(() => {
-      this.writer.close();
-      this.db.close();
-    });
+  constructor(t: Teardown, clock: ManualClock) {
+    super(t, streetCopy(t), clock);
   }
 
   /** The keypad of shop `i` sends `keys`; returns the alarm the event raised or joined. */

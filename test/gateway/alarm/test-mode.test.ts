@@ -7,89 +7,29 @@
  * clock drives (also after a restart); the first 9# after the test raises a real alarm.
  */
 import t, { type Test } from 'tap';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { provisionStreet, STREET_STATION, type StreetFile } from '../../../simulators/street.js';
-import { loadConfig } from '../../../config/load.js';
+import { STREET_STATION } from '../../../simulators/street.js';
 import { ManualClock } from '../../../gateway/clock.js';
-import { openDatabase, type Db } from '../../../gateway/store/db.js';
-import { RegistryCache } from '../../../gateway/registry/registry.js';
-import { Outbox } from '../../../gateway/delivery/outbox.js';
-import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
-import { Counters } from '../../../gateway/metrics.js';
-import { createLogger } from '../../../gateway/logger.js';
-import { DeadlineScheduler } from '../../../gateway/scheduler.js';
-import { AlarmEngine } from '../../../gateway/alarm/engine.js';
+import { openDatabase } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
+import { EngineHarness, streetTemplate, type Teardown } from '../../helpers/engine.js';
 import { testStatus, startTestMode } from '../../../gateway/alarm/test-mode.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { setShopPins } from '../../../gateway/alarm/pins.js';
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-const TEMPLATE = mkdtempSync(join(tmpdir(), 'lf-testmode-'));
-t.teardown(() => rmSync(TEMPLATE, { recursive: true, force: true }));
-const STREET: StreetFile = await provisionStreet(TEMPLATE, 30);
+const { street: STREET, copy: streetCopy } = await streetTemplate(t, 30);
 const MIDDLE = 15;
 const MIN = 60_000;
 
-function streetCopy(t: Teardown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'lf-testmode-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  cpSync(TEMPLATE, dir, { recursive: true });
-  return dir;
-}
-
-class Harness {
-  readonly db: Db;
-  readonly registry: RegistryCache;
-  readonly published: { topic: string; payload: Record<string, unknown> }[] = [];
-  readonly writer: GroupCommitWriter;
-  readonly engine: AlarmEngine;
-  readonly scheduler: DeadlineScheduler;
-  private stopped = false;
-
-  constructor(t: Teardown, readonly dataDir: string, readonly clock: ManualClock, private seq = 0) {
-    const log = createLogger('silent');
-    this.db = openDatabase(dataDir);
-    this.registry = new RegistryCache(this.db);
-    this.registry.reload();
-    const outbox = new Outbox(this.db, { publish: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }) });
-    this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
-    let scheduler: DeadlineScheduler | undefined;
-    this.engine = new AlarmEngine({
-      db: this.db,
-      config: loadConfig({ env: {}, overrides: { dataDir } }),
-      clock,
-      log,
-      registry: this.registry,
-      outbox,
-      counters: new Counters(),
-      gatewayId: 'gw-test',
-      gatewayKey: loadOrCreateGatewayKey(dataDir),
-      publishNotice: (topic, payload) => this.published.push({ topic, payload: JSON.parse(payload) }),
-      onDeadline: (due) => scheduler?.consider(due),
-    });
-    this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
-    this.scheduler.start();
-    t.teardown(() => this.stop());
+class Harness extends EngineHarness {
+  /** `seq` to count keypad events from: a later engine on the same database continues the sequence. */
+  constructor(t: Teardown, dataDir: string, clock: ManualClock, private seq = 0) {
+    super(t, dataDir, clock);
   }
 
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.scheduler.stop();
-    this.writer.close();
-    this.db.close();
-  }
-
-  async advance(ms: number): Promise<void> {
-    this.clock.advance(ms);
-    await this.writer.run(() => undefined);
-    await this.writer.run(() => undefined);
+  /** Two settles, as this file always had: what the clock sets off may queue a further writer item. */
+  override async advance(ms: number): Promise<void> {
+    await super.advance(ms);
+    await this.settle();
   }
 
   async press(i: number, keys: string): Promise<string | undefined> {
