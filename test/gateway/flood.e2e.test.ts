@@ -7,16 +7,9 @@
  */
 import t from 'tap';
 import mqtt from 'mqtt';
-import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, query, sleep } from '../helpers/gateway.js';
+import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, query } from '../helpers/gateway.js';
+import { eventually } from '../helpers/wired.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
-
-async function until(pred: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
-}
 
 t.test('a flooding device is acknowledged and mostly dropped, its 9# still raises the alarm, its neighbour is untouched', async (t) => {
   const data = tempDataDir(t);
@@ -55,12 +48,12 @@ t.test('a flooding device is acknowledged and mostly dropped, its 9# still raise
   const h = await gw.health();
   t.equal(h.counters['refused.LF_ERR_FLOOD'], FLOOD - stored, 'every dropped event counted');
 
-  await until(() => faults.some((f) => f.fault === 'flood' && f.state === 'raised'), 'a flood notice on the console');
+  await eventually(() => faults.some((f) => f.fault === 'flood' && f.state === 'raised'), 'a flood notice on the console');
   const raised = faults.filter((f) => f.fault === 'flood' && f.state === 'raised');
   t.equal(raised.length, 1, 'one notice for the whole episode');
   t.match(raised[0], { deviceId: flooder.deviceId, shopId: flooder.shopId });
   // Quiet again: the bucket is full after burst / rate = 10 s, and the notice clears with the count.
-  await until(() => faults.some((f) => f.fault === 'flood' && f.state === 'cleared'), 'the flood notice cleared');
+  await eventually(() => faults.some((f) => f.fault === 'flood' && f.state === 'cleared'), 'the flood notice cleared');
   t.match(faults.find((f) => f.state === 'cleared'), { deviceId: flooder.deviceId, fault: 'flood', dropped: FLOOD - stored, raisedAt: raised[0]!.raisedAt });
   t.ok(gw.logs.filter((l) => l.code === 'LF_ERR_FLOOD').length <= 2, 'the log has a start and a summary, not a line per dropped event');
   t.ok(gw.logs.some((l) => l.code === 'LF_ERR_FLOOD' && l.dropped === FLOOD - stored), 'the summary carries the count');

@@ -8,6 +8,7 @@
 import t, { type Test } from 'tap';
 import mqtt from 'mqtt';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, query, sleep } from '../helpers/gateway.js';
+import { eventually } from '../helpers/wired.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import type { StreetFile } from '../../simulators/street.js';
@@ -63,15 +64,6 @@ async function faultWatch(t: Test, url: string, street: StreetFile): Promise<Rec
   return faults;
 }
 
-/** Poll until `pred` holds: a guard against hanging, not a timing assertion. */
-async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
-}
-
 t.test('a keypad whose boot goes back is never mute: a lower, a zero and, after u32 max, a normal boot each raise the 9# and a counter-reset fault', async (t) => {
   const data = tempDataDir(t);
   const street = await provisionStreet(data, 12);
@@ -94,7 +86,7 @@ t.test('a keypad whose boot goes back is never mute: a lower, a zero and, after 
     return a;
   };
   const resetFault = async (from: number, to: number) => {
-    await until(() => mine().some((f) => f.fault === 'counter-reset' && f.state === 'raised' && f.detail?.previousBoot === from && f.detail?.boot === to), `counter-reset ${from} → ${to}`);
+    await eventually(() => mine().some((f) => f.fault === 'counter-reset' && f.state === 'raised' && f.detail?.previousBoot === from && f.detail?.boot === to), `counter-reset ${from} → ${to}`);
     const f = mine().find((x) => x.detail?.previousBoot === from && x.detail?.boot === to)!;
     t.same(
       { shopId: f.shopId, events: f.detail.events, keys: Object.keys(f).sort() },
@@ -123,7 +115,7 @@ t.test('a keypad whose boot goes back is never mute: a lower, a zero and, after 
 
   await nineHash(U32);
   t.pass('boot u32 max (higher): its 9# raised an alarm');
-  await until(() => mine().some((f) => f.state === 'cleared'), 'the fault cleared once the device went on in sequence');
+  await eventually(() => mine().some((f) => f.state === 'cleared'), 'the fault cleared once the device went on in sequence');
   await nineHash(6);
   t.pass('after u32 max, a normal boot: its 9# raised an alarm');
   await resetFault(U32, 6);
@@ -161,7 +153,7 @@ t.test('a mark left beyond u32 by an older version does not mute the device', as
   await keypads.get(s.shopId)!.press('9#');
   const a = await officer.waitFor((x) => x.state === 'raised' && x.shopId === s.shopId);
   t.ok(a.alarmId, 'its 9# raised an alarm');
-  await until(() => faults.some((f) => f.deviceId === s.deviceId && f.fault === 'counter-reset' && f.detail?.previousBoot === Number.MAX_SAFE_INTEGER), 'the counter-reset fault');
+  await eventually(() => faults.some((f) => f.deviceId === s.deviceId && f.fault === 'counter-reset' && f.detail?.previousBoot === Number.MAX_SAFE_INTEGER), 'the counter-reset fault');
   t.pass('and the console heard of the counter that went back');
 });
 
