@@ -9,22 +9,55 @@
 import type { Db } from '../store/db.js';
 import type { Effects } from '../ingest/writer.js';
 import type { Statement } from 'better-sqlite3';
+import type { ConsoleAlarm, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 
 export type RecipientKind = 'shop' | 'station';
 
-export interface OutboxMessage {
+interface MessageBase {
   id: number;
   alarmId: string;
   rev: number;
-  kind: RecipientKind;
   recipientId: string;
   topic: string;
+  /** The JSON on the wire, built once from `body`. */
   payload: string;
 }
 
-/** Where outbox messages go: the broker (in-process, QoS 1, bypassing authorizePublish). */
+/** One outbox message, with the object its payload was built from: publishers never parse. */
+export type OutboxMessage = (MessageBase & { kind: 'shop'; body: ShopAlert }) | (MessageBase & { kind: 'station'; body: ConsoleAlarm });
+
+/** What a caller enqueues: the message without its row id, `payload` and `body` as it has them. */
+export type OutboxEntry = Omit<MessageBase, 'id' | 'payload'> &
+  ({ kind: 'shop'; body?: ShopAlert; payload?: string } | { kind: 'station'; body?: ConsoleAlarm; payload?: string });
+
+/**
+ * Where outbox messages go, first sends and re-sends alike: the broker (in-process, QoS 1,
+ * bypassing authorizePublish) and the wired bridges, which take a shop's alert object as it is.
+ */
 export interface Publisher {
-  publish(topic: string, payload: string): void;
+  publish(msg: OutboxMessage): void;
+}
+
+type Row = Omit<MessageBase, 'id'> & { id: number; kind: RecipientKind };
+
+/**
+ * A row read back from the database (a re-send, possibly after a restart): its body is parsed
+ * here, once, at the boundary where the message leaves storage. The stored payload is the exact
+ * JSON first sent (receivers de-duplicate by it), so the row keeps only that, not a second copy.
+ */
+function fromRow(r: Row): OutboxMessage {
+  return { ...r, body: JSON.parse(r.payload) } as OutboxMessage;
+}
+
+/**
+ * The message an entry stands for. The JSON is built here from `body` when the caller has only
+ * the object; a caller that has only the JSON (the alarm engine builds its payloads itself today)
+ * has it parsed here, once, so no publisher downstream parses a topic or a payload.
+ */
+function toMessage(id: number, e: OutboxEntry): OutboxMessage {
+  const payload = e.payload ?? JSON.stringify(e.body);
+  const body = e.body ?? JSON.parse(payload);
+  return { id, alarmId: e.alarmId, rev: e.rev, kind: e.kind, recipientId: e.recipientId, topic: e.topic, payload, body } as OutboxMessage;
 }
 
 export class Outbox {
@@ -68,18 +101,15 @@ export class Outbox {
    * Inside a transaction: record a message for one recipient and publish it after the commit.
    * Older undelivered messages about the same alarm to the same recipient are superseded.
    */
-  enqueue(
-    fx: Effects,
-    nowMs: number,
-    msg: { alarmId: string; rev: number; kind: RecipientKind; recipientId: string; topic: string; payload: string },
-  ): void {
+  enqueue(fx: Effects, nowMs: number, entry: OutboxEntry): void {
     // A first message (rev 1) has nothing older to supersede.
-    if (msg.rev > 1) this.supersede.run(msg.alarmId, msg.kind, msg.recipientId);
+    if (entry.rev > 1) this.supersede.run(entry.alarmId, entry.kind, entry.recipientId);
+    const msg = toMessage(0, entry);
     const info = this.insert.run(msg.alarmId, msg.rev, msg.kind, msg.recipientId, msg.topic, msg.payload, new Date(nowMs).toISOString(), nowMs);
-    const row: OutboxMessage = { id: Number(info.lastInsertRowid), ...msg };
+    msg.id = Number(info.lastInsertRowid);
     fx.afterCommit(() => {
       this.stats.published++;
-      this.publisher.publish(row.topic, row.payload);
+      this.publisher.publish(msg);
     });
   }
 
@@ -92,13 +122,13 @@ export class Outbox {
 
   /** Undelivered messages for one recipient, oldest first. */
   pending(kind: RecipientKind, recipientId: string): OutboxMessage[] {
-    return this.pendingFor.all(kind, recipientId) as OutboxMessage[];
+    return (this.pendingFor.all(kind, recipientId) as Row[]).map(fromRow);
   }
 
   /** Re-publish what one recipient has not answered yet (it just subscribed). Returns how many. */
   resendTo(kind: RecipientKind, recipientId: string): number {
     const rows = this.pending(kind, recipientId);
-    for (const r of rows) this.publisher.publish(r.topic, r.payload);
+    for (const r of rows) this.publisher.publish(r);
     this.stats.resent += rows.length;
     return rows.length;
   }
@@ -108,10 +138,10 @@ export class Outbox {
    * connected (`isConnected`), re-published after the commit and stamped. Returns how many.
    */
   resendStale(fx: Effects, nowMs: number, olderThanMs: number, isConnected: (kind: RecipientKind, id: string) => boolean, limit = 5000): number {
-    const rows = (this.pendingAll.all(olderThanMs, limit) as OutboxMessage[]).filter((r) => isConnected(r.kind, r.recipientId));
+    const rows = (this.pendingAll.all(olderThanMs, limit) as Row[]).filter((r) => isConnected(r.kind, r.recipientId)).map(fromRow);
     for (const r of rows) this.touch.run(nowMs, r.id);
     fx.afterCommit(() => {
-      for (const r of rows) this.publisher.publish(r.topic, r.payload);
+      for (const r of rows) this.publisher.publish(r);
       this.stats.resent += rows.length;
     });
     return rows.length;

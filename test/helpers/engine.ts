@@ -71,7 +71,7 @@ export class EngineHarness {
     this.registry = new RegistryCache(this.db);
     this.registry.reload();
     const record = (topic: string, payload: string) => this.published.push({ topic, payload: JSON.parse(payload) as Record<string, unknown> });
-    this.outbox = new Outbox(this.db, { publish: record });
+    this.outbox = new Outbox(this.db, { publish: (m) => record(m.topic, m.payload) });
     this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
     let scheduler: DeadlineScheduler | undefined;
     this.engine = new AlarmEngine({

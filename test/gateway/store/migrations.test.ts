@@ -179,6 +179,7 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     const pendingShop = outbox.pending('shop', 'CP-003');
     t.equal(pendingShop.length, 1, 'the undelivered alert is still pending');
     t.match(JSON.parse(pendingShop[0].payload), { alarmId, originName: '李记茶行', state: 'raised' });
+    t.same(pendingShop[0].body, JSON.parse(pendingShop[0].payload), 'a stored row comes back with the object it was built from');
     t.same(outbox.pending('station', 'PS-CP').map((m) => m.rev), [3], 'only the newest console message pending (rev 2 superseded)');
     t.equal(outbox.countPending(), 2);
     t.equal(getMeta(db, 'gateway_id'), 'gw-fixture');
