@@ -174,7 +174,16 @@ export class Gateway {
       burst: config.ingest.floodBurst,
       notice: (deviceId, state, fields) => this.supervisor?.floodNotice(deviceId, state, fields),
     });
-    const ingest = deviceIngest(this.writer, this.engine, () => this.supervisor, this.flood);
+    const ingest = deviceIngest({
+      db: this.db,
+      writer: this.writer,
+      engine: this.engine,
+      clock: this.clock,
+      counters: this.counters,
+      log: log.child({ module: 'ingest' }),
+      faults: () => this.supervisor,
+      flood: this.flood,
+    });
     const marks = new DeliveryMarks({ writer: this.writer, outbox: this.outbox, clock: this.clock, log: log.child({ module: 'delivery' }) });
     const ingress = new MqttIngress({
       log: log.child({ module: 'ingest' }),
@@ -302,7 +311,7 @@ export class Gateway {
       case 'revoke': {
         const deviceId = String(req.deviceId ?? '');
         await this.writer.run(() => this.registry.reload(), 'reload');
-        this.engine.assembler.reset(deviceId);
+        this.engine.forgetKeys(deviceId);
         await this.wired.reconcile();
         const n = this.broker.disconnect((p) => p.kind === 'device' && p.deviceId === deviceId);
         this.log.info({ deviceId, disconnected: n }, 'device revoked');

@@ -22,7 +22,7 @@ import type { RegistryCache } from './registry/registry.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import type { Effects } from './ingest/writer.js';
 import type { Device } from './registry/registry.js';
-import type { CounterReset } from './alarm/engine.js';
+import type { CounterReset } from './ingest/sequence.js';
 
 export type FaultKind = 'silent' | 'counter-reset' | 'flood';
 

@@ -1,11 +1,11 @@
 /**
- * Rows of the alarm path: events, alarms, recipients, replies, audit, deadlines. Prepared once;
- * every method is called inside a writer transaction.
+ * Rows of the alarm path: alarms, recipients, replies, audit, deadlines (the events themselves and
+ * the devices' high-water marks are the ingest's: gateway/ingest/). Prepared once; every method is
+ * called inside a writer transaction.
  */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../store/db.js';
 import type { AlarmState, Disposition, ReplyKind } from '../../firmware-contracts/mqtt/payloads.js';
-import { lfError } from '../errors.js';
 
 export interface AlarmRow {
   id: string;
@@ -65,8 +65,6 @@ export class AlarmRepo {
   constructor(db: Db) {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
-      insertEvent: p('INSERT INTO events (device_id, boot, seq, type, payload, via, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      markSeq: p('UPDATE devices SET last_boot = ?, last_seq = ? WHERE id = ?'),
       insertAlarm: p(
         `INSERT INTO alarms (id, gateway_id, shop_id, station_id, compound_id, state, kind, rev, duress, test, ring, origin_event_id, raised_at, updated_at, shops_ended)
          VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt, @shopsEnded)`,
@@ -107,14 +105,6 @@ export class AlarmRepo {
       finishAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND kind = ? AND done_at IS NULL'),
       finishAllAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND done_at IS NULL'),
     };
-  }
-
-  insertEvent(deviceId: string, boot: number | null, seq: number, type: string, payload: string, via: string, at: string): number {
-    return Number(this.s.insertEvent.run(deviceId, boot, seq, type, payload, via, at).lastInsertRowid);
-  }
-
-  markSeq(deviceId: string, boot: number, seq: number): void {
-    this.s.markSeq.run(boot, seq, deviceId);
   }
 
   insertAlarm(
@@ -208,35 +198,4 @@ export class AlarmRepo {
     if (kind) this.s.finishAlarmDeadlines.run(nowMs, alarmId, kind);
     else this.s.finishAllAlarmDeadlines.run(nowMs, alarmId);
   }
-}
-
-/** What `resetDeviceCounter` did. */
-export interface CounterResetDone {
-  deviceId: string;
-  /** The high-water mark it forgot (null: the device had sent no counted event yet). */
-  previous: { boot: number; seq: number | null } | null;
-  /** Open counter-reset faults of the device now cleared. */
-  faultsCleared: number;
-}
-
-/**
- * The installer's `lianfang device reset-counter ID`, in the caller's transaction: forget the
- * device's de-duplication mark (so its next event, in whatever sequence, is accepted), clear its
- * counter-reset fault, and write an audit row. The running gateway calls it in its writer and then
- * updates what it holds in memory; the CLI calls it directly when no gateway runs.
- */
-export function resetDeviceCounter(db: Db, deviceId: string, actor: string, at: string): CounterResetDone {
-  const row = db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(deviceId) as { boot: number | null; seq: number | null } | undefined;
-  if (!row) throw lfError('LF_ERR_NOT_FOUND', 'device', deviceId);
-  db.prepare('UPDATE devices SET last_boot = NULL, last_seq = NULL WHERE id = ?').run(deviceId);
-  const faultsCleared = db
-    .prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL")
-    .run(at, deviceId).changes;
-  const previous = row.boot === null ? null : { boot: row.boot, seq: row.seq };
-  db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'reset-counter', ?)").run(
-    at,
-    actor,
-    JSON.stringify({ deviceId, previousBoot: previous?.boot ?? null, previousSeq: previous?.seq ?? null, faultsCleared }),
-  );
-  return { deviceId, previous, faultsCleared };
 }

@@ -43,34 +43,13 @@ export interface EngineContext {
 }
 
 /**
- * Where an event stands against its device's high-water mark (boot, seq): the `first` one the
- * gateway takes (no mark yet, or the installer reset it), the `next` of the same boot, the first of
- * a `newer-boot`, a `repeat` (equal boot, seq not higher: a resend after a lost PUBACK or ACK), or
- * a `lower-boot` (the device's counter went back).
+ * What the engine reads of a device event before it is stored: the copy that may be stored (the
+ * keys typed after a `*`, here or in an earlier event, masked) and the keypad entries it completed.
  */
-export type SequencePlace = 'first' | 'next' | 'newer-boot' | 'repeat' | 'lower-boot';
-
-export function placeInSequence(last: { boot: number | null; seq: number | null }, event: { boot: number; seq: number }): SequencePlace {
-  if (last.boot === null) return 'first';
-  if (event.boot > last.boot) return 'newer-boot';
-  if (event.boot < last.boot) return 'lower-boot';
-  return event.seq > (last.seq ?? -1) ? 'next' : 'repeat';
+export interface ReadEvent {
+  stored: DeviceEvent;
+  entries: Entry[];
 }
-
-/** A device's counter went back: the mark it had, the event that went below it, and what was done. */
-export interface CounterReset {
-  previousBoot: number;
-  previousSeq: number | null;
-  boot: number;
-  seq: number;
-  /** `accepted` as a new sequence (MQTT: identity is the login), `refused` (serial: a tapped line can replay). */
-  events: 'accepted' | 'refused';
-}
-
-export type IngestOutcome =
-  | { status: 'stored'; eventId: number; alarmId?: string; sequence?: SequencePlace; counterReset?: CounterReset }
-  | { status: 'duplicate' }
-  | { status: 'refused'; reason: 'counter-reset'; counterReset: CounterReset };
 
 /** Who did something: `device:<id>`, `user:<name>`, or `gateway`. */
 export type Actor = string;
@@ -86,81 +65,39 @@ export class AlarmEngine {
     this.assembler = new KeypadAssembler(ctx.config.keypad.entryTimeoutMs);
   }
 
-  // ---------------------------------------------------------------- device events (the one ingest)
+  // ---------------------------------------------------------------- device events (gateway/ingest/device-ingest.ts)
 
   /**
-   * Inside a transaction: de-duplicate by (device, boot, seq), store the event (keys after `*`
-   * masked), and act on it. The caller acknowledges the device only after the commit.
-   *
-   * A boot lower than the mark is never a silent duplicate (a factory reset, a power cut during the
-   * device's flash write, a replaced unit given the old id, or a mark left absurdly high): from an
-   * MQTT device, whose identity is its login, it starts a new sequence and the outcome carries a
-   * `counterReset` for the console; from a serial keypad, whose frames a tapped line can replay, it
-   * is refused until the installer runs `lianfang device reset-counter`. A Modbus module's boot is
-   * the bridge's own number, never on the wire: a lower one (the gateway's clock set back, or a
-   * mark from an older version) only starts a new sequence.
+   * Inside the event's transaction, once it is known to be new and before it is stored: feed a
+   * keypad's keys to its assembler, timed at `nowMs` (`newSequence`: what was half typed before
+   * belongs to another power-up). The assembler follows a rollback back.
    */
-  ingestDeviceEvent(fx: Effects, device: Device, event: DeviceEvent, via: string): IngestOutcome {
-    const { clock, counters } = this.ctx;
-    // If this item is rolled back, memory must forget it too, or the device's resend of the same
-    // (boot, seq) would be taken for a duplicate and the alarm never raised.
-    const prevBoot = device.lastBoot;
-    const prevSeq = device.lastSeq;
+  readEvent(fx: Effects, device: Device, event: DeviceEvent, nowMs: number, newSequence: boolean): ReadEvent {
+    // If this item is rolled back, the keys it fed must be forgotten, or the resend would be
+    // assembled twice (and a '9' … '#' entry whose '#' failed never completed).
     const keypadBefore = this.assembler.snapshot(device.id);
-    fx.onRollback(() => {
-      device.lastBoot = prevBoot;
-      device.lastSeq = prevSeq;
-      this.assembler.restore(device.id, keypadBefore);
-    });
-    let sequence: SequencePlace | undefined;
-    let counterReset: CounterReset | undefined;
-    if (event.boot !== undefined) {
-      sequence = placeInSequence({ boot: device.lastBoot, seq: device.lastSeq }, { boot: event.boot, seq: event.seq });
-      if (sequence === 'repeat') {
-        counters.inc('events.duplicate');
-        return { status: 'duplicate' };
-      }
-      if (sequence === 'lower-boot') {
-        const reset = { previousBoot: device.lastBoot!, previousSeq: device.lastSeq, boot: event.boot, seq: event.seq };
-        if (via === 'serial') {
-          // The mark stays: the keypad's real sequence (if this was a replay) goes on being accepted.
-          counters.inc('events.refused.counter-reset');
-          return { status: 'refused', reason: 'counter-reset', counterReset: { ...reset, events: 'refused' } };
-        }
-        if (via === 'mqtt') {
-          counterReset = { ...reset, events: 'accepted' };
-          counters.inc('events.counter-reset');
-        } else {
-          counters.inc('events.bridge-counter-restarted');
-          this.ctx.log.info({ deviceId: device.id, ...reset }, "the bridge's counter for a module started below its mark: a new sequence");
-        }
-      }
-      // A new sequence: what was half typed before it belongs to another power-up.
-      if (sequence === 'newer-boot' || sequence === 'lower-boot') this.assembler.reset(device.id);
-      this.repo.markSeq(device.id, event.boot, event.seq);
-      device.lastBoot = event.boot;
-      device.lastSeq = event.seq;
-    }
-    const now = clock.now();
-    let entries: Entry[] = [];
-    let stored: DeviceEvent = event;
-    if (event.type === 'keypad') {
-      const fed = this.assembler.feed(device.id, event.keys, now);
-      entries = fed.entries;
-      stored = { ...event, keys: fed.masked };
-      if (fed.expired) counters.inc('keypad.entries.expired', fed.expired);
-    }
-    const eventId = this.repo.insertEvent(device.id, event.boot ?? null, event.seq, event.type, JSON.stringify(stored), via, iso(now));
-    counters.inc('events.stored');
-    const seqFields = { ...(sequence ? { sequence } : {}), ...(counterReset ? { counterReset } : {}) };
+    fx.onRollback(() => this.assembler.restore(device.id, keypadBefore));
+    if (newSequence) this.assembler.reset(device.id);
+    if (event.type !== 'keypad') return { stored: event, entries: [] };
+    const fed = this.assembler.feed(device.id, event.keys, nowMs);
+    if (fed.expired) this.ctx.counters.inc('keypad.entries.expired', fed.expired);
+    return { stored: { ...event, keys: fed.masked }, entries: fed.entries };
+  }
+
+  /**
+   * Inside the event's transaction, once it is stored as `eventId`: act on it (a panic, the keypad
+   * entries it completed). Returns the alarm it raised, joined or changed, if any.
+   */
+  onEvent(fx: Effects, device: Device, read: ReadEvent, eventId: number): string | undefined {
+    const { counters } = this.ctx;
     const shop = this.ctx.registry.shops.get(device.shopId);
-    if (!shop) return { status: 'stored', eventId, ...seqFields };
+    if (!shop) return undefined;
     const actor = `device:${device.id}`;
     let alarmId: string | undefined;
-    if (event.type === 'panic') {
+    if (read.stored.type === 'panic') {
       alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
     }
-    for (const entry of entries) {
+    for (const entry of read.entries) {
       switch (entry.kind) {
         case 'panic':
           alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
@@ -186,7 +123,12 @@ export class AlarmEngine {
           break;
       }
     }
-    return alarmId ? { status: 'stored', eventId, alarmId, ...seqFields } : { status: 'stored', eventId, ...seqFields };
+    return alarmId;
+  }
+
+  /** Forget what a keypad had half typed (its counter was reset by the installer, or it was revoked). */
+  forgetKeys(deviceId: string): void {
+    this.assembler.reset(deviceId);
   }
 
   // ---------------------------------------------------------------- PINs

@@ -35,7 +35,7 @@ import { note, printJson, printRecords, printTable, reportError } from './output
 import { gatewayVersion } from '../version.js';
 import { userInfo } from 'node:os';
 import { getDevice } from '../registry/registry.js';
-import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
+import { resetDeviceCounter, type CounterResetDone } from '../ingest/sequence.js';
 import { usePrivateUmask } from '../data-dir.js';
 import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
 import { startTestMode, stopTestMode, testStatus, type TestModeRow, type TestScope } from '../alarm/test-mode.js';

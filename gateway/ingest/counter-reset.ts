@@ -1,12 +1,13 @@
 /**
  * The running gateway's side of `lianfang device reset-counter ID` (admin op `reset-counter`): the
- * stored reset (gateway/alarm/alarm-repo.ts `resetDeviceCounter`) runs in the writer, so it is
- * ordered with the device's events, and what the gateway holds in memory follows it in the same
- * item: the mark on the device record (which the serial bridge's keypad shares), the open fault.
+ * reset (gateway/ingest/sequence.ts `resetDeviceCounter`, the one owner of a device's mark) runs in
+ * the writer, so it is ordered with the device's events, and what the gateway holds in memory
+ * follows it in the same item: the mark on the device record (which the serial bridge's keypad
+ * shares), the open fault; after the commit, the keys the keypad had half typed.
  */
 import type { GroupCommitWriter } from './writer.js';
 import type { AlarmEngine } from '../alarm/engine.js';
-import { resetDeviceCounter, type CounterResetDone } from '../alarm/alarm-repo.js';
+import { resetDeviceCounter, type CounterResetDone } from './sequence.js';
 import type { RegistryCache } from '../registry/registry.js';
 import type { Supervisor } from '../supervision.js';
 import type { Clock } from '../clock.js';
@@ -32,22 +33,12 @@ export async function resetCounter(ctx: CounterResetContext, deviceId: unknown, 
   if (typeof deviceId !== 'string' || deviceId === '') throw lfError('LF_ERR_INVALID_ARGUMENT', 'deviceId', 'the id of a registered device');
   const done = await ctx.writer.run((fx) => {
     const now = ctx.clock.now();
-    const result = resetDeviceCounter(ctx.db, deviceId, actorOf(actor), iso(now));
-    const device = ctx.registry.devices.get(deviceId);
-    if (device) {
-      const before = { boot: device.lastBoot, seq: device.lastSeq };
-      device.lastBoot = null;
-      device.lastSeq = null;
-      fx.onRollback(() => {
-        device.lastBoot = before.boot;
-        device.lastSeq = before.seq;
-      });
-    }
+    const result = resetDeviceCounter(ctx.db, deviceId, actorOf(actor), iso(now), { fx, device: ctx.registry.devices.get(deviceId) });
     ctx.supervisor.forgetCounterReset(fx, deviceId, now);
     return result;
   }, 'reset-counter');
   // What was half typed belongs to the old sequence.
-  ctx.engine.assembler.reset(deviceId);
+  ctx.engine.forgetKeys(deviceId);
   ctx.log.info({ deviceId, previous: done.previous, faultsCleared: done.faultsCleared }, 'device counter reset by the installer: its next event is accepted in any sequence');
   return done;
 }

@@ -1,8 +1,8 @@
 /**
  * The alarm engine in-process, as the Gateway composes it minus broker, HTTP and admin: a real
  * SQLite database in a data directory, a ManualClock, the group-commit writer, the outbox with a
- * publisher that records, and the deadline scheduler. No sockets, no child processes: time is
- * moved by hand. Test files extend `EngineHarness` with the presses and queries they need.
+ * publisher that records, the one ingest (no flood guard) and the deadline scheduler. No sockets,
+ * no child processes: time is moved by hand. Test files extend `EngineHarness` with the presses and queries they need.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,9 @@ import { Counters } from '../../gateway/metrics.js';
 import { createLogger } from '../../gateway/logger.js';
 import { DeadlineScheduler } from '../../gateway/scheduler.js';
 import { AlarmEngine } from '../../gateway/alarm/engine.js';
+import { deviceIngest, type DeviceIngest } from '../../gateway/ingest/device-ingest.js';
+import type { Device } from '../../gateway/registry/registry.js';
+import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
 import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 
 export interface Teardown {
@@ -55,6 +58,8 @@ export class EngineHarness {
   readonly writer: GroupCommitWriter;
   readonly counters = new Counters();
   readonly engine: AlarmEngine;
+  /** The gateway's one ingest over this engine (gateway/ingest/device-ingest.ts). */
+  readonly deviceIngest: DeviceIngest;
   readonly scheduler: DeadlineScheduler;
   readonly config;
   private stopped = false;
@@ -87,6 +92,7 @@ export class EngineHarness {
       publishNotice: record,
       onDeadline: (due) => scheduler?.consider(due),
     });
+    this.deviceIngest = deviceIngest({ db: this.db, writer: this.writer, engine: this.engine, clock, counters: this.counters, log });
     this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
     this.scheduler.start();
     t.teardown(() => this.stop());
@@ -98,6 +104,11 @@ export class EngineHarness {
     this.scheduler.stop();
     this.writer.close();
     this.db.close();
+  }
+
+  /** One device event through the ingest, as a bridge or the MQTT ingress hands it over; resolves with the outcome once committed. */
+  async ingest(device: Device, event: DeviceEvent, via: 'mqtt' | 'serial' | 'modbus' = 'mqtt') {
+    return (await this.deviceIngest(device, event, via)).outcome;
   }
 
   /** Let what the clock set off commit: a writer item queued now lands in (or after) the same batch. */

@@ -10,7 +10,7 @@ import { ManualClock, iso } from '../../../gateway/clock.js';
 import { openDatabase, type Db } from '../../../gateway/store/db.js';
 import { addStation } from '../../../gateway/registry/registry.js';
 import { createLogger } from '../../../gateway/logger.js';
-import { placeInSequence } from '../../../gateway/alarm/engine.js';
+import { placeInSequence } from '../../../gateway/ingest/sequence.js';
 import { EngineHarness, streetTemplate } from '../../helpers/engine.js';
 import { Supervisor } from '../../../gateway/supervision.js';
 import { deviceIngest, nextBridgeBoot } from '../../../gateway/ingest/device-ingest.js';
@@ -39,7 +39,7 @@ class Harness extends EngineHarness {
     const device = this.deviceOf(shopIndex);
     const s = seq ?? (this.seq.get(device.id) ?? 0) + 1;
     this.seq.set(device.id, Math.max(s, this.seq.get(device.id) ?? 0));
-    return this.writer.run((fx) => this.engine.ingestDeviceEvent(fx, device, { seq: s, boot: 1, type: 'keypad', keys }, 'mqtt'), 'device-event');
+    return this.ingest(device, { seq: s, boot: 1, type: 'keypad', keys }, 'mqtt');
   }
 
   async raise(shopIndex = MIDDLE): Promise<string> {
@@ -182,7 +182,7 @@ t.test('a second 9# while the alarm is open joins it: an audit row, no new fan-o
   // a panic input (not a keypad) joins too, and still after an ack
   await h.act({ alarmId, action: 'ack' });
   const p2 = h.published.length;
-  const viaPanic = await h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, h.deviceOf(MIDDLE), { seq: 50, boot: 1, type: 'panic' }, 'mqtt'));
+  const viaPanic = await h.ingest(h.deviceOf(MIDDLE), { seq: 50, boot: 1, type: 'panic' });
   t.equal(viaPanic.status === 'stored' && viaPanic.alarmId, alarmId);
   t.equal(h.published.length, p2);
   t.same(h.audit(alarmId).map((a) => a.action), ['raised', 'joined', 'ack', 'joined']);
@@ -499,7 +499,7 @@ t.test('MQTT: a lower boot is a new sequence with a counter-reset; its resend is
   const h = new Harness(t, streetCopy(t), new ManualClock());
   const device = h.deviceOf(MIDDLE);
   const send = (boot: number, seq: number, keys = '9#') =>
-    h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, device, { boot, seq, type: 'keypad', keys }, 'mqtt'), 'device-event');
+    h.ingest(device, { boot, seq, type: 'keypad', keys }, 'mqtt');
   const mark = () => h.db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(device.id);
   const closeAll = async () => {
     for (const a of h.db.prepare("SELECT id FROM alarms WHERE state = 'raised'").all() as { id: string }[]) {
@@ -537,7 +537,7 @@ t.test('serial: a lower boot is refused and the mark stays; a Modbus bridge coun
   const h = new Harness(t, streetCopy(t), new ManualClock());
   const device = h.deviceOf(MIDDLE);
   const send = (via: 'serial' | 'modbus', boot: number, seq: number, keys = '9#') =>
-    h.writer.run((fx) => h.engine.ingestDeviceEvent(fx, device, { boot, seq, type: 'keypad', keys }, via), 'device-event');
+    h.ingest(device, { boot, seq, type: 'keypad', keys }, via);
   const mark = () => h.db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(device.id);
   const events = () => (h.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
   t.equal((await send('serial', 7, 1, '1')).status, 'stored');
@@ -574,7 +574,7 @@ t.test('the ingest raises the counter-reset fault in the same commit; MQTT clear
   });
   sup.start();
   t.teardown(() => sup.stop());
-  const ingest = deviceIngest(h.writer, h.engine, () => sup);
+  const ingest = deviceIngest({ db: h.db, writer: h.writer, engine: h.engine, clock, counters: h.counters, log: createLogger('silent'), faults: () => sup });
   const mqttDevice = h.deviceOf(3);
   const serialDevice = h.deviceOf(20);
   const ev = (boot: number, seq: number) => ({ boot, seq, type: 'heartbeat' as const });

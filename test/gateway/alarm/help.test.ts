@@ -29,7 +29,7 @@ class Harness extends EngineHarness {
   async press(i: number, keys: string): Promise<string | undefined> {
     this.clock.advance(1000); // a person's next key press comes later
     const device = this.registry.devices.get(STREET.shops[i].deviceId)!;
-    const out = await this.writer.run((fx) => this.engine.ingestDeviceEvent(fx, device, { seq: ++this.seq, boot: 1, type: 'keypad', keys }, 'mqtt'), 'device-event');
+    const out = await this.ingest(device, { seq: ++this.seq, boot: 1, type: 'keypad', keys }, 'mqtt');
     return out.status === 'stored' ? out.alarmId : undefined;
   }
 
