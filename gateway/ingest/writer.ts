@@ -107,7 +107,10 @@ export class GroupCommitWriter {
     } catch (err) {
       this.stats.failedBatches++;
       log.error({ err, items: batch.length }, 'batch commit failed; nothing in it was acknowledged');
-      for (const r of results) r.fx.rollback();
+      // Newest first, as within an item: two events of one device each moved its mark, and the
+      // older one's undo must be the last word (forward order would leave the mark past an event
+      // that was never stored, and its resend would be dropped as a duplicate).
+      for (let i = results.length - 1; i >= 0; i--) results[i]!.fx.rollback();
       this.opts.onBatchFailed?.(err);
       for (const item of batch) item.reject(err);
       return;

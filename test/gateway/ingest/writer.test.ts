@@ -186,6 +186,25 @@ t.test('a batch whose commit fails rejects every item in it and runs no effect',
   t.same(labels(db), ['after']);
 });
 
+t.test('a batch whose commit fails undoes the in-memory changes of its items newest first', async (t) => {
+  const { db, writer } = setup(t, { onBatchFailed: () => {} });
+  // A deferred foreign key is checked only at the COMMIT: every item has run when the batch fails.
+  db.exec('CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (parent_id INTEGER REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)');
+  // What two events of one device do to its high-water mark in memory (gateway/ingest/sequence.ts).
+  let mark = 5;
+  const move = (to: number) =>
+    writer.run((fx) => {
+      const before = mark;
+      mark = to;
+      fx.onRollback(() => (mark = before));
+      insert(db, `seq ${to}`);
+    });
+  const ps = [move(6), move(7), writer.run(() => db.prepare('INSERT INTO children (parent_id) VALUES (42)').run())];
+  for (const p of ps) await t.rejects(p, { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
+  t.same(labels(db), [], 'nothing of the batch was stored');
+  t.equal(mark, 5, 'the mark is back where the database has it (not at 6: the resend of seq 6 is not a duplicate)');
+});
+
 t.test('close() commits what is queued and refuses anything new', async (t) => {
   const { db, writer, reader } = setup(t);
   const p = writer.run(() => insert(db, 'queued'));
