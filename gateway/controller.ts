@@ -276,7 +276,6 @@ export class Gateway {
 
   /** The full view: for /health from `http.healthDetailFrom` and the admin socket's `health` op. */
   health(): Record<string, unknown> {
-    const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
     return {
       up: true,
       version: this.version,
@@ -286,7 +285,7 @@ export class Gateway {
         shops: this.registry.shops.size,
         devices: this.registry.devices.size,
         users: this.registry.users.size,
-        openAlarms: count("SELECT count(*) AS n FROM alarms WHERE state NOT IN ('closed')"),
+        openAlarms: this.engine.countOpenAlarms(),
         outboxPending: this.outbox.countPending(),
         connectedClients: this.broker.connectedClients(),
         buses: this.registry.buses.size,

@@ -20,7 +20,7 @@ export class DeadlineScheduler {
   /** Arm for the earliest pending deadline in the table. */
   start(): void {
     this.running = true;
-    const next = this.ctx.engine.repo.nextDeadline();
+    const next = this.ctx.engine.nextDeadline();
     if (next !== null) this.consider(next);
   }
 
@@ -47,13 +47,13 @@ export class DeadlineScheduler {
     const { writer, engine, clock, log } = this.ctx;
     writer
       .run((fx) => {
-        const due = engine.repo.dueDeadlines(clock.now());
+        const due = engine.dueDeadlines(clock.now());
         for (const d of due) engine.runDeadline(fx, d);
         return due.length;
       }, 'deadlines')
       .then(
         () => {
-          const next = engine.repo.nextDeadline();
+          const next = engine.nextDeadline();
           if (next !== null) this.consider(next);
         },
         (err) => {

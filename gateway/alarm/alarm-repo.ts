@@ -6,6 +6,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../store/db.js';
 import type { AlarmState, Disposition, ReplyKind } from '../../firmware-contracts/mqtt/payloads.js';
+import { JOINABLE_STATES, OPEN_STATES, sqlStates, statesOutside } from './state-machine.js';
 
 export interface AlarmRow {
   id: string;
@@ -59,6 +60,20 @@ function toAlarm(r: Record<string, unknown> | undefined): AlarmRow | undefined {
   return { ...(r as unknown as AlarmRow), overdue: r.overdue === 1, duress: r.duress === 1, test: r.test === 1, shopsEnded: r.shopsEnded === 1 };
 }
 
+/**
+ * The condition of the partial index alarms_open (migration 1), which SQLite uses only for a query
+ * that repeats it word for word (the same list in the same order): the states that are not
+ * joinable. A migration is history and cannot follow the table, so the table is checked against it
+ * here, once, when this module loads.
+ */
+const OPEN_INDEX_EXCLUDES: readonly AlarmState[] = ['closed', 'cancelled'];
+const notJoinable = statesOutside(JOINABLE_STATES);
+if (notJoinable.length !== OPEN_INDEX_EXCLUDES.length || !notJoinable.every((s) => OPEN_INDEX_EXCLUDES.includes(s))) {
+  throw new Error(`the alarms_open index leaves out ${OPEN_INDEX_EXCLUDES.join(', ')}, the state machine's non-joinable states are ${notJoinable.join(', ')}: a migration must follow`);
+}
+/** `state` is joinable, in the words of the index alarms_open. */
+export const JOINABLE_STATE_SQL = `state NOT IN (${sqlStates(OPEN_INDEX_EXCLUDES)})`;
+
 export class AlarmRepo {
   private readonly s: Record<string, Statement>;
 
@@ -70,13 +85,12 @@ export class AlarmRepo {
          VALUES (@id, @gatewayId, @shopId, @stationId, @compoundId, @state, @kind, 1, @duress, @test, 1, @originEventId, @raisedAt, @raisedAt, @shopsEnded)`,
       ),
       getAlarm: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE id = ?`),
-      // The NOT IN repeats the partial index's condition word for word, so SQLite uses alarms_open.
+      // JOINABLE_STATE_SQL repeats the partial index's condition word for word, so SQLite uses alarms_open.
       joinableForShop: p(
-        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') AND state IN ('raised', 'acknowledged', 'dispatched') AND shops_ended = 0 ORDER BY raised_at DESC LIMIT 1`,
+        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND ${JOINABLE_STATE_SQL} AND state IN (${sqlStates(JOINABLE_STATES)}) AND shops_ended = 0 ORDER BY raised_at DESC LIMIT 1`,
       ),
-      openForShop: p(
-        `SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND state NOT IN ('closed', 'cancelled') ORDER BY raised_at DESC LIMIT 1`,
-      ),
+      inJoinableStateForShop: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND ${JOINABLE_STATE_SQL} ORDER BY raised_at DESC LIMIT 1`),
+      countOpen: p(`SELECT count(*) AS n FROM alarms WHERE state IN (${sqlStates(OPEN_STATES)})`),
       updateAlarm: p(
         `UPDATE alarms SET state = @state, rev = @rev, overdue = @overdue, duress = @duress, taken_by = @takenBy,
            disposition = @disposition, patrol = @patrol, ring = @ring, updated_at = @updatedAt, closed_at = @closedAt,
@@ -88,7 +102,7 @@ export class AlarmRepo {
       isRecipient: p('SELECT 1 FROM alarm_recipients WHERE alarm_id = ? AND shop_id = ?'),
       latestAlertFor: p(
         `SELECT r.alarm_id AS alarmId FROM alarm_recipients r JOIN alarms a ON a.id = r.alarm_id
-         WHERE r.shop_id = ? AND a.state IN ('raised', 'acknowledged', 'dispatched') AND a.shops_ended = 0 ORDER BY r.alerted_at DESC, a.raised_at DESC LIMIT 1`,
+         WHERE r.shop_id = ? AND a.state IN (${sqlStates(JOINABLE_STATES)}) AND a.shops_ended = 0 ORDER BY r.alerted_at DESC, a.raised_at DESC LIMIT 1`,
       ),
       insertReply: p('INSERT INTO alarm_replies (alarm_id, shop_id, reply, actor, at) VALUES (?, ?, ?, ?, ?)'),
       replyCounts: p(
@@ -120,13 +134,23 @@ export class AlarmRepo {
     return toAlarm(this.s.getAlarm.get(id) as Record<string, unknown> | undefined);
   }
 
-  /** The shop's newest alarm not closed or cancelled, whether or not it is over on the shops' side. */
-  openForShop(shopId: string): AlarmRow | undefined {
-    return toAlarm(this.s.openForShop.get(shopId) as Record<string, unknown> | undefined);
+  /**
+   * The shop's newest alarm in a joinable state, whether or not it is over on the shops' side (a
+   * duress alarm whose shops were told it ended). Not every open alarm: a cancelled one is over for
+   * the shop, and a duress PIN after it raises a console-only duress alarm.
+   */
+  inJoinableStateForShop(shopId: string): AlarmRow | undefined {
+    return toAlarm(this.s.inJoinableStateForShop.get(shopId) as Record<string, unknown> | undefined);
   }
 
+  /** The shop's newest alarm that a 9# joins: in a joinable state and not over on the shops' side. */
   joinableForShop(shopId: string): AlarmRow | undefined {
     return toAlarm(this.s.joinableForShop.get(shopId) as Record<string, unknown> | undefined);
+  }
+
+  /** Alarms an officer still has to close (OPEN_STATES), for /health. */
+  countOpen(): number {
+    return (this.s.countOpen.get() as { n: number }).n;
   }
 
   update(a: AlarmRow): void {

@@ -14,7 +14,7 @@ import type { Counters } from '../metrics.js';
 import type { RegistryCache, Shop, Device } from '../registry/registry.js';
 import { AlarmRepo, type AlarmRow, type DeadlineRow } from './alarm-repo.js';
 import { KeypadAssembler, type Entry } from './keypad-assembler.js';
-import { CONSOLE_TRANSITIONS, SYSTEM_TRANSITIONS, allowed, isJoinable } from './state-machine.js';
+import { CONSOLE_TRANSITIONS, INITIAL_STATE, SYSTEM_TRANSITIONS, allowed, nextState, type Transition } from './state-machine.js';
 import { rankNeighbours } from '../geo.js';
 import { newAlarmId } from '../ids.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
@@ -55,8 +55,8 @@ export interface ReadEvent {
 export type Actor = string;
 
 export class AlarmEngine {
-  readonly repo: AlarmRepo;
-  readonly assembler: KeypadAssembler;
+  private readonly repo: AlarmRepo;
+  private readonly assembler: KeypadAssembler;
   private readonly pins: PinStore;
 
   constructor(private readonly ctx: EngineContext) {
@@ -192,10 +192,7 @@ export class AlarmEngine {
       return undefined;
     }
     this.repo.finishAlarmDeadlines(open.id, now);
-    const cancelled = this.change(fx, open, actor, 'cancel', (a) => {
-      a.state = SYSTEM_TRANSITIONS.cancel.to;
-      a.shopsEnded = true;
-    }, { eventId });
+    const cancelled = this.change(fx, open, actor, 'cancel', SYSTEM_TRANSITIONS.cancel, (a) => (a.shopsEnded = true), { eventId });
     this.endForShops(fx, cancelled);
     this.ctx.counters.inc('alarms.cancelled');
     this.ctx.log.info({ alarmId: open.id, shopId: shop.id }, 'alarm cancelled by the shop');
@@ -214,7 +211,7 @@ export class AlarmEngine {
     const joinable = this.repo.joinableForShop(shop.id);
     if (joinable && allowed(SYSTEM_TRANSITIONS.duress, joinable.state)) {
       if (shopsSide) this.repo.finishAlarmDeadlines(joinable.id, now, 'ring');
-      const flagged = this.change(fx, joinable, actor, 'duress', (a) => {
+      const flagged = this.change(fx, joinable, actor, 'duress', SYSTEM_TRANSITIONS.duress, (a) => {
         a.duress = true;
         if (shopsSide) a.shopsEnded = true;
       }, { eventId });
@@ -222,10 +219,10 @@ export class AlarmEngine {
       this.ctx.log.warn({ alarmId: joinable.id, shopId: shop.id }, 'duress');
       return joinable.id;
     }
-    const open = this.repo.openForShop(shop.id);
+    const open = this.repo.inJoinableStateForShop(shop.id);
     if (open) {
       // Already a duress alarm (its shops told it ended): the console has it; one more audit row.
-      if (!open.duress) this.change(fx, open, actor, 'duress', (a) => (a.duress = true), { eventId });
+      if (!open.duress) this.change(fx, open, actor, 'duress', SYSTEM_TRANSITIONS.duress, (a) => (a.duress = true), { eventId });
       else this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'duress-repeat', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
       return open.id;
     }
@@ -279,10 +276,11 @@ export class AlarmEngine {
   private raiseTest(shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow, duress = false): string {
     const id = this.insertRaised(shop, kind, { duress, shopsEnded: true, test: true }, actor, eventId, now);
     const raised = this.repo.get(id)!;
-    const closed: AlarmRow = { ...raised, state: 'closed', disposition: 'test', closedAt: iso(now), updatedAt: iso(now), rev: raised.rev + 1 };
+    const state = nextState(SYSTEM_TRANSITIONS.closeTest, raised.state);
+    const closed: AlarmRow = { ...raised, state, disposition: 'test', closedAt: iso(now), updatedAt: iso(now), rev: raised.rev + 1 };
     this.repo.update(closed);
     this.ctx.db.prepare('UPDATE alarms SET test_mode_id = ? WHERE id = ?').run(testMode.id, id);
-    this.repo.audit({ alarmId: id, at: iso(now), actor: 'gateway', action: 'close', fromState: 'raised', toState: 'closed', rev: closed.rev, detail: { disposition: 'test', testModeId: testMode.id } });
+    this.repo.audit({ alarmId: id, at: iso(now), actor: 'gateway', action: 'close', fromState: raised.state, toState: state, rev: closed.rev, detail: { disposition: 'test', testModeId: testMode.id } });
     this.ctx.counters.inc('alarms.test');
     this.ctx.log.info({ alarmId: id, shopId: shop.id, kind, testModeId: testMode.id }, 'test alarm (test mode): audit trail only');
     return id;
@@ -315,7 +313,7 @@ export class AlarmEngine {
       shopId: shop.id,
       stationId: shop.stationId,
       compoundId: shop.compoundId,
-      state: 'raised',
+      state: INITIAL_STATE,
       kind,
       duress: flags.duress,
       test: flags.test ?? false,
@@ -324,7 +322,7 @@ export class AlarmEngine {
       raisedAt,
     });
     const detail = { eventId, kind, ...(flags.duress ? { duress: true } : {}), ...(flags.test ? { test: true } : {}) };
-    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: 'raised', rev: 1, detail });
+    this.repo.audit({ alarmId: id, at: raisedAt, actor, action: 'raised', fromState: null, toState: INITIAL_STATE, rev: 1, detail });
     return id;
   }
 
@@ -422,20 +420,27 @@ export class AlarmEngine {
     }
   }
 
-  /** Apply a change: bump rev, stamp, store, audit, publish to the consoles. */
+  /**
+   * Apply a change: the state the table's transition `t` reaches (null: no transition, the state
+   * stays, as for a reply), the fields `mutate` sets (never the state), then bump rev, stamp, store,
+   * audit, publish to the consoles. A transition not allowed from the alarm's state is refused.
+   */
   private change(
     fx: Effects,
     alarm: AlarmRow,
     actor: Actor,
     action: string,
+    t: Transition | null,
     mutate: (a: AlarmRow) => void,
     detail?: Record<string, unknown>,
     beforePublish?: (a: AlarmRow) => void,
   ): AlarmRow {
+    if (t && !allowed(t, alarm.state)) throw lfError('LF_ERR_BAD_TRANSITION', action, alarm.id, alarm.state);
     const now = this.ctx.clock.now();
     const fromState = alarm.state;
     const next: AlarmRow = { ...alarm };
     mutate(next);
+    next.state = t ? nextState(t, fromState) : fromState;
     next.rev = alarm.rev + 1;
     next.updatedAt = iso(now);
     this.repo.update(next);
@@ -470,7 +475,7 @@ export class AlarmEngine {
     const alarm = this.repo.get(alarmId);
     if (!alarm) return;
     this.repo.addReply(alarmId, shopId, reply, actor, iso(this.ctx.clock.now()));
-    this.change(fx, alarm, actor, 'reply', () => {}, { shopId, reply });
+    this.change(fx, alarm, actor, 'reply', null, () => {}, { shopId, reply });
     this.ctx.counters.inc(`replies.${reply}`);
   }
 
@@ -493,24 +498,21 @@ export class AlarmEngine {
     switch (action.action) {
       case 'ack': {
         this.repo.finishAlarmDeadlines(alarm.id, now, 'ack');
-        return this.change(fx, alarm, actor, 'ack', (a) => {
-          a.state = 'acknowledged';
+        return this.change(fx, alarm, actor, 'ack', t, (a) => {
           a.takenBy = user;
           a.overdue = false;
         });
       }
       case 'take':
-        return this.change(fx, alarm, actor, 'take', (a) => (a.takenBy = user), { from: alarm.takenBy, to: user });
+        return this.change(fx, alarm, actor, 'take', t, (a) => (a.takenBy = user), { from: alarm.takenBy, to: user });
       case 'dispatch':
         return this.change(
           fx,
           alarm,
           actor,
           'dispatch',
-          (a) => {
-            a.state = 'dispatched';
-            a.patrol = action.patrol ?? null;
-          },
+          t,
+          (a) => (a.patrol = action.patrol ?? null),
           { patrol: action.patrol ?? null, note: action.note ?? null },
         );
       case 'close': {
@@ -521,8 +523,8 @@ export class AlarmEngine {
           alarm,
           actor,
           'close',
+          t,
           (a) => {
-            a.state = 'closed';
             a.disposition = action.disposition!;
             a.closedAt = iso(now);
           },
@@ -535,7 +537,22 @@ export class AlarmEngine {
     }
   }
 
-  // ---------------------------------------------------------------- deadlines
+  // ---------------------------------------------------------------- deadlines (gateway/scheduler.ts)
+
+  /** The earliest pending deadline (ms), or null: what the scheduler arms for. */
+  nextDeadline(): number | null {
+    return this.repo.nextDeadline();
+  }
+
+  /** Inside a transaction: the deadlines due at `nowMs`, oldest first, to run one by one. */
+  dueDeadlines(nowMs: number): DeadlineRow[] {
+    return this.repo.dueDeadlines(nowMs);
+  }
+
+  /** Alarms an officer still has to close, for /health. */
+  countOpenAlarms(): number {
+    return this.repo.countOpen();
+  }
 
   /** Inside a transaction: act on one due deadline and mark it done. */
   runDeadline(fx: Effects, d: DeadlineRow): void {
@@ -554,7 +571,7 @@ export class AlarmEngine {
     const esc = this.ctx.config.escalation;
     if (d.kind === 'ack') {
       if (!allowed(SYSTEM_TRANSITIONS.overdue, alarm.state)) return;
-      const updated = this.change(fx, alarm, 'gateway', alarm.overdue ? 'overdue-repeat' : 'overdue', (a) => (a.overdue = true), {
+      const updated = this.change(fx, alarm, 'gateway', alarm.overdue ? 'overdue-repeat' : 'overdue', SYSTEM_TRANSITIONS.overdue, (a) => (a.overdue = true), {
         deadlineMs: d.dueAt,
       });
       this.addDeadline(alarm.id, 'ack', now + esc.overdueRepeatMs);
@@ -563,7 +580,7 @@ export class AlarmEngine {
       return;
     }
     if (d.kind === 'ring') {
-      if (!isJoinable(alarm.state) || alarm.shopsEnded || alarm.ring >= esc.maxRings) return;
+      if (!allowed(SYSTEM_TRANSITIONS.widen, alarm.state) || alarm.shopsEnded || alarm.ring >= esc.maxRings) return;
       const counts = this.repo.replyCounts(alarm.id);
       const answers = counts.coming + counts.seen;
       if (answers >= esc.minAnswers) return;
@@ -571,7 +588,7 @@ export class AlarmEngine {
       if (!origin) return;
       const ring = alarm.ring + 1;
       let alerted = 0;
-      this.change(fx, alarm, 'gateway', 'ring-widened', (a) => (a.ring = ring), { ring, answers }, (widened) => {
+      this.change(fx, alarm, 'gateway', 'ring-widened', SYSTEM_TRANSITIONS.widen, (a) => (a.ring = ring), { ring, answers }, (widened) => {
         alerted = this.alertRing(fx, widened, origin, ring, now);
       });
       if (ring < esc.maxRings && alerted > 0) this.addDeadline(alarm.id, 'ring', now + esc.ringIntervalMs);

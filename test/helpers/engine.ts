@@ -18,6 +18,7 @@ import { Counters } from '../../gateway/metrics.js';
 import { createLogger } from '../../gateway/logger.js';
 import { DeadlineScheduler } from '../../gateway/scheduler.js';
 import { AlarmEngine } from '../../gateway/alarm/engine.js';
+import { AlarmRepo } from '../../gateway/alarm/alarm-repo.js';
 import { deviceIngest, type DeviceIngest } from '../../gateway/ingest/device-ingest.js';
 import type { Device } from '../../gateway/registry/registry.js';
 import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
@@ -58,6 +59,8 @@ export class EngineHarness {
   readonly writer: GroupCommitWriter;
   readonly counters = new Counters();
   readonly engine: AlarmEngine;
+  /** The alarm tables read directly (a reader of the database, not the engine's own repository). */
+  readonly repo: AlarmRepo;
   /** The gateway's one ingest over this engine (gateway/ingest/device-ingest.ts). */
   readonly deviceIngest: DeviceIngest;
   readonly scheduler: DeadlineScheduler;
@@ -92,6 +95,7 @@ export class EngineHarness {
       publishNotice: record,
       onDeadline: (due) => scheduler?.consider(due),
     });
+    this.repo = new AlarmRepo(this.db);
     this.deviceIngest = deviceIngest({ db: this.db, writer: this.writer, engine: this.engine, clock, counters: this.counters, log });
     this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
     this.scheduler.start();

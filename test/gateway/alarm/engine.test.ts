@@ -58,7 +58,7 @@ class Harness extends EngineHarness {
   }
 
   alarm(id: string) {
-    return this.engine.repo.get(id)!;
+    return this.repo.get(id)!;
   }
 
   audit(alarmId: string) {
@@ -150,7 +150,7 @@ t.test('a panic from the middle shop alerts its 10 nearest and the station, once
   t.equal(h.published.length, 11, '11 messages in all: nothing else went out');
   t.equal(h.outboxRows(alarmId).length, 11, 'one outbox row per recipient');
   t.same(
-    h.engine.repo.recipients(alarmId).map((r) => r.ring),
+    h.repo.recipients(alarmId).map((r) => r.ring),
     Array(10).fill(1),
     'ten recipients, ring 1',
   );
@@ -194,7 +194,7 @@ t.test('console actions follow DESIGN "Alarm states"; every change is rev+1 and 
   const h = new Harness(t, streetCopy(t), clock);
   const officer = STREET.officer.username;
   const alarmId = await h.raise();
-  const alerted = h.engine.repo.recipients(alarmId).map((r) => r.shopId);
+  const alerted = h.repo.recipients(alarmId).map((r) => r.shopId);
 
   /** An action that must be refused, leaving the alarm as it was. */
   const refuse = async (action: ConsoleAction, code = 'LF_ERR_BAD_TRANSITION') => {
@@ -378,7 +378,7 @@ t.test('ring widening: too few answers → ring 2, then ring 3, never a 4th', as
   await h.advance(10 * ringIntervalMs);
   t.equal(h.alarm(alarmId).ring, 3, 'never a 4th ring');
   t.equal(h.audit(alarmId).filter((a) => a.action === 'ring-widened').length, 2);
-  const recipients = h.engine.repo.recipients(alarmId);
+  const recipients = h.repo.recipients(alarmId);
   t.equal(recipients.length, 29, 'each shop alerted once');
   t.equal(new Set(recipients.map((r) => r.shopId)).size, 29);
   t.equal(h.counters.get('alarms.ring-widened'), 2);
@@ -414,10 +414,10 @@ t.test("keypad answers count: three neighbours press 1#, the ring is not widened
   const idx = (id: string) => STREET.shops.findIndex((s) => s.shopId === id);
   const [a, b, c] = h.ranked().slice(0, 3).map((n) => idx(n.id));
   for (const i of [a, b, c]) await h.press(i, '1#');
-  t.same(h.engine.repo.replyCounts(alarmId), { coming: 3, seen: 0, cannot: 0 }, "each keypad's 1# is a 'coming' for the alarm on its display");
+  t.same(h.repo.replyCounts(alarmId), { coming: 3, seen: 0, cannot: 0 }, "each keypad's 1# is a 'coming' for the alarm on its display");
   t.match(h.consoleMessages(alarmId).at(-1), { replies: { coming: 3 } }, 'the console sees the answers');
   await h.press(c, '2#');
-  t.same(h.engine.repo.replyCounts(alarmId), { coming: 2, seen: 0, cannot: 1 }, "a shop's latest answer counts");
+  t.same(h.repo.replyCounts(alarmId), { coming: 2, seen: 0, cannot: 1 }, "a shop's latest answer counts");
   await h.advance(h.config.escalation.ringIntervalMs);
   t.equal(h.alarm(alarmId).ring, 2, 'widened: only 2 coming');
   // a keypad of a shop that was not alerted has nothing to answer
@@ -755,7 +755,7 @@ t.test('duress with no open alarm: a console-only duress alarm, no neighbour ale
   const alarmId = out.status === 'stored' ? out.alarmId : undefined;
   t.ok(alarmId, 'an alarm');
   t.same(h.shopAlerts(alarmId!), [], 'no shop alerted');
-  t.equal(h.engine.repo.recipients(alarmId!).length, 0);
+  t.equal(h.repo.recipients(alarmId!).length, 0);
   t.match(h.consoleMessages(alarmId!), [{ rev: 1, state: 'raised', duress: true, priority: 1, kind: 'panic', shopsAlerted: 0 }]);
   const cancelShows = new Harness(t, streetCopy(t), new ManualClock());
   setPins(cancelShows);

@@ -70,7 +70,7 @@ function checkTestAlarm(t: Test, h: Harness, alarmId: string | undefined): void 
   t.equal(h.count('SELECT count(*) AS n FROM deadlines WHERE alarm_id = ?', alarmId), 0, 'no ack or ring deadline');
   t.same(h.about(alarmId!), [], 'nothing published about it');
   t.same(h.auditActions(alarmId!), ['raised', 'close'], 'the audit trail has it');
-  t.equal(h.engine.repo.joinableForShop(STREET.shops[MIDDLE].shopId), undefined, 'not joinable');
+  t.equal(h.repo.joinableForShop(STREET.shops[MIDDLE].shopId), undefined, 'not joinable');
 }
 
 t.test('a 9# in test mode raises a test alarm only; after test stop, a real one reaches everyone', async (t) => {
@@ -106,7 +106,7 @@ t.test('test mode expires by the clock: an audit row, then a 9# is real', async 
   const h = new Harness(t, streetCopy(t), new ManualClock());
   const shopId = STREET.shops[MIDDLE].shopId;
   await h.start('shop', shopId, 5 * MIN);
-  t.equal(h.engine.repo.nextDeadline(), h.clock.now() + 5 * MIN, 'the expiry is a stored deadline');
+  t.equal(h.engine.nextDeadline(), h.clock.now() + 5 * MIN, 'the expiry is a stored deadline');
   await h.advance(5 * MIN - 10_000);
   checkTestAlarm(t, h, await h.press(MIDDLE, '9#'));
   t.notOk(h.auditActions(null).includes('test-expired'), 'not yet expired');
