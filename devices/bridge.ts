@@ -3,35 +3,97 @@
  * give back. Bridges are in-process: Aedes' own publish() skips authorizePublish, so they call the
  * one ingest directly (DESIGN.md "One ingest") and tell the device "got it" (serial ACK, Modbus
  * latch-clear) only once that has resolved, i.e. after the commit.
+ *
+ * The bridges know ports and the devices on them, not the gateway: every type here is the bridge's
+ * own (structural), and gateway/wired-adapter.ts maps the registry, the secrets, the supervisor and
+ * the store onto them. Every time and timer of a bridge comes from the injected `BridgeClock`
+ * (performance.now() only measures latencies).
  */
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../gateway/logger.js';
-import type { Clock } from '../gateway/clock.js';
-import type { Counters, Latencies } from '../gateway/metrics.js';
-import type { Device, RegistryCache } from '../gateway/registry/registry.js';
-import type { Bus } from '../gateway/registry/buses.js';
-import type { DeviceIngest } from '../gateway/ingest/device-ingest.js';
-import type { Supervisor } from '../gateway/supervision.js';
-import type { ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+
+/** The minimal logger a bridge writes to (pino's Logger is one). */
+export interface BridgeLog {
+  debug(fields: object, msg?: string): void;
+  info(fields: object, msg?: string): void;
+  warn(fields: object, msg?: string): void;
+  error(fields: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): BridgeLog;
+}
+
+/** Milliseconds since the epoch, and timers by the same time (gateway/clock.ts's Clock is one; tests pass a ManualClock). */
+export interface BridgeClock {
+  now(): number;
+  /** Call `fn` once, `ms` from now by this clock. */
+  setTimer(ms: number, fn: () => void): { cancel(): void };
+}
+
+export interface BridgeCounters {
+  inc(name: string, n?: number): void;
+}
+
+export interface BridgeLatencies {
+  recordMs(name: string, ms: number): void;
+}
+
+/** What the gateway's supervision hears from a bridge: which devices are polled, and each answer. */
+export interface LinkWatch {
+  /** The bridge now polls `deviceId`: its silence counts from now. */
+  watch(deviceId: string): void;
+  /** No longer polled (revoked, moved): it can no longer fall silent. */
+  unwatch(deviceId: string): void;
+  /** The device answered. */
+  seen(deviceId: string): void;
+}
+
+/** Where a bus is: a serial line (keypads, Modbus RTU) or a Modbus TCP endpoint, defaults filled in. */
+export type BusPort = { kind: 'serial' | 'modbus-rtu'; path: string; baud: number; parity: 'none' | 'even' | 'odd' } | { kind: 'modbus-tcp'; host: string; port: number };
+
+/** A wired device as its bus sees it. */
+export interface WiredDevice {
+  id: string;
+  shopId: string;
+  type: string;
+  /** Its address on the bus: a keypad's address, a module's unit id. */
+  address: number;
+  /** An I/O module's Modbus register map (e.g. generic-8io); null: the default. */
+  model: string | null;
+  /** A serial keypad's MAC key, already decrypted; null when there is none to use, `macKeyMissing` says why. */
+  macKey: Buffer | null;
+  macKeyMissing?: string;
+  /** The device's stored counter mark as it stands now (the ingest moves it): the last (boot, seq) taken. */
+  mark(): { boot: number | null; seq: number | null };
+}
+
+/** The one ingest's answer: `committedAt` is performance.now() at the commit. */
+export interface IngestResult {
+  outcome: { status: string; reason?: string };
+  committedAt: number;
+}
+
+/** The one ingest (gateway/ingest/device-ingest.ts): resolves once the event is committed. */
+export type BridgeIngest = (deviceId: string, event: DeviceEvent, via: 'serial' | 'modbus') => Promise<IngestResult>;
 
 export interface BridgeContext {
-  log: Logger;
-  clock: Clock;
-  counters: Counters;
+  log: BridgeLog;
+  clock: BridgeClock;
+  counters: BridgeCounters;
   /** Latency histograms shown by /health (e.g. last byte of a frame → event committed). */
-  latencies: Latencies;
-  config: Readonly<Config>;
-  registry: RegistryCache;
-  gatewayKey: Buffer;
-  supervisor: Supervisor;
-  /** The one ingest (gateway/ingest/device-ingest.ts): resolves once the event is committed. */
-  ingest: DeviceIngest;
+  latencies: BridgeLatencies;
+  config: Readonly<Pick<Config, 'serial' | 'modbus'>>;
+  link: LinkWatch;
+  ingest: BridgeIngest;
   /**
    * A new `boot` for the gateway's serial command counter, taken once by each serial bus at its
    * start: stored, and above every one given before, so a clock set back or a restart within the
    * same second never makes a keypad take the gateway's frames for replays.
    */
   nextCommandBoot(): number;
+  /**
+   * A new `boot` for the events the bridge makes for a Modbus module (which has no counter of its
+   * own), taken when the module is first polled: above the module's `mark` (its stored boot).
+   */
+  nextModuleBoot(mark: number | null): number;
   /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */
   delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
 }
@@ -53,9 +115,9 @@ export interface ScanOptions {
 
 /** One open bus: a serial line or a Modbus endpoint, driven by one loop (one request at a time). */
 export interface BusDriver {
-  readonly bus: Bus;
+  readonly port: BusPort;
   /** The devices registered on this bus now (after a reload): start polling new ones, drop old ones. */
-  setDevices(devices: Device[]): void;
+  setDevices(devices: WiredDevice[]): void;
   /** An alert for a shop: show it, sound it, or end it on that shop's devices on this bus. */
   alert(shopId: string, alert: ShopAlert): void;
   servesShop(shopId: string): boolean;
@@ -69,18 +131,18 @@ export interface BusDriver {
  * record, a new one is made by `create` (null when it cannot be polled; `create` says why), one that
  * is gone (or replaced at its address) is dropped. Supervision watches exactly the devices polled.
  */
-export function syncByAddress<T extends { device: Device }>(
+export function syncByAddress<T extends { device: WiredDevice }>(
   held: Map<number, T>,
-  devices: Device[],
-  supervisor: Supervisor,
-  create: (device: Device) => T | null,
+  devices: WiredDevice[],
+  link: LinkWatch,
+  create: (device: WiredDevice) => T | null,
   drop: (gone: T) => void = () => {},
 ): void {
-  const wanted = new Map(devices.map((d) => [d.busAddress!, d]));
+  const wanted = new Map(devices.map((d) => [d.address, d]));
   for (const [addr, t] of held) {
     if (wanted.get(addr)?.id === t.device.id) continue;
     drop(t);
-    supervisor.unwatch(t.device.id);
+    link.unwatch(t.device.id);
     held.delete(addr);
   }
   for (const [addr, device] of wanted) {
@@ -92,7 +154,7 @@ export function syncByAddress<T extends { device: Device }>(
     const t = create(device);
     if (!t) continue;
     held.set(addr, t);
-    supervisor.watch(device.id);
+    link.watch(device.id);
   }
 }
 
@@ -136,18 +198,34 @@ export class AlertBook {
   }
 }
 
-/** Wait `ms` unless `signal` aborts first (a bus loop's pauses end at once on close). */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
+/** Wait `ms` by `clock` unless `signal` aborts first (a bus loop's pauses end at once on close). */
+export function pause(clock: BridgeClock, ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted || ms <= 0) return Promise.resolve();
   return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
+    const t = clock.setTimer(ms, done);
     function done() {
-      clearTimeout(t);
+      t.cancel();
       signal.removeEventListener('abort', done);
       resolve();
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * The clock's time, never going back: what polls and retries are scheduled by, so a wall clock
+ * stepped back (NTP at boot on a gateway without a real-time clock) cannot push every module's next
+ * poll hours away. A step back is taken as no time passing; a step forward makes what waits due.
+ */
+export function steadyTime(clock: BridgeClock): () => number {
+  let last = -Infinity;
+  let behind = 0;
+  return () => {
+    const t = clock.now() + behind;
+    if (t < last) behind += last - t;
+    last = Math.max(last, t);
+    return last;
+  };
 }
 
 /** Exponential backoff: `base` doubled per failure, at most `max`. */
@@ -161,11 +239,12 @@ export function timeoutError(what: string, ms: number): Error {
 }
 
 /**
- * `p`, bounded: rejected with a timeout after `ms`, or at once when `signal` aborts. `release` then
- * frees what `p` holds (a socket still trying to connect); a late settlement of `p` is ignored. A
- * bus loop awaits nothing that is not bounded: a wait that never ends leaves its devices unserved.
+ * `p`, bounded: rejected with a timeout after `ms` by `clock`, or at once when `signal` aborts.
+ * `release` then frees what `p` holds (a socket still trying to connect); a late settlement of `p`
+ * is ignored. A bus loop awaits nothing that is not bounded: a wait that never ends leaves its
+ * devices unserved.
  */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string, opts: { signal?: AbortSignal; release?: () => void } = {}): Promise<T> {
+export function withTimeout<T>(clock: BridgeClock, p: Promise<T>, ms: number, what: string, opts: { signal?: AbortSignal; release?: () => void } = {}): Promise<T> {
   const { signal, release } = opts;
   return new Promise<T>((resolve, reject) => {
     const give = (err: Error) => {
@@ -177,10 +256,10 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string, opts: { 
       }
       reject(err);
     };
-    const timer = setTimeout(() => give(timeoutError(what, ms)), ms);
+    const timer = clock.setTimer(ms, () => give(timeoutError(what, ms)));
     const onAbort = () => give(new Error(`${what}: aborted`));
     const cleanup = () => {
-      clearTimeout(timer);
+      timer.cancel();
       signal?.removeEventListener('abort', onAbort);
     };
     if (signal?.aborted) return onAbort();

@@ -18,13 +18,10 @@
  */
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusClient } from 'modbus-serial/ModbusRTU.js';
-import type { Device } from '../gateway/registry/registry.js';
-import type { Bus } from '../gateway/registry/buses.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
 import { stopBitsFor } from './serial-bridge.js';
-import { nextBridgeBoot } from '../gateway/ingest/device-ingest.js';
-import { AlertBook, backoffMs, pause, syncByAddress, withTimeout, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, steadyTime, syncByAddress, withTimeout, type BridgeClock, type BridgeContext, type BusDriver, type BusPort, type ScanHit, type ScanOptions, type WiredDevice } from './bridge.js';
 
 type Client = ModbusClient;
 /** The package's CommonJS export is the client class itself (its typings describe it as `default`). */
@@ -45,7 +42,8 @@ export const DEFAULT_OPEN_TIMEOUT_MS = 3_000;
  * on the client and which, unheard, would be thrown as an uncaught 'error' event.
  */
 export async function openModbusClient(
-  bus: Bus,
+  port: BusPort,
+  clock: BridgeClock,
   timeoutMs: number,
   openTimeoutMs = DEFAULT_OPEN_TIMEOUT_MS,
   opts: { signal?: AbortSignal; onError?: (err: Error) => void } = {},
@@ -53,18 +51,15 @@ export async function openModbusClient(
   const client = new ModbusRTU();
   client.on('error', (err: unknown) => opts.onError?.(err as Error));
   let opening: Promise<void>;
-  if (bus.kind === 'modbus-tcp') opening = client.connectTCP(bus.host!, { port: bus.port! });
-  else {
-    const parity = bus.parity ?? 'none';
-    // Modbus RTU characters are 11 bits: without parity, two stop bits (Modbus over serial line §2.5.1).
-    opening = client.connectRTUBuffered(bus.path!, { baudRate: bus.baud ?? 19200, parity, dataBits: 8, stopBits: stopBitsFor(parity) });
-  }
+  if (port.kind === 'modbus-tcp') opening = client.connectTCP(port.host, { port: port.port });
+  // Modbus RTU characters are 11 bits: without parity, two stop bits (Modbus over serial line §2.5.1).
+  else opening = client.connectRTUBuffered(port.path, { baudRate: port.baud, parity: port.parity, dataBits: 8, stopBits: stopBitsFor(port.parity) });
   try {
-    await withTimeout(opening, openTimeoutMs, `opening ${bus.kind === 'modbus-tcp' ? `${bus.host}:${bus.port}` : bus.path}`, { signal: opts.signal });
+    await withTimeout(clock, opening, openTimeoutMs, `opening ${port.kind === 'modbus-tcp' ? `${port.host}:${port.port}` : port.path}`, { signal: opts.signal });
   } catch (err) {
-    await closeModbusClient(client);
+    await closeModbusClient(client, clock);
     // A serial port that opens after all would hold the line ("Cannot lock port" on the next try).
-    opening.then(() => closeModbusClient(client), () => {});
+    opening.then(() => closeModbusClient(client, clock), () => {});
     throw err;
   }
   client.setTimeout(timeoutMs);
@@ -79,7 +74,7 @@ const CLOSE_GRACE_MS = 500;
  * keep its descriptor for minutes, one per reopen while a module is off), and one that is already
  * closed never calls back: both are destroyed. modbus-serial's destroy() is a no-op for RTU ports.
  */
-export function closeModbusClient(client: Client): Promise<void> {
+export function closeModbusClient(client: Client, clock: BridgeClock): Promise<void> {
   const destroy = () => {
     try {
       client.destroy(() => {});
@@ -92,12 +87,12 @@ export function closeModbusClient(client: Client): Promise<void> {
     return Promise.resolve();
   }
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const timer = clock.setTimer(CLOSE_GRACE_MS, () => {
       destroy();
       resolve();
-    }, CLOSE_GRACE_MS);
+    });
     const done = () => {
-      clearTimeout(timer);
+      timer.cancel();
       resolve();
     };
     try {
@@ -109,17 +104,11 @@ export function closeModbusClient(client: Client): Promise<void> {
   });
 }
 
-/**
- * The time polls and retries are scheduled by: monotonic, so a wall clock stepped back (NTP at boot
- * on a gateway without a real-time clock) cannot push every module's next poll hours away.
- */
-const monotonic = () => performance.now();
-
 const isTimeout = (err: unknown) => (err as { errno?: string }).errno === 'ETIMEDOUT' || /timed out/i.test(String((err as Error).message));
 const exceptionCode = (err: unknown) => (err as { modbusCode?: number }).modbusCode;
 
 interface Module {
-  device: Device;
+  device: WiredDevice;
   unitId: number;
   map: RegisterMap;
   /** Inputs read every panicPollMs: the latched ones with the panic role. */
@@ -134,10 +123,10 @@ interface Module {
   seq: number;
   failures: number;
   retryAt: number;
-  /** performance.now() when its inputs were last read (0: never). */
+  /** performance.now() when its inputs were last read (0: never): for the poll-interval latency only. */
   polledAt: number;
   /** Switches the sounder off at the latest `sounderMaxMs` after it went on. */
-  offTimer: NodeJS.Timeout | null;
+  offTimer: { cancel(): void } | null;
   book: AlertBook;
 }
 
@@ -159,12 +148,15 @@ export class ModbusBusDriver implements BusDriver {
   private openFailures = 0;
   private readonly loop: Promise<void>;
   readonly stats = { requests: 0, timeouts: 0, exceptions: 0, events: 0, reopens: 0 };
+  /** The time polls and retries are scheduled by: the injected clock, never going back (bridge.ts steadyTime). */
+  private readonly monotonic: () => number;
 
   constructor(
-    readonly bus: Bus,
+    readonly port: BusPort,
     private readonly ctx: BridgeContext,
-    devices: Device[],
+    devices: WiredDevice[],
   ) {
+    this.monotonic = steadyTime(ctx.clock);
     this.setDevices(devices);
     this.loop = this.run();
   }
@@ -173,12 +165,12 @@ export class ModbusBusDriver implements BusDriver {
     return this.ctx.log;
   }
 
-  setDevices(devices: Device[]): void {
-    const now = monotonic();
+  setDevices(devices: WiredDevice[]): void {
+    const now = this.monotonic();
     syncByAddress(
       this.modules,
       devices,
-      this.ctx.supervisor,
+      this.ctx.link,
       (device) => {
         let map: RegisterMap;
         try {
@@ -190,14 +182,14 @@ export class ModbusBusDriver implements BusDriver {
         const panicAddrs = map.discreteInputs.filter((i) => i.role === 'panic').map((i) => i.address);
         return {
           device,
-          unitId: device.busAddress!,
+          unitId: device.address,
           map,
           fastCount: panicAddrs.length ? Math.max(...panicAddrs) + 1 : 0,
           fullCount: Math.max(...map.discreteInputs.map((i) => i.address)) + 1,
           nextFastAt: now,
           nextFullAt: now,
           live: new Map(),
-          boot: nextBridgeBoot(device.lastBoot, Date.now()),
+          boot: this.ctx.nextModuleBoot(device.mark().boot),
           seq: 0,
           failures: 0,
           retryAt: 0,
@@ -206,9 +198,7 @@ export class ModbusBusDriver implements BusDriver {
           book: new AlertBook(),
         };
       },
-      (gone) => {
-        if (gone.offTimer) clearTimeout(gone.offTimer);
-      },
+      (gone) => gone.offTimer?.cancel(),
     );
     this.wake?.();
   }
@@ -229,16 +219,15 @@ export class ModbusBusDriver implements BusDriver {
         this.ctx.delivered(shopId, alert.alarmId, alert.rev, m.device.id);
         continue;
       }
-      if (m.offTimer) clearTimeout(m.offTimer);
+      m.offTimer?.cancel();
       m.offTimer = null;
       const on = action === 'show';
       if (on) {
-        m.offTimer = setTimeout(() => {
+        m.offTimer = this.ctx.clock.setTimer(this.ctx.config.modbus.sounderMaxMs, () => {
           this.log.info({ deviceId: m.device.id, alarmId: alert.alarmId }, 'sounder on for its longest allowed time: switching it off');
           m.offTimer = null;
           this.queueCoils({ unitId: m.unitId, on: false, attempts: 0 });
-        }, this.ctx.config.modbus.sounderMaxMs);
-        m.offTimer.unref();
+        });
       }
       this.queueCoils({ unitId: m.unitId, on, alert: tag, attempts: 0 });
     }
@@ -267,7 +256,7 @@ export class ModbusBusDriver implements BusDriver {
     this.abort.abort();
     this.wake?.();
     await this.loop;
-    for (const m of this.modules.values()) if (m.offTimer) clearTimeout(m.offTimer);
+    for (const m of this.modules.values()) m.offTimer?.cancel();
   }
 
   // ---------------------------------------------------------------- the loop
@@ -290,24 +279,24 @@ export class ModbusBusDriver implements BusDriver {
         await this.writeCoils(coil);
         continue;
       }
-      const now = monotonic();
+      const now = this.monotonic();
       const due = this.nextDue(now);
       if (due.module) {
         await this.poll(due.module, due.full);
         continue;
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(done, Math.max(1, due.at - now));
+        const t = this.ctx.clock.setTimer(Math.max(1, due.at - now), done);
         const self = this;
         function done() {
-          clearTimeout(t);
+          t.cancel();
           self.wake = null;
           resolve();
         }
         this.wake = done;
       });
     }
-    if (this.client) await closeModbusClient(this.client);
+    if (this.client) await closeModbusClient(this.client, this.ctx.clock);
     this.client = null;
   }
 
@@ -318,9 +307,9 @@ export class ModbusBusDriver implements BusDriver {
   private async open(): Promise<void> {
     const { signal } = this.abort;
     const { modbus } = this.ctx.config;
-    const startedAt = monotonic();
+    const startedAt = this.monotonic();
     try {
-      this.client = await openModbusClient(this.bus, modbus.requestTimeoutMs, modbus.connectTimeoutMs, {
+      this.client = await openModbusClient(this.port, this.ctx.clock, modbus.requestTimeoutMs, modbus.connectTimeoutMs, {
         signal,
         onError: (err) => this.log.warn({ err: err.message }, 'bus port error'),
       });
@@ -332,12 +321,12 @@ export class ModbusBusDriver implements BusDriver {
       const step = backoffMs(this.openFailures, modbus.reopenBackoffMs, modbus.reopenBackoffMaxMs);
       // Attempts start one backoff step apart: the time an attempt spent waiting for its timeout
       // is part of the step, so a module that comes back is served within one step.
-      const wait = Math.max(0, step - (monotonic() - startedAt));
+      const wait = Math.max(0, step - (this.monotonic() - startedAt));
       this.ctx.counters.inc('modbus.open.failed');
       if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
         this.log.warn({ err: (err as Error).message, failures: this.openFailures, retryInMs: Math.round(wait) }, 'cannot open the bus; retrying');
       }
-      await pause(wait, signal);
+      await pause(this.ctx.clock, wait, signal);
     }
   }
 
@@ -347,7 +336,7 @@ export class ModbusBusDriver implements BusDriver {
     this.stats.reopens++;
     const c = this.client;
     this.client = null;
-    await closeModbusClient(c);
+    await closeModbusClient(c, this.ctx.clock);
   }
 
   /** The module whose poll is most overdue (so none is starved), or when the next one falls due. */
@@ -370,7 +359,7 @@ export class ModbusBusDriver implements BusDriver {
     this.stats.requests++;
     try {
       // modbus-serial times every request out itself; this bound holds should its timer ever be lost.
-      const out = await withTimeout(fn(client), 2 * this.ctx.config.modbus.requestTimeoutMs + 100, what);
+      const out = await withTimeout(this.ctx.clock, fn(client), 2 * this.ctx.config.modbus.requestTimeoutMs + 100, what);
       this.answered(m);
       return out;
     } catch (err) {
@@ -385,7 +374,7 @@ export class ModbusBusDriver implements BusDriver {
     if (m.failures > 0) this.log.info({ deviceId: m.device.id, unitId: m.unitId, after: m.failures }, 'module answers again');
     m.failures = 0;
     m.retryAt = 0;
-    this.ctx.supervisor.seen(m.device.id);
+    this.ctx.link.seen(m.device.id);
   }
 
   private failed(m: Module, what: string, err: unknown): void {
@@ -395,13 +384,13 @@ export class ModbusBusDriver implements BusDriver {
       // It answered, with an exception: alive, but this request did nothing.
       this.stats.exceptions++;
       this.ctx.counters.inc('modbus.exceptions');
-      this.ctx.supervisor.seen(m.device.id);
+      this.ctx.link.seen(m.device.id);
       this.log.warn({ deviceId: m.device.id, unitId: m.unitId, what, exception: code }, 'module answered with an exception');
-      m.retryAt = monotonic() + modbus.panicPollMs;
+      m.retryAt = this.monotonic() + modbus.panicPollMs;
       return;
     }
     m.failures++;
-    m.retryAt = monotonic() + backoffMs(m.failures, modbus.panicPollMs, Math.max(modbus.panicPollMs, modbus.reopenBackoffMaxMs));
+    m.retryAt = this.monotonic() + backoffMs(m.failures, modbus.panicPollMs, Math.max(modbus.panicPollMs, modbus.reopenBackoffMaxMs));
     if (isTimeout(err)) {
       this.stats.timeouts++;
       this.ctx.counters.inc('modbus.timeouts');
@@ -413,8 +402,9 @@ export class ModbusBusDriver implements BusDriver {
 
   private async poll(m: Module, full: boolean): Promise<void> {
     const { modbus } = this.ctx.config;
-    const now = monotonic();
-    // How long since this module's panic inputs were last read: the poll cycle as the module sees it.
+    const now = this.monotonic();
+    // How long since this module's panic inputs were last read: the poll cycle as the module sees it
+    // (a latency measurement, so performance.now()).
     const t0 = performance.now();
     if (m.polledAt > 0) this.ctx.latencies.recordMs('modbus.panicPollInterval', t0 - m.polledAt);
     m.polledAt = t0;
@@ -446,7 +436,7 @@ export class ModbusBusDriver implements BusDriver {
       events.map(async ({ input, event }) => {
         const full = { ...event, boot: m.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
         try {
-          await this.ctx.ingest(m.device, full, 'modbus');
+          await this.ctx.ingest(m.device.id, full, 'modbus');
           this.stats.events++;
           if (input.latched) committed.push(input.address);
         } catch (err) {

@@ -1,18 +1,16 @@
 /**
  * `lianfang bus scan` on a port no running gateway holds: open the bus, ask every address in the
  * range, close it. (With a gateway running, the scan goes through its admin channel and runs
- * between its polls, since one port has one master.)
+ * between its polls, since one port has one master.) The caller gives the clock and the log.
  */
-import type { Bus } from '../gateway/registry/buses.js';
-import { createLogger } from '../gateway/logger.js';
-import { Counters } from '../gateway/metrics.js';
-import type { ScanHit, ScanOptions } from './bridge.js';
+import type { BridgeClock, BridgeLog, BusPort, ScanHit, ScanOptions } from './bridge.js';
 import { closeModbusClient, openModbusClient, scanModbus } from './modbus-bridge.js';
 import { SerialLine, scanSerial } from './serial-bridge.js';
 
-export async function scanBusDirect(bus: Bus, opts: ScanOptions, known: Map<number, string>): Promise<ScanHit[]> {
-  if (bus.kind === 'serial') {
-    const line = new SerialLine(bus, createLogger(process.env.LF_LOG_LEVEL ?? 'warn'), new Counters());
+export async function scanBusDirect(port: BusPort, opts: ScanOptions, known: Map<number, string>, env: { clock: BridgeClock; log: BridgeLog }): Promise<ScanHit[]> {
+  if (port.kind === 'serial') {
+    // Nobody reads the dropped-frame counts of a one-off scan.
+    const line = new SerialLine(port, env.log, { inc: () => {} }, env.clock);
     await line.open();
     try {
       return await scanSerial(line, opts, known);
@@ -20,10 +18,10 @@ export async function scanBusDirect(bus: Bus, opts: ScanOptions, known: Map<numb
       await line.close();
     }
   }
-  const client = await openModbusClient(bus, opts.timeoutMs);
+  const client = await openModbusClient(port, env.clock, opts.timeoutMs);
   try {
     return await scanModbus(client, opts, opts.timeoutMs, known);
   } finally {
-    await closeModbusClient(client);
+    await closeModbusClient(client, env.clock);
   }
 }

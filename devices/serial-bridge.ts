@@ -11,11 +11,6 @@
  * MAC is never an event: a CRC stops line noise, not a forged frame from a tapped line.
  */
 import { SerialPort } from 'serialport';
-import type { Device } from '../gateway/registry/registry.js';
-import type { Bus } from '../gateway/registry/buses.js';
-import { decryptSecret } from '../gateway/secrets.js';
-import type { Logger } from '../gateway/logger.js';
-import type { Counters } from '../gateway/metrics.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import {
   encodeFrame,
@@ -32,17 +27,20 @@ import {
 } from '../firmware-contracts/serial/codec.js';
 import { alertDisplay, renderDisplay } from '../firmware-contracts/serial/display.js';
 import { sendPaced, wireTimeMs } from '../firmware-contracts/wire-timing.js';
-import { AlertBook, backoffMs, pause, syncByAddress, type BridgeContext, type BusDriver, type ScanHit, type ScanOptions } from './bridge.js';
+import { AlertBook, backoffMs, pause, syncByAddress, type BridgeClock, type BridgeContext, type BridgeCounters, type BridgeLog, type BusDriver, type BusPort, type ScanHit, type ScanOptions, type WiredDevice } from './bridge.js';
+
+/** A serial line: a keypad bus, or a Modbus RTU one. */
+export type SerialPortSpec = Extract<BusPort, { path: string }>;
 
 /**
  * A line's characters are 11 bits (firmware-contracts/serial/SPEC.md, as Modbus RTU): start, 8 data,
  * even or odd parity, stop; without parity a second stop bit takes its place.
  */
-export const stopBitsFor = (parity: Bus['parity']): 1 | 2 => (parity && parity !== 'none' ? 1 : 2);
+export const stopBitsFor = (parity: SerialPortSpec['parity']): 1 | 2 => (parity !== 'none' ? 1 : 2);
 
 interface Exchange {
   addr: number;
-  /** `at`: performance.now() when the frame's last byte was read. */
+  /** `at`: performance.now() when the frame's last byte was read (a latency measurement only). */
   onFrame(raw: RawFrame, at: number): boolean;
   /** Bytes that were not a frame arrived during the exchange. */
   onBad(): void;
@@ -54,7 +52,7 @@ interface Exchange {
  * and by `lianfang bus scan` on a port no gateway holds.
  */
 export class SerialLine {
-  private port: SerialPort | null = null;
+  private serial: SerialPort | null = null;
   private readonly decoder = new FrameDecoder();
   private current: Exchange | null = null;
   /** Called for each well-framed keypad frame that no exchange was waiting for. */
@@ -62,46 +60,47 @@ export class SerialLine {
   onClose: () => void = () => {};
 
   constructor(
-    readonly bus: Bus,
-    private readonly log: Logger,
-    private readonly counters: Counters,
+    readonly port: SerialPortSpec,
+    private readonly log: BridgeLog,
+    private readonly counters: BridgeCounters,
+    private readonly clock: BridgeClock,
   ) {}
 
   get isOpen(): boolean {
-    return this.port?.isOpen ?? false;
+    return this.serial?.isOpen ?? false;
   }
 
   async open(): Promise<void> {
-    const parity = this.bus.parity ?? 'none';
-    const port = new SerialPort({ path: this.bus.path!, baudRate: this.bus.baud ?? 9600, parity, stopBits: stopBitsFor(parity), autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-    this.port = port;
-    port.on('data', (chunk: Buffer) => this.onData(chunk));
-    port.on('error', (err) => this.log.warn({ err: err.message }, 'serial port error'));
-    port.on('close', () => {
-      if (this.port !== port) return;
-      this.port = null;
+    const { path, baud, parity } = this.port;
+    const serial = new SerialPort({ path, baudRate: baud, parity, stopBits: stopBitsFor(parity), autoOpen: false });
+    await new Promise<void>((resolve, reject) => serial.open((err) => (err ? reject(err) : resolve())));
+    this.serial = serial;
+    serial.on('data', (chunk: Buffer) => this.onData(chunk));
+    serial.on('error', (err) => this.log.warn({ err: err.message }, 'serial port error'));
+    serial.on('close', () => {
+      if (this.serial !== serial) return;
+      this.serial = null;
       this.current?.finish();
       this.onClose();
     });
   }
 
   async close(): Promise<void> {
-    const port = this.port;
-    this.port = null;
+    const serial = this.serial;
+    this.serial = null;
     this.current?.finish();
-    if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    if (serial?.isOpen) await new Promise<void>((resolve) => serial.close(() => resolve()));
   }
 
   /** Wire time of `bytes` on this line. */
   wireMs(bytes: number): number {
-    return wireTimeMs(bytes, this.bus.baud ?? 9600);
+    return wireTimeMs(bytes, this.port.baud);
   }
 
-  /** Send a frame that expects no answer; resolves when its last bit is on the wire. */
+  /** Send a frame that expects no answer; resolves when its last bit is on the wire (paced in real time: the wire's own). */
   async send(frame: Buffer): Promise<void> {
-    const port = this.port;
-    if (port) await sendPaced((b) => port.write(b), frame, this.bus.baud ?? 9600);
+    const serial = this.serial;
+    if (serial) await sendPaced((b) => serial.write(b), frame, this.port.baud);
   }
 
   /**
@@ -109,13 +108,13 @@ export class SerialLine {
    * true (the answer is complete) or `timeoutMs` passes. Resolves true when the answer completed.
    */
   exchange(addr: number, frame: Buffer, timeoutMs: number, onFrame: (raw: RawFrame, at: number) => boolean, onBad: () => void = () => {}): Promise<boolean> {
-    if (!this.port) return Promise.resolve(false);
+    if (!this.serial) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       let done = false;
       const end = (complete: boolean) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        timer.cancel();
         if (this.current === ex) this.current = null;
         resolve(complete);
       };
@@ -129,13 +128,14 @@ export class SerialLine {
         onBad,
         finish: () => end(false),
       };
-      const timer = setTimeout(() => end(false), timeoutMs);
+      const timer = this.clock.setTimer(timeoutMs, () => end(false));
       this.current = ex;
-      this.port!.write(frame);
+      this.serial!.write(frame);
     });
   }
 
   private onData(chunk: Buffer): void {
+    // For the last-byte-to-commit latency only (the writer's commit time is performance.now() too).
     const at = performance.now();
     for (const r of this.decoder.push(chunk)) {
       if (!r.ok) {
@@ -160,7 +160,7 @@ interface PendingCommand {
 }
 
 interface Keypad {
-  device: Device;
+  device: WiredDevice;
   key: Buffer;
   commands: PendingCommand[];
   book: AlertBook;
@@ -183,36 +183,30 @@ export class SerialBusDriver implements BusDriver {
   private readonly loop: Promise<void>;
 
   constructor(
-    readonly bus: Bus,
+    readonly port: SerialPortSpec,
     private readonly ctx: BridgeContext,
-    devices: Device[],
+    devices: WiredDevice[],
   ) {
     this.cmdBoot = ctx.nextCommandBoot();
-    this.line = new SerialLine(bus, ctx.log, ctx.counters);
+    this.line = new SerialLine(port, ctx.log, ctx.counters, ctx.clock);
     this.line.onStray = (raw) => {
       ctx.counters.inc('serial.frames.unexpected');
       ctx.log.debug({ addr: raw.addr }, 'a frame nobody asked for');
     };
-    this.line.onClose = () => ctx.log.warn({ path: bus.path }, 'serial port closed; reopening');
+    this.line.onClose = () => ctx.log.warn({ path: port.path }, 'serial port closed; reopening');
     // iconv-lite builds its GBK tables on first use (tens of ms): do it now, not in the first alarm.
     alertDisplay('1号', '店');
     this.setDevices(devices);
     this.loop = this.run();
   }
 
-  setDevices(devices: Device[]): void {
-    syncByAddress(this.keypads, devices, this.ctx.supervisor, (device) => {
-      if (!device.macKeyEnc) {
-        this.ctx.log.error({ deviceId: device.id }, 'serial keypad without a MAC key: not polled');
+  setDevices(devices: WiredDevice[]): void {
+    syncByAddress(this.keypads, devices, this.ctx.link, (device) => {
+      if (!device.macKey) {
+        this.ctx.log.error({ deviceId: device.id }, device.macKeyMissing ?? 'serial keypad without a MAC key: not polled');
         return null;
       }
-      try {
-        return { device, key: decryptSecret(this.ctx.gatewayKey, device.macKeyEnc), commands: [], book: new AlertBook() };
-      } catch {
-        // A database restored without its gateway.key: the keypad must be issued a new key.
-        this.ctx.log.error({ deviceId: device.id }, 'the MAC key does not decrypt under this gateway key: keypad not polled (re-issue it)');
-        return null;
-      }
+      return { device, key: device.macKey, commands: [], book: new AlertBook() };
     });
   }
 
@@ -267,14 +261,14 @@ export class SerialBusDriver implements BusDriver {
       if (!this.line.isOpen) {
         try {
           await this.line.open();
-          if (this.openFailures > 0) this.ctx.log.info({ path: this.bus.path }, 'serial port open again');
+          if (this.openFailures > 0) this.ctx.log.info({ path: this.port.path }, 'serial port open again');
           this.openFailures = 0;
         } catch (err) {
           this.openFailures++;
           if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
-            this.ctx.log.warn({ path: this.bus.path, err: (err as Error).message, failures: this.openFailures }, 'cannot open the serial port; retrying');
+            this.ctx.log.warn({ path: this.port.path, err: (err as Error).message, failures: this.openFailures }, 'cannot open the serial port; retrying');
           }
-          await pause(backoffMs(this.openFailures, serial.reopenBackoffMs, serial.reopenBackoffMaxMs), signal);
+          await pause(this.ctx.clock, backoffMs(this.openFailures, serial.reopenBackoffMs, serial.reopenBackoffMaxMs), signal);
         }
         continue;
       }
@@ -291,7 +285,7 @@ export class SerialBusDriver implements BusDriver {
         if (k.commands.length > 0) await this.command(addr, k);
         if (this.line.isOpen) await this.poll(addr, k);
       }
-      await pause(serial.pollPauseMs, signal);
+      await pause(this.ctx.clock, serial.pollPauseMs, signal);
     }
     await this.line.close();
   }
@@ -317,7 +311,8 @@ export class SerialBusDriver implements BusDriver {
     let heard = false;
     let lineError = false;
     let gap = false;
-    let last = { boot: k.device.lastBoot, seq: k.device.lastSeq ?? 0 };
+    const mark = k.device.mark();
+    let last = { boot: mark.boot, seq: mark.seq ?? 0 };
     const fm = k.floodMark;
     if (fm && (last.boot === null || fm.boot > last.boot || (fm.boot === last.boot && fm.seq > last.seq))) last = fm;
     await this.line.exchange(
@@ -352,7 +347,7 @@ export class SerialBusDriver implements BusDriver {
       },
       () => (lineError = true),
     );
-    if (heard) this.ctx.supervisor.seen(k.device.id);
+    if (heard) this.ctx.link.seen(k.device.id);
     if (ingests.length === 0) return;
     // Cumulative ACK: up to the last event committed before the first that was not.
     let acked: EventFrame | null = null;
@@ -374,7 +369,7 @@ export class SerialBusDriver implements BusDriver {
       return parsed?.type === 'CMD_ACK' && parsed.cmdBoot === counter.boot && parsed.cmdSeq === counter.seq;
     });
     if (confirmed) {
-      this.ctx.supervisor.seen(k.device.id);
+      this.ctx.link.seen(k.device.id);
       if (k.commands[0] === cmd) k.commands.shift();
       if (cmd.alert) {
         k.book.settle(cmd.alert.alarmId, cmd.alert.rev, true);
@@ -414,7 +409,7 @@ export class SerialBusDriver implements BusDriver {
    */
   private async ingest(k: Keypad, f: EventFrame, lastByteAt: number): Promise<EventFrame | null> {
     try {
-      const { outcome, committedAt } = await this.ctx.ingest(k.device, toDeviceEvent(f), 'serial');
+      const { outcome, committedAt } = await this.ctx.ingest(k.device.id, toDeviceEvent(f), 'serial');
       if (outcome.status === 'refused') {
         if (outcome.reason === 'flood') k.floodMark = { boot: f.boot, seq: f.seq };
         this.ctx.log.debug({ deviceId: k.device.id, boot: f.boot, seq: f.seq, type: f.type, reason: outcome.reason }, 'event refused (counter went back, or a flood): acknowledged, not stored');

@@ -1,42 +1,46 @@
 /**
- * The wired side of the gateway: one driver per registered bus that has devices, kept in step with
- * the registry (a `device add` through the admin channel opens a new bus or polls a new address
- * at once, without a restart), and the alerts of shops with wired devices routed to their drivers.
+ * The wired side of the gateway: one driver per bus that has devices, kept in step with the
+ * registry (a `device add` through the admin channel opens a new bus or polls a new address at
+ * once, without a restart), and the alerts of shops with wired devices routed to their drivers.
+ * What the registry holds reaches it as ports and device records (`WiredContext.buses`, made by
+ * gateway/wired-adapter.ts).
  */
-import type { Device } from '../gateway/registry/registry.js';
-import type { Bus } from '../gateway/registry/buses.js';
-import { describeBus } from '../gateway/registry/buses.js';
 import type { ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
-import { lfError } from '../gateway/errors.js';
-import type { BridgeContext, BusDriver, ScanHit, ScanOptions } from './bridge.js';
+import type { BridgeContext, BusDriver, BusPort, ScanHit, ScanOptions, WiredDevice } from './bridge.js';
 import { ModbusBusDriver } from './modbus-bridge.js';
 import { SerialBusDriver } from './serial-bridge.js';
+
+/** A bus with devices, as the registry holds it now. */
+export interface WiredBus {
+  id: string;
+  port: BusPort;
+  /** Where it is, as people say it (for the log): `/dev/ttyUSB0 @ 9600 8N1`, `10.0.0.7:502`. */
+  where: string;
+  devices: WiredDevice[];
+}
+
+export interface WiredContext extends BridgeContext {
+  /** The buses that have devices to poll, read at each reconcile. */
+  buses(): WiredBus[];
+}
 
 export class WiredDevices {
   private readonly drivers = new Map<string, BusDriver>();
 
-  constructor(private readonly ctx: BridgeContext) {}
+  constructor(private readonly ctx: WiredContext) {}
 
   /** Open, update or close drivers to match the registry. */
   async reconcile(): Promise<void> {
-    const byBus = new Map<string, Device[]>();
-    for (const d of this.ctx.registry.devices.values()) {
-      if (!d.bus || d.revokedAt || d.transport === 'mqtt') continue;
-      const list = byBus.get(d.bus) ?? [];
-      list.push(d);
-      byBus.set(d.bus, list);
-    }
+    const wanted = new Map(this.ctx.buses().map((b) => [b.id, b]));
     for (const [busId, driver] of this.drivers) {
-      const bus = this.ctx.registry.buses.get(busId);
-      if (!byBus.has(busId) || !bus || !sameLine(bus, driver.bus)) {
+      const bus = wanted.get(busId);
+      if (!bus || !samePort(bus.port, driver.port)) {
         this.drivers.delete(busId);
         await driver.close();
         this.ctx.log.info({ bus: busId }, 'bus closed');
       }
     }
-    for (const [busId, devices] of byBus) {
-      const bus = this.ctx.registry.buses.get(busId);
-      if (!bus) continue;
+    for (const [busId, { port, where, devices }] of wanted) {
       const driver = this.drivers.get(busId);
       if (driver) {
         driver.setDevices(devices);
@@ -44,8 +48,8 @@ export class WiredDevices {
       }
       const log = this.ctx.log.child({ bus: busId });
       const ctx = { ...this.ctx, log };
-      this.drivers.set(busId, bus.kind === 'serial' ? new SerialBusDriver(bus, ctx, devices) : new ModbusBusDriver(bus, ctx, devices));
-      log.info({ where: describeBus(bus), kind: bus.kind, devices: devices.length }, 'bus opened');
+      this.drivers.set(busId, port.kind === 'serial' ? new SerialBusDriver(port, ctx, devices) : new ModbusBusDriver(port, ctx, devices));
+      log.info({ where, kind: port.kind, devices: devices.length }, 'bus opened');
     }
   }
 
@@ -60,11 +64,10 @@ export class WiredDevices {
     return false;
   }
 
-  /** Scan a bus this gateway holds (`lianfang bus scan` through the admin channel). */
-  scan(busId: string, opts: ScanOptions): Promise<ScanHit[]> {
+  /** Scan a bus this gateway holds (`lianfang bus scan` through the admin channel); null: no such bus is open. */
+  scan(busId: string, opts: ScanOptions): Promise<ScanHit[]> | null {
     const driver = this.drivers.get(busId);
-    if (!driver) throw lfError('LF_ERR_NOT_FOUND', 'open bus', busId);
-    return driver.scan(opts);
+    return driver ? driver.scan(opts) : null;
   }
 
   holds(busId: string): boolean {
@@ -78,6 +81,8 @@ export class WiredDevices {
   }
 }
 
-function sameLine(a: Bus, b: Bus): boolean {
-  return a.kind === b.kind && a.path === b.path && a.baud === b.baud && a.parity === b.parity && a.host === b.host && a.port === b.port;
+/** The same line: a bus whose port or settings changed is closed and opened again. */
+function samePort(a: BusPort, b: BusPort): boolean {
+  if (a.kind === 'modbus-tcp') return b.kind === 'modbus-tcp' && a.host === b.host && a.port === b.port;
+  return b.kind !== 'modbus-tcp' && a.kind === b.kind && a.path === b.path && a.baud === b.baud && a.parity === b.parity;
 }

@@ -14,7 +14,7 @@ import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
-import { deviceIngest, nextBridgeBoot } from './ingest/device-ingest.js';
+import { deviceIngest } from './ingest/device-ingest.js';
 import { FloodGuard } from './ingest/flood.js';
 import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
@@ -33,6 +33,7 @@ import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
 import { Supervisor } from './supervision.js';
 import { WiredDevices } from '../devices/wired.js';
+import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
 
 export interface GatewayOptions {
@@ -209,24 +210,22 @@ export class Gateway {
       checkIntervalMs: config.supervision.checkIntervalMs,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });
-    this.wired = new WiredDevices({
-      log: log.child({ module: 'wired' }),
-      clock: this.clock,
-      counters: this.counters,
-      latencies: this.latencies,
-      config,
-      registry: this.registry,
-      gatewayKey,
-      supervisor: this.supervisor,
-      ingest,
-      delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
-      nextCommandBoot: () => {
-        const stored = Number(getMeta(this.db, 'serial_command_boot'));
-        const boot = nextBridgeBoot(Number.isInteger(stored) && stored > 0 ? stored : null, this.clock.now());
-        setMeta(this.db, 'serial_command_boot', String(boot));
-        return boot;
-      },
-    });
+    // The bridges get ports, device records and narrow services (gateway/wired-adapter.ts).
+    this.wired = new WiredDevices(
+      wiredContext({
+        db: this.db,
+        registry: this.registry,
+        gatewayKey,
+        log: log.child({ module: 'wired' }),
+        clock: this.clock,
+        counters: this.counters,
+        latencies: this.latencies,
+        config,
+        supervisor: this.supervisor,
+        ingest,
+        delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
+      }),
+    );
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
     this.http = new HttpServer({
       host: config.http.host,
@@ -342,7 +341,10 @@ export class Gateway {
         if (!int(scan.from, 1, 247) || !int(scan.to, scan.from ?? 1, 247) || !int(scan.timeoutMs, 1, 5000)) {
           throw lfError('LF_ERR_INVALID_ARGUMENT', 'scan', 'from/to are addresses 1–247 (from ≤ to), timeoutMs 1–5000');
         }
-        return { hits: await this.wired.scan(String(req.busId ?? ''), scan as ScanOptions) };
+        const busId = String(req.busId ?? '');
+        const hits = this.wired.scan(busId, scan as ScanOptions);
+        if (!hits) throw lfError('LF_ERR_NOT_FOUND', 'open bus', busId);
+        return { hits: await hits };
       }
       default:
         throw lfError('LF_ERR_INVALID_ARGUMENT', 'admin op', req.op);

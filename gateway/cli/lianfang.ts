@@ -667,8 +667,8 @@ A running gateway opens a new bus and polls a new device at once.`,
       let hits: ScanHit[];
       if (viaGateway) hits = viaGateway.hits;
       else {
-        const { scanBusDirect } = await import('../../devices/scan.js');
-        hits = await scanBusDirect(bus, scan, known);
+        const { scanFreeBus } = await import('../wired-adapter.js');
+        hits = await scanFreeBus(bus, scan, known);
       }
       printRecords(
         !!o.json,

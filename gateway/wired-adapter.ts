@@ -1,0 +1,116 @@
+/**
+ * The gateway side of the wired bridges (devices/): the bridges know ports and the devices on them
+ * (devices/bridge.ts), and this file maps what the gateway holds onto those narrow types: the
+ * registry's buses and devices (MAC keys decrypted here), the supervisor as the link watch, the one
+ * ingest by device id, the stored boot counter of the gateway's own serial frames, and the boot of
+ * the events made for Modbus modules.
+ */
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from './logger.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Counters, Latencies } from './metrics.js';
+import type { Device, RegistryCache } from './registry/registry.js';
+import { DEFAULT_BAUD, describeBus, type Bus } from './registry/buses.js';
+import { decryptSecret } from './secrets.js';
+import { nextBridgeBoot, type DeviceIngest } from './ingest/device-ingest.js';
+import type { Supervisor } from './supervision.js';
+import { getMeta, setMeta, type Db } from './store/db.js';
+import type { BusPort, ScanHit, ScanOptions, WiredDevice } from '../devices/bridge.js';
+import type { WiredBus, WiredContext } from '../devices/wired.js';
+
+export interface WiredAdapterDeps {
+  db: Db;
+  registry: RegistryCache;
+  gatewayKey: Buffer;
+  log: Logger;
+  clock: Clock;
+  counters: Counters;
+  latencies: Latencies;
+  config: Readonly<Config>;
+  supervisor: Supervisor;
+  ingest: DeviceIngest;
+  /** A shop's wired device has the alert. */
+  delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
+}
+
+/** What devices/wired.ts and its drivers get from the gateway. */
+export function wiredContext(deps: WiredAdapterDeps): WiredContext {
+  const { db, registry, gatewayKey, clock } = deps;
+  // The registry record behind each device record given to a bridge (the last one given, as the
+  // bridge holds it until the next reconcile): the ingest takes the registry's Device.
+  const given = new Map<string, Device>();
+  return {
+    log: deps.log,
+    clock,
+    counters: deps.counters,
+    latencies: deps.latencies,
+    config: deps.config,
+    link: deps.supervisor,
+    ingest: (deviceId, event, via) => {
+      const device = given.get(deviceId);
+      return device ? deps.ingest(device, event, via) : Promise.reject(new Error(`no wired device ${deviceId}`));
+    },
+    nextCommandBoot: () => {
+      const stored = Number(getMeta(db, 'serial_command_boot'));
+      const boot = nextBridgeBoot(Number.isInteger(stored) && stored > 0 ? stored : null, clock.now());
+      setMeta(db, 'serial_command_boot', String(boot));
+      return boot;
+    },
+    nextModuleBoot: (mark) => nextBridgeBoot(mark, clock.now()),
+    delivered: deps.delivered,
+    buses: () => {
+      const byBus = new Map<string, WiredDevice[]>();
+      for (const d of registry.devices.values()) {
+        if (!d.bus || d.revokedAt || d.transport === 'mqtt') continue;
+        given.set(d.id, d);
+        const list = byBus.get(d.bus) ?? [];
+        list.push(wiredDevice(d, gatewayKey));
+        byBus.set(d.bus, list);
+      }
+      const buses: WiredBus[] = [];
+      for (const [busId, devices] of byBus) {
+        const bus = registry.buses.get(busId);
+        if (bus) buses.push({ id: busId, port: busPort(bus), where: describeBus(bus), devices });
+      }
+      return buses;
+    },
+  };
+}
+
+/** A registry device as its bus sees it: its MAC key decrypted, its counter mark read live. */
+export function wiredDevice(d: Device, gatewayKey: Buffer): WiredDevice {
+  let macKey: Buffer | null = null;
+  let macKeyMissing: string | undefined;
+  if (!d.macKeyEnc) macKeyMissing = 'serial keypad without a MAC key: not polled';
+  else {
+    try {
+      macKey = decryptSecret(gatewayKey, d.macKeyEnc);
+    } catch {
+      // A database restored without its gateway.key: the keypad must be issued a new key.
+      macKeyMissing = 'the MAC key does not decrypt under this gateway key: keypad not polled (re-issue it)';
+    }
+  }
+  return {
+    id: d.id,
+    shopId: d.shopId,
+    type: d.type,
+    address: d.busAddress!,
+    model: d.model,
+    macKey,
+    ...(macKeyMissing ? { macKeyMissing } : {}),
+    // The ingest moves the registry record's mark (in memory with the commit): read it when asked.
+    mark: () => ({ boot: d.lastBoot, seq: d.lastSeq }),
+  };
+}
+
+/** A registered bus as a port, its defaults filled in (keypads at 9600 baud, Modbus RTU at 19200, no parity). */
+export function busPort(bus: Bus): BusPort {
+  if (bus.kind === 'modbus-tcp') return { kind: 'modbus-tcp', host: bus.host ?? '', port: bus.port ?? 0 };
+  return { kind: bus.kind, path: bus.path ?? '', baud: bus.baud ?? DEFAULT_BAUD[bus.kind], parity: bus.parity ?? 'none' };
+}
+
+/** `lianfang bus scan` on a port no running gateway holds (devices/scan.ts), on the system clock. */
+export async function scanFreeBus(bus: Bus, opts: ScanOptions, known: Map<number, string>): Promise<ScanHit[]> {
+  const { scanBusDirect } = await import('../devices/scan.js');
+  return scanBusDirect(busPort(bus), opts, known, { clock: systemClock, log: createLogger(process.env.LF_LOG_LEVEL ?? 'warn') });
+}
