@@ -25,6 +25,7 @@ import {
   deliveryRecipient,
   hasForbiddenIdChars,
   type Principal,
+  type Recipient,
 } from './policy.js';
 import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
 
@@ -40,9 +41,9 @@ export interface BrokerBackend {
    */
   onPublish(principal: Principal, topic: ParsedTopic, payload: Buffer, conn: ConnectionState): Promise<void>;
   /** A recipient's client PUBACKed a message the gateway sent it. */
-  onDelivered(recipient: { kind: 'shop' | 'station'; id: string }, principal: Principal, topic: string, payload: Buffer): void;
-  /** A recipient's client subscribed to its alerts/alarms topic: re-send what it has not answered. */
-  onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void;
+  onDelivered(recipient: Recipient, principal: Principal, topic: string, payload: Buffer): void;
+  /** A recipient's client subscribed to its alerts/alarms/commands topic: re-send what it has not answered. */
+  onSubscribed(recipient: Recipient): void;
 }
 
 /** Per-connection state a backend may keep (e.g. the last seq of a device that sends no boot). */
@@ -337,7 +338,7 @@ export class Broker {
   }
 
   /** Does a recipient have a live subscription right now? */
-  isLive(kind: 'shop' | 'station', id: string): boolean {
+  isLive(kind: Recipient['kind'], id: string): boolean {
     return this.live.has(`${kind}:${id}`);
   }
 

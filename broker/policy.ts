@@ -89,11 +89,19 @@ export function canSubscribe(p: Principal, filter: string): Decision {
   return refuse('consoles receive only their station\'s alarms, errors and faults');
 }
 
+/** Who a message the gateway sends is for: a shop, a console (station) or one device. */
+export interface Recipient {
+  kind: 'shop' | 'station' | 'device';
+  id: string;
+}
+
 /** Which recipient a delivery (PUBACK) by this principal on this topic counts for, if any. */
-export function deliveryRecipient(p: Principal, topic: string): { kind: 'shop' | 'station'; id: string } | null {
+export function deliveryRecipient(p: Principal, topic: string): Recipient | null {
   const d = canSubscribe(p, topic);
   if (!d.ok) return null;
   if (d.topic.kind === 'shop-alerts') return { kind: 'shop', id: d.topic.id };
+  // canSubscribe let only the device itself through to its commands.
+  if (d.topic.kind === 'device-commands') return { kind: 'device', id: d.topic.id };
   if (d.topic.kind === 'station-alarms' && p.kind === 'user' && p.role === 'officer') return { kind: 'station', id: d.topic.id };
   return null;
 }

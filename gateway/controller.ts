@@ -20,6 +20,7 @@ import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
 import { AlarmEngine } from './alarm/engine.js';
 import { Outbox } from './delivery/outbox.js';
+import { DeviceCommands } from './delivery/device-commands.js';
 import { DeadlineScheduler } from './scheduler.js';
 import { MqttIngress } from './mqtt-ingress.js';
 import { Broker } from '../broker/broker.js';
@@ -58,6 +59,8 @@ export class Gateway {
   writer!: GroupCommitWriter;
   engine!: AlarmEngine;
   outbox!: Outbox;
+  /** What keypads are told besides alerts: the pressing keypad's answer, a neighbour MQTT keypad's buzzer and display. */
+  commands!: DeviceCommands;
   broker!: Broker;
   /** Every login (MQTT now, the web console later) goes through this one throttle. */
   loginThrottle!: LoginThrottle;
@@ -151,6 +154,13 @@ export class Gateway {
         this.broker.publish(msg.topic, msg.payload);
         if (msg.kind === 'shop') this.wired.onShopAlert(msg.recipientId, msg.body);
       },
+    });
+    this.commands = new DeviceCommands({
+      registry: this.registry,
+      outbox: this.outbox,
+      buzzerSeconds: config.serial.buzzerSeconds,
+      // A wired keypad's answer goes through its bus driver (devices/), which does not take commands yet.
+      wired: (deviceId) => log.debug({ deviceId }, 'no answer sent to a wired keypad'),
     });
     this.engine = new AlarmEngine({
       db: this.db,

@@ -6,7 +6,7 @@
  * PUBACK (the device will resend, and nothing acknowledged is lost).
  */
 import type { BrokerBackend, ConnectionState } from '../broker/broker.js';
-import type { Principal } from '../broker/policy.js';
+import type { Principal, Recipient } from '../broker/policy.js';
 import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { validators, type ConsoleError } from '../firmware-contracts/mqtt/payloads.js';
@@ -181,20 +181,25 @@ export class MqttIngress implements BrokerBackend {
     }
   }
 
-  onDelivered(recipient: { kind: 'shop' | 'station'; id: string }, principal: Principal, _topic: string, payload: Buffer): void {
-    let msg: { alarmId?: unknown; rev?: unknown };
+  onDelivered(recipient: Recipient, principal: Principal, _topic: string, payload: Buffer): void {
+    // The payload is what the broker wrote to this client (the delivery tap pairs it with the
+    // PUBACK), so the message's identity is read back from it.
+    let msg: { alarmId?: unknown; rev?: unknown; seq?: unknown };
     try {
       msg = JSON.parse(payload.toString('utf8')) as typeof msg;
     } catch {
       return;
     }
-    if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
     const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
-    const { alarmId, rev } = msg as { alarmId: string; rev: number };
-    this.ctx.marks.mark(recipient.kind, recipient.id, alarmId, rev, by);
+    if (recipient.kind === 'device') {
+      if (typeof msg.seq === 'number') this.ctx.marks.markCommand(recipient.id, msg.seq, by);
+      return;
+    }
+    if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
+    this.ctx.marks.mark(recipient.kind, recipient.id, msg.alarmId, msg.rev, by);
   }
 
-  onSubscribed(recipient: { kind: 'shop' | 'station'; id: string }): void {
+  onSubscribed(recipient: Recipient): void {
     const n = this.ctx.outbox.resendTo(recipient.kind, recipient.id);
     if (n > 0) this.ctx.log.info({ recipient, messages: n }, 're-sent undelivered messages to a recipient that subscribed');
   }

@@ -1,12 +1,13 @@
 /**
- * MQTT-native simulated devices, on the real wire (TCP to the broker): a keypad that presses keys
- * and shows the alerts of its shop (a neighbour that answers), and a station console client.
+ * MQTT-native simulated devices, on the real wire (TCP to the broker): a keypad that presses keys,
+ * shows the alerts of its shop (a neighbour that answers) and obeys its commands (buzzer, display,
+ * LED), and a station console client.
  * Used by `lianfang simulate street`, the tests and the benchmark.
  */
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
 import { EventEmitter } from 'node:events';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
-import type { ConsoleAction, ConsoleAlarm, ConsoleError, DeviceEvent, ReplyKind, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import { validators, type CommandKind, type ConsoleAction, type ConsoleAlarm, type ConsoleError, type DeviceCommand, type DeviceEvent, type LedColour, type ReplyKind, type ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { RevTracker } from '../firmware-contracts/mqtt/dedupe.js';
 
 export interface Credentials {
@@ -41,10 +42,20 @@ function subscribe(client: MqttClient, topic: string): Promise<number> {
   );
 }
 
+/** What a keypad shows and sounds, as its commands left it. */
+export interface KeypadShows {
+  /** The LCD's two lines ('' when clear). */
+  display: [string, string];
+  led: { colour: LedColour; blink: boolean };
+  buzzer: { on: boolean; seconds: number };
+}
+
 /**
  * A shop's keypad. `press('9#')` publishes a keypad event and resolves on its PUBACK (the
  * gateway's "got it"). Alerts for its shop are de-duplicated by (alarmId, rev) and emitted as
- * 'alert'; every copy on the wire is counted in `received`.
+ * 'alert'; every copy on the wire is counted in `received`. Its commands (QoS 1, acknowledged by
+ * the client) are applied as firmware would: only a `seq` above the last one applied of the same
+ * command, so a late re-send never brings back old text; applied ones are emitted as 'command'.
  */
 export class SimKeypad extends EventEmitter {
   client!: MqttClient;
@@ -56,6 +67,13 @@ export class SimKeypad extends EventEmitter {
   readonly alerts: ShopAlert[] = [];
   /** What the display shows: the open alerts by alarm id. */
   readonly display = new Map<string, ShopAlert>();
+  /** Every command message on the wire, repeats and stale ones included. */
+  readonly commandsReceived: DeviceCommand[] = [];
+  /** Commands applied, in order. */
+  readonly commands: DeviceCommand[] = [];
+  /** What its LCD, LED and buzzer show now. */
+  readonly shows: KeypadShows = { display: ['', ''], led: { colour: 'off', blink: false }, buzzer: { on: false, seconds: 0 } };
+  private readonly appliedSeq = new Map<CommandKind, number>();
 
   constructor(
     readonly deviceId: string,
@@ -70,6 +88,7 @@ export class SimKeypad extends EventEmitter {
   async connect(url: string, extra: IClientOptions = {}): Promise<this> {
     this.client = await connect(url, { clientId: this.deviceId, username: this.creds.username, password: this.creds.password, ...extra });
     this.client.on('message', (topic, payload) => {
+      if (topic === topics.deviceCommands(this.deviceId)) return this.onCommand(payload);
       if (topic !== topics.shopAlerts(this.shopId)) return;
       let alert: ShopAlert;
       try {
@@ -86,7 +105,34 @@ export class SimKeypad extends EventEmitter {
     });
     const granted = await subscribe(this.client, topics.shopAlerts(this.shopId));
     if (granted === 128) throw new Error(`subscription to ${this.shopId} alerts refused`);
+    if ((await subscribe(this.client, topics.deviceCommands(this.deviceId))) === 128) throw new Error(`subscription to ${this.deviceId} commands refused`);
     return this;
+  }
+
+  private onCommand(payload: Buffer): void {
+    let cmd: unknown;
+    try {
+      cmd = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return;
+    }
+    if (!validators.deviceCommand.check(cmd)) return;
+    this.commandsReceived.push(cmd);
+    const last = this.appliedSeq.get(cmd.command) ?? 0;
+    if (cmd.seq !== undefined) {
+      if (cmd.seq <= last) return;
+      this.appliedSeq.set(cmd.command, cmd.seq);
+    }
+    if (cmd.command === 'display') this.shows.display = cmd.line2 === undefined ? [cmd.text ?? '', ''] : [cmd.text ?? '', cmd.line2];
+    else if (cmd.command === 'led') this.shows.led = { colour: cmd.colour ?? (cmd.on ? 'red' : 'off'), blink: cmd.blink ?? false };
+    else if (cmd.command === 'buzzer') this.shows.buzzer = { on: cmd.on ?? false, seconds: cmd.seconds ?? 0 };
+    this.commands.push(cmd);
+    this.emit('command', cmd);
+  }
+
+  /** Resolve with the first applied command matching `pred`. */
+  waitForCommand(pred: (c: DeviceCommand) => boolean, timeoutMs = 10_000): Promise<DeviceCommand> {
+    return waitForEvent(this, 'command', this.commands, pred, timeoutMs, `${this.deviceId} command`);
   }
 
   /** Publish one event; resolves when the gateway acknowledged it (PUBACK). */

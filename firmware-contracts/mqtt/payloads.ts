@@ -51,12 +51,36 @@ export type DeviceEventType = DeviceEvent['type'];
 export const DeviceStatus = Type.Object({ online: Type.Boolean() }, Open);
 export type DeviceStatus = Static<typeof DeviceStatus>;
 
-/** `lianfang/v1/devices/{deviceId}/commands` — gateway → device/bridge. */
+export const CommandKind = Type.Union([Type.Literal('buzzer'), Type.Literal('sounder'), Type.Literal('display'), Type.Literal('led')]);
+export type CommandKind = Static<typeof CommandKind>;
+
+/** The LED colours, as on the serial wire (firmware-contracts/serial/codec.ts LED_COLOURS, checked by its test). */
+export const LedColour = Type.Union([Type.Literal('off'), Type.Literal('red'), Type.Literal('green'), Type.Literal('amber')]);
+export type LedColour = Static<typeof LedColour>;
+
+/**
+ * `lianfang/v1/devices/{deviceId}/commands` — gateway → device/bridge. One command per message:
+ * `buzzer`/`sounder` with `on` (and `seconds`, the longest it sounds), `display` with `text` (line 1,
+ * or the whole text wrapped when there is no `line2`) and `line2` (empty strings clear the LCD),
+ * `led` with `colour` and `blink`. Every field but `command` is optional, so a device written for
+ * the first version of this payload still understands it.
+ *
+ * `seq` is the gateway's command counter for this device: it only increases, across restarts too.
+ * A re-sent command carries its first `seq`: a device applies a command only when its `seq` is above
+ * the last one it applied of the same `command` (a re-send arriving after a newer command must not
+ * bring back old text), and acknowledges (PUBACK) every copy. `alarmId` and `rev` say which alarm
+ * a command is about (a neighbour's alert); a keypad's own confirmation (after 9#, a PIN) has none.
+ */
 export const DeviceCommand = Type.Object(
   {
-    command: Type.Union([Type.Literal('buzzer'), Type.Literal('sounder'), Type.Literal('display'), Type.Literal('led')]),
+    command: CommandKind,
     on: Type.Optional(Type.Boolean()),
     text: Type.Optional(Type.String({ maxLength: 64 })),
+    line2: Type.Optional(Type.String({ maxLength: 64 })),
+    colour: Type.Optional(LedColour),
+    blink: Type.Optional(Type.Boolean()),
+    seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    seq: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     alarmId: Type.Optional(AlarmId),
     rev: Type.Optional(Rev),
   },

@@ -4,17 +4,14 @@
  * arrive in one turn of the event loop are written by one writer item.
  */
 import type { GroupCommitWriter } from '../ingest/writer.js';
-import type { Outbox, RecipientKind } from './outbox.js';
+import type { Outbox } from './outbox.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 
-interface Mark {
-  kind: RecipientKind;
-  id: string;
-  alarmId: string;
-  rev: number;
-  by: string;
-}
+/** A shop or a console has `rev` of `alarmId`; a device has its command `seq`. */
+type Mark =
+  | { kind: 'shop' | 'station'; id: string; alarmId: string; rev: number; by: string }
+  | { kind: 'device'; id: string; seq: number; by: string };
 
 export class DeliveryMarks {
   private pending: Mark[] = [];
@@ -22,8 +19,17 @@ export class DeliveryMarks {
   constructor(private readonly ctx: { writer: GroupCommitWriter; outbox: Outbox; clock: Clock; log: Logger }) {}
 
   /** `recipient` has message `rev` of `alarmId`, as `by` (`device:…` or `user:…`) confirmed. */
-  mark(kind: RecipientKind, id: string, alarmId: string, rev: number, by: string): void {
-    this.pending.push({ kind, id, alarmId, rev, by });
+  mark(kind: 'shop' | 'station', id: string, alarmId: string, rev: number, by: string): void {
+    this.add({ kind, id, alarmId, rev, by });
+  }
+
+  /** Device `deviceId` acknowledged its command `seq`. */
+  markCommand(deviceId: string, seq: number, by: string): void {
+    this.add({ kind: 'device', id: deviceId, seq, by });
+  }
+
+  private add(m: Mark): void {
+    this.pending.push(m);
     if (this.pending.length > 1) return;
     setImmediate(() => {
       const marks = this.pending;
@@ -31,7 +37,11 @@ export class DeliveryMarks {
       this.ctx.writer
         .run(() => {
           const now = this.ctx.clock.now();
-          for (const m of marks) this.ctx.outbox.markDelivered(now, m.kind, m.id, m.alarmId, m.rev, m.by);
+          const { outbox } = this.ctx;
+          for (const m of marks) {
+            if (m.kind === 'device') outbox.markCommandDelivered(now, m.id, m.seq, m.by);
+            else outbox.markDelivered(now, m.kind, m.id, m.alarmId, m.rev, m.by);
+          }
         }, 'delivered')
         .catch((err) => this.ctx.log.error({ err, marks: marks.length }, 'could not mark deliveries; they will be re-sent'));
     });

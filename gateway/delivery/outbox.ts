@@ -5,13 +5,19 @@
  * console PUBACKs the alarm. Re-sent when a recipient (re)subscribes, after a restart, and
  * periodically while a recipient is connected but has not answered. A newer rev for the same
  * recipient supersedes an older undelivered one (receivers keep only the highest rev anyway).
+ *
+ * A device (an MQTT keypad) is a recipient too, of its buzzer, display and LED commands: each row
+ * carries the device's command counter `seq` (in the payload; the device's PUBACK of it is the
+ * delivery), and a newer command of the same kind supersedes an undelivered older one, whatever
+ * alarm either is about (the device shows one thing at a time).
  */
 import type { Db } from '../store/db.js';
 import type { Effects } from '../ingest/writer.js';
 import type { Statement } from 'better-sqlite3';
-import type { ConsoleAlarm, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import type { CommandKind, ConsoleAlarm, DeviceCommand, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { topics } from '../../firmware-contracts/mqtt/topics.js';
 
-export type RecipientKind = 'shop' | 'station';
+export type RecipientKind = 'shop' | 'station' | 'device';
 
 interface MessageBase {
   id: number;
@@ -23,8 +29,21 @@ interface MessageBase {
   payload: string;
 }
 
+/** A device command as enqueued: the gateway numbers it (`seq`). */
+export type NewDeviceCommand = Omit<DeviceCommand, 'seq'>;
+
+/** A device's command: about an alarm (a neighbour's alert) or not (a keypad's own confirmation). */
+export type DeviceMessage = Omit<MessageBase, 'alarmId' | 'rev'> & {
+  kind: 'device';
+  alarmId: string | null;
+  rev: number | null;
+  command: CommandKind;
+  seq: number;
+  body: DeviceCommand & { seq: number };
+};
+
 /** One outbox message, with the object its payload was built from: publishers never parse. */
-export type OutboxMessage = (MessageBase & { kind: 'shop'; body: ShopAlert }) | (MessageBase & { kind: 'station'; body: ConsoleAlarm });
+export type OutboxMessage = (MessageBase & { kind: 'shop'; body: ShopAlert }) | (MessageBase & { kind: 'station'; body: ConsoleAlarm }) | DeviceMessage;
 
 /** What a caller enqueues: the message without its row id, `payload` and `body` as it has them. */
 export type OutboxEntry = Omit<MessageBase, 'id' | 'payload'> &
@@ -38,7 +57,7 @@ export interface Publisher {
   publish(msg: OutboxMessage): void;
 }
 
-type Row = Omit<MessageBase, 'id'> & { id: number; kind: RecipientKind };
+type Row = Omit<MessageBase, 'alarmId' | 'rev'> & { alarmId: string | null; rev: number | null; kind: RecipientKind; command: CommandKind | null; seq: number | null };
 
 /**
  * A row read back from the database (a re-send, possibly after a restart): its body is parsed
@@ -46,7 +65,9 @@ type Row = Omit<MessageBase, 'id'> & { id: number; kind: RecipientKind };
  * JSON first sent (receivers de-duplicate by it), so the row keeps only that, not a second copy.
  */
 function fromRow(r: Row): OutboxMessage {
-  return { ...r, body: JSON.parse(r.payload) } as OutboxMessage;
+  const { command, seq, ...rest } = r;
+  const body = JSON.parse(r.payload) as unknown;
+  return (r.kind === 'device' ? { ...rest, command, seq, body } : { ...rest, body }) as OutboxMessage;
 }
 
 /**
@@ -67,6 +88,11 @@ export class Outbox {
   private readonly pendingFor: Statement;
   private readonly pendingAll: Statement;
   private readonly touch: Statement;
+  private readonly nextSeq: Statement;
+  private readonly insertCommand: Statement;
+  private readonly supersedeCommand: Statement;
+  private readonly deliverCommand: Statement;
+  private readonly lastDisplay: Statement;
   /** Rows published, re-sent and delivered since start, for /health and tests. */
   readonly stats = { published: 0, resent: 0, delivered: 0 };
 
@@ -87,14 +113,34 @@ export class Outbox {
        WHERE alarm_id = ? AND recipient_kind = ? AND recipient_id = ? AND rev <= ? AND delivered_at IS NULL`,
     );
     this.pendingFor = db.prepare(
-      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, topic, payload
+      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, command, seq, topic, payload
        FROM outbox WHERE recipient_kind = ? AND recipient_id = ? AND delivered_at IS NULL AND superseded = 0 ORDER BY id`,
     );
     this.pendingAll = db.prepare(
-      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, topic, payload
+      `SELECT id, alarm_id AS alarmId, rev, recipient_kind AS kind, recipient_id AS recipientId, command, seq, topic, payload
        FROM outbox INDEXED BY outbox_pending WHERE delivered_at IS NULL AND superseded = 0 AND (last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY id LIMIT ?`,
     );
     this.touch = db.prepare('UPDATE outbox SET sent_count = sent_count + 1, last_sent_at = ? WHERE id = ?');
+    this.nextSeq = db.prepare(
+      `INSERT INTO device_command_seq (device_id, seq) VALUES (?, 1)
+       ON CONFLICT (device_id) DO UPDATE SET seq = seq + 1 RETURNING seq`,
+    );
+    this.insertCommand = db.prepare(
+      `INSERT INTO outbox (alarm_id, rev, recipient_kind, recipient_id, command, seq, topic, payload, created_at, sent_count, last_sent_at)
+       VALUES (?, ?, 'device', ?, ?, ?, ?, ?, ?, 1, ?)`,
+    );
+    this.supersedeCommand = db.prepare(
+      `UPDATE outbox SET superseded = 1
+       WHERE recipient_kind = 'device' AND recipient_id = ? AND command = ? AND delivered_at IS NULL AND superseded = 0`,
+    );
+    this.deliverCommand = db.prepare(
+      `UPDATE outbox SET delivered_at = ?, delivered_by = ?
+       WHERE recipient_kind = 'device' AND recipient_id = ? AND seq = ? AND delivered_at IS NULL`,
+    );
+    this.lastDisplay = db.prepare(
+      `SELECT alarm_id AS alarmId FROM outbox
+       WHERE recipient_kind = 'device' AND recipient_id = ? AND command = 'display' ORDER BY seq DESC LIMIT 1`,
+    );
   }
 
   /**
@@ -113,8 +159,53 @@ export class Outbox {
     });
   }
 
+  /**
+   * Inside a transaction: number a command for one device, record it and publish it after the
+   * commit. An undelivered older command of the same kind to the same device is superseded.
+   */
+  enqueueCommand(fx: Effects, nowMs: number, deviceId: string, command: NewDeviceCommand): DeviceMessage {
+    const { seq } = this.nextSeq.get(deviceId) as { seq: number };
+    const body = { ...command, seq };
+    const msg: DeviceMessage = {
+      id: 0,
+      kind: 'device',
+      alarmId: command.alarmId ?? null,
+      rev: command.alarmId ? (command.rev ?? null) : null,
+      recipientId: deviceId,
+      command: command.command,
+      seq,
+      topic: topics.deviceCommands(deviceId),
+      payload: JSON.stringify(body),
+      body,
+    };
+    this.supersedeCommand.run(deviceId, msg.command);
+    const info = this.insertCommand.run(msg.alarmId, msg.rev, deviceId, msg.command, seq, msg.topic, msg.payload, new Date(nowMs).toISOString(), nowMs);
+    msg.id = Number(info.lastInsertRowid);
+    fx.afterCommit(() => {
+      this.stats.published++;
+      this.publisher.publish(msg);
+    });
+    return msg;
+  }
+
+  /**
+   * The alarm the device's newest display command is about: null when it is about none (a
+   * keypad's own confirmation), undefined when the device was never sent one.
+   */
+  lastDisplayedAlarm(deviceId: string): string | null | undefined {
+    const row = this.lastDisplay.get(deviceId) as { alarmId: string | null } | undefined;
+    return row ? row.alarmId : undefined;
+  }
+
+  /** Inside a transaction: a device has command `seq` (its PUBACK). Returns rows marked (0 or 1). */
+  markCommandDelivered(nowMs: number, deviceId: string, seq: number, by: string): number {
+    const n = this.deliverCommand.run(new Date(nowMs).toISOString(), by, deviceId, seq).changes;
+    this.stats.delivered += n;
+    return n;
+  }
+
   /** Inside a transaction: a recipient has (alarmId, rev) and every lower rev. Returns rows marked. */
-  markDelivered(nowMs: number, kind: RecipientKind, recipientId: string, alarmId: string, rev: number, by: string): number {
+  markDelivered(nowMs: number, kind: 'shop' | 'station', recipientId: string, alarmId: string, rev: number, by: string): number {
     const n = this.deliver.run(new Date(nowMs).toISOString(), by, alarmId, kind, recipientId, rev).changes;
     this.stats.delivered += n;
     return n;

@@ -264,6 +264,52 @@ ALTER TABLE deadlines ADD COLUMN test_mode_id INTEGER REFERENCES test_modes(id);
 ALTER TABLE alarms ADD COLUMN test_mode_id INTEGER REFERENCES test_modes(id);
 `,
   },
+  {
+    version: 6,
+    name: 'device commands in the outbox',
+    sql: `
+-- An MQTT keypad's buzzer, display and LED commands are outbox rows like alerts (issue 8, "What the
+-- pressing keypad shows"). A device row names its command (a newer one of the same command to the
+-- same device supersedes an undelivered older one) and carries the device's command counter seq,
+-- which is in its payload: what the device de-duplicates by and what its PUBACK marks delivered.
+-- A device command need not be about an alarm (the answer to a wrong PIN), so alarm_id and rev may
+-- be NULL for device rows only. SQLite cannot drop a NOT NULL in place: the table is rebuilt, with
+-- its rows, ids (re-sends go oldest first by id) and indexes.
+CREATE TABLE outbox_v6 (
+  id             INTEGER PRIMARY KEY,
+  alarm_id       TEXT,
+  rev            INTEGER,
+  recipient_kind TEXT NOT NULL CHECK (recipient_kind IN ('shop', 'station', 'device', 'upstream')),
+  recipient_id   TEXT NOT NULL,
+  command        TEXT CHECK (command IN ('buzzer', 'sounder', 'display', 'led')),
+  seq            INTEGER,
+  topic          TEXT NOT NULL,
+  payload        TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  sent_count     INTEGER NOT NULL DEFAULT 0,
+  last_sent_at   INTEGER,
+  delivered_at   TEXT,
+  delivered_by   TEXT,
+  superseded     INTEGER NOT NULL DEFAULT 0,
+  CHECK ((recipient_kind = 'device') = (command IS NOT NULL AND seq IS NOT NULL)),
+  CHECK (recipient_kind = 'device' OR alarm_id IS NOT NULL),
+  CHECK ((alarm_id IS NULL) = (rev IS NULL))
+);
+INSERT INTO outbox_v6 (id, alarm_id, rev, recipient_kind, recipient_id, topic, payload, created_at, sent_count, last_sent_at, delivered_at, delivered_by, superseded)
+  SELECT id, alarm_id, rev, recipient_kind, recipient_id, topic, payload, created_at, sent_count, last_sent_at, delivered_at, delivered_by, superseded FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v6 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox(recipient_kind, recipient_id) WHERE delivered_at IS NULL AND superseded = 0;
+CREATE INDEX outbox_alarm ON outbox(alarm_id, recipient_kind, recipient_id);
+CREATE UNIQUE INDEX outbox_device_seq ON outbox(recipient_id, seq) WHERE recipient_kind = 'device';
+-- The last command counter given to each device, so it only increases across restarts whatever
+-- becomes of old outbox rows.
+CREATE TABLE device_command_seq (
+  device_id TEXT PRIMARY KEY REFERENCES devices(id),
+  seq       INTEGER NOT NULL
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

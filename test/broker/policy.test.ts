@@ -12,6 +12,7 @@ import {
   deliveryRecipient,
   hasForbiddenIdChars,
   type Principal,
+  type Recipient,
 } from '../../broker/policy.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 
@@ -243,12 +244,14 @@ t.test('canSetWill: only a device, only its own status topic', async (t) => {
 });
 
 t.test('deliveryRecipient: which recipient a PUBACK counts for', async (t) => {
-  const rows: [who: string, p: Principal, topic: string, want: { kind: 'shop' | 'station'; id: string } | null][] = [
+  const rows: [who: string, p: Principal, topic: string, want: Recipient | null][] = [
     ['device A on its shop alerts', devA, topics.shopAlerts('S1'), { kind: 'shop', id: 'S1' }],
     ['device A2 on its shop alerts', devA2, topics.shopAlerts('S1'), { kind: 'shop', id: 'S1' }],
     ['device B on its shop alerts', devB, topics.shopAlerts('S2'), { kind: 'shop', id: 'S2' }],
     ["device A on another shop's alerts", devA, topics.shopAlerts('S2'), null],
-    ['device A on its own commands', devA, topics.deviceCommands(devA.deviceId), null],
+    ['device A on its own commands', devA, topics.deviceCommands(devA.deviceId), { kind: 'device', id: devA.deviceId }],
+    ["device A on device A2's commands", devA, topics.deviceCommands(devA2.deviceId), null],
+    ["officer PS1 on device A's commands", officer1, topics.deviceCommands(devA.deviceId), null],
     ['device A on station alarms', devA, topics.stationAlarms('PS1'), null],
     ['officer PS1 on PS1 alarms', officer1, topics.stationAlarms('PS1'), { kind: 'station', id: 'PS1' }],
     ['officer PS1 on PS2 alarms', officer1, topics.stationAlarms('PS2'), null],

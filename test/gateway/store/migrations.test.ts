@@ -207,6 +207,37 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     t.same(db.prepare('SELECT count(*) AS n FROM alarms WHERE test_mode_id IS NOT NULL').get(), { n: 0 });
     t.equal(new AlarmRepo(db).nextDeadline(), Date.parse('2026-11-23T01:01:00.000Z'), "v1's pending ring deadline survives");
   },
+  'v5.sqlite': async (t, db) => {
+    // Migration 6 rebuilt the outbox: every row, id and flag kept; the device columns empty.
+    t.same(
+      db.prepare('SELECT id, recipient_kind AS kind, recipient_id AS recipientId, rev, delivered_at IS NOT NULL AS delivered, superseded, command, seq FROM outbox ORDER BY id').all(),
+      [
+        { id: 1, kind: 'shop', recipientId: 'CP-002', rev: 1, delivered: 1, superseded: 0, command: null, seq: null },
+        { id: 2, kind: 'shop', recipientId: 'CP-003', rev: 1, delivered: 0, superseded: 0, command: null, seq: null },
+        { id: 3, kind: 'station', recipientId: 'PS-CP', rev: 1, delivered: 1, superseded: 0, command: null, seq: null },
+        { id: 4, kind: 'station', recipientId: 'PS-CP', rev: 2, delivered: 0, superseded: 1, command: null, seq: null },
+        { id: 5, kind: 'station', recipientId: 'PS-CP', rev: 3, delivered: 0, superseded: 0, command: null, seq: null },
+      ],
+      'the outbox rows survive the rebuild',
+    );
+    const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    t.same(indexes, ['outbox_alarm', 'outbox_device_seq', 'outbox_pending'], "the outbox's indexes are back, with the device one");
+    const insert = (kind: string, alarmId: string | null, rev: number | null, command: string | null, seq: number | null) => () =>
+      db.prepare("INSERT INTO outbox (alarm_id, rev, recipient_kind, recipient_id, command, seq, topic, payload, created_at) VALUES (?, ?, ?, 'X', ?, ?, 't', '{}', 'now')").run(alarmId, rev, kind, command, seq);
+    t.throws(insert('shop', null, null, null, null), /CHECK/, 'a shop row must be about an alarm');
+    t.throws(insert('device', null, null, null, 1), /CHECK/, 'a device row names its command');
+    t.throws(insert('device', null, null, 'display', null), /CHECK/, 'a device row carries its seq');
+    t.throws(insert('device', 'A', null, 'display', 1), /CHECK/, 'an alarm id goes with its rev');
+    t.throws(insert('pager', 'A', 1, null, null), /CHECK/, 'an unknown recipient kind');
+    insert('device', null, null, 'display', 1)();
+    t.throws(insert('device', null, null, 'led', 1), /UNIQUE/, "a device's seq is unique");
+    db.prepare("DELETE FROM outbox WHERE recipient_kind = 'device'").run();
+    const pending = new Outbox(db, { publish: () => {} }).pending('station', 'PS-CP');
+    t.same(pending.map((m) => [m.id, m.rev]), [[5, 3]], 'still pending after the rebuild');
+    t.same(db.prepare('SELECT count(*) AS n FROM device_command_seq').get(), { n: 0 });
+    t.same(db.prepare('SELECT scope, target_id AS targetId, ended_how AS how FROM test_modes').all(), [{ scope: 'shop', targetId: 'CP-002', how: 'expired' }], "v5's test mode survives");
+    t.same(db.prepare('SELECT disposition, test, test_mode_id AS tm FROM alarms WHERE test = 1').all(), [{ disposition: 'test', test: 1, tm: 1 }], 'and its test alarm');
+  },
 };
 
 t.test('a fixture exists for every released schema version', async (t) => {
