@@ -91,7 +91,8 @@ export interface BridgeContext {
   nextCommandBoot(): number;
   /**
    * A new `boot` for the events the bridge makes for a Modbus module (which has no counter of its
-   * own), taken when the module is first polled: above the module's `mark` (its stored boot).
+   * own), taken when the module is first polled: stored, above every one given before and above
+   * the module's `mark` (its stored boot), so a wall clock set back never turns its panics into repeats.
    */
   nextModuleBoot(mark: number | null): number;
   /** A shop's wired device has the alert (the keypad confirmed the display, the sounder is on). */

@@ -174,8 +174,8 @@ export class SerialBusDriver implements BusDriver {
   private readonly abort = new AbortController();
   private scanning: { opts: ScanOptions; resolve: (h: ScanHit[]) => void; reject: (e: unknown) => void } | null = null;
   /**
-   * The gateway's command counter: a new boot per start of the bus, from the store (seconds, or
-   * the last one + 1), so it only increases even when the clock went back.
+   * The gateway's command counter: a new boot per start of the bus, from the store (the last one
+   * + 1; seconds since the epoch the first time), so it only increases even when the clock went back.
    */
   private readonly cmdBoot: number;
   private cmdSeq = 0;

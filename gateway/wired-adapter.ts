@@ -2,8 +2,8 @@
  * The gateway side of the wired bridges (devices/): the bridges know ports and the devices on them
  * (devices/bridge.ts), and this file maps what the gateway holds onto those narrow types: the
  * registry's buses and devices (MAC keys decrypted here), the supervisor as the link watch, the one
- * ingest by device id, the stored boot counter of the gateway's own serial frames, and the boot of
- * the events made for Modbus modules.
+ * ingest by device id, and the stored boot counters of the gateway's own frames and of the events
+ * made for Modbus modules.
  */
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
@@ -15,8 +15,13 @@ import { decryptSecret } from './secrets.js';
 import { nextBridgeBoot, type DeviceIngest } from './ingest/device-ingest.js';
 import type { Supervisor } from './supervision.js';
 import { getMeta, setMeta, type Db } from './store/db.js';
+import { U32_MAX } from '../firmware-contracts/mqtt/payloads.js';
 import type { BusPort, ScanHit, ScanOptions, WiredDevice } from '../devices/bridge.js';
 import type { WiredBus, WiredContext } from '../devices/wired.js';
+
+/** Meta keys of the stored boot counters (nextStoredBoot). */
+export const SERIAL_COMMAND_BOOT = 'serial_command_boot';
+export const MODBUS_MODULE_BOOT = 'modbus_module_boot';
 
 export interface WiredAdapterDeps {
   db: Db;
@@ -50,13 +55,8 @@ export function wiredContext(deps: WiredAdapterDeps): WiredContext {
       const device = given.get(deviceId);
       return device ? deps.ingest(device, event, via) : Promise.reject(new Error(`no wired device ${deviceId}`));
     },
-    nextCommandBoot: () => {
-      const stored = Number(getMeta(db, 'serial_command_boot'));
-      const boot = nextBridgeBoot(Number.isInteger(stored) && stored > 0 ? stored : null, clock.now());
-      setMeta(db, 'serial_command_boot', String(boot));
-      return boot;
-    },
-    nextModuleBoot: (mark) => nextBridgeBoot(mark, clock.now()),
+    nextCommandBoot: () => nextStoredBoot(db, SERIAL_COMMAND_BOOT, clock.now()),
+    nextModuleBoot: (mark) => nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now(), mark),
     delivered: deps.delivered,
     buses: () => {
       const byBus = new Map<string, WiredDevice[]>();
@@ -107,6 +107,25 @@ export function wiredDevice(d: Device, gatewayKey: Buffer): WiredDevice {
 export function busPort(bus: Bus): BusPort {
   if (bus.kind === 'modbus-tcp') return { kind: 'modbus-tcp', host: bus.host ?? '', port: bus.port ?? 0 };
   return { kind: bus.kind, path: bus.path ?? '', baud: bus.baud ?? DEFAULT_BAUD[bus.kind], parity: bus.parity ?? 'none' };
+}
+
+/**
+ * A new `boot` from the counter stored under meta `key`, stored before it is used: above every one
+ * it gave before and above `mark` (a device's stored boot), and never taken from the wall clock
+ * again once one is stored, so neither a clock set back across a restart (an edge box without a
+ * battery-backed clock, before NTP) nor a restart within the same second reuses a boot or makes
+ * one go back. The first is seconds since the epoch (nextBridgeBoot: above the marks of versions
+ * that took every boot from the clock). A mark beyond u32 (an older version used milliseconds) is
+ * left behind: the ingest takes the lower boot as a new sequence.
+ * Serves the serial command counter (one boot per start of a serial bus) and the boot of the
+ * events the Modbus bridge makes (one per module polled).
+ */
+export function nextStoredBoot(db: Db, key: string, nowMs: number, mark: number | null = null): number {
+  const stored = Number(getMeta(db, key));
+  const usableMark = mark !== null && mark < U32_MAX ? mark : null;
+  const boot = Number.isInteger(stored) && stored > 0 ? Math.max(stored, usableMark ?? 0) + 1 : nextBridgeBoot(usableMark, nowMs);
+  setMeta(db, key, String(boot));
+  return boot;
 }
 
 /** `lianfang bus scan` on a port no running gateway holds (devices/scan.ts), on the system clock. */

@@ -1,13 +1,45 @@
 /**
- * The gateway side of the bridges (gateway/wired-adapter.ts): a registry device as the bridge's
- * record, a registered bus as its port.
+ * The gateway side of the bridges (gateway/wired-adapter.ts): the stored boot counters (the serial
+ * command counter and the boot of the events made for Modbus modules) against a ManualClock set
+ * back and forward, and a registry device as the bridge's record.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { ManualClock } from '../../gateway/clock.js';
+import { openDatabase } from '../../gateway/store/db.js';
 import { encryptSecret } from '../../gateway/secrets.js';
 import type { Device } from '../../gateway/registry/registry.js';
 import type { Bus } from '../../gateway/registry/buses.js';
-import { busPort, wiredDevice } from '../../gateway/wired-adapter.js';
+import { busPort, MODBUS_MODULE_BOOT, nextStoredBoot, SERIAL_COMMAND_BOOT, wiredDevice } from '../../gateway/wired-adapter.js';
+import { tempDataDir } from '../helpers/gateway.js';
+
+const HOUR = 3_600_000;
+
+t.test('a stored boot counter only increases, whatever the clock does after its first boot', async (t) => {
+  const db = openDatabase(tempDataDir(t));
+  t.teardown(() => db.close());
+  const clock = new ManualClock();
+  const seconds = clock.now() / 1000;
+  const first = nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now());
+  t.equal(first, seconds, 'the first: seconds since the epoch (above the marks of versions that took the clock)');
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now()), first + 1, 'a restart within the same second');
+  clock.advance(-HOUR);
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now()), first + 2, 'the clock set back an hour: still above every one given');
+  clock.advance(5 * HOUR);
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now()), first + 3, 'the clock ahead: the stored one + 1, not taken from the clock');
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now(), first + 100), first + 101, "above the module's stored mark");
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now(), 1_700_000_000_000), first + 102, 'a mark in milliseconds (an older version) is left behind');
+  t.equal(nextStoredBoot(db, SERIAL_COMMAND_BOOT, clock.now()), clock.now() / 1000, 'each counter is its own');
+});
+
+t.test('a counter first used on an upgraded gateway starts above the marks the clock gave before', async (t) => {
+  const db = openDatabase(tempDataDir(t));
+  t.teardown(() => db.close());
+  const clock = new ManualClock();
+  const markAhead = clock.now() / 1000 + 3600;
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now(), markAhead), markAhead + 1, 'a mark an hour ahead of this clock');
+  t.equal(nextStoredBoot(db, MODBUS_MODULE_BOOT, clock.now(), 12), markAhead + 2, 'and the counter goes on from there for every module');
+});
 
 t.test('a registry device becomes the bridge record: MAC key decrypted, mark read live, port defaults filled', async (t) => {
   const gatewayKey = randomBytes(32);
