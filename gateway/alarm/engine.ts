@@ -24,6 +24,7 @@ import { LianfangError, lfError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
+import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
 
 export interface EngineContext {
   db: Db;
@@ -40,6 +41,12 @@ export interface EngineContext {
   publishNotice: (topic: string, payload: string) => void;
   /** Told about every deadline written, so the scheduler can arm an earlier timer. */
   onDeadline: (dueAtMs: number) => void;
+  /**
+   * Where the answer to a keypad entry goes (the pressing keypad's LED or text) and a shop's MQTT
+   * keypads' commands for each shop alert, inside the same transaction; absent, keypads are told
+   * nothing beyond the alert messages.
+   */
+  commands?: DeviceCommandSink;
 }
 
 /**
@@ -101,10 +108,13 @@ export class AlarmEngine {
       switch (entry.kind) {
         case 'panic':
           alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
+          // Raised or joined, test mode or not: the LED only, nothing a robber at the counter hears.
+          this.feedback(fx, device, 'raised');
           break;
         case 'help':
           // 0#: someone needs help, no crime: neighbours and, at the lowest priority, the console.
           alarmId = this.raiseOrJoin(fx, shop, 'help', actor, eventId, device);
+          this.feedback(fx, device, 'raised');
           break;
         case 'reply': {
           const target = this.repo.latestAlertFor(shop.id);
@@ -126,6 +136,11 @@ export class AlarmEngine {
     return alarmId;
   }
 
+  /** The answer the keypad that typed an entry shows (DESIGN "Keypad codes"). */
+  private feedback(fx: Effects, device: Device, what: KeypadFeedback): void {
+    this.ctx.commands?.feedback(fx, this.ctx.clock.now(), device, what);
+  }
+
   /** Forget what a keypad had half typed (its counter was reset by the installer, or it was revoked). */
   forgetKeys(deviceId: string): void {
     this.assembler.reset(deviceId);
@@ -135,37 +150,54 @@ export class AlarmEngine {
 
   /**
    * A `*` PIN `#` entry from `device` of `shop` (DESIGN "Keypad codes", "Alarm states"): cancel,
-   * duress, a wrong PIN (five in a row lock cancelling for `keypad.pinLockoutMs`), or nothing.
-   * Returns the alarm it changed or raised.
+   * duress, a wrong PIN (five in a row lock cancelling for `keypad.pinLockoutMs`), or nothing; the
+   * pressing keypad is told what it shows. Returns the alarm it changed or raised.
    */
   private pinEntry(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number): string | undefined {
+    const { alarmId, shows } = this.checkPin(fx, shop, device, pin, actor, eventId);
+    this.feedback(fx, device, shows);
+    return alarmId;
+  }
+
+  /**
+   * What a PIN entry does and what its keypad shows. A duress PIN shows exactly what the cancel PIN
+   * would have shown (`cancelled` when there was an alarm to cancel, `no-alarm` when not); during a
+   * lock-out every PIN shows `locked-out`, the duress PIN too.
+   */
+  private checkPin(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number): { alarmId?: string; shows: KeypadFeedback } {
     const { counters, clock } = this.ctx;
+    const now = clock.now();
     if (!PIN_PATTERN.test(pin)) {
       counters.inc('keypad.entries.pin-malformed');
-      return undefined;
+      // Not a PIN the shop could have (not counted as a wrong one), but shown as one.
+      return { shows: this.pins.lockedUntil(shop.id, now) !== undefined ? 'locked-out' : 'wrong-pin' };
     }
-    const now = clock.now();
     const verdict = this.pins.check(shop.id, pin, now);
     switch (verdict.kind) {
       case 'unset':
         counters.inc('keypad.entries.pin-unset');
-        return undefined;
-      case 'cancel':
-        return this.cancelByPin(fx, shop, actor, eventId);
-      case 'duress':
-        return this.duressByPin(fx, shop, actor, eventId, true, device);
+        return { shows: 'wrong-pin' };
+      case 'cancel': {
+        const alarmId = this.cancelByPin(fx, shop, actor, eventId);
+        return alarmId ? { alarmId, shows: 'cancelled' } : { shows: 'no-alarm' };
+      }
+      case 'duress': {
+        const { alarmId, asCancel } = this.duressByPin(fx, shop, actor, eventId, true, device);
+        return { alarmId, shows: asCancel ? 'cancelled' : 'no-alarm' };
+      }
       case 'locked-duress':
         // During a lock-out nothing changes at any keypad or neighbour; the console still learns.
-        return this.duressByPin(fx, shop, actor, eventId, false, device);
+        return { alarmId: this.duressByPin(fx, shop, actor, eventId, false, device).alarmId, shows: 'locked-out' };
       case 'locked':
         counters.inc('pins.refused-locked');
         this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'pin-refused-locked', detail: { shopId: shop.id, eventId, lockedUntil: iso(verdict.lockedUntil) } });
-        return undefined;
+        return { shows: 'locked-out' };
       case 'wrong': {
         counters.inc('pins.wrong');
         this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'pin-wrong', detail: { shopId: shop.id, eventId, wrongInARow: verdict.wrongInARow } });
-        if (verdict.lockedUntil !== undefined) this.lockOut(fx, shop, device, actor, now, verdict.lockedUntil);
-        return undefined;
+        if (verdict.lockedUntil === undefined) return { shows: 'wrong-pin' };
+        this.lockOut(fx, shop, device, actor, now, verdict.lockedUntil);
+        return { shows: 'locked-out' };
       }
     }
   }
@@ -203,9 +235,10 @@ export class AlarmEngine {
    * The duress PIN. `shopsSide` (not locked out): on the shops' side exactly what a cancel does (the
    * same `ended` messages in the same commit; then no widening, not joinable, nothing at close),
    * while the console gets `duress: true` in the alarm's open state. Locked out: only the console
-   * learns. With no open alarm: a console-only duress alarm.
+   * learns. With no open alarm: a console-only duress alarm. `asCancel`: there was an alarm a cancel
+   * PIN would have cancelled (a joinable one).
    */
-  private duressByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number, shopsSide: boolean, device?: Device): string {
+  private duressByPin(fx: Effects, shop: Shop, actor: Actor, eventId: number, shopsSide: boolean, device?: Device): { alarmId: string; asCancel: boolean } {
     const now = this.ctx.clock.now();
     this.ctx.counters.inc('alarms.duress');
     const joinable = this.repo.joinableForShop(shop.id);
@@ -217,25 +250,25 @@ export class AlarmEngine {
       }, { eventId });
       if (shopsSide) this.endForShops(fx, flagged);
       this.ctx.log.warn({ alarmId: joinable.id, shopId: shop.id }, 'duress');
-      return joinable.id;
+      return { alarmId: joinable.id, asCancel: true };
     }
     const open = this.repo.inJoinableStateForShop(shop.id);
     if (open) {
       // Already a duress alarm (its shops told it ended): the console has it; one more audit row.
       if (!open.duress) this.change(fx, open, actor, 'duress', SYSTEM_TRANSITIONS.duress, (a) => (a.duress = true), { eventId });
       else this.repo.audit({ alarmId: open.id, at: iso(now), actor, action: 'duress-repeat', fromState: open.state, toState: open.state, rev: open.rev, detail: { eventId } });
-      return open.id;
+      return { alarmId: open.id, asCancel: false };
     }
     // In test mode (the installer trying the PINs) a duress alarm is a test alarm like a 9#.
     const testMode = activeTestMode(this.ctx.db, shop.id, device?.id, now);
-    if (testMode) return this.raiseTest(shop, 'panic', actor, eventId, now, testMode, true);
+    if (testMode) return { alarmId: this.raiseTest(shop, 'panic', actor, eventId, now, testMode, true), asCancel: false };
     // No neighbour is alerted: on the shops' side there is nothing to end or join.
     const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
     this.addDeadline(id, 'ack', now + this.ctx.config.escalation.ackDeadlineMs);
     this.ctx.counters.inc('alarms.raised');
     this.ctx.log.warn({ alarmId: id, shopId: shop.id }, 'duress alarm raised (console only)');
-    return id;
+    return { alarmId: id, asCancel: false };
   }
 
   // ---------------------------------------------------------------- raising and fan-out
@@ -365,14 +398,9 @@ export class AlarmEngine {
       ...(ring !== undefined ? { ring } : {}),
       ...(distanceM !== undefined && distanceM !== null ? { distanceM: Math.round(distanceM) } : {}),
     };
-    this.ctx.outbox.enqueue(fx, now, {
-      alarmId: alarm.id,
-      rev: alarm.rev,
-      kind: 'shop',
-      recipientId: shopId,
-      topic: topics.shopAlerts(shopId),
-      payload: JSON.stringify(alert),
-    });
+    this.ctx.outbox.enqueue(fx, now, { alarmId: alarm.id, rev: alarm.rev, kind: 'shop', recipientId: shopId, topic: topics.shopAlerts(shopId), body: alert });
+    // The shop's MQTT keypads: the buzzer and display commands a wired keypad gets for it.
+    this.ctx.commands?.shopAlert(fx, now, shopId, alert);
   }
 
   /** The console's view of an alarm. */

@@ -87,6 +87,12 @@ export class PinStore {
     this.setWrong = db.prepare('UPDATE shop_pins SET wrong_in_a_row = ?, locked_until = ? WHERE shop_id = ?');
   }
 
+  /** When the shop's lock-out ends, if it is locked out at `nowMs` (nothing is counted). */
+  lockedUntil(shopId: string, nowMs: number): number | undefined {
+    const row = this.get.get(shopId) as PinRow | undefined;
+    return row?.lockedUntil != null && nowMs < row.lockedUntil ? row.lockedUntil : undefined;
+  }
+
   check(shopId: string, entered: string, nowMs: number): PinVerdict {
     const row = this.get.get(shopId) as PinRow | undefined;
     if (!row) return { kind: 'unset' };

@@ -1,8 +1,9 @@
 /**
  * The alarm engine in-process, as the Gateway composes it minus broker, HTTP and admin: a real
  * SQLite database in a data directory, a ManualClock, the group-commit writer, the outbox with a
- * publisher that records, the one ingest (no flood guard) and the deadline scheduler. No sockets,
- * no child processes: time is moved by hand. Test files extend `EngineHarness` with the presses and queries they need.
+ * publisher that records, a keypad command sink that records, the one ingest (no flood guard) and
+ * the deadline scheduler. No sockets, no child processes: time is moved by hand. Test files extend
+ * `EngineHarness` with the presses and queries they need.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,9 @@ import { loadConfig } from '../../config/load.js';
 import type { ManualClock } from '../../gateway/clock.js';
 import { openDatabase, type Db } from '../../gateway/store/db.js';
 import { RegistryCache } from '../../gateway/registry/registry.js';
-import { Outbox } from '../../gateway/delivery/outbox.js';
+import { Outbox, type OutboxMessage } from '../../gateway/delivery/outbox.js';
+import type { DeviceCommandSink, KeypadFeedback } from '../../gateway/delivery/device-commands.js';
+import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 import { GroupCommitWriter } from '../../gateway/ingest/writer.js';
 import { Counters } from '../../gateway/metrics.js';
 import { createLogger } from '../../gateway/logger.js';
@@ -31,6 +34,20 @@ export interface Teardown {
 export interface Published {
   topic: string;
   payload: Record<string, unknown>;
+}
+
+/** A DeviceCommandSink that records what the engine asks of it, in order, with the clock's time. */
+export class RecordingCommands implements DeviceCommandSink {
+  readonly feedbacks: { at: number; deviceId: string; what: KeypadFeedback }[] = [];
+  readonly shopAlerts: { at: number; shopId: string; alert: ShopAlert }[] = [];
+
+  feedback(_fx: unknown, now: number, device: { id: string }, what: KeypadFeedback): void {
+    this.feedbacks.push({ at: now, deviceId: device.id, what });
+  }
+
+  shopAlert(_fx: unknown, now: number, shopId: string, alert: ShopAlert): void {
+    this.shopAlerts.push({ at: now, shopId, alert });
+  }
 }
 
 /**
@@ -55,6 +72,10 @@ export class EngineHarness {
   readonly db: Db;
   readonly registry: RegistryCache;
   readonly published: Published[] = [];
+  /** Every message the outbox handed its publisher, as it handed it (first sends and re-sends). */
+  readonly messages: OutboxMessage[] = [];
+  /** What the engine asked of the keypads through EngineContext.commands. */
+  readonly commands = new RecordingCommands();
   readonly outbox: Outbox;
   readonly writer: GroupCommitWriter;
   readonly counters = new Counters();
@@ -79,7 +100,12 @@ export class EngineHarness {
     this.registry = new RegistryCache(this.db);
     this.registry.reload();
     const record = (topic: string, payload: string) => this.published.push({ topic, payload: JSON.parse(payload) as Record<string, unknown> });
-    this.outbox = new Outbox(this.db, { publish: (m) => record(m.topic, m.payload) });
+    this.outbox = new Outbox(this.db, {
+      publish: (m) => {
+        this.messages.push(m);
+        record(m.topic, m.payload);
+      },
+    });
     this.writer = new GroupCommitWriter({ db: this.db, log, onBatchFailed: () => this.registry.reload() });
     let scheduler: DeadlineScheduler | undefined;
     this.engine = new AlarmEngine({
@@ -94,6 +120,7 @@ export class EngineHarness {
       gatewayKey: loadOrCreateGatewayKey(dataDir),
       publishNotice: record,
       onDeadline: (due) => scheduler?.consider(due),
+      commands: this.commands,
     });
     this.repo = new AlarmRepo(this.db);
     this.deviceIngest = deviceIngest({ db: this.db, writer: this.writer, engine: this.engine, clock, counters: this.counters, log });
