@@ -1,8 +1,12 @@
 /**
- * The alarm engine: turns committed device events, shop replies, console actions and due deadlines
- * into alarm changes, their audit rows, their outbox rows and their deadlines, all inside the
- * caller's writer transaction (DESIGN.md "The path of one alarm", "Alarm states", "Rings").
- * Nothing here publishes directly: the outbox publishes after the commit.
+ * The alarm engine: turns device events (handed over by the one ingest, gateway/ingest/device-
+ * ingest.ts, which de-duplicates and stores them: `readEvent` before the store, `onEvent` after),
+ * shop replies, console actions and due deadlines into alarm changes, their audit rows, their
+ * outbox rows and their deadlines, and tells the keypads what to show (EngineContext.commands), all
+ * inside the caller's writer transaction (DESIGN.md "The path of one alarm", "Alarm states",
+ * "Rings", "Keypad codes"). Every state it writes is a transition's `to` from the table of
+ * gateway/alarm/state-machine.ts. Its repository and keypad assembler are its own. Nothing here
+ * publishes directly: the outbox publishes after the commit.
  */
 import type { Config } from '../../config/schema.js';
 import type { Clock } from '../clock.js';
