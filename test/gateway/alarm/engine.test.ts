@@ -10,7 +10,6 @@ import { ManualClock, iso } from '../../../gateway/clock.js';
 import { openDatabase, type Db } from '../../../gateway/store/db.js';
 import { addStation } from '../../../gateway/registry/registry.js';
 import { createLogger } from '../../../gateway/logger.js';
-import { placeInSequence } from '../../../gateway/ingest/sequence.js';
 import { EngineHarness, streetTemplate } from '../../helpers/engine.js';
 import { Supervisor } from '../../../gateway/supervision.js';
 import { deviceIngest, nextBridgeBoot } from '../../../gateway/ingest/device-ingest.js';
@@ -482,18 +481,6 @@ t.test("a '9' … '#' entry whose '#' event failed still raises when the '#' is 
 // ------------------------------------------------------------------ a device whose counter goes back
 
 const U32 = 0xffff_ffff;
-
-t.test('the sequence rule: a lower boot is never a silent duplicate', async (t) => {
-  t.equal(placeInSequence({ boot: null, seq: null }, { boot: 3, seq: 9 }), 'first', 'no mark (new, or reset by the installer): any sequence');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 4 }), 'next');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 3 }), 'repeat', 'a resend after a lost PUBACK');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 5, seq: 1 }), 'repeat', 'an equal boot with a lower seq stays a duplicate');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 6, seq: 1 }), 'newer-boot');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 4, seq: 1 }), 'lower-boot');
-  t.equal(placeInSequence({ boot: 5, seq: 3 }, { boot: 0, seq: 0 }), 'lower-boot');
-  t.equal(placeInSequence({ boot: U32, seq: 1 }, { boot: 1, seq: 1 }), 'lower-boot', 'below an absurd mark');
-  t.equal(placeInSequence({ boot: Number.MAX_SAFE_INTEGER, seq: 1 }, { boot: U32, seq: 1 }), 'lower-boot', 'below a mark beyond u32 (an older version)');
-});
 
 t.test('MQTT: a lower boot is a new sequence with a counter-reset; its resend is a duplicate', async (t) => {
   const h = new Harness(t, streetCopy(t), new ManualClock());
