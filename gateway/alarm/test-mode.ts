@@ -7,6 +7,7 @@
  */
 import type { Db } from '../store/db.js';
 import { iso } from '../clock.js';
+import { lfError } from '../errors.js';
 
 export type TestScope = 'shop' | 'device';
 export const TEST_SCOPES: readonly TestScope[] = ['shop', 'device'];
@@ -80,4 +81,49 @@ export function testStatus(db: Db, nowMs: number): TestStatus[] {
   const rows = db.prepare(`SELECT ${COLUMNS} FROM test_modes WHERE ended_at IS NULL AND until_ms > ? ORDER BY id`).all(nowMs) as TestModeRow[];
   const alarms = db.prepare('SELECT id AS alarmId, shop_id AS shopId, kind, raised_at AS raisedAt, disposition FROM alarms WHERE test_mode_id = ? ORDER BY raised_at, id');
   return rows.map((r) => ({ ...r, until: iso(r.untilMs), alarms: alarms.all(r.id) as TestStatus['alarms'] }));
+}
+
+/** The audit action of a device that passed a walk test (`lianfang test walk`). */
+export const WALK_PASS_ACTION = 'walk-test-passed';
+
+export interface WalkPass {
+  deviceId: string;
+  shopId: string;
+  /** The event that proved the device's (last untested) function. */
+  eventId: number;
+  eventType: string;
+  /** When that event was received (events.received_at). */
+  eventAt: string;
+  /** The test alarm a keypad's 9# raised, if that was the proof. */
+  alarmId?: string;
+}
+
+/**
+ * Record a walk-test pass as an audit row (no table of its own: the audit trail is the record).
+ * The event must be a stored event of that device of that shop; returns the row's time.
+ */
+export function recordWalkPass(db: Db, pass: WalkPass, actor: string, nowMs: number): string {
+  const ev = db.prepare('SELECT e.device_id AS deviceId, d.shop_id AS shopId FROM events e JOIN devices d ON d.id = e.device_id WHERE e.id = ?').get(pass.eventId) as
+    | { deviceId: string; shopId: string }
+    | undefined;
+  if (!ev || ev.deviceId !== pass.deviceId || ev.shopId !== pass.shopId) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', 'walk pass', `event ${pass.eventId} is not an event of device ${pass.deviceId} of shop ${pass.shopId}`);
+  }
+  const at = iso(nowMs);
+  const detail: Record<string, unknown> = { deviceId: pass.deviceId, shopId: pass.shopId, eventId: pass.eventId, eventType: pass.eventType, eventAt: pass.eventAt };
+  if (pass.alarmId) detail.alarmId = pass.alarmId;
+  audit(db, at, actor, WALK_PASS_ACTION, detail);
+  return at;
+}
+
+/**
+ * When each device last passed a walk test (the newest `walk-test-passed` audit row), by device id.
+ * Reads the audit trail without an index on the action: `device list` is an installer's command,
+ * not an alarm path.
+ */
+export function lastWalkTests(db: Db): Map<string, string> {
+  const rows = db
+    .prepare(`SELECT json_extract(detail, '$.deviceId') AS deviceId, MAX(at) AS at FROM audit WHERE action = ? GROUP BY json_extract(detail, '$.deviceId')`)
+    .all(WALK_PASS_ACTION) as { deviceId: string | null; at: string }[];
+  return new Map(rows.filter((r) => typeof r.deviceId === 'string').map((r) => [r.deviceId!, r.at]));
 }

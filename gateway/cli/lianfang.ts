@@ -7,7 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { ConfigInput } from '../../config/schema.js';
-import { openDatabase, type Db } from '../store/db.js';
+import { openDatabase, withDatabase, type Db } from '../store/db.js';
 import { decryptSecret, loadOrCreateGatewayKey } from '../secrets.js';
 import {
   addDevice,
@@ -38,7 +38,8 @@ import { getDevice } from '../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../ingest/sequence.js';
 import { usePrivateUmask } from '../data-dir.js';
 import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
-import { startTestMode, stopTestMode, testStatus, type TestModeRow, type TestScope } from '../alarm/test-mode.js';
+import { lastWalkTests, testStatus, type TestScope } from '../alarm/test-mode.js';
+import { reportRows, runWalk, startTestVia, stopTestVia, walkExitCode, WALK_EXIT } from './test-walk.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -86,14 +87,7 @@ const definedOnly = (o: Record<string, unknown>) => Object.fromEntries(Object.en
 const dataOption = () => new Option('--data <dir>', 'data directory of the gateway').default(DEFAULT_DATA);
 const jsonOption = () => new Option('--json', 'print JSON instead of a table');
 
-function withDb<T>(dataDir: string, fn: (db: Db) => T): T {
-  const db = openDatabase(dataDir);
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
+const withDb = withDatabase;
 
 /** Tell a running gateway to reload; say so to the installer (on stderr, to keep --json clean). */
 async function notifyGateway(dataDir: string, req: { op: string; [k: string]: unknown } = { op: 'reload' }): Promise<void> {
@@ -379,12 +373,13 @@ A running gateway opens a new bus and polls a new device at once.`,
     );
   device
     .command('list')
-    .description('list devices (never their secrets)')
+    .description('list devices (never their secrets), with when each last passed a walk test (`test walk`)')
     .option('--shop <shopId>', 'only the devices of this shop')
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((o: { shop?: string; data: string; json?: boolean }) => {
-      const rows = withDb(o.data, (db) => listDevices(db, o.shop)).map((d) => ({
+      const { devices, tested } = withDb(o.data, (db) => ({ devices: listDevices(db, o.shop), tested: lastWalkTests(db) }));
+      const rows = devices.map((d) => ({
         deviceId: d.id,
         shopId: d.shopId,
         type: d.type,
@@ -393,8 +388,20 @@ A running gateway opens a new bus and polls a new device at once.`,
         busAddress: d.busAddress,
         revoked: d.revokedAt !== null,
         createdAt: d.createdAt,
+        // The newest walk-test pass (`lianfang test walk`), or null when it never passed one.
+        lastTested: tested.get(d.id) ?? null,
       }));
-      printRecords(!!o.json, rows, { deviceId: 'DEVICE', shopId: 'SHOP', type: 'TYPE', transport: 'TRANSPORT', bus: 'BUS', busAddress: 'ADDR', revoked: 'REVOKED', createdAt: 'CREATED' });
+      printRecords(!!o.json, rows, {
+        deviceId: 'DEVICE',
+        shopId: 'SHOP',
+        type: 'TYPE',
+        transport: 'TRANSPORT',
+        bus: 'BUS',
+        busAddress: 'ADDR',
+        revoked: 'REVOKED',
+        createdAt: 'CREATED',
+        lastTested: 'LAST TESTED 上次测试',
+      });
     });
   device
     .command('revoke <deviceId>')
@@ -531,6 +538,11 @@ A running gateway opens a new bus and polls a new device at once.`,
     if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name}: a whole number from 1 to ${max}`);
     return n;
   };
+  /** --minutes (default 30) or --seconds, not both. */
+  const testDurationMs = (o: { minutes?: number; seconds?: number }): number => {
+    if (o.minutes !== undefined && o.seconds !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--minutes/--seconds', 'give one of them');
+    return o.seconds !== undefined ? o.seconds * 1000 : (o.minutes ?? 30) * 60_000;
+  };
   testCmd
     .command('start')
     .description('put a shop or a device in test mode for a while (a running one is replaced)')
@@ -543,12 +555,10 @@ A running gateway opens a new bus and polls a new device at once.`,
     .addHelpText('after', '\nExample:\n  $ lianfang test start --shop S01 --minutes 30')
     .action(async (o: { shop?: string; device?: string; minutes?: number; seconds?: number; data: string; json?: boolean }) => {
       const { scope, targetId } = withDb(o.data, (db) => testTarget(db, o));
-      if (o.minutes !== undefined && o.seconds !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--minutes/--seconds', 'give one of them');
-      const durationMs = o.seconds !== undefined ? o.seconds * 1000 : (o.minutes ?? 30) * 60_000;
+      const durationMs = testDurationMs(o);
       const actor = cliActor();
-      const viaGateway = (await adminRequest(o.data, { op: 'test-start', scope, targetId, durationMs, actor })) as TestModeRow | null;
-      const row = viaGateway ?? withDb(o.data, (db) => db.transaction(() => startTestMode(db, scope, targetId, durationMs, actor, Date.now())).immediate());
-      if (o.json) printJson({ ...row, until: new Date(row.untilMs).toISOString(), gatewayRunning: viaGateway !== null });
+      const { row, viaGateway } = await startTestVia(o.data, scope, targetId, durationMs, actor);
+      if (o.json) printJson({ ...row, until: new Date(row.untilMs).toISOString(), gatewayRunning: viaGateway });
       else process.stdout.write(`${scope} ${targetId}: in test mode until ${new Date(row.untilMs).toISOString()}; its alarms reach no neighbour and no console\n`);
       note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
     });
@@ -563,9 +573,8 @@ A running gateway opens a new bus and polls a new device at once.`,
     .action(async (o: { shop?: string; device?: string; data: string; json?: boolean }) => {
       const { scope, targetId } = withDb(o.data, (db) => testTarget(db, o));
       const actor = cliActor();
-      const viaGateway = (await adminRequest(o.data, { op: 'test-stop', scope, targetId, actor })) as { stopped: boolean } | null;
-      const stopped = viaGateway ? viaGateway.stopped : withDb(o.data, (db) => db.transaction(() => stopTestMode(db, scope, targetId, actor, Date.now())).immediate());
-      if (o.json) printJson({ scope, targetId, stopped, gatewayRunning: viaGateway !== null });
+      const { stopped, viaGateway } = await stopTestVia(o.data, scope, targetId, actor);
+      if (o.json) printJson({ scope, targetId, stopped, gatewayRunning: viaGateway });
       else process.stdout.write(stopped ? `${scope} ${targetId}: test mode ended; its alarms are real again\n` : `${scope} ${targetId}: was not in test mode\n`);
     });
   testCmd
@@ -581,6 +590,49 @@ A running gateway opens a new bus and polls a new device at once.`,
         rows.map((r) => ({ ...r, alarms: r.alarms.map((a) => `${a.alarmId} (${a.kind} ${a.raisedAt})`) })),
         { scope: 'SCOPE', targetId: 'ID', until: 'UNTIL', startedBy: 'BY', alarms: 'TEST ALARMS' },
       );
+    });
+  testCmd
+    .command('walk')
+    .description(
+      'walk test a shop: puts it in test mode, tells you what to do at each device (press 9#, press the panic button, open the door), ' +
+        'shows each device as it passes, records the passes (audit walk-test-passed; `device list` shows LAST TESTED) and prints a report. ' +
+        `Exit status 0: every device passed; ${WALK_EXIT.notAllPassed}: the time limit came first; ${WALK_EXIT.interrupted}: Ctrl-C came first`,
+    )
+    .requiredOption('--shop <shopId>', 'the shop')
+    .option('--minutes <n>', 'time limit, 1 to 1440 (default 30, as test mode); the test mode lasts as long', duration('--minutes', 1440))
+    .option('--seconds <n>', 'time limit in seconds instead, 1 to 86400', duration('--seconds', 86400))
+    .addOption(dataOption())
+    .addOption(new Option('--json', 'print the report as one JSON object on stdout (the plan and progress lines go to stderr)'))
+    .addHelpText(
+      'after',
+      `
+Example:
+  $ lianfang test walk --shop S01 --minutes 20
+  walk test of shop S01: 2 device(s) to test, until 2026-12-02T10:20:00.000Z; Ctrl-C ends it early
+  巡检测试 商户 S01：2 台设备待测，截止 2026-12-02T10:20:00.000Z；按 Ctrl-C 提前结束
+  (the shop is in test mode: its alarms reach no neighbour and no console)
+    S01.keypad.a1b2c3  keypad (serial): press 9# / 按 9#
+    S01.io-module.d4e5f6  io-module (modbus-tcp): input panic: press the panic button / 按下紧急按钮; input door: open the door / 打开门
+  2026-12-02T10:01:07.120Z  PASS 通过  S01.keypad.a1b2c3  keypad 9#, test alarm 0193… (event 812)  [1/2]
+  …
+Exit status: 0 every device passed, ${WALK_EXIT.notAllPassed} the time limit came first, ${WALK_EXIT.interrupted} interrupted (Ctrl-C); the report and the end of test mode come in every case.`,
+    )
+    .action(async (o: { shop: string; minutes?: number; seconds?: number; data: string; json?: boolean }) => {
+      const limitMs = testDurationMs(o);
+      const write = (stream: NodeJS.WriteStream) => (line: string) => stream.write(line + '\n');
+      // Ctrl-C (or a TERM) ends the walk early: the report is still printed and the test mode ended.
+      const interrupt = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      const report = await runWalk({ data: o.data, shopId: o.shop, limitMs, actor: cliActor(), progress: write(o.json ? process.stderr : process.stdout), warn: write(process.stderr), interrupt });
+      if (o.json) printJson(report);
+      else {
+        process.stdout.write(`\nreport 报告: shop ${report.shopId}, ${report.passed} of ${report.total} device(s) passed (${report.ended})\n`);
+        printTable(reportRows(report), { deviceId: 'DEVICE 设备', type: 'TYPE 类型', result: 'RESULT 结果', at: 'AT 时间', by: 'BY / TO DO 事件/待测' });
+        process.stdout.write(report.testMode.endedByWalk ? 'test mode ended: the shop\'s alarms are real again (测试模式已结束)\n' : `the shop stays in test mode until ${report.testMode.until}\n`);
+      }
+      process.exitCode = walkExitCode(report);
     });
 
   // ------------------------------------------------------------------ report

@@ -29,6 +29,16 @@ export function openDatabase(dataDir: string, opts: OpenOptions = {}): Db {
   return db;
 }
 
+/** `fn` on `<dataDir>/lianfang.db` opened as openDatabase does, closed after (the CLI's short visits). */
+export function withDatabase<T>(dataDir: string, fn: (db: Db) => T): T {
+  const db = openDatabase(dataDir);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
 export function openDatabaseFile(file: string, opts: OpenOptions = {}): Db {
   const db = new Database(file, { readonly: opts.readonly ?? false });
   db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
