@@ -10,7 +10,7 @@
  * (performance.now() only measures latencies).
  */
 import type { Config } from '../config/schema.js';
-import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import type { DeviceCommand, DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 
 /** The minimal logger a bridge writes to (pino's Logger is one). */
 export interface BridgeLog {
@@ -121,6 +121,11 @@ export interface BusDriver {
   setDevices(devices: WiredDevice[]): void;
   /** An alert for a shop: show it, sound it, or end it on that shop's devices on this bus. */
   alert(shopId: string, alert: ShopAlert): void;
+  /**
+   * A keypad's own commands, in order (its answer to an entry: the LED after 9#, a text after a
+   * PIN), once the event that decided them is committed; a bus without keypads has none to take.
+   */
+  keypadCommand?(deviceId: string, commands: readonly DeviceCommand[]): void;
   servesShop(shopId: string): boolean;
   /** The addresses that answer, polled between regular polls. */
   scan(opts: ScanOptions): Promise<ScanHit[]>;

@@ -11,7 +11,7 @@
  * MAC is never an event: a CRC stops line noise, not a forged frame from a tapped line.
  */
 import { SerialPort } from 'serialport';
-import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import type { DeviceCommand, DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -159,6 +159,20 @@ interface PendingCommand {
   attempts: number;
 }
 
+/** The frame that carries a command on a keypad (which has no sounder). */
+function frameFor(c: DeviceCommand): PendingCommand['frame'] | null {
+  switch (c.command) {
+    case 'display':
+      return { type: 'DISPLAY', lines: renderDisplay([c.text ?? '', c.line2 ?? '']).lines };
+    case 'led':
+      return { type: 'LED', colour: c.colour ?? 'off', blink: c.blink ?? false };
+    case 'buzzer':
+      return { type: 'BUZZER', on: c.on ?? false, seconds: c.seconds ?? 0 };
+    default:
+      return null;
+  }
+}
+
 interface Keypad {
   device: WiredDevice;
   key: Buffer;
@@ -239,6 +253,19 @@ export class SerialBusDriver implements BusDriver {
         { frame: { type: 'DISPLAY', lines: display.lines }, alert: tag, attempts: 0 },
         { frame: { type: 'LED', colour: show ? 'red' : 'off', blink: show }, attempts: 0 },
       );
+    }
+  }
+
+  keypadCommand(deviceId: string, commands: readonly DeviceCommand[]): void {
+    for (const k of this.keypads.values()) {
+      if (k.device.id !== deviceId) continue;
+      for (const c of commands) {
+        const frame = frameFor(c);
+        if (!frame) continue;
+        // A newer answer replaces one of the same kind not yet sent (the keypad shows one text).
+        k.commands = k.commands.filter((q) => q.alert || q.frame.type !== frame.type);
+        k.commands.push({ frame, attempts: 0 });
+      }
     }
   }
 

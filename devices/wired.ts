@@ -5,7 +5,7 @@
  * What the registry holds reaches it as ports and device records (`WiredContext.buses`, made by
  * gateway/wired-adapter.ts).
  */
-import type { ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import type { DeviceCommand, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import type { BridgeContext, BusDriver, BusPort, ScanHit, ScanOptions, WiredDevice } from './bridge.js';
 import { ModbusBusDriver } from './modbus-bridge.js';
 import { SerialBusDriver } from './serial-bridge.js';
@@ -56,6 +56,11 @@ export class WiredDevices {
   /** Every shop alert the outbox sends or re-sends passes here, as the object: to that shop's wired devices. */
   onShopAlert(shopId: string, alert: ShopAlert): void {
     for (const driver of this.drivers.values()) if (driver.servesShop(shopId)) driver.alert(shopId, alert);
+  }
+
+  /** A wired keypad's own commands (its answer to an entry), to the driver that holds it. */
+  keypadCommand(deviceId: string, commands: readonly DeviceCommand[]): void {
+    for (const driver of this.drivers.values()) driver.keypadCommand?.(deviceId, commands);
   }
 
   /** A shop with a wired device that can take an alert counts as reachable, like a subscribed app. */
