@@ -36,6 +36,7 @@ import { Supervisor } from './supervision.js';
 import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
+import { recordWalkPass, type WalkPass } from './alarm/test-mode.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -341,6 +342,17 @@ export class Gateway {
         const ms = req.durationMs;
         if (!Number.isInteger(ms) || (ms as number) < 1000 || (ms as number) > 24 * 3600_000) throw lfError('LF_ERR_INVALID_ARGUMENT', 'durationMs', '1 s to 24 h');
         return this.writer.run(() => this.engine.startTest(scope, targetId, ms as number, actor), 'test-mode');
+      }
+      case 'walk-pass': {
+        // A device passed a walk test (`lianfang test walk`): its audit row, in order with the writer's.
+        const p = (req.pass ?? {}) as Partial<WalkPass>;
+        const str = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 200;
+        if (!str(p.deviceId) || !str(p.shopId) || !Number.isInteger(p.eventId) || !str(p.eventType) || !str(p.eventAt) || (p.alarmId !== undefined && !str(p.alarmId))) {
+          throw lfError('LF_ERR_INVALID_ARGUMENT', 'pass', 'deviceId, shopId, eventId, eventType, eventAt (alarmId optional)');
+        }
+        const actor = typeof req.actor === 'string' ? req.actor : 'cli';
+        const pass: WalkPass = { deviceId: p.deviceId!, shopId: p.shopId!, eventId: p.eventId!, eventType: p.eventType!, eventAt: p.eventAt!, ...(p.alarmId ? { alarmId: p.alarmId } : {}) };
+        return { at: await this.writer.run(() => recordWalkPass(this.db, pass, actor, this.clock.now()), 'walk-test') };
       }
       case 'health':
         return this.health();
