@@ -190,7 +190,8 @@ t.test('a keypad that does not act in the walk (its 9# came before) ends the wal
   const gw = await GatewayProcess.start(t, data, GATEWAY_ENV);
   await kp.connect(gw.mqttUrl);
   // Already in test mode before the walk; the keypad's 9# then is a test alarm from before the walk.
-  t.equal((await cli(['test', 'start', '--shop', shopId, '--minutes', '30', '--data', data])).code, 0);
+  const started = await cli(['test', 'start', '--shop', shopId, '--minutes', '30', '--data', data]);
+  t.equal(started.code, 0, `test start: ${started.stderr}`);
   await kp.press('9#');
   await until('the test alarm before the walk', async () => query(data, 'SELECT id FROM alarms WHERE test = 1'), (r) => r.length === 1);
   await doorCycle(data, tcp, module);
