@@ -620,10 +620,11 @@ Exit status: 0 every device passed, ${WALK_EXIT.notAllPassed} the time limit cam
     .action(async (o: { shop: string; minutes?: number; seconds?: number; data: string; json?: boolean }) => {
       const limitMs = testDurationMs(o);
       const write = (stream: NodeJS.WriteStream) => (line: string) => stream.write(line + '\n');
-      // Ctrl-C (or a TERM) ends the walk early: the report is still printed and the test mode ended.
+      // Ctrl-C, a TERM or a lost terminal (HUP) ends the walk early: the report is still printed and
+      // the test mode ended. Kept for the whole walk, so a second Ctrl-C does not kill it before the
+      // test mode is ended (left running, the shop's next real 9# would be a test alarm).
       const interrupt = new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
+        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
       });
       const report = await runWalk({ data: o.data, shopId: o.shop, limitMs, actor: cliActor(), progress: write(o.json ? process.stderr : process.stdout), warn: write(process.stderr), interrupt });
       if (o.json) printJson(report);
