@@ -174,6 +174,7 @@ export class Gateway {
       gatewayKey,
       publishNotice: (topic, payload) => this.broker.publish(topic, payload),
       onDeadline: (due) => this.scheduler?.consider(due),
+      commands: this.commands,
     });
     // A device whose counter went back is a fault at once, in the event's own commit.
     // A device flooding routine events has the excess dropped before the writer (gateway/ingest/flood.ts).

@@ -1,13 +1,15 @@
 /**
  * Shop PINs over real MQTT against the gateway as a child process (gateway/alarm/engine.ts,
  * gateway/alarm/pins.ts): a cancel ends the alarm at every neighbour; a duress PIN puts on every
- * neighbour's alerts topic exactly what a cancel puts there (also after the officer closes each)
+ * neighbour's alerts topic, and on every keypad's commands topic (the origin's own answer, the
+ * neighbours' buzzer, display and LED), exactly what a cancel puts there (also after the officer closes each)
  * while the console sees duress; a 9# after a cancel and after a duress raises a new alarm; no PIN
  * in clear in any table or in the gateway's log.
  */
 import t from 'tap';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, nearestShops, query, sleep, cli } from '../helpers/gateway.js';
-import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import type { DeviceCommand, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { eventually } from '../helpers/wired.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import { connectAsync } from 'mqtt';
 
@@ -38,16 +40,27 @@ t.test('cancel and duress look the same on every neighbour topic; the console se
   };
   const endedEverywhere = (alarmId: string) => Promise.all(expected.map((id) => keypads.get(id)!.waitFor((x) => x.alarmId === alarmId && x.state === 'ended')));
 
+  // Every keypad command sent so far acknowledged by its keypad (so it has been applied).
+  const commandsSettled = () =>
+    eventually(() => query<{ n: number }>(data, "SELECT count(*) AS n FROM outbox WHERE recipient_kind = 'device' AND delivered_at IS NULL AND superseded = 0")[0]!.n === 0, 'keypad commands acknowledged');
+
   // A cancel, typed one key per event as a keypad sends them.
+  let from = kp.commands.length;
   const cancelled = await raise();
   for (const k of `*${PIN}#`) await kp.press(k);
   await endedEverywhere(cancelled);
+  await commandsSettled();
+  // What the origin keypad was told from its 9# to the end of the cancel (its answers carry no alarm id).
+  const originAfterCancel = kp.commands.slice(from);
+  from = kp.commands.length;
   t.match(await officer.waitFor((x) => x.alarmId === cancelled && x.state === 'cancelled'), { duress: false, rev: 2 }, 'the console sees cancelled');
 
   const duress = await raise();
   t.not(duress, cancelled, 'a 9# after a cancel raises a new alarm');
   await kp.press(`*${DURESS}#`);
   await endedEverywhere(duress);
+  await commandsSettled();
+  const originAfterDuress = kp.commands.slice(from);
   t.match(await officer.waitFor((x) => x.alarmId === duress && x.duress === true), { state: 'raised', rev: 2 }, 'the console sees duress, in its open state');
 
   const after = await raise();
@@ -64,10 +77,17 @@ t.test('cancel and duress look the same on every neighbour topic; the console se
   await sleep(RING_INTERVAL_MS * 3);
 
   const strip = (alerts: ShopAlert[]) => alerts.map(({ alarmId: _a, raisedAt: _r, ...rest }) => rest);
+  const stripCommands = (commands: DeviceCommand[]) => commands.map(({ alarmId: _a, seq: _s, ...rest }) => rest);
+  t.match(stripCommands(originAfterCancel), [{ command: 'led', colour: 'green' }, { command: 'display', text: '已取消', line2: 'Cancelled' }, { command: 'led', colour: 'off' }], "the origin keypad: the 9#'s LED, then the cancel's text and the LED off");
+  t.same(stripCommands(originAfterDuress), stripCommands(originAfterCancel), 'the origin keypad is told exactly the same for the duress PIN as for the cancel');
   for (const [shopId, k] of keypads) {
     const c = k.alerts.filter((x) => x.alarmId === cancelled);
     const d = k.alerts.filter((x) => x.alarmId === duress);
     t.same(strip(d), strip(c), `${shopId}: the same messages for the duress alarm as for the cancelled one`);
+    const cc = k.commands.filter((x) => x.alarmId === cancelled);
+    const dc = k.commands.filter((x) => x.alarmId === duress);
+    t.same(stripCommands(dc), stripCommands(cc), `${shopId}: the same keypad commands for the duress alarm as for the cancelled one`);
+    if (expected.includes(shopId)) t.same(cc.map((x) => [x.command, x.rev, x.on ?? x.text ?? x.colour]), [['buzzer', 1, true], ['display', 1, cc[1]?.text], ['led', 1, 'red'], ['buzzer', 2, false], ['display', 2, ''], ['led', 2, 'off']], `${shopId}: sounded and shown, then silenced and cleared, nothing more`);
     if (expected.includes(shopId)) t.same(c.map((x) => [x.rev, x.state]), [[1, 'raised'], [2, 'ended']], `${shopId}: raised, then ended, nothing more`);
     else t.equal(c.length, 0, `${shopId}: never alerted`);
   }
