@@ -5,11 +5,14 @@
  * After 9# the pressing keypad's LED blinks and nothing sounds at the counter; every neighbour's
  * keypad sounds and shows the alert, and is silenced and cleared when the alarm is cancelled; a
  * wrong PIN shows its text. A keypad away when its commands were sent gets them when it comes
- * back, across a gateway restart too.
+ * back, across a gateway restart too. A wired keypad (the serial simulator on a pty) shows the same
+ * answers, from the frames it confirmed on the wire.
  */
 import t from 'tap';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet, nearestShops, query, cli } from '../../helpers/gateway.js';
-import { eventually } from '../../helpers/wired.js';
+import { addWiredDevice, eventually, provisionRow } from '../../helpers/wired.js';
+import { openPtyPair } from '../../../simulators/wire/pty-pair.js';
+import { SerialKeypadSim } from '../../../simulators/serial-keypad.js';
 import { SimKeypad } from '../../../simulators/mqtt-devices.js';
 import { alertDisplay } from '../../../firmware-contracts/serial/display.js';
 
@@ -86,4 +89,35 @@ t.test('a neighbour keypad away when the alarm was raised gets its commands when
     () => query(data, "SELECT id FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ? AND delivered_by = ?", away.deviceId, `device:${away.deviceId}`).length === 3,
     'delivered to it after the restart',
   );
+});
+
+t.test('a serial keypad: the LED after 9#, the wrong-PIN text, the cancel text with the LED off; never a buzzer', async (t) => {
+  const data = tempDataDir(t);
+  await provisionRow(data, 3);
+  const line = await openPtyPair();
+  t.teardown(() => line.close());
+  const keys = new Map<number, Buffer>();
+  for (const [i, shopId] of ['W00', 'W01', 'W02'].entries()) keys.set(i + 1, addWiredDevice(data, { shopId, type: 'keypad', transport: 'serial', port: line.a, busAddress: i + 1 }).key!);
+  t.equal((await cli(['shop', 'pin', 'W00', '--data', data], { LF_PIN: PIN, LF_DURESS_PIN: DURESS })).code, 0);
+  const gw = await GatewayProcess.start(t, data, { LF_SERIAL_POLL_PAUSE_MS: '5', LF_ESCALATION_RING_INTERVAL_MS: '3600000' });
+  t.ok(gw.ports.mqtt > 0);
+  const sim = new SerialKeypadSim({ path: line.b, keypads: [...keys].map(([address, key]) => ({ address, key })) });
+  await sim.start();
+  t.teardown(() => sim.close());
+
+  sim.press(1, '9#');
+  await sim.waitFor(() => sim.state(1).led.colour === 'green', 30_000);
+  t.same(sim.state(1).led, { colour: 'green', blink: true }, 'the LED blinks green');
+  await sim.waitFor(() => sim.state(2).buzzer.on, 30_000);
+  t.same(sim.state(1).display, ['', ''], 'no text at the counter while the neighbour sounds');
+
+  sim.press(1, '*11113333#');
+  await sim.waitFor(() => sim.state(1).display[1] === 'Wrong PIN', 30_000);
+  t.same(sim.state(1).display, ['密码错误', 'Wrong PIN']);
+
+  sim.press(1, `*${PIN}#`);
+  await sim.waitFor(() => sim.state(1).display[1] === 'Cancelled' && sim.state(1).led.colour === 'off', 30_000);
+  t.same(sim.state(1).display, ['已取消', 'Cancelled']);
+  await sim.waitFor(() => !sim.state(2).buzzer.on && sim.state(2).display[0] === '', 30_000);
+  t.notOk(sim.state(1).commands.some((c) => c.type === 'BUZZER'), 'the pressing keypad never got a BUZZER frame');
 });
