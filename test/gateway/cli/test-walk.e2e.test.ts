@@ -218,6 +218,23 @@ t.test('a keypad that does not act in the walk (its 9# came before) ends the wal
 });
 
 
+t.test('a walk started with no gateway running goes on when the gateway starts: its test mode is read, the 9# passes', async (t) => {
+  const data = tempDataDir(t);
+  const shopId = (await provisionRow(data, 1))[0]!.shopId;
+  const kp = mqttKeypad(t, data, shopId);
+  const walk = new Walk(t, ['--shop', shopId, '--seconds', '300', '--data', data, '--json']);
+  await walk.line(new RegExp(`${esc(kp.deviceId)}  keypad \\(mqtt\\): press 9#`), 'err');
+  const gw = await GatewayProcess.start(t, data, GATEWAY_ENV);
+  await kp.connect(gw.mqttUrl);
+  await kp.press('9#');
+  t.equal(await walk.exited, 0, walk.err.join(' | '));
+  const report = JSON.parse(walk.out.join('\n'));
+  t.match(report, { ended: 'all-passed', gatewayRunning: false, testMode: { startedByWalk: true, endedByWalk: true }, devices: [{ deviceId: kp.deviceId, status: 'passed', recorded: true }] });
+  t.same(query(data, 'SELECT test FROM alarms'), [{ test: 1 }], 'the 9# was a test alarm: the gateway read the test mode the walk wrote');
+  t.same(walkAudit(data).map((a) => a.deviceId), [kp.deviceId], 'the pass recorded through the gateway that came');
+  t.same(query(data, 'SELECT ended_how AS how FROM test_modes'), [{ how: 'stopped' }]);
+});
+
 t.test('Ctrl-C (twice) ends a walk with exit 130, its report, and the end of the test mode it started (no gateway)', async (t) => {
   const data = await oneShopStreet(t);
   const added = await cli(['device', 'add', '--shop', 'S01', '--type', 'panic', '--data', data, '--json']);
