@@ -196,6 +196,15 @@ export class FanoutBench {
   boot = 1;
   /** Keep a per-alarm trace of the open-loop phase (`--trace`). */
   traceEnabled = false;
+  /**
+   * Each shop's device sends a heartbeat this often (0: none), as supervised devices do (below the
+   * gateway's 90 s `supervision.mqttFaultAfterMs`). Long, so heartbeats stay a small share of the
+   * ingest; each is one stored event through the one ingest, raises nothing, reaches no recipient,
+   * and so is in no fan-out timing. The bare broker's shops publish one too (to no subscriber).
+   */
+  heartbeatMs = 30_000;
+  heartbeats = 0;
+  private beatTimers: NodeJS.Timeout[] = [];
   lastTrace: Phase['trace'] = [];
 
   constructor(
@@ -250,6 +259,33 @@ export class FanoutBench {
       await subscribe(this.console, ['bench/shops/+/raise']);
     }
     this.watch(this.console);
+    this.startHeartbeats();
+  }
+
+  /** Every shop beats at `heartbeatMs`, the first beats spread over one interval. */
+  private startHeartbeats(): void {
+    if (this.heartbeatMs <= 0) return;
+    const { spec } = this;
+    spec.shops.forEach((shop, i) => {
+      const beat = () => {
+        const client = this.shopClients[i];
+        if (this.closing || !client?.connected) return;
+        const [topic, body] =
+          spec.kind === 'gateway'
+            ? [topics.deviceEvents(shop.deviceId!), JSON.stringify({ seq: ++this.seq[i], boot: this.boot, type: 'heartbeat' })]
+            : [`bench/shops/${shop.shopId}/heartbeat`, JSON.stringify({ type: 'heartbeat' })];
+        this.heartbeats++;
+        client.publish(topic, body, { qos: 1 }, () => {});
+      };
+      const first = setTimeout(() => {
+        beat();
+        const every = setInterval(beat, this.heartbeatMs);
+        every.unref();
+        this.beatTimers.push(every);
+      }, Math.floor((i * this.heartbeatMs) / spec.shops.length));
+      first.unref();
+      this.beatTimers.push(first);
+    });
   }
 
   private watch(client: MqttClient): void {
@@ -263,6 +299,8 @@ export class FanoutBench {
 
   async close(): Promise<void> {
     this.closing = true;
+    for (const t of this.beatTimers) clearTimeout(t);
+    this.beatTimers = [];
     await Promise.all([...this.shopClients, this.console].filter(Boolean).map((c) => c.endAsync(true).catch(() => {})));
   }
 

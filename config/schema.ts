@@ -183,6 +183,14 @@ export const ConfigSchema = Type.Object(
     supervision: Type.Object(
       {
         faultAfterMs: Millis(20_000, 'A wired device that has not answered for this long becomes a fault on the console; it clears when it answers again.'),
+        mqttFaultAfterMs: Millis(
+          90_000,
+          'An MQTT device that has published nothing on its own topics (events, status) for this long becomes a fault on the console (keep-alive pings do not count); it clears when it publishes again. Its last will (status online:false) is a fault at once.',
+        ),
+        selfTestFaultAfterMs: Millis(
+          90_000_000,
+          'A device whose model declares a daily self-test (serial and MQTT keypads) and reports none for this long becomes a selftest-missed fault; its next self-test clears it.',
+        ),
         checkIntervalMs: Millis(1_000, 'How often silence is checked.'),
       },
       { default: {}, additionalProperties: false },

@@ -481,7 +481,7 @@ export function toDeviceEvent(f: EventFrame): DeviceEvent {
     case 'HEARTBEAT':
       return { ...base, type: 'heartbeat' };
     case 'SELFTEST':
-      return f.result === 0 ? ({ ...base, type: 'heartbeat', selfTest: 'ok' } as DeviceEvent) : { ...base, type: 'fault', code: `selftest-${f.result}`, active: true };
+      return { ...base, type: 'selftest', result: f.result };
   }
 }
 

@@ -32,7 +32,7 @@ import { usePrivateUmask } from './data-dir.js';
 import { shortId } from './ids.js';
 import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
-import { Supervisor } from './supervision.js';
+import { Supervisor, superviseEvents } from './supervision.js';
 import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
@@ -186,7 +186,7 @@ export class Gateway {
       burst: config.ingest.floodBurst,
       notice: (deviceId, state, fields) => this.supervisor?.floodNotice(deviceId, state, fields),
     });
-    const ingest = deviceIngest({
+    const oneIngest = deviceIngest({
       db: this.db,
       writer: this.writer,
       engine: this.engine,
@@ -196,6 +196,8 @@ export class Gateway {
       faults: () => this.supervisor,
       flood: this.flood,
     });
+    // What a stored event says about its device (tamper, battery, self-test) goes to supervision.
+    const ingest = superviseEvents(oneIngest, () => this.supervisor);
     const marks = new DeliveryMarks({ writer: this.writer, outbox: this.outbox, clock: this.clock, log: log.child({ module: 'delivery' }) });
     const ingress = new MqttIngress({
       log: log.child({ module: 'ingest' }),
@@ -209,6 +211,7 @@ export class Gateway {
       marks,
       gatewayKey,
       publish: (topic, payload) => this.broker.publish(topic, payload),
+      supervision: () => this.supervisor,
     });
     this.supervisor = new Supervisor({
       db: this.db,
@@ -218,6 +221,8 @@ export class Gateway {
       writer: this.writer,
       registry: this.registry,
       faultAfterMs: config.supervision.faultAfterMs,
+      mqttFaultAfterMs: config.supervision.mqttFaultAfterMs,
+      selfTestFaultAfterMs: config.supervision.selfTestFaultAfterMs,
       checkIntervalMs: config.supervision.checkIntervalMs,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });

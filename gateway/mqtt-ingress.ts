@@ -40,6 +40,14 @@ export interface IngressContext {
   gatewayKey: Buffer;
   /** Publish a transient message (an error answer), QoS 1, not tracked. */
   publish: (topic: string, payload: string) => void;
+  /** Supervision (gateway/supervision.ts), read at each publish (it is built after the ingress). */
+  supervision?: () => DeviceLiveness | undefined;
+}
+
+/** What the ingress tells supervision: a device published on its own topics, or said it went offline. */
+export interface DeviceLiveness {
+  seen(deviceId: string): void;
+  offline(deviceId: string): void;
 }
 
 type Parsed = { ok: true; value: unknown } | { ok: false; code: ErrorCode; detail: string };
@@ -93,11 +101,23 @@ export class MqttIngress implements BrokerBackend {
   async onPublish(principal: Principal, topic: ParsedTopic, payload: Buffer, conn: ConnectionState): Promise<void> {
     switch (topic.kind) {
       case 'device-events':
+        // Any publish of the device on its own topics proves it alive (the policy allows a device
+        // only its own); keep-alive PINGREQs never come here.
+        if (principal.kind === 'device') this.ctx.supervision?.()?.seen(topic.id);
         return this.deviceEvent(principal, topic.id, payload, conn);
       case 'device-status': {
         const parsed = parseJson(payload);
         if (!parsed.ok || !validators.deviceStatus.check(parsed.value)) {
           this.refuse(parsed.ok ? 'LF_ERR_BAD_PAYLOAD' : parsed.code, { deviceId: topic.id, topic: 'status' }, parsed.ok ? validators.deviceStatus.firstError(parsed.value) : parsed.detail);
+          if (principal.kind === 'device') this.ctx.supervision?.()?.seen(topic.id);
+          return;
+        }
+        // The broker publishes a device's last will through this same path (aedes authorizes it
+        // with the dead client's principal): `online:false` is a fault at once.
+        if (principal.kind === 'device') {
+          const sup = this.ctx.supervision?.();
+          if (parsed.value.online) sup?.seen(topic.id);
+          else sup?.offline(topic.id);
         }
         return;
       }

@@ -1,10 +1,22 @@
 /**
- * Link supervision of wired devices (DESIGN.md "Deadlines are rows", the exception): serialport may
- * not notice an unplugged cable until it writes, so silence is the signal. Bridges report every
- * answer with `seen()`; a device silent for `faultAfterMs` becomes a `silent` fault, stored and
- * published to its station's console, and clears itself when the device answers again.
- * Last-seen times live in memory only (a write per poll would cost an fsync each): after a restart
- * every device's silence is counted from the start, and faults left open are cleared by an answer.
+ * Link supervision of every device (DESIGN.md "Kinds, priority, faults and test mode"; "Deadlines
+ * are rows", the exception): silence is the signal. Wired bridges report every authenticated answer
+ * with `seen()`; the MQTT ingress reports
+ * every publish of a device on its own topics (keep-alive PINGREQs never reach it). A wired device
+ * silent for `faultAfterMs`, an MQTT device silent for `mqttFaultAfterMs`, becomes a `silent`
+ * fault, stored and published to its station's console, and clears itself when the device is heard
+ * again. An MQTT device whose status says `online:false` (its last will, published by the broker
+ * when its connection dies uncleanly) is an `offline` fault at once, cleared by `online:true` or
+ * any event. What a device reports about itself is a fault while it lasts (`event()`, after the
+ * event's commit): `tamper` (active), `low-battery`, `selftest-failed` (a self-test with a non-zero
+ * result); a device whose model declares a self-test (SELF_TEST_DECLARED) and reports none for
+ * `selfTestFaultAfterMs` is `selftest-missed`, cleared by its next passing self-test.
+ *
+ * Last-seen and last-self-test times live in memory only (a write per heartbeat would cost an
+ * fsync each): after a restart every device's silence, and every self-test's absence, is counted
+ * from the gateway's start, so a dead device is found one interval after a restart; faults left
+ * open are cleared by the device's next sign of health. A revoked or removed device is not
+ * supervised. Every fault of a device is its own row and clears on its own.
  *
  * A `counter-reset` fault (a device whose boot went back, gateway/alarm/engine.ts) is raised at once
  * by the one ingest, in the event's own transaction. A serial keypad's clears only when the installer
@@ -20,11 +32,34 @@ import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Db } from './store/db.js';
 import type { RegistryCache } from './registry/registry.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
+import type { DeviceEvent } from '../firmware-contracts/mqtt/payloads.js';
 import type { Effects } from './ingest/writer.js';
 import type { Device } from './registry/registry.js';
 import type { CounterReset } from './ingest/sequence.js';
+import type { DeviceIngest } from './ingest/device-ingest.js';
 
-export type FaultKind = 'silent' | 'counter-reset' | 'flood';
+/** Faults that hold while their condition lasts, one row each, cleared by the device itself. */
+export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed'] as const;
+export type ConditionFault = (typeof CONDITION_FAULTS)[number];
+export type FaultKind = ConditionFault | 'counter-reset' | 'flood';
+
+/**
+ * Which devices declare a daily self-test, by transport and type (the one table; README "Faults").
+ * Serial keypads send SELFTEST (firmware-contracts/serial/SPEC.md); MQTT keypads are the same
+ * firmware over MQTT and send `selftest` events. An MQTT panic button is a sleeping battery device
+ * with no self-test of its own (its heartbeats and battery reports supervise it), and the generic
+ * Modbus module has none.
+ */
+export const SELF_TEST_DECLARED: Readonly<Record<Device['transport'], readonly Device['type'][]>> = {
+  serial: ['keypad'],
+  mqtt: ['keypad'],
+  'modbus-rtu': [],
+  'modbus-tcp': [],
+};
+
+export function declaresSelfTest(device: Pick<Device, 'transport' | 'type'>): boolean {
+  return SELF_TEST_DECLARED[device.transport].includes(device.type);
+}
 
 export interface FaultMessage {
   deviceId: string;
@@ -38,6 +73,8 @@ export interface FaultMessage {
   detail?: CounterReset;
   /** flood: routine events dropped in this episode so far (raised: 1; cleared: all of them). */
   dropped?: number;
+  /** selftest-failed: the device's failure code. */
+  result?: number;
 }
 
 interface OpenCounterReset {
@@ -52,18 +89,28 @@ export interface SupervisorContext {
   counters: Counters;
   writer: GroupCommitWriter;
   registry: RegistryCache;
+  /** Wired devices (watched by their bridges). */
   faultAfterMs: number;
+  /** MQTT devices; absent: MQTT devices are not supervised for silence (harnesses). */
+  mqttFaultAfterMs?: number;
+  /** Devices that declare a self-test; absent: not supervised for it. */
+  selfTestFaultAfterMs?: number;
   checkIntervalMs: number;
   publish(topic: string, payload: string): void;
 }
 
 export class Supervisor {
+  /** Wired devices a bridge polls, and MQTT devices: device id → last heard (ms). */
   private readonly lastSeen = new Map<string, number>();
-  /** Open faults: device id → raised-at (ms). Loaded from the store at start. */
-  private readonly open = new Map<string, number>();
+  /** Devices that declare a self-test: device id → the last self-test, or when watching began (ms). */
+  private readonly lastSelfTest = new Map<string, number>();
+  /** Open condition faults: device id → fault → raised-at (ms). Loaded from the store at start. */
+  private readonly open = new Map<string, Map<ConditionFault, number>>();
   /** Open counter-reset faults by device id. Loaded from the store at start. */
   private readonly resets = new Map<string, OpenCounterReset>();
   private timer: Timer | null = null;
+  /** Stopped before the broker closes: the wills it then publishes for every device are no fault. */
+  private stopped = false;
 
   constructor(private readonly ctx: SupervisorContext) {}
 
@@ -76,44 +123,90 @@ export class Supervisor {
     }[];
     for (const r of rows) {
       if (r.fault === 'counter-reset') this.resets.set(r.device_id, { raisedAt: Date.parse(r.raised_at), detail: JSON.parse(r.detail ?? '{}') as CounterReset });
-      else this.open.set(r.device_id, Date.parse(r.raised_at));
+      else if ((CONDITION_FAULTS as readonly string[]).includes(r.fault)) this.openOf(r.device_id).set(r.fault as ConditionFault, Date.parse(r.raised_at));
     }
+    // MQTT devices are counted from the gateway's start, not from a first publish that may never
+    // come: a device dead before a restart is found one interval after it.
+    this.adoptMqttDevices();
     this.arm();
   }
 
   stop(): void {
+    this.stopped = true;
     this.timer?.cancel();
     this.timer = null;
   }
 
-  /** A bridge now polls `deviceId`: its silence counts from now. */
+  /** A bridge now polls `deviceId`: its silence (and a declared self-test's absence) counts from now. */
   watch(deviceId: string): void {
-    if (!this.lastSeen.has(deviceId)) this.lastSeen.set(deviceId, this.ctx.clock.now());
+    const now = this.ctx.clock.now();
+    if (!this.lastSeen.has(deviceId)) this.lastSeen.set(deviceId, now);
+    const device = this.ctx.registry.devices.get(deviceId);
+    if (device && declaresSelfTest(device) && !this.lastSelfTest.has(deviceId)) this.lastSelfTest.set(deviceId, now);
   }
 
   /** The device is no longer polled (revoked, moved): it can no longer fall silent. */
   unwatch(deviceId: string): void {
     this.lastSeen.delete(deviceId);
+    this.lastSelfTest.delete(deviceId);
   }
 
-  /** The device answered. */
+  /** The device was heard (an authenticated answer, a publish on its own topics). */
   seen(deviceId: string): void {
+    if (!this.supervised(deviceId)) return;
     const now = this.ctx.clock.now();
     this.lastSeen.set(deviceId, now);
-    if (this.open.has(deviceId)) this.clear(deviceId, now);
+    this.clear(deviceId, 'silent', now);
+    this.clear(deviceId, 'offline', now);
+  }
+
+  /** An MQTT device's status says it went offline (its last will, or its own word): a fault at once. */
+  offline(deviceId: string): void {
+    if (!this.supervised(deviceId)) return;
+    const now = this.ctx.clock.now();
+    this.raise(deviceId, 'offline', now, this.lastSeen.get(deviceId) ?? now);
+  }
+
+  /**
+   * After the commit of a device's new event: what it says about the device itself. Tamper while
+   * active, a low battery while low, a failed self-test until one passes; a self-test of either
+   * result ends a `selftest-missed`.
+   */
+  event(device: Device, event: DeviceEvent): void {
+    if (!this.supervised(device.id)) return;
+    const now = this.ctx.clock.now();
+    const id = device.id;
+    switch (event.type) {
+      case 'tamper':
+        if (event.active === false) this.clear(id, 'tamper', now);
+        else this.raise(id, 'tamper', now, now);
+        return;
+      case 'battery':
+        if (event.low === true) this.raise(id, 'low-battery', now, now);
+        else if (event.low === false) this.clear(id, 'low-battery', now);
+        return;
+      case 'selftest':
+        if (declaresSelfTest(device)) this.lastSelfTest.set(id, now);
+        this.clear(id, 'selftest-missed', now);
+        if (event.result === 0) this.clear(id, 'selftest-failed', now);
+        else this.raise(id, 'selftest-failed', now, now, { result: event.result });
+        return;
+      default:
+        return;
+    }
   }
 
   /** Devices with an open fault, for /health and the console. */
   faults(): { deviceId: string; fault: FaultKind; raisedAt: string; detail?: CounterReset }[] {
     return [
-      ...[...this.open].map(([deviceId, at]) => ({ deviceId, fault: 'silent' as const, raisedAt: iso(at) })),
+      ...[...this.open].flatMap(([deviceId, faults]) => [...faults].map(([fault, at]) => ({ deviceId, fault, raisedAt: iso(at) }))),
       ...[...this.resets].map(([deviceId, r]) => ({ deviceId, fault: 'counter-reset' as const, raisedAt: iso(r.raisedAt), detail: r.detail })),
     ];
   }
 
   /** Floods are not faults this supervisor holds: the flood guard (gateway/ingest/flood.ts) tracks them. */
   isFaulted(deviceId: string, fault: Exclude<FaultKind, 'flood'> = 'silent'): boolean {
-    return fault === 'silent' ? this.open.has(deviceId) : this.resets.has(deviceId);
+    return fault === 'counter-reset' ? this.resets.has(deviceId) : (this.open.get(deviceId)?.has(fault) ?? false);
   }
 
   // ---------------------------------------------------------------- counter-reset
@@ -191,41 +284,91 @@ export class Supervisor {
     });
   }
 
-  /** Raise a fault for each watched device silent for too long. */
-  check(): void {
+  /** A revoked or removed device is not supervised (its will, published when it is cut off, is no fault). */
+  private supervised(deviceId: string): boolean {
+    const device = this.ctx.registry.devices.get(deviceId);
+    return device !== undefined && !device.revokedAt;
+  }
+
+  /** MQTT devices registered since the last look are watched from now; revoked and removed ones are dropped. */
+  private adoptMqttDevices(): void {
     const now = this.ctx.clock.now();
-    for (const [deviceId, seenAt] of this.lastSeen) {
-      if (now - seenAt >= this.ctx.faultAfterMs && !this.open.has(deviceId)) this.raise(deviceId, seenAt, now);
+    for (const d of this.ctx.registry.devices.values()) {
+      if (d.transport !== 'mqtt' || d.revokedAt) continue;
+      if (this.ctx.mqttFaultAfterMs !== undefined && !this.lastSeen.has(d.id)) this.lastSeen.set(d.id, now);
+      if (declaresSelfTest(d) && !this.lastSelfTest.has(d.id)) this.lastSelfTest.set(d.id, now);
     }
   }
 
-  private raise(deviceId: string, seenAt: number, now: number): void {
-    this.open.set(deviceId, now);
+  /** Raise a fault for each supervised device silent, or without its self-test, for too long. */
+  check(): void {
+    this.adoptMqttDevices();
+    const now = this.ctx.clock.now();
+    const { registry, faultAfterMs, mqttFaultAfterMs, selfTestFaultAfterMs } = this.ctx;
+    for (const [deviceId, seenAt] of this.lastSeen) {
+      const device = registry.devices.get(deviceId);
+      if (!device || device.revokedAt) {
+        // Wired devices are unwatched by their bridge; an MQTT device is dropped here.
+        if (!device || device.transport === 'mqtt') this.lastSeen.delete(deviceId);
+        continue;
+      }
+      const after = device.transport === 'mqtt' ? mqttFaultAfterMs : faultAfterMs;
+      // An offline device is already a fault; its silence says nothing more.
+      if (after !== undefined && now - seenAt >= after && !this.isFaulted(deviceId, 'offline')) this.raise(deviceId, 'silent', now, seenAt);
+    }
+    if (selfTestFaultAfterMs === undefined) return;
+    for (const [deviceId, testedAt] of this.lastSelfTest) {
+      const device = registry.devices.get(deviceId);
+      if (!device || device.revokedAt) {
+        if (!device || device.transport === 'mqtt') this.lastSelfTest.delete(deviceId);
+        continue;
+      }
+      if (now - testedAt >= selfTestFaultAfterMs) this.raise(deviceId, 'selftest-missed', now, testedAt);
+    }
+  }
+
+  private openOf(deviceId: string): Map<ConditionFault, number> {
+    let m = this.open.get(deviceId);
+    if (!m) this.open.set(deviceId, (m = new Map()));
+    return m;
+  }
+
+  /** Open `fault` unless it is open already. `since`: when the device was last heard or tested (logged). */
+  private raise(deviceId: string, fault: ConditionFault, now: number, since: number, extra: Pick<FaultMessage, 'result'> = {}): void {
+    if (this.stopped) return;
+    const open = this.openOf(deviceId);
+    if (open.has(fault)) return;
+    open.set(fault, now);
     this.ctx.counters.inc('supervision.faults.raised');
-    this.ctx.log.warn({ deviceId, silentMs: now - seenAt }, 'device silent: fault raised');
-    this.store(deviceId, 'raised', now, seenAt, () =>
-      this.ctx.db.prepare("INSERT INTO device_faults (device_id, fault, raised_at) VALUES (?, 'silent', ?)").run(deviceId, iso(now)),
+    this.ctx.log.warn({ deviceId, fault, sinceMs: now - since, ...extra }, `device fault raised: ${fault}`);
+    this.store(deviceId, { fault, state: 'raised', at: iso(fault === 'silent' ? since : now), raisedAt: iso(now), ...extra }, () =>
+      this.ctx.db
+        .prepare('INSERT INTO device_faults (device_id, fault, raised_at, detail) VALUES (?, ?, ?, ?)')
+        .run(deviceId, fault, iso(now), Object.keys(extra).length ? JSON.stringify(extra) : null),
     );
   }
 
-  private clear(deviceId: string, now: number): void {
-    const raisedAt = this.open.get(deviceId)!;
-    this.open.delete(deviceId);
+  private clear(deviceId: string, fault: ConditionFault, now: number): void {
+    const open = this.open.get(deviceId);
+    const raisedAt = open?.get(fault);
+    if (raisedAt === undefined || this.stopped) return;
+    open!.delete(fault);
+    if (open!.size === 0) this.open.delete(deviceId);
     this.ctx.counters.inc('supervision.faults.cleared');
-    this.ctx.log.info({ deviceId, faultMs: now - raisedAt }, 'device answers again: fault cleared');
-    this.store(deviceId, 'cleared', raisedAt, now, () =>
-      this.ctx.db.prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'silent' AND cleared_at IS NULL").run(iso(now), deviceId),
+    this.ctx.log.info({ deviceId, fault, faultMs: now - raisedAt }, `device fault cleared: ${fault}`);
+    this.store(deviceId, { fault, state: 'cleared', at: iso(now), raisedAt: iso(raisedAt) }, () =>
+      this.ctx.db.prepare('UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = ? AND cleared_at IS NULL').run(iso(now), deviceId, fault),
     );
   }
 
   /** Store the change, then tell the device's station (and compound) console. */
-  private store(deviceId: string, state: FaultMessage['state'], raisedAt: number, at: number, write: () => void): void {
+  private store(deviceId: string, msg: Omit<FaultMessage, 'deviceId' | 'shopId'>, write: () => void): void {
     this.ctx.writer
       .run((fx) => {
         write();
-        fx.afterCommit(() => this.publish(deviceId, { fault: 'silent', state, at: iso(at), raisedAt: iso(raisedAt) }));
+        fx.afterCommit(() => this.publish(deviceId, msg));
       }, 'fault')
-      .catch((err) => this.ctx.log.error({ err, deviceId, state }, 'could not store a fault change'));
+      .catch((err) => this.ctx.log.error({ err, deviceId, fault: msg.fault, state: msg.state }, 'could not store a fault change'));
   }
 
   /** Tell the device's station (and compound) console. */
@@ -236,4 +379,16 @@ export class Supervisor {
     const msg: FaultMessage = { deviceId, shopId: shop.id, ...fields };
     for (const stationId of this.ctx.registry.consolesFor(shop)) this.ctx.publish(topics.stationFaults(stationId), JSON.stringify(msg));
   }
+}
+
+/**
+ * The one ingest with what a stored event says about its device handed to the supervisor after the
+ * commit (tamper, battery, self-test). A duplicate or a refused event says nothing new.
+ */
+export function superviseEvents(ingest: DeviceIngest, supervisor: () => Supervisor | undefined): DeviceIngest {
+  return (device, event, via) =>
+    ingest(device, event, via).then((r) => {
+      if (r.outcome.status === 'stored') supervisor()?.event(device, event);
+      return r;
+    });
 }

@@ -147,6 +147,27 @@ export class SimKeypad extends EventEmitter {
     return this.send({ type: 'keypad', keys } as DeviceEvent);
   }
 
+  private beats: NodeJS.Timeout[] = [];
+
+  /**
+   * Supervision (gateway/supervision.ts): a `heartbeat` event every `everyMs` (below the gateway's
+   * `supervision.mqttFaultAfterMs`), and a passing `selftest` now and every `selfTestMs` (a keypad
+   * declares a daily self-test). Off until started, so a test's own sequence numbers stay its own.
+   */
+  startHeartbeats(everyMs: number, selfTestMs = 24 * 3600_000): void {
+    this.stopHeartbeats();
+    // A beat the gateway did not acknowledge (reconnecting) is simply the next one's job.
+    const beat = (event: Pick<DeviceEvent, 'type'> & Record<string, unknown>) => void this.send(event as DeviceEvent).catch(() => {});
+    beat({ type: 'selftest', result: 0 });
+    this.beats = [setInterval(() => beat({ type: 'heartbeat' }), everyMs), setInterval(() => beat({ type: 'selftest', result: 0 }), selfTestMs)];
+    for (const t of this.beats) t.unref();
+  }
+
+  stopHeartbeats(): void {
+    for (const t of this.beats) clearInterval(t);
+    this.beats = [];
+  }
+
   /** Power-cycle: a new boot, seq from 1. */
   reboot(): void {
     this.boot = (this.boot ?? 0) + 1;
@@ -163,6 +184,7 @@ export class SimKeypad extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    this.stopHeartbeats();
     await this.client?.endAsync(true).catch(() => {});
   }
 }

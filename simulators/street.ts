@@ -132,6 +132,8 @@ export interface StreetOptions {
   out?: (line: string) => void;
   /** Put the shops' keypads on a simulated RS-485 line instead of MQTT (shops ≤ 247). */
   wire?: StreetWire;
+  /** MQTT keypads send a heartbeat this often (default 30 s), below the gateway's `supervision.mqttFaultAfterMs`. */
+  heartbeatMs?: number;
 }
 
 export interface RunningStreet {
@@ -162,6 +164,8 @@ async function mqttKeypads(street: StreetFile, opts: StreetOptions, onAlert: OnA
   // A new boot per run, so a restarted demo is a new sequence: seconds since the epoch, a u32 as the contract bounds it.
   const keypads = await Promise.all(street.shops.map((s) => new SimKeypad(s.deviceId, s.shopId, s.creds, Math.floor(Date.now() / 1000)).connect(opts.mqttUrl)));
   for (const kp of keypads) {
+    // Supervised like real ones: heartbeats (and the daily self-test) so a quiet street is no fault.
+    kp.startHeartbeats(opts.heartbeatMs ?? 30_000);
     kp.on('alert', (a: ShopAlert) => {
       if (a.state !== 'raised') return;
       onAlert(kp.shopId, `报警 ${a.doorPlate ?? ''} ${a.originName} — alert received (ring ${a.ring ?? 1}, ${a.distanceM ?? '?'} m)`, (r) => kp.reply(a.alarmId, r));

@@ -37,13 +37,21 @@ export const BatteryEvent = Type.Object(
   { ...base, type: Type.Literal('battery'), level: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })), low: Type.Optional(Type.Boolean()) },
   Open,
 );
+/**
+ * A device's daily self-test, as the serial SELFTEST frame (firmware-contracts/serial/SPEC.md):
+ * `result` 0 passed, anything else is the firmware's failure code (a fault until one passes).
+ */
+export const SelfTestEvent = Type.Object(
+  { ...base, type: Type.Literal('selftest'), result: Type.Integer({ minimum: 0, maximum: 255, description: '0 passed; else the failure code.' }) },
+  Open,
+);
 export const FaultEvent = Type.Object(
   { ...base, type: Type.Literal('fault'), code: Type.Optional(Type.String({ maxLength: 64 })), active: Type.Optional(Type.Boolean()) },
   Open,
 );
 
 /** `lianfang/v1/devices/{deviceId}/events` — device/bridge → gateway. */
-export const DeviceEvent = Type.Union([KeypadEvent, PanicEvent, DoorEvent, TamperEvent, HeartbeatEvent, BatteryEvent, FaultEvent]);
+export const DeviceEvent = Type.Union([KeypadEvent, PanicEvent, DoorEvent, TamperEvent, HeartbeatEvent, BatteryEvent, SelfTestEvent, FaultEvent]);
 export type DeviceEvent = Static<typeof DeviceEvent>;
 export type DeviceEventType = DeviceEvent['type'];
 

@@ -152,7 +152,15 @@ Examples:
       process.once('SIGTERM', () => void stop('SIGTERM'));
       if (o.street) {
         const { runStreet } = await import('../../simulators/street.js');
-        street = await runStreet({ dataDir: config.dataDir, shops: o.street, wire: o.streetWire, mqttUrl: `mqtt://127.0.0.1:${gw.ports().mqtt}`, log: gw.log.child({ module: 'street' }) });
+        street = await runStreet({
+          dataDir: config.dataDir,
+          shops: o.street,
+          wire: o.streetWire,
+          mqttUrl: `mqtt://127.0.0.1:${gw.ports().mqtt}`,
+          log: gw.log.child({ module: 'street' }),
+          // Three heartbeats per supervision interval: one lost is no fault.
+          heartbeatMs: Math.max(1000, Math.floor(config.supervision.mqttFaultAfterMs / 3)),
+        });
       }
     });
 

@@ -12,7 +12,7 @@ import { createLogger } from '../../gateway/logger.js';
 import { ManualClock } from '../../gateway/clock.js';
 import { Counters } from '../../gateway/metrics.js';
 import { GroupCommitWriter } from '../../gateway/ingest/writer.js';
-import { RegistryCache, addStation, addShop, addDevice } from '../../gateway/registry/registry.js';
+import { RegistryCache, addStation, addShop, addDevice, revokeDevice } from '../../gateway/registry/registry.js';
 import { Supervisor } from '../../gateway/supervision.js';
 import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
@@ -24,9 +24,13 @@ addStation(setupDb, { id: 'PS1', name: 'Station' });
 addStation(setupDb, { id: 'C1', name: 'Compound', compoundOf: 'PS1' });
 addShop(setupDb, { id: 'S1', name: 'Shop', address: '1 Road', lat: 23, lon: 116, stationId: 'PS1', compoundId: 'C1' });
 const deviceId = addDevice(setupDb, loadOrCreateGatewayKey(dir), { shopId: 'S1', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: 1502, busAddress: 1 }).device.id;
+const mqttKeypad = addDevice(setupDb, loadOrCreateGatewayKey(dir), { shopId: 'S1', type: 'keypad', transport: 'mqtt' }).device.id;
+const mqttPanic = addDevice(setupDb, loadOrCreateGatewayKey(dir), { shopId: 'S1', type: 'panic', transport: 'mqtt' }).device.id;
+const revoked = addDevice(setupDb, loadOrCreateGatewayKey(dir), { shopId: 'S1', type: 'keypad', transport: 'mqtt' }).device.id;
+revokeDevice(setupDb, revoked);
 setupDb.close();
 
-function start(clock: ManualClock) {
+function start(clock: ManualClock, supervision: { mqttFaultAfterMs?: number; selfTestFaultAfterMs?: number } = {}) {
   const db = openDatabase(dir);
   const log = createLogger('silent');
   const writer = new GroupCommitWriter({ db, log });
@@ -41,6 +45,7 @@ function start(clock: ManualClock) {
     writer,
     registry,
     faultAfterMs: 20_000,
+    ...supervision,
     checkIntervalMs: 1_000,
     publish: (topic, payload) => published.push({ topic, msg: JSON.parse(payload) as Record<string, unknown> }),
   });
@@ -50,7 +55,7 @@ function start(clock: ManualClock) {
     writer.close();
     db.close();
   };
-  return { db, sup, published, stop };
+  return { db, sup, published, stop, registry };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -142,4 +147,86 @@ t.test("a counter-reset fault is not a silence: an answer does not clear it; it 
   g = start(clock);
   t.teardown(g.stop);
   t.same(g.sup.faults(), [{ deviceId, fault: 'counter-reset', raisedAt: new Date(clock.now()).toISOString(), detail }], 'after a restart, with its detail');
+});
+
+t.test('MQTT devices: silence counted from the start, a publish clears it, the will is a fault at once; revoked ones are not supervised', async (t) => {
+  const clock = new ManualClock();
+  const g = start(clock, { mqttFaultAfterMs: 90_000 });
+  t.teardown(g.stop);
+  clock.advance(89_000);
+  t.notOk(g.sup.isFaulted(mqttKeypad), 'not yet: 89 s since the start');
+  g.sup.seen(mqttPanic);
+  clock.advance(1_000);
+  t.ok(g.sup.isFaulted(mqttKeypad), 'never heard since the start: silent after 90 s');
+  t.notOk(g.sup.isFaulted(mqttPanic), 'heard 1 s ago');
+  t.notOk(g.sup.isFaulted(revoked), 'a revoked device is not supervised');
+  t.notOk(g.sup.isFaulted(deviceId), 'a wired device not polled by a bridge is not watched');
+  g.sup.seen(mqttKeypad);
+  t.notOk(g.sup.isFaulted(mqttKeypad), 'its publish clears it');
+  g.sup.offline(mqttPanic);
+  t.ok(g.sup.isFaulted(mqttPanic, 'offline'), 'its will: offline at once');
+  clock.advance(200_000);
+  t.notOk(g.sup.isFaulted(mqttPanic, 'silent'), 'an offline device is not also silent');
+  g.sup.offline(revoked);
+  t.notOk(g.sup.isFaulted(revoked, 'offline'), "a revoked device's will is no fault");
+  g.sup.seen(mqttPanic);
+  t.notOk(g.sup.isFaulted(mqttPanic, 'offline'), 'online again clears it');
+  await settle();
+  t.same(
+    g.published.filter((p) => p.topic === topics.stationFaults('PS1')).map((p) => [p.msg.deviceId, p.msg.fault, p.msg.state]),
+    [
+      [mqttKeypad, 'silent', 'raised'],
+      [mqttKeypad, 'silent', 'cleared'],
+      [mqttPanic, 'offline', 'raised'],
+      [mqttKeypad, 'silent', 'raised'],
+      [mqttPanic, 'offline', 'cleared'],
+    ],
+  );
+});
+
+t.test('a declared self-test missed for the interval is a fault, cleared by the next; a failed one is a fault until one passes', async (t) => {
+  const clock = new ManualClock();
+  const g = start(clock, { selfTestFaultAfterMs: 25 * 3600_000 });
+  t.teardown(g.stop);
+  const keypad = g.registry.devices.get(mqttKeypad)!;
+  const panic = g.registry.devices.get(mqttPanic)!;
+  g.sup.watch(deviceId);
+  clock.advance(24 * 3600_000);
+  g.sup.event(keypad, { type: 'selftest', result: 0, seq: 1 });
+  clock.advance(3600_000);
+  t.notOk(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), 'tested an hour ago');
+  clock.advance(24 * 3600_000);
+  t.ok(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), '25 h without a self-test: a fault');
+  t.notOk(g.sup.isFaulted(mqttPanic, 'selftest-missed'), 'a panic button declares none');
+  t.notOk(g.sup.isFaulted(deviceId, 'selftest-missed'), 'the generic Modbus module declares none');
+  g.sup.event(keypad, { type: 'selftest', result: 4, seq: 2 });
+  t.notOk(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), 'a self-test was done');
+  t.ok(g.sup.isFaulted(mqttKeypad, 'selftest-failed'), 'and failed: a fault');
+  g.sup.event(keypad, { type: 'selftest', result: 0, seq: 3 });
+  t.notOk(g.sup.isFaulted(mqttKeypad, 'selftest-failed'), 'the next passing one clears it');
+  g.sup.event(panic, { type: 'tamper', seq: 1 });
+  t.ok(g.sup.isFaulted(mqttPanic, 'tamper'), 'tamper without `active` is active');
+  g.sup.event(panic, { type: 'battery', level: 50, seq: 2 });
+  g.sup.event(panic, { type: 'battery', low: true, seq: 3 });
+  t.ok(g.sup.isFaulted(mqttPanic, 'low-battery'), 'a low battery');
+  g.sup.event(panic, { type: 'tamper', active: false, seq: 4 });
+  g.sup.event(panic, { type: 'battery', low: false, seq: 5 });
+  t.notOk(g.sup.isFaulted(mqttPanic, 'tamper') || g.sup.isFaulted(mqttPanic, 'low-battery'), 'both clear with their cause');
+  await settle();
+  t.same(
+    // (The polled Modbus module, never answering here, is silent: not what this test is about.)
+    g.published.filter((p) => p.topic === topics.stationFaults('PS1') && p.msg.fault !== 'silent').map((p) => [p.msg.deviceId, p.msg.fault, p.msg.state]),
+    [
+      [mqttKeypad, 'selftest-missed', 'raised'],
+      [mqttKeypad, 'selftest-missed', 'cleared'],
+      [mqttKeypad, 'selftest-failed', 'raised'],
+      [mqttKeypad, 'selftest-failed', 'cleared'],
+      [mqttPanic, 'tamper', 'raised'],
+      [mqttPanic, 'low-battery', 'raised'],
+      [mqttPanic, 'tamper', 'cleared'],
+      [mqttPanic, 'low-battery', 'cleared'],
+    ],
+  );
+  t.match(g.published.find((p) => p.msg.fault === 'selftest-failed')!.msg, { result: 4 });
+  t.same(g.db.prepare("SELECT fault FROM device_faults WHERE cleared_at IS NULL AND device_id IN (?, ?) AND fault != 'silent'").all(mqttKeypad, mqttPanic), [], 'all cleared in the store (the last test left a silence open)');
 });
