@@ -182,7 +182,7 @@ export const ConfigSchema = Type.Object(
     ),
     supervision: Type.Object(
       {
-        faultAfterMs: Millis(20_000, 'A wired device that has not answered for this long becomes a fault on the console; it clears when it answers again.'),
+        faultAfterMs: Millis(20_000, 'A wired device that has not answered for this long (a serial keypad: with an authenticated frame, a HEARTBEAT or another event; NOTHING does not count) becomes a fault on the console; it clears when it answers again.'),
         mqttFaultAfterMs: Millis(
           90_000,
           'An MQTT device that has published nothing on its own topics (events, status) for this long becomes a fault on the console (keep-alive pings do not count); it clears when it publishes again. Its last will (status online:false) is a fault at once.',

@@ -352,7 +352,7 @@ export class SerialBusDriver implements BusDriver {
           lineError = true;
           return false;
         }
-        heard = true;
+        // NOTHING carries no MAC: anyone on a tapped line can answer it, so it proves nothing alive.
         if (parsed.type === 'NOTHING') return true;
         if (!isEventFrame(parsed)) {
           this.ctx.counters.inc('serial.frames.unexpected');
@@ -368,7 +368,12 @@ export class SerialBusDriver implements BusDriver {
         }
         // A lower boot is not the keypad's sequence as the gateway holds it: the ingest refuses it
         // (and raises the counter-reset fault); the mark stays until the installer resets it.
-        if (order === 'next' || order === 'gap') last = { boot: parsed.boot, seq: parsed.seq };
+        if (order === 'next' || order === 'gap') {
+          last = { boot: parsed.boot, seq: parsed.seq };
+          // A new authenticated event (a HEARTBEAT at the least) is what proves the keypad alive; a
+          // replayed old frame is not new.
+          heard = true;
+        }
         ingests.push(this.ingest(k, parsed, at));
         return !parsed.more;
       },

@@ -1,7 +1,7 @@
 /**
  * Link supervision of every device (DESIGN.md "Kinds, priority, faults and test mode"; "Deadlines
  * are rows", the exception): silence is the signal. Wired bridges report every authenticated answer
- * with `seen()`; the MQTT ingress reports
+ * with `seen()` (a serial keypad's unauthenticated NOTHING does not count); the MQTT ingress reports
  * every publish of a device on its own topics (keep-alive PINGREQs never reach it). A wired device
  * silent for `faultAfterMs`, an MQTT device silent for `mqttFaultAfterMs`, becomes a `silent`
  * fault, stored and published to its station's console, and clears itself when the device is heard

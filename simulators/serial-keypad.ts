@@ -43,6 +43,8 @@ export interface SimKeypadConfig {
   boot?: number;
   /** The gateway's last accepted counter already in flash (default none): a keypad served before. */
   lastAccepted?: { boot: number; seq: number };
+  /** This keypad's heartbeat interval, overriding the simulator's `heartbeatMs` (0: none). */
+  heartbeatMs?: number;
 }
 
 export interface SerialKeypadSimOptions {
@@ -52,6 +54,12 @@ export interface SerialKeypadSimOptions {
   keypads: SimKeypadConfig[];
   /** Time between the last byte of a request and the first byte of the answer (default 2 ms). */
   turnaroundMs?: number;
+  /**
+   * A keypad with nothing queued for this long answers a poll with a HEARTBEAT (authenticated)
+   * instead of NOTHING, as firmware does, so the gateway's supervision (`supervision.faultAfterMs`,
+   * 20 s by default) sees it alive. Default 10 s; 0: never (a keypad that answers only NOTHING).
+   */
+  heartbeatMs?: number;
 }
 
 export interface KeypadSimState {
@@ -107,6 +115,9 @@ interface SimKeypad {
   /** Unacknowledged events, oldest first. */
   queue: EventFrame[];
   silent: boolean;
+  /** Heartbeat interval (0: none), and when the keypad last queued an event (performance.now()). */
+  heartbeatMs: number;
+  lastEventAt: number;
   /** The gateway's last accepted counter; kept across reboots, as firmware keeps it in flash. */
   lastAccepted: Counter;
   state: KeypadSimState;
@@ -155,6 +166,8 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
         seq: 0,
         queue: [],
         silent: false,
+        heartbeatMs: k.heartbeatMs ?? opts.heartbeatMs ?? 10_000,
+        lastEventAt: performance.now(),
         lastAccepted: { ...(k.lastAccepted ?? { boot: 0, seq: 0 }) },
         state: freshState(),
       });
@@ -237,6 +250,13 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
     return { ...this.keypad(address).lastAccepted };
   }
 
+  /** Change the keypad's heartbeat interval (0: it answers polls with NOTHING only). */
+  setHeartbeat(address: number, everyMs: number): void {
+    const kp = this.keypad(address);
+    kp.heartbeatMs = everyMs;
+    kp.lastEventAt = performance.now();
+  }
+
   /** A silent keypad ignores everything on the line (as if unplugged); polls are still counted. */
   setSilent(address: number, silent: boolean): void {
     this.keypad(address).silent = silent;
@@ -296,6 +316,7 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
     encodeFrame(frame, kp.key); // throws for what the contract cannot carry, before it is queued
     kp.seq++;
     kp.queue.push(frame);
+    kp.lastEventAt = performance.now();
     this.emit('change');
     return frame;
   }
@@ -346,6 +367,7 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
 
   /** Up to MAX_EVENTS_PER_ANSWER queued events, oldest first, or NOTHING. */
   private pollAnswer(kp: SimKeypad): KeypadFrame[] {
+    if (kp.queue.length === 0 && kp.heartbeatMs > 0 && performance.now() - kp.lastEventAt >= kp.heartbeatMs) this.heartbeat(kp.address);
     if (kp.queue.length === 0) return [{ type: 'NOTHING', addr: kp.address }];
     const events = kp.queue.slice(0, MAX_EVENTS_PER_ANSWER);
     return events.map((e, i) => ({ ...e, more: i < events.length - 1 }));

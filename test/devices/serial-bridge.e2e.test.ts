@@ -238,16 +238,26 @@ t.test('a frame after a lost one waits for the resend: no event is taken out of 
 t.test('a keypad line that goes silent becomes a fault, and clears itself when it answers again', async (t) => {
   const watch = await faultWatcher(gw.mqttUrl);
   t.teardown(() => watch.client.endAsync(true));
+  // Only an authenticated frame proves the keypad alive (its NOTHING does not): a HEARTBEAT next in its sequence.
+  const heartbeat = () => {
+    const last = query<{ seq: number }>(data, 'SELECT max(seq) AS seq FROM events WHERE device_id = ? AND boot = 1', raw.deviceId)[0]!.seq;
+    return { seq: last + 1, frame: encodeFrame({ type: 'HEARTBEAT', addr: 5, boot: 1, seq: last + 1 }, raw.key!) };
+  };
+  const beat = heartbeat();
+  rawKeypad.nextAnswer = beat.frame;
+  await eventually(() => rawKeypad.acks().includes(beat.seq), 'the heartbeat acknowledged');
+  const from = watch.faults.length;
   // Pull the cable: the pty pair goes away.
   await rawKeypad.close();
   await lineB.close();
-  await eventually(() => watch.faults.some((f) => f.deviceId === raw.deviceId && f.state === 'raised'), 'fault raised on the console');
+  await eventually(() => watch.faults.slice(from).some((f) => f.deviceId === raw.deviceId && f.state === 'raised'), 'fault raised on the console');
   t.ok((await gw.health()).faults.some((f: { deviceId: string }) => f.deviceId === raw.deviceId), '/health lists the fault');
   t.equal(query(data, 'SELECT count(*) AS n FROM device_faults WHERE device_id = ? AND cleared_at IS NULL', raw.deviceId)[0]!.n, 1, 'the fault is stored');
   // Plug it back in at the same place; the gateway reopens the port without a restart.
   lineB = await openPtyPair({ dir: lineBDir });
   rawKeypad.heard.length = 0;
   const again = new RawKeypad(lineB.b, 5, raw.key!);
+  again.nextAnswer = heartbeat().frame;
   await again.open();
   t.teardown(() => again.close());
   await eventually(() => watch.faults.some((f) => f.deviceId === raw.deviceId && f.state === 'cleared'), 'fault cleared on the console');
