@@ -191,6 +191,16 @@ export const ConfigSchema = Type.Object(
           90_000_000,
           'A device whose model declares a daily self-test (serial and MQTT keypads) and reports none for this long becomes a selftest-missed fault; its next self-test clears it.',
         ),
+        lineErrorWindowMs: Millis(
+          60_000,
+          'A serial keypad with supervision.lineErrorsPerWindow polls with line errors (bad CRC, truncated frames, noise, frames that do not verify) within this long is a line-errors fault; it clears after this long without one.',
+        ),
+        lineErrorsPerWindow: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 10,
+          description: 'Polls with a line error within supervision.lineErrorWindowMs that make a line-errors fault.',
+        }),
         checkIntervalMs: Millis(1_000, 'How often silence is checked.'),
       },
       { default: {}, additionalProperties: false },

@@ -44,6 +44,8 @@ export interface LinkWatch {
   unwatch(deviceId: string): void;
   /** The device answered. */
   seen(deviceId: string): void;
+  /** An exchange with the device had a line error (bad CRC, truncated frame, noise, a frame that does not verify). */
+  lineError?(deviceId: string): void;
 }
 
 /** Where a bus is: a serial line (keypads, Modbus RTU) or a Modbus TCP endpoint, defaults filled in. */

@@ -380,6 +380,7 @@ export class SerialBusDriver implements BusDriver {
       () => (lineError = true),
     );
     if (heard) this.ctx.link.seen(k.device.id);
+    if (lineError) this.ctx.link.lineError?.(k.device.id);
     if (ingests.length === 0) return;
     // Cumulative ACK: up to the last event committed before the first that was not.
     let acked: EventFrame | null = null;

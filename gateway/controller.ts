@@ -223,6 +223,7 @@ export class Gateway {
       faultAfterMs: config.supervision.faultAfterMs,
       mqttFaultAfterMs: config.supervision.mqttFaultAfterMs,
       selfTestFaultAfterMs: config.supervision.selfTestFaultAfterMs,
+      lineErrors: { windowMs: config.supervision.lineErrorWindowMs, perWindow: config.supervision.lineErrorsPerWindow },
       checkIntervalMs: config.supervision.checkIntervalMs,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });

@@ -10,7 +10,9 @@
  * any event. What a device reports about itself is a fault while it lasts (`event()`, after the
  * event's commit): `tamper` (active), `low-battery`, `selftest-failed` (a self-test with a non-zero
  * result); a device whose model declares a self-test (SELF_TEST_DECLARED) and reports none for
- * `selfTestFaultAfterMs` is `selftest-missed`, cleared by its next passing self-test.
+ * `selfTestFaultAfterMs` is `selftest-missed`, cleared by its next passing self-test. A serial keypad
+ * whose polls keep having line errors (`lineError()`) is `line-errors` until its line is clean for
+ * a whole window.
  *
  * Last-seen and last-self-test times live in memory only (a write per heartbeat would cost an
  * fsync each): after a restart every device's silence, and every self-test's absence, is counted
@@ -39,7 +41,7 @@ import type { CounterReset } from './ingest/sequence.js';
 import type { DeviceIngest } from './ingest/device-ingest.js';
 
 /** Faults that hold while their condition lasts, one row each, cleared by the device itself. */
-export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed'] as const;
+export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed', 'line-errors'] as const;
 export type ConditionFault = (typeof CONDITION_FAULTS)[number];
 export type FaultKind = ConditionFault | 'counter-reset' | 'flood';
 
@@ -75,6 +77,8 @@ export interface FaultMessage {
   dropped?: number;
   /** selftest-failed: the device's failure code. */
   result?: number;
+  /** line-errors (raised): polls with a line error within the window. */
+  errors?: number;
 }
 
 interface OpenCounterReset {
@@ -95,6 +99,8 @@ export interface SupervisorContext {
   mqttFaultAfterMs?: number;
   /** Devices that declare a self-test; absent: not supervised for it. */
   selfTestFaultAfterMs?: number;
+  /** Line errors (serial keypads): this many polls with one within `windowMs`; absent: not supervised for them. */
+  lineErrors?: { windowMs: number; perWindow: number };
   checkIntervalMs: number;
   publish(topic: string, payload: string): void;
 }
@@ -108,9 +114,12 @@ export class Supervisor {
   private readonly open = new Map<string, Map<ConditionFault, number>>();
   /** Open counter-reset faults by device id. Loaded from the store at start. */
   private readonly resets = new Map<string, OpenCounterReset>();
+  /** Serial keypads: when their recent polls had a line error (ms), within the window. */
+  private readonly lineErrorsAt = new Map<string, number[]>();
   private timer: Timer | null = null;
   /** Stopped before the broker closes: the wills it then publishes for every device are no fault. */
   private stopped = false;
+  private startedAt = 0;
 
   constructor(private readonly ctx: SupervisorContext) {}
 
@@ -125,6 +134,7 @@ export class Supervisor {
       if (r.fault === 'counter-reset') this.resets.set(r.device_id, { raisedAt: Date.parse(r.raised_at), detail: JSON.parse(r.detail ?? '{}') as CounterReset });
       else if ((CONDITION_FAULTS as readonly string[]).includes(r.fault)) this.openOf(r.device_id).set(r.fault as ConditionFault, Date.parse(r.raised_at));
     }
+    this.startedAt = this.ctx.clock.now();
     // MQTT devices are counted from the gateway's start, not from a first publish that may never
     // come: a device dead before a restart is found one interval after it.
     this.adoptMqttDevices();
@@ -158,6 +168,20 @@ export class Supervisor {
     this.lastSeen.set(deviceId, now);
     this.clear(deviceId, 'silent', now);
     this.clear(deviceId, 'offline', now);
+  }
+
+  /**
+   * A poll of the device had a line error: a fault once `perWindow` of them fall within `windowMs`;
+   * cleared by check() once a whole window passes without one (the line is clean again).
+   */
+  lineError(deviceId: string): void {
+    const rule = this.ctx.lineErrors;
+    if (!rule || !this.supervised(deviceId)) return;
+    const now = this.ctx.clock.now();
+    const recent = (this.lineErrorsAt.get(deviceId) ?? []).filter((at) => now - at < rule.windowMs);
+    recent.push(now);
+    this.lineErrorsAt.set(deviceId, recent);
+    if (recent.length >= rule.perWindow) this.raise(deviceId, 'line-errors', now, recent[0]!, { errors: recent.length });
   }
 
   /** An MQTT device's status says it went offline (its last will, or its own word): a fault at once. */
@@ -316,6 +340,7 @@ export class Supervisor {
       // An offline device is already a fault; its silence says nothing more.
       if (after !== undefined && now - seenAt >= after && !this.isFaulted(deviceId, 'offline')) this.raise(deviceId, 'silent', now, seenAt);
     }
+    this.checkLines(now);
     if (selfTestFaultAfterMs === undefined) return;
     for (const [deviceId, testedAt] of this.lastSelfTest) {
       const device = registry.devices.get(deviceId);
@@ -327,6 +352,22 @@ export class Supervisor {
     }
   }
 
+  /** A line with no error for a whole window is clean again: its fault clears. */
+  private checkLines(now: number): void {
+    const rule = this.ctx.lineErrors;
+    if (!rule) return;
+    for (const [deviceId, times] of this.lineErrorsAt) {
+      if (now - times[times.length - 1]! < rule.windowMs) continue;
+      this.lineErrorsAt.delete(deviceId);
+      this.clear(deviceId, 'line-errors', now);
+    }
+    // A fault left open by the last run, on a line that has had no error since the start.
+    for (const [deviceId, faults] of this.open) {
+      const raisedAt = faults.get('line-errors');
+      if (raisedAt !== undefined && !this.lineErrorsAt.has(deviceId) && now - Math.max(raisedAt, this.startedAt) >= rule.windowMs) this.clear(deviceId, 'line-errors', now);
+    }
+  }
+
   private openOf(deviceId: string): Map<ConditionFault, number> {
     let m = this.open.get(deviceId);
     if (!m) this.open.set(deviceId, (m = new Map()));
@@ -334,7 +375,7 @@ export class Supervisor {
   }
 
   /** Open `fault` unless it is open already. `since`: when the device was last heard or tested (logged). */
-  private raise(deviceId: string, fault: ConditionFault, now: number, since: number, extra: Pick<FaultMessage, 'result'> = {}): void {
+  private raise(deviceId: string, fault: ConditionFault, now: number, since: number, extra: Pick<FaultMessage, 'result' | 'errors'> = {}): void {
     if (this.stopped) return;
     const open = this.openOf(deviceId);
     if (open.has(fault)) return;

@@ -3,13 +3,16 @@
  * keypad that answers every poll with NOTHING (unauthenticated: anyone on a tapped line can send
  * it) becomes a `silent` fault; one that sends HEARTBEATs (authenticated) does not; its self-test
  * is forwarded as a `selftest` event, a failed one is a fault until one passes; tamper is a fault
- * while active.
+ * while active; a line whose answers keep failing their CRC is `line-errors` until it is clean for a
+ * window.
  */
 import t from 'tap';
 import { GatewayProcess, query, sleep, tempDataDir } from '../helpers/gateway.js';
 import { addWiredDevice, eventually, faultWatcher, provisionRow } from '../helpers/wired.js';
 import { openPtyPair } from '../../simulators/wire/pty-pair.js';
 import { SerialKeypadSim } from '../../simulators/serial-keypad.js';
+import { SerialPort } from 'serialport';
+import { FrameDecoder, encodeFrame, parseFrame } from '../../firmware-contracts/serial/codec.js';
 
 t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and tamper faults', async (t) => {
   const data = tempDataDir(t);
@@ -54,4 +57,45 @@ t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and 
   sim.tamper(1, false);
   await eventually(() => has(mute.deviceId, 'tamper', 'cleared'), 'cleared when the case is closed again');
   t.equal(query(data, 'SELECT count(*) AS n FROM device_faults WHERE cleared_at IS NULL')[0]!.n, 0, 'nothing left open');
+});
+
+t.test('answers that keep failing their CRC are a line-errors fault, cleared once the line is clean for a window', async (t) => {
+  const data = tempDataDir(t);
+  await provisionRow(data, 2);
+  const line = await openPtyPair();
+  t.teardown(() => line.close());
+  const kp = addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: line.a, busAddress: 4 });
+  // A hand-driven keypad: each poll answered with its next HEARTBEAT, its CRC broken while `noisy`.
+  let noisy = true;
+  let seq = 0;
+  const port = new SerialPort({ path: line.b, baudRate: 9600, autoOpen: false });
+  await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
+  t.teardown(() => new Promise<void>((res) => (port.isOpen ? port.close(() => res()) : res())));
+  const decoder = new FrameDecoder();
+  port.on('data', (chunk: Buffer) => {
+    for (const r of decoder.push(chunk)) {
+      if (!r.ok || r.frame.addr !== 4) continue;
+      const p = parseFrame(r.frame, kp.key!);
+      if (!p.ok || p.frame.type !== 'POLL') continue;
+      if (noisy) {
+        const bad = Buffer.from(encodeFrame({ type: 'HEARTBEAT', addr: 4, boot: 1, seq: seq + 1 }, kp.key!));
+        bad[bad.length - 1] ^= 0xff;
+        port.write(bad);
+      } else port.write(encodeFrame({ type: 'HEARTBEAT', addr: 4, boot: 1, seq: ++seq }, kp.key!));
+    }
+  });
+  const gw = await GatewayProcess.start(t, data, {
+    LF_SUPERVISION_LINE_ERROR_WINDOW_MS: '1500',
+    LF_SUPERVISION_LINE_ERRORS_PER_WINDOW: '3',
+    LF_SUPERVISION_CHECK_INTERVAL_MS: '100',
+  });
+  const watch = await faultWatcher(gw.mqttUrl);
+  t.teardown(() => watch.client.endAsync(true));
+  await eventually(() => watch.faults.some((f) => f.deviceId === kp.deviceId && f.fault === 'line-errors' && f.state === 'raised'), 'a line-errors fault');
+  t.match(watch.faults.find((f) => f.fault === 'line-errors'), { deviceId: kp.deviceId, errors: 3 });
+  t.ok((await gw.health()).counters['serial.frames.dropped.crc'] >= 3, 'the bad frames were counted as CRC failures');
+  noisy = false;
+  await eventually(() => watch.faults.some((f) => f.deviceId === kp.deviceId && f.fault === 'line-errors' && f.state === 'cleared'), 'cleared once clean for a window');
+  t.ok(seq >= 2, 'the clean heartbeats were taken');
+  t.equal(query(data, "SELECT count(*) AS n FROM device_faults WHERE fault = 'line-errors' AND cleared_at IS NULL")[0]!.n, 0, 'cleared in the store');
 });

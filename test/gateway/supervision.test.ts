@@ -30,7 +30,7 @@ const revoked = addDevice(setupDb, loadOrCreateGatewayKey(dir), { shopId: 'S1', 
 revokeDevice(setupDb, revoked);
 setupDb.close();
 
-function start(clock: ManualClock, supervision: { mqttFaultAfterMs?: number; selfTestFaultAfterMs?: number } = {}) {
+function start(clock: ManualClock, supervision: { mqttFaultAfterMs?: number; selfTestFaultAfterMs?: number; lineErrors?: { windowMs: number; perWindow: number } } = {}) {
   const db = openDatabase(dir);
   const log = createLogger('silent');
   const writer = new GroupCommitWriter({ db, log });
@@ -229,4 +229,39 @@ t.test('a declared self-test missed for the interval is a fault, cleared by the 
   );
   t.match(g.published.find((p) => p.msg.fault === 'selftest-failed')!.msg, { result: 4 });
   t.same(g.db.prepare("SELECT fault FROM device_faults WHERE cleared_at IS NULL AND device_id IN (?, ?) AND fault != 'silent'").all(mqttKeypad, mqttPanic), [], 'all cleared in the store (the last test left a silence open)');
+});
+
+t.test('line errors: a fault at the count within the window, cleared after a whole window without one, also after a restart', async (t) => {
+  const clock = new ManualClock();
+  const lineErrors = { windowMs: 60_000, perWindow: 3 };
+  let g = start(clock, { lineErrors });
+  g.sup.lineError(deviceId);
+  clock.advance(61_000);
+  g.sup.lineError(deviceId);
+  g.sup.lineError(deviceId);
+  t.notOk(g.sup.isFaulted(deviceId, 'line-errors'), 'the first error fell out of the window: two in it');
+  g.sup.lineError(deviceId);
+  t.ok(g.sup.isFaulted(deviceId, 'line-errors'), 'three within the window: a fault');
+  clock.advance(59_000);
+  t.ok(g.sup.isFaulted(deviceId, 'line-errors'), 'not clean for a whole window yet');
+  g.sup.lineError(deviceId);
+  clock.advance(59_000);
+  t.ok(g.sup.isFaulted(deviceId, 'line-errors'), 'another error restarted the clean window');
+  clock.advance(1_000);
+  t.notOk(g.sup.isFaulted(deviceId, 'line-errors'), 'a whole window clean: cleared');
+  g.sup.lineError(deviceId);
+  g.sup.lineError(deviceId);
+  g.sup.lineError(deviceId);
+  await settle();
+  t.match(g.published.filter((p) => p.msg.fault === 'line-errors' && p.topic === topics.stationFaults('PS1')).map((p) => [p.msg.state, p.msg.errors]), [
+    ['raised', 3],
+    ['cleared', undefined],
+    ['raised', 3],
+  ]);
+  g.stop();
+  g = start(clock, { lineErrors });
+  t.teardown(g.stop);
+  t.ok(g.sup.isFaulted(deviceId, 'line-errors'), 'open after a restart');
+  clock.advance(60_000);
+  t.notOk(g.sup.isFaulted(deviceId, 'line-errors'), 'a window without an error since the start clears it');
 });
