@@ -14,13 +14,20 @@ import { SerialKeypadSim } from '../../simulators/serial-keypad.js';
 import { SerialPort } from 'serialport';
 import { FrameDecoder, encodeFrame, parseFrame } from '../../firmware-contracts/serial/codec.js';
 
-t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and tamper faults', async (t) => {
+/** A data directory with a row of shops and a pty line; `keypad` registers a serial keypad on it. */
+async function serialLine(t: { teardown(fn: () => unknown): void }) {
   const data = tempDataDir(t);
   await provisionRow(data, 3);
   const line = await openPtyPair();
   t.teardown(() => line.close());
-  const mute = addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: line.a, busAddress: 1 });
-  const beating = addWiredDevice(data, { shopId: 'W02', type: 'keypad', transport: 'serial', port: line.a, busAddress: 2 });
+  const keypad = (shopId: string, busAddress: number) => addWiredDevice(data, { shopId, type: 'keypad', transport: 'serial', port: line.a, busAddress });
+  return { data, line, keypad };
+}
+
+t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and tamper faults', async (t) => {
+  const { data, line, keypad } = await serialLine(t);
+  const mute = keypad('W01', 1);
+  const beating = keypad('W02', 2);
   const sim = new SerialKeypadSim({
     path: line.b,
     keypads: [
@@ -60,11 +67,8 @@ t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and 
 });
 
 t.test('answers that keep failing their CRC are a line-errors fault, cleared once the line is clean for a window', async (t) => {
-  const data = tempDataDir(t);
-  await provisionRow(data, 2);
-  const line = await openPtyPair();
-  t.teardown(() => line.close());
-  const kp = addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: line.a, busAddress: 4 });
+  const { data, line, keypad } = await serialLine(t);
+  const kp = keypad('W01', 4);
   // A hand-driven keypad: each poll answered with its next HEARTBEAT, its CRC broken while `noisy`.
   let noisy = true;
   let seq = 0;
