@@ -79,6 +79,9 @@ export interface DeviceCommandsContext {
 }
 
 export class DeviceCommands implements DeviceCommandSink {
+  /** The commands of the last alert: one alarm's alert goes to ten shops in one commit, its display rendered once. */
+  private last: { key: string; commands: NewDeviceCommand[] } | null = null;
+
   constructor(private readonly ctx: DeviceCommandsContext) {}
 
   feedback(fx: Effects, now: number, device: Device, what: KeypadFeedback): void {
@@ -86,7 +89,7 @@ export class DeviceCommands implements DeviceCommandSink {
     if (device.type !== 'keypad' || device.revokedAt) return;
     const commands = feedbackCommands(what);
     if (device.transport === 'mqtt') {
-      for (const c of commands) this.ctx.outbox.enqueueCommand(fx, now, device.id, c);
+      this.ctx.outbox.enqueueCommands(fx, now, device.id, commands);
     } else if (device.transport === 'serial') {
       fx.afterCommit(() => this.ctx.wired(device.id, commands));
     }
@@ -101,7 +104,14 @@ export class DeviceCommands implements DeviceCommandSink {
         const shown = this.ctx.outbox.lastDisplayedAlarm(d.id);
         if (shown && shown !== alert.alarmId) continue;
       }
-      for (const c of alertCommands(alert, this.ctx.buzzerSeconds)) this.ctx.outbox.enqueueCommand(fx, now, d.id, c);
+      this.ctx.outbox.enqueueCommands(fx, now, d.id, this.commandsFor(alert));
     }
+  }
+
+  private commandsFor(alert: ShopAlert): NewDeviceCommand[] {
+    // What the commands say depends on these alone (not on the shop's ring or distance).
+    const key = JSON.stringify([alert.alarmId, alert.rev, alert.state, alert.doorPlate, alert.originName]);
+    if (this.last?.key !== key) this.last = { key, commands: alertCommands(alert, this.ctx.buzzerSeconds) };
+    return this.last.commands;
   }
 }

@@ -122,8 +122,8 @@ export class Outbox {
     );
     this.touch = db.prepare('UPDATE outbox SET sent_count = sent_count + 1, last_sent_at = ? WHERE id = ?');
     this.nextSeq = db.prepare(
-      `INSERT INTO device_command_seq (device_id, seq) VALUES (?, 1)
-       ON CONFLICT (device_id) DO UPDATE SET seq = seq + 1 RETURNING seq`,
+      `INSERT INTO device_command_seq (device_id, seq) VALUES (?, ?)
+       ON CONFLICT (device_id) DO UPDATE SET seq = seq + excluded.seq RETURNING seq`,
     );
     this.insertCommand = db.prepare(
       `INSERT INTO outbox (alarm_id, rev, recipient_kind, recipient_id, command, seq, topic, payload, created_at, sent_count, last_sent_at)
@@ -131,7 +131,7 @@ export class Outbox {
     );
     this.supersedeCommand = db.prepare(
       `UPDATE outbox SET superseded = 1
-       WHERE recipient_kind = 'device' AND recipient_id = ? AND command = ? AND delivered_at IS NULL AND superseded = 0`,
+       WHERE recipient_kind = 'device' AND recipient_id = ? AND command IN (?, ?, ?, ?) AND delivered_at IS NULL AND superseded = 0`,
     );
     this.deliverCommand = db.prepare(
       `UPDATE outbox SET delivered_at = ?, delivered_by = ?
@@ -160,32 +160,33 @@ export class Outbox {
   }
 
   /**
-   * Inside a transaction: number a command for one device, record it and publish it after the
-   * commit. An undelivered older command of the same kind to the same device is superseded.
+   * Inside a transaction: number commands for one device (in order), record them and publish them
+   * after the commit. An undelivered older command of the same kind to the same device is
+   * superseded. One device's commands of one event go together: three statements for all of them
+   * but the inserts, since every neighbour keypad of an alarm gets three in the alarm's commit.
    */
-  enqueueCommand(fx: Effects, nowMs: number, deviceId: string, command: NewDeviceCommand): DeviceMessage {
-    const { seq } = this.nextSeq.get(deviceId) as { seq: number };
-    const body = { ...command, seq };
-    const msg: DeviceMessage = {
-      id: 0,
-      kind: 'device',
-      alarmId: command.alarmId ?? null,
-      rev: command.alarmId ? (command.rev ?? null) : null,
-      recipientId: deviceId,
-      command: command.command,
-      seq,
-      topic: topics.deviceCommands(deviceId),
-      payload: JSON.stringify(body),
-      body,
-    };
-    this.supersedeCommand.run(deviceId, msg.command);
-    const info = this.insertCommand.run(msg.alarmId, msg.rev, deviceId, msg.command, seq, msg.topic, msg.payload, new Date(nowMs).toISOString(), nowMs);
-    msg.id = Number(info.lastInsertRowid);
-    fx.afterCommit(() => {
-      this.stats.published++;
-      this.publisher.publish(msg);
+  enqueueCommands(fx: Effects, nowMs: number, deviceId: string, commands: readonly NewDeviceCommand[]): DeviceMessage[] {
+    if (commands.length === 0) return [];
+    const { seq: last } = this.nextSeq.get(deviceId, commands.length) as { seq: number };
+    const topic = topics.deviceCommands(deviceId);
+    const createdAt = new Date(nowMs).toISOString();
+    // The four kinds at most, the list padded with its first (a fixed statement, no JSON to parse).
+    const kinds = [...new Set(commands.map((c) => c.command))];
+    this.supersedeCommand.run(deviceId, kinds[0], kinds[1] ?? kinds[0], kinds[2] ?? kinds[0], kinds[3] ?? kinds[0]);
+    const msgs = commands.map((command, i): DeviceMessage => {
+      const seq = last - commands.length + 1 + i;
+      const body = { ...command, seq };
+      const alarmId = command.alarmId ?? null;
+      const rev = alarmId ? (command.rev ?? null) : null;
+      const payload = JSON.stringify(body);
+      const info = this.insertCommand.run(alarmId, rev, deviceId, command.command, seq, topic, payload, createdAt, nowMs);
+      return { id: Number(info.lastInsertRowid), kind: 'device', alarmId, rev, recipientId: deviceId, command: command.command, seq, topic, payload, body };
     });
-    return msg;
+    fx.afterCommit(() => {
+      this.stats.published += msgs.length;
+      for (const m of msgs) this.publisher.publish(m);
+    });
+    return msgs;
   }
 
   /**
