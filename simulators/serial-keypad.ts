@@ -57,7 +57,8 @@ export interface SerialKeypadSimOptions {
   /**
    * A keypad with nothing queued for this long answers a poll with a HEARTBEAT (authenticated)
    * instead of NOTHING, as firmware does, so the gateway's supervision (`supervision.faultAfterMs`,
-   * 20 s by default) sees it alive. Default 10 s; 0: never (a keypad that answers only NOTHING).
+   * 20 s by default) sees it alive; once a day that answer is a passing SELFTEST. Default 10 s; 0:
+   * never (a keypad that answers only NOTHING and sends no self-test of its own).
    */
   heartbeatMs?: number;
 }
@@ -118,6 +119,8 @@ interface SimKeypad {
   /** Heartbeat interval (0: none), and when the keypad last queued an event (performance.now()). */
   heartbeatMs: number;
   lastEventAt: number;
+  /** When its last daily self-test was queued (a keypad with heartbeats sends one a day). */
+  lastSelfTestAt: number;
   /** The gateway's last accepted counter; kept across reboots, as firmware keeps it in flash. */
   lastAccepted: Counter;
   state: KeypadSimState;
@@ -138,6 +141,8 @@ function freshState(commands: CommandFrame[] = []): KeypadSimState {
 
 /** The fields of one event type, without those the keypad fills in (address, counters, flag). */
 type EventFields<T extends EventFrame['type']> = Omit<Extract<EventFrame, { type: T }>, 'addr' | 'boot' | 'seq' | 'more'>;
+
+const SELF_TEST_EVERY_MS = 24 * 3600_000;
 
 export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
   readonly baud: number;
@@ -168,6 +173,7 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
         silent: false,
         heartbeatMs: k.heartbeatMs ?? opts.heartbeatMs ?? 10_000,
         lastEventAt: performance.now(),
+        lastSelfTestAt: performance.now(),
         lastAccepted: { ...(k.lastAccepted ?? { boot: 0, seq: 0 }) },
         state: freshState(),
       });
@@ -367,7 +373,14 @@ export class SerialKeypadSim extends EventEmitter<SerialKeypadSimEvents> {
 
   /** Up to MAX_EVENTS_PER_ANSWER queued events, oldest first, or NOTHING. */
   private pollAnswer(kp: SimKeypad): KeypadFrame[] {
-    if (kp.queue.length === 0 && kp.heartbeatMs > 0 && performance.now() - kp.lastEventAt >= kp.heartbeatMs) this.heartbeat(kp.address);
+    const now = performance.now();
+    if (kp.queue.length === 0 && kp.heartbeatMs > 0 && now - kp.lastEventAt >= kp.heartbeatMs) {
+      // As firmware does: a passing SELFTEST once a day (the gateway's selftest-missed is 25 h), else a HEARTBEAT.
+      if (now - kp.lastSelfTestAt >= SELF_TEST_EVERY_MS) {
+        kp.lastSelfTestAt = now;
+        this.selfTest(kp.address, 0);
+      } else this.heartbeat(kp.address);
+    }
     if (kp.queue.length === 0) return [{ type: 'NOTHING', addr: kp.address }];
     const events = kp.queue.slice(0, MAX_EVENTS_PER_ANSWER);
     return events.map((e, i) => ({ ...e, more: i < events.length - 1 }));
