@@ -14,10 +14,12 @@
  * whose polls keep having line errors (`lineError()`) is `line-errors` until its line is clean for
  * a whole window.
  *
- * Last-seen and last-self-test times live in memory only (a write per heartbeat would cost an
- * fsync each): after a restart every device's silence, and every self-test's absence, is counted
- * from the gateway's start, so a dead device is found one interval after a restart; faults left
- * open are cleared by the device's next sign of health. A revoked or removed device is not
+ * Last-seen times live in memory only (a write per heartbeat would cost an fsync each): after a
+ * restart every device's silence is counted from the gateway's start, so a dead device is found one
+ * interval after a restart; faults left open are cleared by the device's next sign of health. The
+ * last self-test of each device is stored (meta `last_selftest:{id}`, one small write a day), so a
+ * gateway restarted more often than `selfTestFaultAfterMs` still finds a missed one; a device
+ * without a stored one is counted from the start. A revoked or removed device is not
  * supervised. Every fault of a device is its own row and clears on its own.
  *
  * A `counter-reset` fault (a device whose boot went back, gateway/alarm/engine.ts) is raised at once
@@ -34,6 +36,7 @@ import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Db } from './store/db.js';
 import type { RegistryCache } from './registry/registry.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
+import { setMeta } from './store/db.js';
 import type { DeviceEvent } from '../firmware-contracts/mqtt/payloads.js';
 import type { Effects } from './ingest/writer.js';
 import type { Device } from './registry/registry.js';
@@ -58,6 +61,9 @@ export const SELF_TEST_DECLARED: Readonly<Record<Device['transport'], readonly D
   'modbus-rtu': [],
   'modbus-tcp': [],
 };
+
+/** Meta key prefix of a device's last self-test (ms since the epoch). */
+const SELF_TEST_META = 'last_selftest:';
 
 export function declaresSelfTest(device: Pick<Device, 'transport' | 'type'>): boolean {
   return SELF_TEST_DECLARED[device.transport].includes(device.type);
@@ -114,6 +120,8 @@ export class Supervisor {
   private readonly open = new Map<string, Map<ConditionFault, number>>();
   /** Open counter-reset faults by device id. Loaded from the store at start. */
   private readonly resets = new Map<string, OpenCounterReset>();
+  /** The last self-test of each device as stored by the last run (ms). */
+  private readonly storedSelfTest = new Map<string, number>();
   /** Serial keypads: when their recent polls had a line error (ms), within the window. */
   private readonly lineErrorsAt = new Map<string, number[]>();
   private timer: Timer | null = null;
@@ -135,6 +143,11 @@ export class Supervisor {
       else if ((CONDITION_FAULTS as readonly string[]).includes(r.fault)) this.openOf(r.device_id).set(r.fault as ConditionFault, Date.parse(r.raised_at));
     }
     this.startedAt = this.ctx.clock.now();
+    const tested = this.ctx.db.prepare(`SELECT key, value FROM meta WHERE key LIKE '${SELF_TEST_META}%'`).all() as { key: string; value: string }[];
+    for (const r of tested) {
+      const at = Number(r.value);
+      if (Number.isFinite(at)) this.storedSelfTest.set(r.key.slice(SELF_TEST_META.length), Math.min(at, this.startedAt));
+    }
     // MQTT devices are counted from the gateway's start, not from a first publish that may never
     // come: a device dead before a restart is found one interval after it.
     this.adoptMqttDevices();
@@ -152,7 +165,7 @@ export class Supervisor {
     const now = this.ctx.clock.now();
     if (!this.lastSeen.has(deviceId)) this.lastSeen.set(deviceId, now);
     const device = this.ctx.registry.devices.get(deviceId);
-    if (device && declaresSelfTest(device) && !this.lastSelfTest.has(deviceId)) this.lastSelfTest.set(deviceId, now);
+    if (device && declaresSelfTest(device) && !this.lastSelfTest.has(deviceId)) this.lastSelfTest.set(deviceId, this.storedSelfTest.get(deviceId) ?? now);
   }
 
   /** The device is no longer polled (revoked, moved): it can no longer fall silent. */
@@ -210,7 +223,10 @@ export class Supervisor {
         else if (event.low === false) this.clear(id, 'low-battery', now);
         return;
       case 'selftest':
-        if (declaresSelfTest(device)) this.lastSelfTest.set(id, now);
+        if (declaresSelfTest(device)) {
+          this.lastSelfTest.set(id, now);
+          this.storeSelfTest(id, now);
+        }
         this.clear(id, 'selftest-missed', now);
         if (event.result === 0) this.clear(id, 'selftest-failed', now);
         else this.raise(id, 'selftest-failed', now, now, { result: event.result });
@@ -320,7 +336,7 @@ export class Supervisor {
     for (const d of this.ctx.registry.devices.values()) {
       if (d.transport !== 'mqtt' || d.revokedAt) continue;
       if (this.ctx.mqttFaultAfterMs !== undefined && !this.lastSeen.has(d.id)) this.lastSeen.set(d.id, now);
-      if (declaresSelfTest(d) && !this.lastSelfTest.has(d.id)) this.lastSelfTest.set(d.id, now);
+      if (declaresSelfTest(d) && !this.lastSelfTest.has(d.id)) this.lastSelfTest.set(d.id, this.storedSelfTest.get(d.id) ?? now);
     }
   }
 
@@ -350,6 +366,14 @@ export class Supervisor {
       }
       if (now - testedAt >= selfTestFaultAfterMs) this.raise(deviceId, 'selftest-missed', now, testedAt);
     }
+  }
+
+  /** Keep the time of a self-test for the next run (daily: one small write). */
+  private storeSelfTest(deviceId: string, at: number): void {
+    this.storedSelfTest.set(deviceId, at);
+    this.ctx.writer
+      .run(() => setMeta(this.ctx.db, SELF_TEST_META + deviceId, String(at)), 'selftest-mark')
+      .catch((err) => this.ctx.log.error({ err, deviceId }, 'could not store the time of a self-test'));
   }
 
   /** A line with no error for a whole window is clean again: its fault clears. */

@@ -265,3 +265,19 @@ t.test('line errors: a fault at the count within the window, cleared after a who
   clock.advance(60_000);
   t.notOk(g.sup.isFaulted(deviceId, 'line-errors'), 'a window without an error since the start clears it');
 });
+
+t.test('the last self-test is kept across a restart: a gateway restarted more often than the interval still finds a missed one', async (t) => {
+  const clock = new ManualClock();
+  const day = { selfTestFaultAfterMs: 25 * 3600_000 };
+  let g = start(clock, day);
+  g.sup.event(g.registry.devices.get(mqttKeypad)!, { type: 'selftest', result: 0, seq: 10 });
+  await settle();
+  clock.advance(20 * 3600_000);
+  g.stop();
+  g = start(clock, day);
+  t.teardown(g.stop);
+  clock.advance(4 * 3600_000);
+  t.notOk(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), '24 h after its self-test');
+  clock.advance(3600_000);
+  t.ok(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), '25 h after it, 5 h after the restart: missed');
+});
