@@ -357,6 +357,7 @@ export class Supervisor {
       if (after !== undefined && now - seenAt >= after && !this.isFaulted(deviceId, 'offline')) this.raise(deviceId, 'silent', now, seenAt);
     }
     this.checkLines(now);
+    this.dropRevoked(now);
     if (selfTestFaultAfterMs === undefined) return;
     for (const [deviceId, testedAt] of this.lastSelfTest) {
       const device = registry.devices.get(deviceId);
@@ -365,6 +366,14 @@ export class Supervisor {
         continue;
       }
       if (now - testedAt >= selfTestFaultAfterMs) this.raise(deviceId, 'selftest-missed', now, testedAt);
+    }
+  }
+
+  /** A device revoked or removed is no longer supervised: its open faults clear (no one is to fix them). */
+  private dropRevoked(now: number): void {
+    for (const [deviceId, faults] of this.open) {
+      if (this.supervised(deviceId)) continue;
+      for (const fault of [...faults.keys()]) this.clear(deviceId, fault, now);
     }
   }
 

@@ -281,3 +281,21 @@ t.test('the last self-test is kept across a restart: a gateway restarted more of
   clock.advance(3600_000);
   t.ok(g.sup.isFaulted(mqttKeypad, 'selftest-missed'), '25 h after it, 5 h after the restart: missed');
 });
+
+// Last: it revokes a device of the shared database.
+t.test('a device revoked while faulty is no longer supervised: its open faults clear', async (t) => {
+  const clock = new ManualClock();
+  const g = start(clock, { mqttFaultAfterMs: 90_000 });
+  t.teardown(g.stop);
+  g.sup.offline(mqttPanic);
+  clock.advance(90_000);
+  t.ok(g.sup.isFaulted(mqttPanic, 'offline'));
+  revokeDevice(g.db, mqttPanic);
+  g.registry.reload();
+  clock.advance(1_000);
+  t.notOk(g.sup.isFaulted(mqttPanic, 'offline'), 'cleared at the next check');
+  clock.advance(200_000);
+  t.notOk(g.sup.isFaulted(mqttPanic, 'silent'), 'and never silent');
+  await settle();
+  t.same(g.db.prepare('SELECT fault FROM device_faults WHERE device_id = ? AND cleared_at IS NULL').all(mqttPanic), [], 'in the store too');
+});
