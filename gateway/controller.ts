@@ -19,7 +19,7 @@ import { FloodGuard } from './ingest/flood.js';
 import { resetCounter } from './ingest/counter-reset.js';
 import { DeliveryMarks } from './delivery/delivery-marks.js';
 import { AlarmEngine } from './alarm/engine.js';
-import { Outbox } from './delivery/outbox.js';
+import { Outbox, type RecipientKind } from './delivery/outbox.js';
 import { DeviceCommands } from './delivery/device-commands.js';
 import { DeadlineScheduler } from './scheduler.js';
 import { MqttIngress } from './mqtt-ingress.js';
@@ -153,7 +153,10 @@ export class Gateway {
     this.outbox = new Outbox(this.db, {
       publish: (msg) => {
         this.broker.publish(msg.topic, msg.payload);
-        if (msg.kind === 'shop') this.wired.onShopAlert(msg.recipientId, msg.body);
+        if (msg.kind !== 'shop') return;
+        this.wired.onShopAlert(msg.recipientId, msg.body);
+        // The shop's MQTT keypads: the alert rendered as their buzzer, display and LED commands.
+        this.commands.alertPublished(msg.recipientId, msg.body);
       },
     });
     this.commands = new DeviceCommands({
@@ -161,6 +164,7 @@ export class Gateway {
       outbox: this.outbox,
       buzzerSeconds: config.serial.buzzerSeconds,
       wired: (deviceId, commands) => this.wired.keypadCommand(deviceId, commands),
+      publish: (topic, payload) => this.broker.publish(topic, payload),
     });
     this.engine = new AlarmEngine({
       db: this.db,
@@ -207,6 +211,7 @@ export class Gateway {
       writer: this.writer,
       engine: this.engine,
       outbox: this.outbox,
+      commands: this.commands,
       ingest,
       marks,
       gatewayKey,
@@ -272,10 +277,18 @@ export class Gateway {
     this.retryTimer = setInterval(() => {
       const now = this.clock.now();
       this.writer
-        .run((fx) => this.outbox.resendStale(fx, now, now - every, (k, id) => this.broker.isLive(k, id) || (k === 'shop' && this.wired.servesShop(id))), 'retry')
+        .run((fx) => this.outbox.resendStale(fx, now, now - every, (k, id) => this.isReachable(k, id)), 'retry')
         .catch((err) => this.log.error({ err }, 'outbox retry failed'));
     }, every);
     this.retryTimer.unref();
+  }
+
+  /** Whether a recipient is there to take a re-send: subscribed, or a shop with a wired or an MQTT keypad (its alert commands) there. */
+  private isReachable(kind: RecipientKind, id: string): boolean {
+    if (this.broker.isLive(kind, id)) return true;
+    if (kind !== 'shop') return false;
+    if (this.wired.servesShop(id)) return true;
+    return (this.registry.devicesByShop.get(id) ?? []).some((d) => d.transport === 'mqtt' && d.type === 'keypad' && !d.revokedAt && this.broker.isLive('device', d.id));
   }
 
   ports(): { mqtt: number; ws: number; http: number } {

@@ -16,6 +16,7 @@ import type { DeliveryMarks } from './delivery/delivery-marks.js';
 import type { AlarmEngine } from './alarm/engine.js';
 import type { RegistryCache } from './registry/registry.js';
 import type { Outbox } from './delivery/outbox.js';
+import type { DeviceCommands } from './delivery/device-commands.js';
 import type { Counters } from './metrics.js';
 import type { Logger } from './logger.js';
 import type { Clock } from './clock.js';
@@ -34,6 +35,8 @@ export interface IngressContext {
   writer: GroupCommitWriter;
   engine: AlarmEngine;
   outbox: Outbox;
+  /** A keypad's alert commands, re-sent when it subscribes. */
+  commands: Pick<DeviceCommands, 'pendingAlertMessages'>;
   /** The one ingest of device events. */
   ingest: DeviceIngest;
   marks: DeliveryMarks;
@@ -212,7 +215,11 @@ export class MqttIngress implements BrokerBackend {
     }
     const by = principal.kind === 'device' ? `device:${principal.deviceId}` : `user:${principal.name}`;
     if (recipient.kind === 'device') {
-      if (typeof msg.seq === 'number') this.ctx.marks.markCommand(recipient.id, msg.seq, by);
+      // A feedback command is the device's own row (by seq); an alert command (alarmId and rev,
+      // no seq) renders its shop's alert row, which the PUBACK marks as a PUBACK of the alert would.
+      if (typeof msg.seq === 'number') return this.ctx.marks.markCommand(recipient.id, msg.seq, by);
+      const shopId = this.ctx.registry.devices.get(recipient.id)?.shopId;
+      if (shopId && typeof msg.alarmId === 'string' && typeof msg.rev === 'number') this.ctx.marks.mark('shop', shopId, msg.alarmId, msg.rev, by);
       return;
     }
     if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
@@ -220,7 +227,13 @@ export class MqttIngress implements BrokerBackend {
   }
 
   onSubscribed(recipient: Recipient): void {
-    const n = this.ctx.outbox.resendTo(recipient.kind, recipient.id);
+    let n = this.ctx.outbox.resendTo(recipient.kind, recipient.id);
+    if (recipient.kind === 'device') {
+      // A keypad back on its commands topic also gets its shop's undelivered alerts as commands.
+      const missed = this.ctx.commands.pendingAlertMessages(recipient.id);
+      for (const m of missed) this.ctx.publish(m.topic, m.payload);
+      n += missed.length;
+    }
     if (n > 0) this.ctx.log.info({ recipient, messages: n }, 're-sent undelivered messages to a recipient that subscribed');
   }
 }

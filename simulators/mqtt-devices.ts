@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { validators, type CommandKind, type ConsoleAction, type ConsoleAlarm, type ConsoleError, type DeviceCommand, type DeviceEvent, type LedColour, type ReplyKind, type ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
 import { RevTracker } from '../firmware-contracts/mqtt/dedupe.js';
+import { AlertBook } from '../devices/bridge.js';
 
 export interface Credentials {
   username: string;
@@ -54,8 +55,12 @@ export interface KeypadShows {
  * A shop's keypad. `press('9#')` publishes a keypad event and resolves on its PUBACK (the
  * gateway's "got it"). Alerts for its shop are de-duplicated by (alarmId, rev) and emitted as
  * 'alert'; every copy on the wire is counted in `received`. Its commands (QoS 1, acknowledged by
- * the client) are applied as firmware would: only a `seq` above the last one applied of the same
- * command, so a late re-send never brings back old text; applied ones are emitted as 'command'.
+ * the client) are applied as firmware would: its own (numbered) only with a `seq` above the last
+ * one applied of the same command, so a late re-send never brings back old text; a neighbour's
+ * alert commands (alarmId, rev, state, no seq) as a wired keypad's bridge applies an alert
+ * (devices/bridge.ts AlertBook, one per command kind): the latest raised alert shows, a lower or
+ * repeated rev is ignored, an `ended` for an alarm it does not show changes nothing. Applied ones
+ * are emitted as 'command'.
  */
 export class SimKeypad extends EventEmitter {
   client!: MqttClient;
@@ -74,6 +79,7 @@ export class SimKeypad extends EventEmitter {
   /** What its LCD, LED and buzzer show now. */
   readonly shows: KeypadShows = { display: ['', ''], led: { colour: 'off', blink: false }, buzzer: { on: false, seconds: 0 } };
   private readonly appliedSeq = new Map<CommandKind, number>();
+  private readonly alertBooks = new Map<CommandKind, AlertBook>();
 
   constructor(
     readonly deviceId: string,
@@ -118,10 +124,16 @@ export class SimKeypad extends EventEmitter {
     }
     if (!validators.deviceCommand.check(cmd)) return;
     this.commandsReceived.push(cmd);
-    const last = this.appliedSeq.get(cmd.command) ?? 0;
     if (cmd.seq !== undefined) {
-      if (cmd.seq <= last) return;
+      if (cmd.seq <= (this.appliedSeq.get(cmd.command) ?? 0)) return;
       this.appliedSeq.set(cmd.command, cmd.seq);
+    } else if (cmd.alarmId !== undefined && cmd.rev !== undefined) {
+      let book = this.alertBooks.get(cmd.command);
+      if (!book) this.alertBooks.set(cmd.command, (book = new AlertBook()));
+      const alert = { alarmId: cmd.alarmId, rev: cmd.rev, state: cmd.state ?? 'raised' };
+      const action = book.decide(alert);
+      book.settle(alert.alarmId, alert.rev, true);
+      if (action === 'skip' || action === 'confirm') return;
     }
     if (cmd.command === 'display') this.shows.display = cmd.line2 === undefined ? [cmd.text ?? '', ''] : [cmd.text ?? '', cmd.line2];
     else if (cmd.command === 'led') this.shows.led = { colour: cmd.colour ?? (cmd.on ? 'red' : 'off'), blink: cmd.blink ?? false };

@@ -79,6 +79,8 @@ export type LedColour = Static<typeof LedColour>;
  * bring back old text), and acknowledges (PUBACK) every copy. `alarmId` and `rev` say which alarm
  * a command is about (a neighbour's alert); a keypad's own confirmation (after 9#, a PIN) has none.
  */
+export const AlertState = Type.Union([Type.Literal('raised'), Type.Literal('ended')]);
+
 export const DeviceCommand = Type.Object(
   {
     command: CommandKind,
@@ -91,12 +93,13 @@ export const DeviceCommand = Type.Object(
     seq: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     alarmId: Type.Optional(AlarmId),
     rev: Type.Optional(Rev),
+    /** A neighbour's alert command: whether the alert it renders is raised or ended. */
+    state: Type.Optional(AlertState),
   },
   Open,
 );
 export type DeviceCommand = Static<typeof DeviceCommand>;
 
-export const AlertState = Type.Union([Type.Literal('raised'), Type.Literal('ended')]);
 export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress'), Type.Literal('help')]);
 
 /**

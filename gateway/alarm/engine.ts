@@ -46,9 +46,9 @@ export interface EngineContext {
   /** Told about every deadline written, so the scheduler can arm an earlier timer. */
   onDeadline: (dueAtMs: number) => void;
   /**
-   * Where the answer to a keypad entry goes (the pressing keypad's LED or text) and a shop's MQTT
-   * keypads' commands for each shop alert, inside the same transaction; absent, keypads are told
-   * nothing beyond the alert messages.
+   * Where the answer to a keypad entry goes (the pressing keypad's LED or text), inside the same
+   * transaction; absent, keypads are told nothing beyond the alert messages. (A neighbour's MQTT
+   * keypads get each shop alert as commands from the outbox's publisher, gateway/delivery/device-commands.ts.)
    */
   commands?: DeviceCommandSink;
 }
@@ -403,8 +403,6 @@ export class AlarmEngine {
       ...(distanceM !== undefined && distanceM !== null ? { distanceM: Math.round(distanceM) } : {}),
     };
     this.ctx.outbox.enqueue(fx, now, { alarmId: alarm.id, rev: alarm.rev, kind: 'shop', recipientId: shopId, topic: topics.shopAlerts(shopId), body: alert });
-    // The shop's MQTT keypads: the buzzer and display commands a wired keypad gets for it.
-    this.ctx.commands?.shopAlert(fx, now, shopId, alert);
   }
 
   /** The console's view of an alarm. */

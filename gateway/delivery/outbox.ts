@@ -6,10 +6,11 @@
  * periodically while a recipient is connected but has not answered. A newer rev for the same
  * recipient supersedes an older undelivered one (receivers keep only the highest rev anyway).
  *
- * A device (an MQTT keypad) is a recipient too, of its buzzer, display and LED commands: each row
- * carries the device's command counter `seq` (in the payload; the device's PUBACK of it is the
- * delivery), and a newer command of the same kind supersedes an undelivered older one, whatever
- * alarm either is about (the device shows one thing at a time).
+ * A device (an MQTT keypad) is a recipient too, of its own answers (after 9#, a PIN) as display and
+ * LED commands: each row carries the device's command counter `seq` (in the payload; the device's
+ * PUBACK of it is the delivery), and a newer command of the same kind supersedes an undelivered
+ * older one (the device shows one thing at a time). A neighbour keypad's alert commands are no rows:
+ * they render the shop's alert row whenever it is published (gateway/delivery/device-commands.ts).
  */
 import type { Db } from '../store/db.js';
 import type { Effects } from '../ingest/writer.js';
@@ -32,7 +33,7 @@ interface MessageBase {
 /** A device command as enqueued: the gateway numbers it (`seq`). */
 export type NewDeviceCommand = Omit<DeviceCommand, 'seq'>;
 
-/** A device's command: about an alarm (a neighbour's alert) or not (a keypad's own confirmation). */
+/** A device's command row (a keypad's own answer; a command about an alarm would carry its id and rev). */
 export type DeviceMessage = Omit<MessageBase, 'alarmId' | 'rev'> & {
   kind: 'device';
   alarmId: string | null;
@@ -92,7 +93,6 @@ export class Outbox {
   private readonly insertCommand: Statement;
   private readonly supersedeCommand: Statement;
   private readonly deliverCommand: Statement;
-  private readonly lastDisplay: Statement;
   /** Rows published, re-sent and delivered since start, for /health and tests. */
   readonly stats = { published: 0, resent: 0, delivered: 0 };
 
@@ -137,10 +137,6 @@ export class Outbox {
       `UPDATE outbox SET delivered_at = ?, delivered_by = ?
        WHERE recipient_kind = 'device' AND recipient_id = ? AND seq = ? AND delivered_at IS NULL`,
     );
-    this.lastDisplay = db.prepare(
-      `SELECT alarm_id AS alarmId FROM outbox
-       WHERE recipient_kind = 'device' AND recipient_id = ? AND command = 'display' ORDER BY seq DESC LIMIT 1`,
-    );
   }
 
   /**
@@ -162,8 +158,8 @@ export class Outbox {
   /**
    * Inside a transaction: number commands for one device (in order), record them and publish them
    * after the commit. An undelivered older command of the same kind to the same device is
-   * superseded. One device's commands of one event go together: three statements for all of them
-   * but the inserts, since every neighbour keypad of an alarm gets three in the alarm's commit.
+   * superseded. One device's commands of one event go together: two statements for all of them
+   * but the inserts.
    */
   enqueueCommands(fx: Effects, nowMs: number, deviceId: string, commands: readonly NewDeviceCommand[]): DeviceMessage[] {
     if (commands.length === 0) return [];
@@ -187,15 +183,6 @@ export class Outbox {
       for (const m of msgs) this.publisher.publish(m);
     });
     return msgs;
-  }
-
-  /**
-   * The alarm the device's newest display command is about: null when it is about none (a
-   * keypad's own confirmation), undefined when the device was never sent one.
-   */
-  lastDisplayedAlarm(deviceId: string): string | null | undefined {
-    const row = this.lastDisplay.get(deviceId) as { alarmId: string | null } | undefined;
-    return row ? row.alarmId : undefined;
   }
 
   /** Inside a transaction: a device has command `seq` (its PUBACK). Returns rows marked (0 or 1). */

@@ -15,7 +15,6 @@ import { openDatabase, type Db } from '../../gateway/store/db.js';
 import { RegistryCache } from '../../gateway/registry/registry.js';
 import { Outbox, type OutboxMessage } from '../../gateway/delivery/outbox.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../../gateway/delivery/device-commands.js';
-import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 import { GroupCommitWriter } from '../../gateway/ingest/writer.js';
 import { Counters } from '../../gateway/metrics.js';
 import { createLogger } from '../../gateway/logger.js';
@@ -39,14 +38,9 @@ export interface Published {
 /** A DeviceCommandSink that records what the engine asks of it, in order, with the clock's time. */
 export class RecordingCommands implements DeviceCommandSink {
   readonly feedbacks: { at: number; deviceId: string; what: KeypadFeedback }[] = [];
-  readonly shopAlerts: { at: number; shopId: string; alert: ShopAlert }[] = [];
 
   feedback(_fx: unknown, now: number, device: { id: string }, what: KeypadFeedback): void {
     this.feedbacks.push({ at: now, deviceId: device.id, what });
-  }
-
-  shopAlert(_fx: unknown, now: number, shopId: string, alert: ShopAlert): void {
-    this.shopAlerts.push({ at: now, shopId, alert });
   }
 }
 

@@ -7,6 +7,7 @@ import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 import { addDevice, addShop, addStation, addUser, type DeviceInput } from '../../gateway/registry/registry.js';
 import { connect, type MqttClient } from 'mqtt';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 
 export const STATION = 'PS-W';
 export const OFFICER = { username: 'wired-officer', password: 'officer-password-1' };
@@ -65,4 +66,9 @@ export async function eventually(pred: () => boolean | Promise<boolean>, what: s
     if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A shop alert from W00 (李记茶行, 1号), as the engine builds one. */
+export function rowAlert(alarmId: string, rev: number, state: ShopAlert['state'], raisedAt = new Date().toISOString()): ShopAlert {
+  return { alarmId, rev, state, originShopId: 'W00', originName: '李记茶行', address: '1 Test Road', doorPlate: '1号', kind: 'panic', raisedAt };
 }

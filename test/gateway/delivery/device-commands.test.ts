@@ -1,12 +1,13 @@
 /**
  * gateway/delivery/device-commands.ts with the outbox on a real database (no sockets): what the
- * pressing keypad is told for each answer, what a neighbour's MQTT keypads are told for an alert,
- * device rows numbered, superseded and delivered by their command counter, a wired keypad's
- * answer handed over only after the commit, nothing for a device with no keypad.
+ * pressing keypad is told for each answer, what a neighbour's MQTT keypads are told for an alert
+ * (a rendering of the shop's alert row, no row of its own, no SQL) and what one that subscribes has
+ * missed of them, device rows numbered, superseded and delivered by their command counter, a wired
+ * keypad's answer handed over only after the commit, nothing for a device with no keypad.
  */
 import t, { type Test } from 'tap';
 import { tempDataDir } from '../../helpers/gateway.js';
-import { provisionRow, addWiredDevice } from '../../helpers/wired.js';
+import { provisionRow, addWiredDevice, rowAlert } from '../../helpers/wired.js';
 import { openDatabase, type Db } from '../../../gateway/store/db.js';
 import { RegistryCache, type Device } from '../../../gateway/registry/registry.js';
 import { GroupCommitWriter, type Effects } from '../../../gateway/ingest/writer.js';
@@ -37,7 +38,8 @@ function open(t: Test, data: string) {
   const outbox = new Outbox(db, { publish: (m) => published.push(m) });
   const writer = new GroupCommitWriter({ db, log: createLogger('silent') });
   const wired: { deviceId: string; commands: readonly NewDeviceCommand[] }[] = [];
-  const sink = new DeviceCommands({ registry, outbox, buzzerSeconds: BUZZER_SECONDS, wired: (deviceId, commands) => wired.push({ deviceId, commands }) });
+  const sent: { topic: string; payload: string }[] = [];
+  const sink = new DeviceCommands({ registry, outbox, buzzerSeconds: BUZZER_SECONDS, wired: (deviceId, commands) => wired.push({ deviceId, commands }), publish: (topic, payload) => sent.push({ topic, payload }) });
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -51,20 +53,10 @@ function open(t: Test, data: string) {
     db
       .prepare("SELECT command, seq, alarm_id AS alarmId, rev, superseded, delivered_at AS deliveredAt, payload FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ? ORDER BY seq")
       .all(deviceId) as { command: string; seq: number; alarmId: string | null; rev: number | null; superseded: number; deliveredAt: string | null; payload: string }[];
-  return { db, registry, outbox, writer, sink, published, wired, run, rows, close };
+  return { db, registry, outbox, writer, sink, published, wired, sent, run, rows, close };
 }
 
-const alert = (alarmId: string, rev: number, state: ShopAlert['state']): ShopAlert => ({
-  alarmId,
-  rev,
-  state,
-  originShopId: 'W00',
-  originName: '李记茶行',
-  address: '1 Test Road',
-  doorPlate: '1号',
-  kind: 'panic',
-  raisedAt: '2026-12-02T00:00:00.000Z',
-});
+const alert = (alarmId: string, rev: number, state: ShopAlert['state']) => rowAlert(alarmId, rev, state, '2026-12-02T00:00:00.000Z');
 
 t.test("9#: the pressing keypad's LED blinks green, and nothing else (no buzzer, no text)", async (t) => {
   const s = await setup(t);
@@ -129,42 +121,70 @@ t.test('a wired serial keypad gets its answer through its bus driver, only after
   t.equal((s.db.prepare("SELECT count(*) AS n FROM outbox WHERE recipient_kind = 'device'").get() as { n: number }).n, 0);
 });
 
-t.test("an alert: each of the shop's MQTT keypads gets the wired neighbour's buzzer, display and LED; the end turns them off", async (t) => {
+t.test("an alert: each of the shop's MQTT keypads gets the wired neighbour's buzzer, display and LED, as messages and no rows; the end turns them off", async (t) => {
   const s = await setup(t);
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('A1', 1, 'raised')));
+  const raised = s.sink.alertMessages('W01', alert('A1', 1, 'raised'));
   const [line1, line2] = alertDisplay('1号', '李记茶行').text;
   const expected = [
-    { command: 'buzzer', on: true, seconds: BUZZER_SECONDS, alarmId: 'A1', rev: 1 },
-    { command: 'display', text: line1, line2, alarmId: 'A1', rev: 1 },
-    { command: 'led', colour: 'red', blink: true, alarmId: 'A1', rev: 1 },
+    { command: 'buzzer', on: true, seconds: BUZZER_SECONDS, alarmId: 'A1', rev: 1, state: 'raised' },
+    { command: 'display', text: line1, line2, alarmId: 'A1', rev: 1, state: 'raised' },
+    { command: 'led', colour: 'red', blink: true, alarmId: 'A1', rev: 1, state: 'raised' },
   ];
   for (const id of [s.neighbourA, s.neighbourB]) {
-    t.same(s.rows(id).map((r) => ({ ...JSON.parse(r.payload), seq: undefined })), expected.map((e) => ({ ...e, seq: undefined })), `${id}: buzzer, display, LED`);
-    t.same(s.rows(id).map((r) => [r.alarmId, r.rev]), [['A1', 1], ['A1', 1], ['A1', 1]], `${id}: rows about the alarm`);
+    const mine = raised.filter((m) => m.topic === topics.deviceCommands(id));
+    t.same(mine.map((m) => JSON.parse(m.payload)), expected, `${id}: buzzer, display, LED, about the alarm, no seq`);
+    t.ok(mine.every((m) => validators.deviceCommand.check(JSON.parse(m.payload))), `${id}: the payloads pass the contract`);
+    t.same(s.rows(id), [], `${id}: no outbox row of its own`);
   }
+  t.equal(raised.length, 6, 'the two keypads only: a panic button has no display');
   t.equal(line1, '报警 1号', "the wired display's words");
-  t.same(s.rows(s.panicButton), [], 'a panic button has no display');
-  t.same(s.rows(s.presser), [], "another shop's keypad gets nothing");
+  t.same(s.sink.alertMessages('W02', alert('A1', 1, 'raised')), [], 'a shop without MQTT keypads: nothing');
 
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('A1', 2, 'ended')));
-  const live = s.rows(s.neighbourA).filter((r) => !r.superseded).map((r) => JSON.parse(r.payload));
-  t.match(live, [
-    { command: 'buzzer', on: false, alarmId: 'A1', rev: 2 },
-    { command: 'display', text: '', line2: '', alarmId: 'A1', rev: 2 },
-    { command: 'led', colour: 'off', blink: false, alarmId: 'A1', rev: 2 },
-  ], 'buzzer off, display cleared, LED off; the undelivered raised commands superseded');
-  t.equal(s.rows(s.neighbourA).filter((r) => r.superseded).length, 3);
+  const ended = s.sink.alertMessages('W01', alert('A1', 2, 'ended'));
+  t.same(ended.filter((m) => m.topic === topics.deviceCommands(s.neighbourA)).map((m) => JSON.parse(m.payload)), [
+    { command: 'buzzer', on: false, seconds: 0, alarmId: 'A1', rev: 2, state: 'ended' },
+    { command: 'display', text: '', line2: '', alarmId: 'A1', rev: 2, state: 'ended' },
+    { command: 'led', colour: 'off', blink: false, alarmId: 'A1', rev: 2, state: 'ended' },
+  ], 'buzzer off, display cleared, LED off');
+
+  s.db.prepare("UPDATE devices SET revoked_at = ? WHERE id = ?").run(new Date().toISOString(), s.neighbourB);
+  s.registry.reload();
+  t.same([...new Set(s.sink.alertMessages('W01', alert('A1', 1, 'raised')).map((m) => m.topic))], [topics.deviceCommands(s.neighbourA)], 'a revoked keypad gets nothing');
+
+  // No SQL on the alarm path: with the database closed (any statement would throw) it still renders.
+  s.close();
+  t.equal(s.sink.alertMessages('W01', alert('C3', 1, 'raised')).length, 3, 'rendered from the in-memory registry alone');
 });
 
-t.test("an alarm that ends while the keypad shows another alarm's alert changes nothing on it", async (t) => {
+t.test('alert commands go out after the alerts published in the same turn, in order', async (t) => {
   const s = await setup(t);
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('A1', 1, 'raised')));
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('B2', 1, 'raised')));
-  const before = s.rows(s.neighbourA).length;
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('A1', 2, 'ended')));
-  t.equal(s.rows(s.neighbourA).length, before, 'nothing for A1: the keypad shows B2');
-  await s.run((fx, now) => s.sink.shopAlert(fx, now, 'W01', alert('B2', 2, 'ended')));
-  t.match(s.rows(s.neighbourA).slice(-3).map((r) => JSON.parse(r.payload)), [{ command: 'buzzer', on: false, alarmId: 'B2' }, { command: 'display', text: '' }, { command: 'led', colour: 'off' }]);
+  s.sink.alertPublished('W01', alert('A1', 1, 'raised'));
+  s.sink.alertPublished('W02', alert('A1', 1, 'raised'));
+  s.sink.alertPublished('W01', alert('A1', 2, 'ended'));
+  t.same(s.sent, [], 'not while the publisher is still publishing alerts');
+  await Promise.resolve();
+  t.same(s.sent, [...s.sink.alertMessages('W01', alert('A1', 1, 'raised')), ...s.sink.alertMessages('W01', alert('A1', 2, 'ended'))], "then all of them, in the alerts' order");
+});
+
+t.test("a keypad that subscribes gets its shop's undelivered alert rows as commands, and no more once the shop has them", async (t) => {
+  const s = await setup(t);
+  const row = (a: ShopAlert) => s.run((fx, now) => s.outbox.enqueue(fx, now, { alarmId: a.alarmId, rev: a.rev, kind: 'shop', recipientId: 'W01', topic: topics.shopAlerts('W01'), body: a }));
+  await row(alert('A1', 1, 'raised'));
+  await row(alert('B2', 1, 'raised'));
+  await row(alert('A1', 2, 'ended'));
+  const missed = s.sink.pendingAlertMessages(s.neighbourA);
+  t.ok(missed.every((m) => m.topic === topics.deviceCommands(s.neighbourA)), 'on its own commands topic');
+  t.same(missed.map((m) => JSON.parse(m.payload)).map((c) => [c.command, c.alarmId, c.rev, c.state]), [
+    ['buzzer', 'B2', 1, 'raised'], ['display', 'B2', 1, 'raised'], ['led', 'B2', 1, 'raised'],
+    ['buzzer', 'A1', 2, 'ended'], ['display', 'A1', 2, 'ended'], ['led', 'A1', 2, 'ended'],
+  ], "each pending alert row in order (A1's raised superseded by its end); the keypad sorts out what to show");
+  t.same(s.sink.pendingAlertMessages(s.panicButton), [], 'a panic button: nothing');
+  t.same(s.sink.pendingAlertMessages(s.presser), [], 'a keypad of a shop with nothing pending: nothing');
+  await s.run((fx, now) => {
+    s.outbox.markDelivered(now, 'shop', 'W01', 'A1', 2, `device:${s.neighbourB}`);
+    s.outbox.markDelivered(now, 'shop', 'W01', 'B2', 1, `device:${s.neighbourB}`);
+  });
+  t.same(s.sink.pendingAlertMessages(s.neighbourA), [], 'the shop has them (another keypad of it answered): nothing to re-send');
 });
 
 t.test("a device's PUBACK marks its command by seq; the counter survives a restart", async (t) => {

@@ -4,8 +4,8 @@
  * answer, gateway/delivery/device-commands.ts turns it into commands on devices/{id}/commands).
  * After 9# the pressing keypad's LED blinks and nothing sounds at the counter; every neighbour's
  * keypad sounds and shows the alert, and is silenced and cleared when the alarm is cancelled; a
- * wrong PIN shows its text. A keypad away when its commands were sent gets them when it comes
- * back, across a gateway restart too. A wired keypad (the serial simulator on a pty) shows the same
+ * wrong PIN shows its text. A neighbour keypad away at the alarm gets the alert's commands when it
+ * comes back, across a gateway restart too (they render the shop's alert row). A wired keypad (the serial simulator on a pty) shows the same
  * answers, from the frames it confirmed on the wire.
  */
 import t from 'tap';
@@ -75,8 +75,11 @@ t.test('a neighbour keypad away when the alarm was raised gets its commands when
   t.teardown(() => kp.close());
   await kp.press('9#');
   await kp.waitForCommand((c) => c.command === 'led');
-  await eventually(() => query<{ n: number }>(data, "SELECT count(*) AS n FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ?", away.deviceId)[0]!.n === 3, "the away keypad's three commands stored");
-  t.equal(query(data, "SELECT id FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ? AND delivered_at IS NOT NULL", away.deviceId).length, 0, 'none delivered');
+  const alertRow = () =>
+    query<{ deliveredBy: string | null }>(data, "SELECT delivered_by AS deliveredBy FROM outbox WHERE recipient_kind = 'shop' AND recipient_id = ? AND superseded = 0", away.shopId);
+  await eventually(() => alertRow().length === 1, "the away shop's alert row stored");
+  t.equal(alertRow()[0]!.deliveredBy, null, 'not delivered');
+  t.same(query(data, "SELECT id FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ?", away.deviceId), [], 'its keypad has no rows of its own: its commands render the shop row');
   await gw1.kill('SIGTERM');
 
   const gw2 = await GatewayProcess.start(t, data, env);
@@ -85,10 +88,9 @@ t.test('a neighbour keypad away when the alarm was raised gets its commands when
   await back.waitForCommand((c) => c.command === 'led');
   t.same(back.shows.buzzer.on, true, 'its buzzer sounds');
   t.same(back.shows.display[1], origin.name, "it shows the origin's name");
-  await eventually(
-    () => query(data, "SELECT id FROM outbox WHERE recipient_kind = 'device' AND recipient_id = ? AND delivered_by = ?", away.deviceId, `device:${away.deviceId}`).length === 3,
-    'delivered to it after the restart',
-  );
+  t.match(back.commands, [{ command: 'buzzer', alarmId: String }, { command: 'display' }, { command: 'led' }], 'buzzer, display, LED, once each (repeats ignored)');
+  t.equal(back.commands.length, 3);
+  await eventually(() => alertRow()[0]?.deliveredBy === `device:${away.deviceId}`, "the shop's alert delivered by its keypad after the restart");
 });
 
 t.test('a serial keypad: the LED after 9#, the wrong-PIN text, the cancel text with the LED off; never a buzzer', async (t) => {
