@@ -135,7 +135,7 @@ export class Outbox {
     );
     this.deliverCommand = db.prepare(
       `UPDATE outbox SET delivered_at = ?, delivered_by = ?
-       WHERE recipient_kind = 'device' AND recipient_id = ? AND seq = ? AND delivered_at IS NULL`,
+       WHERE recipient_kind = 'device' AND recipient_id = ? AND seq = ? AND delivered_at IS NULL AND superseded = 0`,
     );
   }
 
