@@ -436,7 +436,7 @@ export class AlarmEngine {
   }
 
   private publishToConsoles(fx: Effects, alarm: AlarmRow, now: number): void {
-    const payload = JSON.stringify(this.consoleView(alarm));
+    const body = this.consoleView(alarm);
     const consoles = alarm.compoundId ? [alarm.stationId, alarm.compoundId] : [alarm.stationId];
     for (const stationId of consoles) {
       this.ctx.outbox.enqueue(fx, now, {
@@ -445,7 +445,7 @@ export class AlarmEngine {
         kind: 'station',
         recipientId: stationId,
         topic: topics.stationAlarms(stationId),
-        payload,
+        body,
       });
     }
   }

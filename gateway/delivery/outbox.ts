@@ -48,7 +48,7 @@ export type OutboxMessage = (MessageBase & { kind: 'shop'; body: ShopAlert }) | 
 
 /** What a caller enqueues: the message without its row id, `payload` and `body` as it has them. */
 export type OutboxEntry = Omit<MessageBase, 'id' | 'payload'> &
-  ({ kind: 'shop'; body?: ShopAlert; payload?: string } | { kind: 'station'; body?: ConsoleAlarm; payload?: string });
+  ({ kind: 'shop'; body: ShopAlert } | { kind: 'station'; body: ConsoleAlarm });
 
 /**
  * Where outbox messages go, first sends and re-sends alike: the broker (in-process, QoS 1,
@@ -72,14 +72,11 @@ function fromRow(r: Row): OutboxMessage {
 }
 
 /**
- * The message an entry stands for. The JSON is built here from `body` when the caller has only
- * the object; a caller that has only the JSON (the alarm engine builds its payloads itself today)
- * has it parsed here, once, so no publisher downstream parses a topic or a payload.
+ * The message an entry stands for: the caller hands the object it built (a ShopAlert, a
+ * ConsoleAlarm) and its JSON is made here, once, so nothing downstream parses a topic or a payload.
  */
 function toMessage(id: number, e: OutboxEntry): OutboxMessage {
-  const payload = e.payload ?? JSON.stringify(e.body);
-  const body = e.body ?? JSON.parse(payload);
-  return { id, alarmId: e.alarmId, rev: e.rev, kind: e.kind, recipientId: e.recipientId, topic: e.topic, payload, body } as OutboxMessage;
+  return { id, alarmId: e.alarmId, rev: e.rev, kind: e.kind, recipientId: e.recipientId, topic: e.topic, payload: JSON.stringify(e.body), body: e.body } as OutboxMessage;
 }
 
 export class Outbox {
