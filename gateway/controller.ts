@@ -358,7 +358,7 @@ export class Gateway {
         const targetId = typeof req.targetId === 'string' ? req.targetId : '';
         const actor = typeof req.actor === 'string' ? req.actor : 'cli';
         if (!scope || !targetId) throw lfError('LF_ERR_INVALID_ARGUMENT', 'test', 'scope shop|device and a targetId');
-        if (req.op === 'test-stop') return { stopped: await this.writer.run((fx) => this.engine.stopTest(fx, scope, targetId, actor), 'test-mode') };
+        if (req.op === 'test-stop') return { stopped: await this.writer.run(() => this.engine.stopTest(scope, targetId, actor), 'test-mode') };
         const ms = req.durationMs;
         if (!Number.isInteger(ms) || (ms as number) < 1000 || (ms as number) > 24 * 3600_000) throw lfError('LF_ERR_INVALID_ARGUMENT', 'durationMs', '1 s to 24 h');
         return this.writer.run(() => this.engine.startTest(scope, targetId, ms as number, actor), 'test-mode');

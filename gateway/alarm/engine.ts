@@ -334,23 +334,10 @@ export class AlarmEngine {
   }
 
   /** Inside a transaction: end a shop's or a device's test mode; false when it was in none. */
-  stopTest(fx: Effects, scope: TestScope, targetId: string, actor: Actor): boolean {
+  stopTest(scope: TestScope, targetId: string, actor: Actor): boolean {
     const stopped = stopTestMode(this.ctx.db, scope, targetId, actor, this.ctx.clock.now());
-    if (stopped) {
-      this.ctx.log.info({ scope, targetId }, 'test mode stopped');
-      this.testOver(fx, scope, targetId);
-    }
+    if (stopped) this.ctx.log.info({ scope, targetId }, 'test mode stopped');
     return stopped;
-  }
-
-  /**
-   * A test mode ended (stopped, expired, or its walk test done): the LED its test 9#s lit goes off,
-   * as an officer's close turns off a real alarm's, unless a real alarm of the shop is on. (A test
-   * alarm closes itself at once: turning the LED off then would hide the installer's blink.)
-   */
-  private testOver(fx: Effects, scope: TestScope, targetId: string): void {
-    const shopId = scope === 'shop' ? targetId : this.ctx.registry.devices.get(targetId)?.shopId;
-    if (shopId && !this.repo.joinableForShop(shopId)) this.ctx.commands?.alarmOver(fx, this.ctx.clock.now(), shopId);
   }
 
   /** A new alarm of `shop` in state `raised` (rev 1) and its audit row; nothing is sent yet. */
@@ -610,7 +597,6 @@ export class AlarmEngine {
       if (ended) {
         this.ctx.counters.inc('test-modes.expired');
         this.ctx.log.info({ scope: ended.scope, targetId: ended.targetId }, 'test mode expired');
-        this.testOver(fx, ended.scope, ended.targetId);
       }
       return;
     }

@@ -197,25 +197,3 @@ t.test("an officer's close turns the 9#'s LED off, unless the PIN already did or
   await act(help, 'close');
   t.same(h.commands.alarmsOver.map((o) => o.shopId), [shopId, shopId], 'both closed: off');
 });
-
-t.test("the end of a test mode (stopped or expired) turns its test 9#s' LED off, unless a real alarm of the shop is on", async (t) => {
-  const h = new Harness(t);
-  const shopId = STREET.shops[MIDDLE].shopId;
-  await h.writer.run(() => h.engine.startTest('shop', shopId, 30 * 60_000, 'cli:installer'), 'test-mode');
-  await h.press('9#');
-  t.same(h.shown(), ['raised'], 'the test 9# blinks the LED');
-  t.same(h.commands.alarmsOver, [], 'and it stays on while the test goes on (the test alarm closed itself)');
-  await h.writer.run((fx) => h.engine.stopTest(fx, 'shop', shopId, 'cli:installer'), 'test-mode');
-  t.same(h.commands.alarmsOver.map((o) => o.shopId), [shopId], 'test stop: off');
-
-  await h.writer.run(() => h.engine.startTest('shop', shopId, 60_000, 'cli:installer'), 'test-mode');
-  await h.press('9#');
-  await h.advance(2 * 60_000);
-  t.same(h.commands.alarmsOver.map((o) => o.shopId), [shopId, shopId], 'test mode expired: off');
-
-  // A real alarm, then a test mode for the shop: its end leaves the real alarm's LED on.
-  await h.press('9#');
-  await h.writer.run(() => h.engine.startTest('shop', shopId, 60_000, 'cli:installer'), 'test-mode');
-  await h.writer.run((fx) => h.engine.stopTest(fx, 'shop', shopId, 'cli:installer'), 'test-mode');
-  t.equal(h.commands.alarmsOver.length, 2, 'a real alarm is on: the LED stays');
-});

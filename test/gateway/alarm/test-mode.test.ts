@@ -90,7 +90,7 @@ t.test('a 9# in test mode raises a test alarm only; after test stop, a real one 
   const other = await h.press(MIDDLE + 1, '9#');
   t.ok(h.about(other!).some((p) => p.topic === topics.stationAlarms(STREET_STATION)), 'another shop raises a real alarm');
 
-  t.equal(await h.writer.run((fx) => h.engine.stopTest(fx, 'shop', shopId, 'cli:installer')), true);
+  t.equal(await h.writer.run(() => h.engine.stopTest('shop', shopId, 'cli:installer')), true);
   t.same(testStatus(h.db, h.clock.now()), [], 'nothing in test mode');
   t.ok(h.auditActions(null).includes('test-stopped'), 'the stop is audited');
   const real = await h.press(MIDDLE, '9#');
@@ -99,7 +99,7 @@ t.test('a 9# in test mode raises a test alarm only; after test stop, a real one 
   t.ok(h.about(real!).some((p) => p.topic === topics.stationAlarms(STREET_STATION)), 'it reaches the console');
   t.equal(h.about(real!).filter((p) => p.topic.endsWith('/alerts')).length, 10, 'and the 10 nearest neighbours');
   t.ok(h.count("SELECT count(*) AS n FROM deadlines WHERE alarm_id = ? AND kind = 'ack'", real) === 1, 'with its ack deadline');
-  t.equal(await h.writer.run((fx) => h.engine.stopTest(fx, 'shop', shopId, 'cli:installer')), false, 'stopping again: it was in none');
+  t.equal(await h.writer.run(() => h.engine.stopTest('shop', shopId, 'cli:installer')), false, 'stopping again: it was in none');
 });
 
 t.test('test mode expires by the clock: an audit row, then a 9# is real', async (t) => {
@@ -166,7 +166,7 @@ t.test('a duress PIN in test mode with no open alarm is a test alarm too (the in
   const id = await h.press(MIDDLE, '*1357#');
   checkTestAlarm(t, h, id);
   t.match(h.db.prepare('SELECT duress FROM alarms WHERE id = ?').get(id), { duress: 1 }, 'marked duress');
-  await h.writer.run((fx) => h.engine.stopTest(fx, 'shop', shopId, 'cli:installer'));
+  await h.writer.run(() => h.engine.stopTest('shop', shopId, 'cli:installer'));
   const real = await h.press(MIDDLE, '*1357#');
   t.ok(h.about(real!).some((p) => p.topic === topics.stationAlarms(STREET_STATION) && p.payload.duress === true), 'after the test a duress PIN reaches the console');
 });
