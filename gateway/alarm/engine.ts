@@ -560,12 +560,8 @@ export class AlarmEngine {
           },
           { disposition: action.disposition, note: action.note ?? null },
         );
-        // A cancelled or duress alarm's shops were told it ended by the PIN (its keypad's LED too).
-        if (!alarm.shopsEnded) {
-          this.endForShops(fx, closed);
-          // The 9#'s LED goes off, unless another alarm of the shop is still on.
-          if (!this.repo.joinableForShop(alarm.shopId)) this.ctx.commands?.alarmOver(fx, now, alarm.shopId);
-        }
+        // A cancelled or duress alarm's shops were told it ended by the PIN.
+        if (!alarm.shopsEnded) this.endForShops(fx, closed);
         return closed;
       }
     }

@@ -30,12 +30,6 @@ export type KeypadFeedback = 'raised' | 'cancelled' | 'no-alarm' | 'wrong-pin' |
 export interface DeviceCommandSink {
   /** Inside the event's transaction: the pressing keypad's answer to an entry (MQTT: outbox rows; wired: after the commit). */
   feedback(fx: Effects, now: number, device: Device, what: KeypadFeedback): void;
-  /**
-   * Inside the transaction: an officer closed the shop's alarm, the shops were not told it ended
-   * before (no cancel or duress PIN), and no other alarm of the shop is open: its keypads' LED, lit
-   * by the 9# or 0#, goes off (a cancel's answer turns it off itself).
-   */
-  alarmOver(fx: Effects, now: number, shopId: string): void;
 }
 
 /** One message to publish as it is (QoS 1, in process). */
@@ -56,9 +50,6 @@ export const FEEDBACK_TEXT: Readonly<Record<Exclude<KeypadFeedback, 'raised'>, r
   'locked-out': ['密码已锁定', 'PIN locked'],
 };
 
-/** The LED of a keypad whose shop's alarm is over (gateway/alarm/engine.ts, at an officer's close). */
-const LED_OFF: readonly NewDeviceCommand[] = [{ command: 'led', colour: 'off', blink: false }];
-
 /** The commands that answer an entry on the keypad that typed it. */
 export function feedbackCommands(what: KeypadFeedback): NewDeviceCommand[] {
   // Discreet: the LED alone, no buzzer and no text.
@@ -66,7 +57,7 @@ export function feedbackCommands(what: KeypadFeedback): NewDeviceCommand[] {
   const [text, line2] = FEEDBACK_TEXT[what];
   const display: NewDeviceCommand = { command: 'display', text, line2 };
   // The 9#'s blink stops when the alarm is cancelled (or seems to be: duress).
-  return what === 'cancelled' ? [display, ...LED_OFF] : [display];
+  return what === 'cancelled' ? [display, { command: 'led', colour: 'off', blink: false }] : [display];
 }
 
 /**
@@ -112,17 +103,9 @@ export class DeviceCommands implements DeviceCommandSink {
   constructor(private readonly ctx: DeviceCommandsContext) {}
 
   feedback(fx: Effects, now: number, device: Device, what: KeypadFeedback): void {
-    this.send(fx, now, device, feedbackCommands(what));
-  }
-
-  alarmOver(fx: Effects, now: number, shopId: string): void {
-    for (const d of this.ctx.registry.devicesByShop.get(shopId) ?? []) this.send(fx, now, d, LED_OFF);
-  }
-
-  /** Commands for one keypad: an MQTT keypad's are outbox rows, a wired one's go to its bus after the commit. */
-  private send(fx: Effects, now: number, device: Device, commands: readonly NewDeviceCommand[]): void {
     // A Modbus module or a panic button has no display or LED to answer on.
     if (device.type !== 'keypad' || device.revokedAt) return;
+    const commands = feedbackCommands(what);
     if (device.transport === 'mqtt') {
       this.ctx.outbox.enqueueCommands(fx, now, device.id, commands);
     } else if (device.transport === 'serial') {

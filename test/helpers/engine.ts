@@ -39,14 +39,8 @@ export interface Published {
 export class RecordingCommands implements DeviceCommandSink {
   readonly feedbacks: { at: number; deviceId: string; what: KeypadFeedback }[] = [];
 
-  readonly alarmsOver: { at: number; shopId: string }[] = [];
-
   feedback(_fx: unknown, now: number, device: { id: string }, what: KeypadFeedback): void {
     this.feedbacks.push({ at: now, deviceId: device.id, what });
-  }
-
-  alarmOver(_fx: unknown, now: number, shopId: string): void {
-    this.alarmsOver.push({ at: now, shopId });
   }
 }
 

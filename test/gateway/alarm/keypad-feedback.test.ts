@@ -164,36 +164,3 @@ t.test('a PIN entry when the shop has no PIN set: wrong-pin', async (t) => {
   await h.press(`*${PIN}#`);
   t.same(h.shown(), ['raised', 'wrong-pin']);
 });
-
-t.test("an officer's close turns the 9#'s LED off, unless the PIN already did or another alarm of the shop is on", async (t) => {
-  const h = new Harness(t);
-  const shopId = STREET.shops[MIDDLE].shopId;
-  const act = (alarmId: string, action: 'ack' | 'close') =>
-    h.writer.run((fx) => h.engine.consoleAction(fx, STREET.stationId, STREET.officer.username, { alarmId, action, ...(action === 'close' ? { disposition: 'real' as const } : {}) }), 'console-action');
-
-  const real = (await h.press('9#'))!;
-  await act(real, 'ack');
-  t.same(h.commands.alarmsOver, [], 'not while the alarm is open');
-  await act(real, 'close');
-  t.same(h.commands.alarmsOver.map((o) => o.shopId), [shopId], 'closed: the LED goes off');
-
-  // Cancelled and duress alarms: their PIN's answer turned the LED off; the close adds nothing, alike.
-  for (const pin of [PIN, DURESS]) {
-    const id = (await h.press('9#'))!;
-    await h.press(`*${pin}#`);
-    if (pin === DURESS) await act(id, 'ack');
-    await act(id, 'close');
-  }
-  t.equal(h.commands.alarmsOver.length, 1, 'nothing more at the close of a cancelled or a duress alarm');
-
-  // A help call open, then a 9# (its own alarm): closing one leaves the LED on for the other.
-  const help = (await h.press('0#'))!;
-  const panic = (await h.press('9#'))!;
-  t.not(help, panic);
-  await act(panic, 'ack');
-  await act(panic, 'close');
-  t.equal(h.commands.alarmsOver.length, 1, 'the help call is still on');
-  await act(help, 'ack');
-  await act(help, 'close');
-  t.same(h.commands.alarmsOver.map((o) => o.shopId), [shopId, shopId], 'both closed: off');
-});

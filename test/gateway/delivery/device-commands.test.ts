@@ -208,12 +208,3 @@ t.test("a device's PUBACK marks its command by seq; the counter survives a resta
   await again.run((fx, now) => again.sink.feedback(fx, now, again.registry.devices.get(s.neighbourA)!, 'raised'));
   t.same(again.published.map((m) => m.kind === 'device' && m.seq), [3, 1]);
 });
-
-t.test("an alarm over (an officer's close): every keypad of the shop gets the LED off, its panic button nothing", async (t) => {
-  const s = await setup(t);
-  await s.run((fx, now) => s.sink.alarmOver(fx, now, 'W01'));
-  const leds = s.published.filter((m) => m.kind === 'device').map((m) => [m.recipientId, m.kind === 'device' && m.body.command, m.kind === 'device' && m.body.colour]);
-  t.same(leds.sort(), [[s.neighbourA, 'led', 'off'], [s.neighbourB, 'led', 'off']].sort(), "both keypads of W01, as tracked rows");
-  t.same(s.rows(s.panicButton), [], 'the panic button has no LED');
-  t.same(s.rows(s.presser), [], "another shop's keypad is not told");
-});
