@@ -44,7 +44,7 @@ import type { CounterReset } from './ingest/sequence.js';
 import type { DeviceIngest } from './ingest/device-ingest.js';
 
 /** Faults that hold while their condition lasts, one row each, cleared by the device itself. */
-export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed', 'line-errors'] as const;
+export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed', 'line-errors', 'door-held'] as const;
 export type ConditionFault = (typeof CONDITION_FAULTS)[number];
 export type FaultKind = ConditionFault | 'counter-reset' | 'flood';
 
@@ -234,6 +234,17 @@ export class Supervisor {
       default:
         return;
     }
+  }
+
+  /**
+   * A condition of a device that the gateway judges rather than the device reports (a door held
+   * open past its time while the shop is disarmed): a fault while `active`, cleared when not.
+   */
+  condition(deviceId: string, fault: ConditionFault, active: boolean): void {
+    if (!this.supervised(deviceId)) return;
+    const now = this.ctx.clock.now();
+    if (active) this.raise(deviceId, fault, now, now);
+    else this.clear(deviceId, fault, now);
   }
 
   /** Devices with an open fault, for /health and the console. */

@@ -1,0 +1,18 @@
+/**
+ * Faults of the gateway itself (DESIGN.md "Kinds, priority, faults and test mode"): free disk below
+ * its floor, a database that cannot be written, a bridge that cannot open its port. Each is a fault
+ * the console sees, never only a log line. Monitors (gateway/health/) report through this sink;
+ * the fault store (gateway/faults/) implements it.
+ */
+
+export type GatewayFaultKind = 'disk-low' | 'db-error' | 'port-failed';
+
+/** What a gateway fault is about: `disk:<path>`, `db`, `bus:<busId>`. */
+export type GatewaySubject = `disk:${string}` | 'db' | `bus:${string}`;
+
+export interface GatewayFaultSink {
+  /** Raise a fault of the gateway itself; a fault already open for (kind, subject) is left as it is (its detail may be updated). */
+  raiseGateway(kind: GatewayFaultKind, subject: GatewaySubject, detail?: Record<string, unknown>): void;
+  /** Its cause went away: the fault clears and its ticket closes as recovered. */
+  clearGateway(kind: GatewayFaultKind, subject: GatewaySubject): void;
+}
