@@ -6,6 +6,9 @@
  *   duplicate or a refused event stops here, a new one moves the mark) → the alarm engine reads it
  *   (keypad keys assembled, what follows a `*` masked) → the event is stored → the engine acts on
  *   it → a counter that went back is a fault in the same commit.
+ * A heartbeat is a `light` writer item: it is stored like any event (its row and its mark), but a
+ * batch of nothing else is committed without an fsync; losing the last few in a power cut costs
+ * nothing (that a device was heard lives in the supervisor's memory anyway).
  * The promise resolves once the batch holding it is committed; only then may the device be told
  * "got it".
  */
@@ -97,7 +100,7 @@ export function deviceIngest(ctx: DeviceIngestContext): DeviceIngest {
             const outcome = ingest(fx, device, event, via);
             reportCounter(fx, device, via, outcome);
             return { outcome, fx };
-          }, 'device-event')
+          }, 'device-event', { light: event.type === 'heartbeat' })
           .then(({ outcome, fx }) => ({ outcome, committedAt: fx.committedAt }));
 }
 

@@ -46,6 +46,8 @@ interface Item {
   reject: (e: unknown) => void;
   /** Marks batches that carry a device event, for the `after-store` failpoint. */
   tag: string | undefined;
+  /** Losing it in a power cut costs nothing that matters (a heartbeat's mark): no fsync for it alone. */
+  light: boolean;
 }
 
 export interface WriterOptions {
@@ -62,18 +64,26 @@ export class GroupCommitWriter {
   private scheduled = false;
   private closed = false;
   /** Number of commits and items, for /health and the benchmark. */
-  readonly stats = { batches: 0, items: 0, maxBatch: 0, failedBatches: 0 };
+  readonly stats = { batches: 0, items: 0, maxBatch: 0, failedBatches: 0, lightBatches: 0 };
+  /** The connection's own setting, restored after a light batch (FULL for the gateway's file, see store/db.ts). */
+  private readonly synchronous: number;
 
-  constructor(private readonly opts: WriterOptions) {}
+  constructor(private readonly opts: WriterOptions) {
+    this.synchronous = opts.db.pragma('synchronous', { simple: true }) as number;
+  }
 
   /**
    * Queue `fn` to run inside the next batch transaction. Resolves with its result once committed.
-   * `tag` names the kind of item (e.g. 'device-event') for failpoints and logs.
+   * `tag` names the kind of item (e.g. 'device-event') for failpoints and logs. A `light` item is
+   * one a power cut may lose without harm (a heartbeat moving its device's mark): a batch of light
+   * items only is committed without an fsync (synchronous=NORMAL for that commit: in WAL mode it is
+   * still atomic and survives a crash of the process, and the next full commit's fsync carries it to
+   * disk); a batch with any other item is committed as always.
    */
-  run<T>(fn: (fx: Effects) => T, tag?: string): Promise<T> {
+  run<T>(fn: (fx: Effects) => T, tag?: string, opts: { light?: boolean } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('writer is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, tag });
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, tag, light: opts.light === true });
       if (!this.scheduled) {
         this.scheduled = true;
         // setImmediate, not a microtask: it lets every packet already read from the sockets in
@@ -91,6 +101,11 @@ export class GroupCommitWriter {
     this.queue = [];
     const { db, log } = this.opts;
     const results: { ok: boolean; value: unknown; fx: Effects }[] = [];
+    const light = batch.every((i) => i.light);
+    if (light) {
+      db.pragma('synchronous = NORMAL');
+      this.stats.lightBatches++;
+    }
     try {
       db.transaction(() => {
         for (const item of batch) {
@@ -114,6 +129,8 @@ export class GroupCommitWriter {
       this.opts.onBatchFailed?.(err);
       for (const item of batch) item.reject(err);
       return;
+    } finally {
+      if (light) db.pragma(`synchronous = ${this.synchronous}`);
     }
     const committedAt = performance.now();
     for (const r of results) r.fx.committedAt = committedAt;

@@ -42,6 +42,9 @@ t.test('a rebooted keypad (new boot, seq from 1) is not mistaken for a replay', 
   const kp = keypads.get(street.shops[4].shopId)!;
   kp.boot = 5;
   for (let i = 0; i < 20; i++) await kp.send({ type: 'heartbeat' } as never);
+  // Each heartbeat, alone in its batch, was committed without an fsync of its own.
+  t.ok((await gw.health()).writer.lightBatches >= 10, 'heartbeats cost no fsync each');
+  t.equal(query(data, "SELECT count(*) AS n FROM events WHERE type = 'heartbeat'")[0]!.n, 20, 'and are stored all the same');
   kp.reboot();
   t.equal(kp.boot, 6);
   await kp.press('9#');

@@ -214,3 +214,24 @@ t.test('close() commits what is queued and refuses anything new', async (t) => {
   await t.rejects(writer.run(() => insert(db, 'too late')), { message: 'writer is closed' });
   t.same(labels(reader), ['queued']);
 });
+
+t.test('a batch of light items only commits without an fsync; any other item makes it a full commit; the setting comes back', async (t) => {
+  const { db, writer, reader } = setup(t);
+  const FULL = 2;
+  const NORMAL = 1;
+  const sync = () => db.pragma('synchronous', { simple: true }) as number;
+  t.equal(sync(), FULL, 'the gateway commits with synchronous=FULL');
+  const alone = await writer.run(() => (db.prepare("INSERT INTO items (label) VALUES ('beat')").run(), sync()), 'device-event', { light: true });
+  t.equal(alone, NORMAL, 'a light batch commits with synchronous=NORMAL (no fsync)');
+  t.equal(sync(), FULL, 'and the setting is FULL again after it');
+  t.equal(writer.stats.lightBatches, 1);
+  const [a, b] = await Promise.all([
+    writer.run(() => sync(), 'device-event', { light: true }),
+    writer.run(() => (db.prepare("INSERT INTO items (label) VALUES ('9#')").run(), sync()), 'device-event'),
+  ]);
+  t.same([a, b], [FULL, FULL], 'a light item batched with another commits with the fsync');
+  t.equal(writer.stats.lightBatches, 1);
+  await t.rejects(writer.run(() => { throw new Error('boom'); }, 'x', { light: true }));
+  t.equal(sync(), FULL, 'a light batch whose item failed leaves FULL too');
+  t.same((reader.prepare('SELECT label FROM items ORDER BY id').all() as { label: string }[]).map((r) => r.label), ['beat', '9#'], 'both committed');
+});
