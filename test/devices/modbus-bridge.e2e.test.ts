@@ -134,9 +134,13 @@ t.test('a door opened and closed between two reads: door-latch-8io reports both 
   await eventually(() => doors('W12').length === 2, 'the opening and the closing stored');
   t.same(doors('W12'), [true, false], 'in order');
   await eventually(() => latching.latchMask === 0, 'its latch cleared after the commit');
-  const polled = rtu.stats.answered;
-  await eventually(() => rtu.stats.answered > polled + 20, 'the generic module polled on');
-  t.equal(doors('W05').length, generic, 'generic-8io: the pulse is missed (its door is a live input)');
+  // The generic door opened and left open: the first full read after the pulse reports it, and
+  // only it: the pulse before it is missed (its door is a live input).
+  unit(2).setInput(DOOR, true);
+  await eventually(() => doors('W05').length > generic, 'the generic door\'s opening stored');
+  t.same(doors('W05').slice(generic), [true], 'generic-8io: the pulse is missed, only the later opening is seen');
+  unit(2).setInput(DOOR, false);
+  await eventually(() => doors('W05').length === generic + 2, 'and its closing');
 });
 
 t.test('a module that never answers costs a timeout and becomes a fault; the others are still polled; it clears when it answers', async (t) => {
@@ -158,8 +162,10 @@ t.test('an exception answer and garbage are logged and counted; polling goes on'
   const timeouts = await counter('modbus.timeouts');
   await eventually(async () => (await counter('modbus.timeouts')) > timeouts, 'garbage costs a timeout');
   unit(3).fault = 'none';
+  const doors = () => query<{ n: number }>(data, "SELECT count(*) AS n FROM events WHERE device_id = ? AND type = 'door'", devices.get('W05'))[0]!.n;
+  const before = doors();
   unit(2).setInput(DOOR, true);
-  await eventually(() => query(data, "SELECT count(*) AS n FROM events WHERE device_id = ? AND type = 'door'", devices.get('W05'))[0]!.n === 3, 'the other module still reports');
+  await eventually(() => doors() === before + 1, 'the other module still reports');
   t.equal(gw.exitCode, null, 'the gateway kept running');
 });
 
