@@ -119,7 +119,10 @@ interface Module {
   fullCount: number;
   nextFastAt: number;
   nextFullAt: number;
-  /** Last read of the unlatched inputs (door contacts), by address; unknown until the first read. */
+  /**
+   * The unlatched inputs (generic-8io's door contact), by address: the level last committed (for a
+   * door; for others the level last read), unknown until the first read.
+   */
   live: Map<number, boolean>;
   /** Door contacts with a change latch, by address (read on full reads only, with inputState). */
   doors: Map<number, DoorLatch>;
@@ -148,7 +151,10 @@ interface InputReport {
   input: DiscreteInputDef;
   events: UnnumberedEvent[];
   clear: boolean;
+  /** A door with a change latch: its committed level moves with each event, its clear is tracked. */
   door?: DoorLatch;
+  /** A live door: the level its event committed becomes the one known. */
+  live?: true;
 }
 
 interface CoilWrite {
@@ -470,8 +476,9 @@ export class ModbusBusDriver implements BusDriver {
         continue;
       }
       const before = m.live.get(input.address);
-      m.live.set(input.address, v);
-      if (before !== undefined && before !== v && input.role === 'door') reports.push({ input, events: [{ type: 'door', open: v }], clear: false });
+      // A door's level is known once its event is committed: one that failed is sent again.
+      if (before === undefined || input.role !== 'door') m.live.set(input.address, v);
+      else if (before !== v) reports.push({ input, events: [{ type: 'door', open: v }], clear: false, live: true });
     }
     if (reports.length === 0) return;
     const committed: number[] = [];
@@ -480,7 +487,9 @@ export class ModbusBusDriver implements BusDriver {
         // One input's events in order: a door's closing is not sent before its opening is stored.
         for (const event of r.events) {
           if (!(await this.commit(m, r.input, event))) return;
-          if (r.door && event.type === 'door') r.door.reported = event.open;
+          if (event.type !== 'door') continue;
+          if (r.door) r.door.reported = event.open;
+          if (r.live) m.live.set(r.input.address, event.open);
         }
         if (r.clear) committed.push(r.input.address);
       }),

@@ -5,7 +5,8 @@
  * - door-latch-8io: the pulse is an opening and a closing, stored in that order, and the latch is
  *   cleared only after both are committed; a slow ingest holds the latch, a failing one leaves it
  *   set to be read again, and a latch-clear that fails is not taken for a second pulse.
- * - generic-8io: the same pulse is missed (its door is a live input), the limit SPEC.md states.
+ * - generic-8io: the same pulse is missed (its door is a live input), the limit SPEC.md states;
+ *   a change it does see whose event failed is sent again.
  */
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../gateway/clock.js';
@@ -216,6 +217,20 @@ for (const wire of wires) {
       await eventually(() => r.doors(r.ids.latching).length === 4, 'the closing stored at the next read');
       await eventually(() => (r.latching.latchMask & DOOR_BIT) === 0, 'and the latch cleared');
       t.same(r.doors(r.ids.latching).map((d) => d.open), [true, false, true, false], 'each edge once: the opening not sent twice');
+    });
+
+    t.test('generic-8io: a door change whose event failed is sent again at the next full read', async (t) => {
+      const r = await rig(t, wire);
+      r.generic.setInput(DOOR, true);
+      r.control.failCalls = new Set([1]);
+      await r.fullRead();
+      t.equal(r.control.calls, 1, 'the opening was tried');
+      t.same(r.doors(r.ids.generic), [], 'and not stored');
+      await r.fullRead();
+      await eventually(() => r.doors(r.ids.generic).length === 1, 'sent again: stored');
+      t.same(r.doors(r.ids.generic).map((d) => d.open), [true]);
+      await r.fullRead();
+      t.equal(r.doors(r.ids.generic).length, 1, 'once');
     });
 
     t.test('a latch-clear that fails is cleared again at the next read, its events not reported twice', async (t) => {
