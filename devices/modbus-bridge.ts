@@ -139,7 +139,7 @@ interface Module {
 }
 
 /** What the bridge knows of a door contact with a change latch. */
-interface DoorLatch {
+export interface DoorLatch {
   /** The level last committed (open = true); undefined until the first full read. */
   reported: boolean | undefined;
   /** Its events were committed but the latch-clear that followed failed: the latch may still be theirs. */
@@ -540,7 +540,7 @@ export class ModbusBusDriver implements BusDriver {
 }
 
 /**
- * What a full read of a door contact with a change latch means (SPEC.md "Latches"): the door
+ * What a full read of a door contact with a change latch means (SPEC.md "Change latches"): the door
  * levels to report, in order, and whether its latch is to be cleared once they are committed.
  * `latch` is what FC02 read, `level` the inputState bit read after it. The latch says the door
  * moved since the last clear; the level, against the level last committed, says how:
