@@ -6,6 +6,9 @@
  * A latched input that reads 1 becomes an event; once the ingest has committed it, the bridge writes
  * the latch-clear register with exactly the bits of the committed inputs, so an input that latched
  * between the read and the clear stays latched for the next read (firmware-contracts/modbus/SPEC.md).
+ * A door contact with a change latch (door-latch-8io) is read with the module's inputState on the
+ * full read: its latch says an edge happened, the level says which, so a door opened and closed
+ * between two reads is reported as an opening and a closing (`doorReadings`).
  * Sounder coils of a shop's modules switch on when an alert reaches the shop and off when it ends,
  * or after `sounderMaxMs` at the latest.
  *
@@ -19,7 +22,7 @@
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusClient } from 'modbus-serial/ModbusRTU.js';
 import type { DeviceEvent, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
-import { loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
+import { isChangeLatch, loadRegisterMap, latchClearMask, type RegisterMap, type DiscreteInputDef } from '../firmware-contracts/modbus/register-map.js';
 import { stopBitsFor } from './serial-bridge.js';
 import { AlertBook, backoffMs, pause, steadyTime, syncByAddress, withTimeout, type BridgeClock, type BridgeContext, type BusDriver, type BusPort, type ScanHit, type ScanOptions, type WiredDevice } from './bridge.js';
 
@@ -116,8 +119,13 @@ interface Module {
   fullCount: number;
   nextFastAt: number;
   nextFullAt: number;
-  /** Last read of the unlatched inputs (door contacts), by address; unknown until the first read. */
+  /**
+   * The unlatched inputs (generic-8io's door contact), by address: the level last committed (for a
+   * door; for others the level last read), unknown until the first read.
+   */
   live: Map<number, boolean>;
+  /** Door contacts with a change latch, by address (read on full reads only, with inputState). */
+  doors: Map<number, DoorLatch>;
   /** The boot of the events made for this module (a u32 above its stored mark), and their seq. */
   boot: number;
   seq: number;
@@ -128,6 +136,25 @@ interface Module {
   /** Switches the sounder off at the latest `sounderMaxMs` after it went on. */
   offTimer: { cancel(): void } | null;
   book: AlertBook;
+}
+
+/** What the bridge knows of a door contact with a change latch. */
+export interface DoorLatch {
+  /** The level last committed (open = true); undefined until the first full read. */
+  reported: boolean | undefined;
+  /** Its events were committed but the latch-clear that followed failed: the latch may still be theirs. */
+  clearUnconfirmed: boolean;
+}
+
+/** What one input's read asks for: its events, committed in order, then (if `clear`) its latch cleared. */
+interface InputReport {
+  input: DiscreteInputDef;
+  events: UnnumberedEvent[];
+  clear: boolean;
+  /** A door with a change latch: its committed level moves with each event, its clear is tracked. */
+  door?: DoorLatch;
+  /** A live door: the level its event committed becomes the one known. */
+  live?: true;
 }
 
 interface CoilWrite {
@@ -189,6 +216,7 @@ export class ModbusBusDriver implements BusDriver {
           nextFastAt: now,
           nextFullAt: now,
           live: new Map(),
+          doors: new Map(map.discreteInputs.filter((i) => isChangeLatch(i) && i.role === 'door').map((i) => [i.address, { reported: undefined, clearUnconfirmed: false }])),
           boot: this.ctx.nextModuleBoot(device.mark().boot),
           seq: 0,
           failures: 0,
@@ -413,45 +441,81 @@ export class ModbusBusDriver implements BusDriver {
     const count = full ? m.fullCount : m.fastCount;
     const read = await this.request(m, 'read inputs', (c) => c.readDiscreteInputs(0, count));
     if (!read) return;
+    // The level of the change-latched doors, read after their latches: an edge between the two
+    // reads shows as a level that changed with no latch yet, and is reported (doorReadings).
+    let levels = 0;
+    if (full && m.doors.size > 0) {
+      const state = await this.request(m, 'read inputState', (c) => c.readHoldingRegisters(m.map.holdingRegisters.inputState!.address, 1));
+      // Nothing is reported from half a poll: every latch stays set and is read again.
+      if (!state) return;
+      levels = state.data[0] ?? 0;
+    }
     const bits = read.data;
     const latched: DiscreteInputDef[] = [];
-    const events: { input: DiscreteInputDef; event: UnnumberedEvent }[] = [];
+    const reports: InputReport[] = [];
     for (const input of m.map.discreteInputs) {
       if (input.address >= count) continue;
       const v = !!bits[input.address];
+      if (isChangeLatch(input)) {
+        const door = full ? m.doors.get(input.address) : undefined;
+        if (door) {
+          const level = ((levels >> input.address) & 1) === 1;
+          const r = doorReadings(door, v, level);
+          // Nothing to report: the level is the one known (or, at the first read, becomes it).
+          if (r.opens.length === 0) door.reported = level;
+          if (!v) door.clearUnconfirmed = false;
+          if (r.opens.length || r.clear) reports.push({ input, events: r.opens.map((open) => ({ type: 'door', open })), clear: r.clear, door });
+        }
+        continue;
+      }
       if (input.latched) {
         if (!v) continue;
         latched.push(input);
         const event = latchedEvent(input);
-        if (event) events.push({ input, event });
+        if (event) reports.push({ input, events: [event], clear: true });
         continue;
       }
       const before = m.live.get(input.address);
-      m.live.set(input.address, v);
-      if (before !== undefined && before !== v && input.role === 'door') events.push({ input, event: { type: 'door', open: v } });
+      // A door's level is known once its event is committed: one that failed is sent again.
+      if (before === undefined || input.role !== 'door') m.live.set(input.address, v);
+      else if (before !== v) reports.push({ input, events: [{ type: 'door', open: v }], clear: false, live: true });
     }
-    if (events.length === 0) return;
+    if (reports.length === 0) return;
     const committed: number[] = [];
     await Promise.all(
-      events.map(async ({ input, event }) => {
-        const full = { ...event, boot: m.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
-        try {
-          await this.ctx.ingest(m.device.id, full, 'modbus');
-          this.stats.events++;
-          if (input.latched) committed.push(input.address);
-        } catch (err) {
-          this.log.error({ err, deviceId: m.device.id, input: input.name }, 'event not stored: its latch stays set and it is read again');
+      reports.map(async (r) => {
+        // One input's events in order: a door's closing is not sent before its opening is stored.
+        for (const event of r.events) {
+          if (!(await this.commit(m, r.input, event))) return;
+          if (event.type !== 'door') continue;
+          if (r.door) r.door.reported = event.open;
+          if (r.live) m.live.set(r.input.address, event.open);
         }
+        if (r.clear) committed.push(r.input.address);
       }),
     );
     if (committed.length === 0) return;
     const mask = latchClearMask(committed);
     const cleared = await this.request(m, 'latch-clear', (c) => c.writeRegister(m.map.holdingRegisters.latchClear.address, mask));
+    for (const r of reports) if (r.door && committed.includes(r.input.address)) r.door.clearUnconfirmed = !cleared;
     // Not cleared: the latch reads 1 again and the event is ingested again; the engine joins it
-    // to the alarm it raised, so nothing is doubled.
+    // to the alarm it raised, so nothing is doubled (a door's is recognised by doorReadings).
     if (!cleared) this.ctx.counters.inc('modbus.latch-clear.failed');
     // A latched input other than the committed ones waits for the next poll (due at once).
-    if (latched.length > committed.length) m.nextFastAt = 0;
+    if (latched.some((i) => !committed.includes(i.address))) m.nextFastAt = 0;
+  }
+
+  /** Hand one event to the ingest; true once it is committed. A failure is logged, and the input's latch stays set. */
+  private async commit(m: Module, input: DiscreteInputDef, event: UnnumberedEvent): Promise<boolean> {
+    const numbered = { ...event, boot: m.boot, seq: ++m.seq, input: input.name } as unknown as DeviceEvent;
+    try {
+      await this.ctx.ingest(m.device.id, numbered, 'modbus');
+      this.stats.events++;
+      return true;
+    } catch (err) {
+      this.log.error({ err, deviceId: m.device.id, input: input.name }, 'event not stored: its latch stays set and it is read again');
+      return false;
+    }
   }
 
   private async writeCoils(w: CoilWrite): Promise<void> {
@@ -473,6 +537,32 @@ export class ModbusBusDriver implements BusDriver {
       this.ctx.delivered(w.alert.shopId, w.alert.alarmId, w.alert.rev, m.device.id);
     }
   }
+}
+
+/**
+ * What a full read of a door contact with a change latch means (SPEC.md "Change latches"): the door
+ * levels to report, in order, and whether its latch is to be cleared once they are committed.
+ * `latch` is what FC02 read, `level` the inputState bit read after it. The latch says the door
+ * moved since the last clear; the level, against the level last committed, says how:
+ * - a different level: it moved once (or an odd number of times): one event;
+ * - the same level with the latch set: it opened and closed (or closed and opened): two events;
+ * - the same level, the latch set, and the last clear of it unconfirmed (it failed): the latch is
+ *   taken as the events already committed, cleared again, and nothing is reported twice;
+ * - a different level with no latch: the edge came after the FC02 read (or between an earlier
+ *   read and its clear), so it is reported and the latch it set is cleared with it.
+ * Before the first read the level is unknown: a latch set then is taken against a closed door
+ * (a door opened and closed while the bridge was not polling is reported, not dropped); with no
+ * latch the level is only noted.
+ */
+export function doorReadings(door: Readonly<DoorLatch>, latch: boolean, level: boolean): { opens: boolean[]; clear: boolean } {
+  if (!latch) {
+    if (door.reported === undefined || door.reported === level) return { opens: [], clear: false };
+    return { opens: [level], clear: true };
+  }
+  const before = door.reported ?? false;
+  if (level !== before) return { opens: [level], clear: true };
+  if (door.clearUnconfirmed) return { opens: [], clear: true };
+  return { opens: [!level, level], clear: true };
 }
 
 /** The event a latched input stands for; generic inputs have no meaning yet and raise nothing. */

@@ -21,7 +21,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { SerialPort } from 'serialport';
 import { ServerTCP, type IServiceVector } from 'modbus-serial';
 import { crcOk } from '../firmware-contracts/crc16.js';
-import { GENERIC_8IO, coilAt, inputAt, loadRegisterMap, type RegisterMap } from '../firmware-contracts/modbus/register-map.js';
+import { GENERIC_8IO, coilAt, inputAt, isChangeLatch, loadRegisterMap, type RegisterMap } from '../firmware-contracts/modbus/register-map.js';
 import {
   BROADCAST_UNIT_ID,
   ExceptionCode,
@@ -79,16 +79,20 @@ export class IoModule extends EventEmitter<{ coil: [CoilChange] }> {
     for (const c of this.map.coils) this.coilState.set(c.address, false);
   }
 
-  /** Drive an input active or inactive. A latched input latches on going active. */
+  /**
+   * Drive an input active or inactive. A latched input latches on going active, a change latch
+   * (`"both-edges"`) on every edge, going active or inactive.
+   */
   setInput(address: number, active: boolean): void {
     const def = inputAt(this.map, address);
     if (!def) throw new RangeError(`${this.map.model} has no discrete input ${address}`);
     const bit = 1 << address;
-    if (active && !(this.live & bit) && def.latched) this.latches |= bit;
+    const edge = active !== ((this.live & bit) !== 0);
+    if (edge && (isChangeLatch(def) || (active && def.latched))) this.latches |= bit;
     this.live = active ? this.live | bit : this.live & ~bit;
   }
 
-  /** Active for `ms`, then inactive (a short press); the latch, if any, keeps it. */
+  /** Active for `ms`, then inactive (a short press, a door opened and closed); the latch, if any, keeps it. */
   pulse(address: number, ms: number): Promise<void> {
     this.setInput(address, true);
     return new Promise((resolve) => {
@@ -115,8 +119,9 @@ export class IoModule extends EventEmitter<{ coil: [CoilChange] }> {
   }
 
   /**
-   * FC02: what the master reads. A latched input reads its latch (1 from going active until its
-   * latch-clear bit is written, however short the press), the others their live state.
+   * FC02: what the master reads. A latched input reads its latch (1 from going active, or for a
+   * change latch from any edge, until its latch-clear bit is written, however short the press),
+   * the others their live state.
    */
   readInputs(start: number, count: number): boolean[] {
     return addresses(start, count).map((a) => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import generic8ioJson from './maps/generic-8io.json' with { type: 'json' };
+import doorLatch8ioJson from './maps/door-latch-8io.json' with { type: 'json' };
 
 /**
  * Discrete inputs are limited to addresses 0–15 because the latch-clear and input-state holding
@@ -18,6 +19,9 @@ export const MAX_INPUT_ADDRESS = 15;
 const Address = Type.Integer({ minimum: 0, maximum: 0xffff });
 const Name = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_-]+$' });
 const Strict = { additionalProperties: false } as const;
+
+/** The `latched` value of an input whose latch is set at both edges (SPEC.md "Latches"). */
+export const BOTH_EDGES = 'both-edges';
 
 export const InputRole = Type.Union([Type.Literal('panic'), Type.Literal('door'), Type.Literal('tamper'), Type.Literal('input')], {
   description: 'Default meaning of the input; the installer may assign another per device.',
@@ -34,13 +38,24 @@ export const DiscreteInputDef = Type.Object(
     address: Type.Integer({ minimum: 0, maximum: MAX_INPUT_ADDRESS }),
     name: Name,
     role: InputRole,
-    latched: Type.Boolean({
-      description: 'Reads 1 from the moment the input went active until the gateway clears its latch-clear bit.',
+    latched: Type.Union([Type.Boolean(), Type.Literal(BOTH_EDGES)], {
+      description:
+        'true: reads 1 from the moment the input went active until the gateway writes its latch-clear bit. ' +
+        'false: a live input, read as it is. "both-edges": a change latch, set at every edge (opening and closing), ' +
+        'cleared through latch-clear like the others; the live level is in inputState (door contacts).',
     }),
   },
   Strict,
 );
 export type DiscreteInputDef = Static<typeof DiscreteInputDef>;
+
+/** A change latch (`latched: "both-edges"`): a door opened and closed between two reads still reads 1. */
+export function isChangeLatch(input: DiscreteInputDef): boolean {
+  return input.latched === BOTH_EDGES;
+}
+
+/** Roles a change latch may carry: a door contact, or an input whose meaning the installer assigns later. */
+const CHANGE_LATCH_ROLES: readonly InputRole[] = ['door', 'input'];
 
 export const CoilDef = Type.Object({ address: Address, name: Name, role: CoilRole }, Strict);
 export type CoilDef = Static<typeof CoilDef>;
@@ -84,7 +99,7 @@ export class RegisterMapError extends Error {
 
 /** A union of literals fails with "Expected union value"; name the accepted values instead. */
 function describeError(path: string, message: string, schema: TSchema): string {
-  const options = (schema.anyOf as TSchema[] | undefined)?.map((s) => s.const).filter((c) => c !== undefined);
+  const options = (schema.anyOf as TSchema[] | undefined)?.flatMap((s) => (s.type === 'boolean' ? [true, false] : s.const !== undefined ? [s.const] : []));
   const where = path || '(root)';
   return options?.length ? `${where}: expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}` : `${where}: ${message}`;
 }
@@ -93,12 +108,23 @@ function duplicates<T>(values: T[]): T[] {
   return [...new Set(values.filter((v, i) => values.indexOf(v) !== i))];
 }
 
-/** Rules across fields: each address and name once per table, holding registers distinct. */
+/**
+ * Rules across fields: each address and name once per table, holding registers distinct, a change
+ * latch only on a door contact and only with an inputState register to read its level from.
+ */
 function crossFieldProblems(map: RegisterMap): string[] {
   const problems: string[] = [];
   for (const [table, points] of [['discreteInputs', map.discreteInputs], ['coils', map.coils]] as const) {
     for (const a of duplicates(points.map((p) => p.address))) problems.push(`/${table}: address ${a} is listed twice`);
     for (const n of duplicates(points.map((p) => p.name))) problems.push(`/${table}: name "${n}" is listed twice`);
+  }
+  map.discreteInputs.forEach((input, i) => {
+    if (isChangeLatch(input) && !CHANGE_LATCH_ROLES.includes(input.role)) {
+      problems.push(`/discreteInputs/${i}/latched: "${BOTH_EDGES}" is for door contacts (role ${CHANGE_LATCH_ROLES.join(' or ')}), not ${input.role}`);
+    }
+  });
+  if (map.discreteInputs.some(isChangeLatch) && !map.holdingRegisters.inputState) {
+    problems.push(`/holdingRegisters/inputState: required by a "${BOTH_EDGES}" input (its live level is read there)`);
   }
   const regs = Object.entries(map.holdingRegisters).flatMap(([name, r]) => (r ? [[name, r.address] as const] : []));
   for (const a of duplicates(regs.map(([, addr]) => addr))) {
@@ -135,11 +161,14 @@ function deepFreeze<T>(value: T): T {
 /** The generic 8-in/8-out module: inputs 0–7 (panic, door, tamper, in4–in8), coils 0–7 (sounder, strobe, out3–out8). */
 export const GENERIC_8IO: RegisterMap = parseRegisterMap(generic8ioJson, 'generic-8io');
 
+/** generic-8io whose door contact (input 1) is a change latch: an opening and closing between two reads is not missed. */
+export const DOOR_LATCH_8IO: RegisterMap = parseRegisterMap(doorLatch8ioJson, 'door-latch-8io');
+
 /**
  * Maps shipped with the gateway, by model name. They are imported rather than read from disk so
  * that they travel with the compiled code.
  */
-export const BUILT_IN_MAPS: Readonly<Record<string, RegisterMap>> = Object.freeze({ [GENERIC_8IO.model]: GENERIC_8IO });
+export const BUILT_IN_MAPS: Readonly<Record<string, RegisterMap>> = Object.freeze({ [GENERIC_8IO.model]: GENERIC_8IO, [DOOR_LATCH_8IO.model]: DOOR_LATCH_8IO });
 
 /**
  * A built-in map by model name (`generic-8io`), or a map file by path (anything containing a `/`

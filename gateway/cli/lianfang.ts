@@ -310,7 +310,7 @@ Examples:
     .option('--tcp-port <n>', 'modbus-tcp: its TCP port (502 on most modules)', int('--tcp-port', 1, 65535))
     .option('--bus-address <n>', 'wired: the keypad\'s address on the line, or the module\'s Modbus unit id (1–247)', int('--bus-address', 1, 247))
     .option('--bus <busId>', 'wired: name of the bus (default: from the port, e.g. ttyUSB0)')
-    .option('--model <model>', 'modbus: the module\'s register map (default generic-8io)')
+    .option('--model <model>', 'modbus: the module\'s register map: generic-8io (the default; its door is a live input) or door-latch-8io (its door latches both edges)')
     .addOption(dataOption())
     .addOption(jsonOption())
     .addHelpText(

@@ -74,6 +74,8 @@ t.test('serial and Modbus devices, their buses, and what a misfit wire option ge
   t.not(r.code, 0);
   t.match(r.stderr, /--bus-address must be an integer from 1 to 247/);
   t.equal(json<any[]>((await cli(['device', 'list', '--json', ...d])).stdout).length, 4, 'nothing half-written by the refusals');
+  r = await cli(['device', 'add', '--shop', 'S1', '--type', 'io-module', '--transport', 'modbus-rtu', '--port', '/dev/ttyUSB1', '--bus-address', '8', '--model', 'door-latch-8io', '--json', ...d]);
+  t.match(json(r.stdout), { bus: 'ttyUSB1', busAddress: 8, model: 'door-latch-8io' }, 'the module model whose door latches both edges');
   t.equal(json<any[]>((await cli(['bus', 'list', '--json', ...d])).stdout).length, 3, 'and no stray bus');
   r = await cli(['bus', 'scan', 'nope', ...d]);
   t.match(r.stderr, /LF_ERR_NOT_FOUND: bus nope/);

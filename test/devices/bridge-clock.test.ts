@@ -8,70 +8,17 @@
 import t, { type Test } from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
 import { ManualClock } from '../../gateway/clock.js';
-import { loadConfig } from '../../config/load.js';
-import { pause, steadyTime, withTimeout, type BridgeContext, type BridgeLog, type WiredDevice } from '../../devices/bridge.js';
+import { pause, steadyTime, withTimeout, type WiredDevice } from '../../devices/bridge.js';
 import { ModbusBusDriver } from '../../devices/modbus-bridge.js';
 import { SerialBusDriver } from '../../devices/serial-bridge.js';
 import { ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
 import { sleep } from '../helpers/gateway.js';
 import { eventually } from '../helpers/wired.js';
-import type { DeviceEvent, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import { fakes, moduleRecord } from '../helpers/bridge.js';
+import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 
 const PANIC = 0;
 const SOUNDER = 0;
-
-interface Fakes {
-  ctx: BridgeContext;
-  counts: Map<string, number>;
-  logs: { level: string; msg: string; fields: object }[];
-  events: { deviceId: string; event: DeviceEvent }[];
-  seen: string[];
-  watched: Set<string>;
-  delivered: string[];
-}
-
-function fakes(clock: { now(): number; setTimer(ms: number, fn: () => void): { cancel(): void } }, overrides: Parameters<typeof loadConfig>[0] = {}): Fakes {
-  const counts = new Map<string, number>();
-  const logs: Fakes['logs'] = [];
-  const events: Fakes['events'] = [];
-  const seen: string[] = [];
-  const watched = new Set<string>();
-  const delivered: string[] = [];
-  const log: BridgeLog = {
-    debug: (fields, msg = '') => logs.push({ level: 'debug', msg, fields }),
-    info: (fields, msg = '') => logs.push({ level: 'info', msg, fields }),
-    warn: (fields, msg = '') => logs.push({ level: 'warn', msg, fields }),
-    error: (fields, msg = '') => logs.push({ level: 'error', msg, fields }),
-    child: () => log,
-  };
-  const config = loadConfig({ env: {}, ...overrides });
-  const ctx: BridgeContext = {
-    log,
-    clock,
-    counters: { inc: (name, n = 1) => counts.set(name, (counts.get(name) ?? 0) + n) },
-    latencies: { recordMs: () => {} },
-    config,
-    link: { watch: (id) => watched.add(id), unwatch: (id) => watched.delete(id), seen: (id) => seen.push(id) },
-    ingest: async (deviceId, event) => {
-      events.push({ deviceId, event });
-      return { outcome: { status: 'stored' }, committedAt: performance.now() };
-    },
-    nextCommandBoot: () => 7,
-    nextModuleBoot: (mark) => (mark ?? 4000) + 242,
-    delivered: (shopId, alarmId, rev, deviceId) => delivered.push(`${shopId}/${alarmId}/${rev}/${deviceId}`),
-  };
-  return { ctx, counts, logs, events, seen, watched, delivered };
-}
-
-const moduleRecord = (unit: number, mark: number | null = null): WiredDevice => ({
-  id: `W01.io-module.${unit}`,
-  shopId: 'W01',
-  type: 'io-module',
-  address: unit,
-  model: null,
-  macKey: null,
-  mark: () => ({ boot: mark, seq: null }),
-});
 
 /** A loopback TCP port nobody listens on: a connect is refused at once. */
 async function refusedPort(): Promise<number> {

@@ -15,7 +15,7 @@ import { openPtyPair } from '../../simulators/wire/pty-pair.js';
 import { wireTimeMs } from '../../firmware-contracts/wire-timing.js';
 import { IoModule, ModbusRtuSlaveSim, ModbusTcpSlaveSim, runModbusSim } from '../../simulators/modbus-module.js';
 import { encodeRequest, decodeResponse, expectedResponseLength } from '../../firmware-contracts/modbus/rtu.js';
-import { latchClearMask } from '../../firmware-contracts/modbus/register-map.js';
+import { DOOR_LATCH_8IO, latchClearMask } from '../../firmware-contracts/modbus/register-map.js';
 import { withCrc } from '../../firmware-contracts/crc16.js';
 
 const run = promisify(execFile);
@@ -169,6 +169,45 @@ t.test('RTU slave: two unit ids on one bus, read by a modbus-serial master', asy
   });
 });
 
+t.test('door-latch-8io: the door\'s change latch is set at every edge, the level is in inputState', async (t) => {
+  const DOOR = 1;
+  const pty = await openPtyPair();
+  t.teardown(() => pty.close());
+  const unit = new IoModule({ map: DOOR_LATCH_8IO });
+  const sim = await new ModbusRtuSlaveSim({ path: pty.a, baud: BAUD, turnaroundMs: TURNAROUND_MS, modules: new Map([[4, unit]]) }).start();
+  t.teardown(() => sim.close());
+  const client = await connectRtu(pty.b);
+  t.teardown(() => closeClient(client));
+  client.setID(4);
+  const door = async () => ({ latch: (await client.readDiscreteInputs(0, 8)).data[DOOR], level: ((await client.readHoldingRegisters(INPUT_STATE, 1)).data[0]! >> DOOR) & 1 });
+  const clear = () => client.writeRegister(LATCH_CLEAR, latchClearMask([DOOR]));
+
+  t.same(await door(), { latch: false, level: 0 }, 'closed, nothing latched');
+  await unit.pulse(DOOR, 50);
+  t.same(await door(), { latch: true, level: 0 }, 'opened and closed between two reads: latched, closed again');
+  t.same(await door(), { latch: true, level: 0 }, 'still latched: nothing cleared it');
+  await clear();
+  t.same(await door(), { latch: false, level: 0 }, 'cleared');
+
+  unit.setInput(DOOR, true);
+  t.same(await door(), { latch: true, level: 1 }, 'the opening alone latches');
+  await clear();
+  t.same(await door(), { latch: false, level: 1 }, 'cleared while it stays open: the level says open, the latch 0');
+  unit.setInput(DOOR, true);
+  t.equal(unit.latchMask, 0, 'driving it open again is no edge');
+  unit.setInput(DOOR, false);
+  t.same(await door(), { latch: true, level: 0 }, 'the closing latches too (a plain latched input would not)');
+  await clear();
+
+  // The other inputs are as in generic-8io: the panic latches on going active only.
+  unit.setInput(0, true);
+  unit.setInput(0, false);
+  unit.setInput(0, true);
+  await client.writeRegister(LATCH_CLEAR, latchClearMask([0]));
+  unit.setInput(0, false);
+  t.equal((await client.readDiscreteInputs(0, 8)).data[0], false, 'a panic released after its clear does not latch again');
+});
+
 t.test('RTU slave on the raw wire: bad CRC, broadcast, golden answers', async (t) => {
   const pty = await openPtyPair();
   t.teardown(() => pty.close());
@@ -271,6 +310,34 @@ t.test('TCP slave: modbus-serial and mbpoll', async (t) => {
   t.equal((await failure(client.readDiscreteInputs(0, 8))).errno, 'ETIMEDOUT', 'unknown unit id: timeout');
   client.setID(5);
   t.equal((await client.readDiscreteInputs(0, 8)).data.length, 8, 'the other unit still answers');
+});
+
+t.test('mbpoll (libmodbus) reads door-latch-8io\'s door latch (FC02) and its level (FC03 inputState) over RTU and TCP', async (t) => {
+  const pty = await openPtyPair();
+  t.teardown(() => pty.close());
+  const rtuUnit = new IoModule({ map: DOOR_LATCH_8IO });
+  const rtu = await new ModbusRtuSlaveSim({ path: pty.a, modules: new Map([[3, rtuUnit]]) }).start();
+  t.teardown(() => rtu.close());
+  const tcpUnit = new IoModule({ map: DOOR_LATCH_8IO });
+  const tcp = await new ModbusTcpSlaveSim({ modules: new Map([[3, tcpUnit]]) }).start();
+  t.teardown(() => tcp.close());
+  // Opened and closed before the reads; in7 pressed and held.
+  for (const m of [rtuUnit, tcpUnit]) {
+    m.setInput(1, true);
+    m.setInput(1, false);
+    m.setInput(6, true);
+  }
+  const wires = [
+    ['rtu', ['-m', 'rtu', '-b', String(BAUD), '-P', 'none'], pty.b],
+    ['tcp', ['-m', 'tcp', '-p', String(tcp.port)], '127.0.0.1'],
+  ] as const;
+  for (const [name, how, where] of wires) {
+    // mbpoll numbers references from 1: -r 1 is input address 0, -t 4 -r 3 holding register 2 (inputState).
+    const inputs = await run('mbpoll', [...how, '-a', '3', '-t', '1', '-r', '1', '-c', '8', '-o', '5', '-1', where], { timeout: 60_000 });
+    t.same([...parseMbpoll(inputs.stdout).entries()].filter(([, v]) => v === 1), [[2, 1], [7, 1]], `${name}: the door (ref 2) latched though closed, in7 (ref 7) latched`);
+    const state = await run('mbpoll', [...how, '-a', '3', '-t', '4', '-r', '3', '-c', '1', '-o', '5', '-1', where], { timeout: 60_000 });
+    t.same([...parseMbpoll(state.stdout).entries()], [[3, 0b0100_0000]], `${name}: inputState: the door closed (bit 1 clear), in7 held (bit 6)`);
+  }
 });
 
 t.test('TCP slave switched off: its connection goes silent, a connect gets no answer (not refused); on again it serves', async (t) => {

@@ -45,6 +45,10 @@ const GOLDEN: Golden[] = [
   { what: 'poll answer, panic latched', frame: '03 02 01 01 61 F0', response: { unitId: 3, fc: 2, bits: bits('10000000') } },
   { what: 'latch-clear of the panic input', frame: '03 06 00 01 00 01 18 28', request: { unitId: 3, fc: 6, address: 1, value: 1 } },
   { what: 'sounder on', frame: '03 05 00 00 FF 00 8D D8', request: { unitId: 3, fc: 5, address: 0, value: true } },
+  { what: 'door-latch-8io: poll answer, the door\'s change latch set', frame: '03 02 01 02 21 F1', response: { unitId: 3, fc: 2, bits: bits('01000000') } },
+  { what: 'door-latch-8io: read inputState', frame: '03 03 00 02 00 01 24 28', request: { unitId: 3, fc: 3, address: 2, quantity: 1 } },
+  { what: 'door-latch-8io: inputState answer, the door closed', frame: '03 03 02 00 00 C1 84', response: { unitId: 3, fc: 3, registers: [0] } },
+  { what: 'door-latch-8io: latch-clear of the door', frame: '03 06 00 01 00 02 58 29', request: { unitId: 3, fc: 6, address: 1, value: 2 } },
   { what: '§6.1 read coils', frame: '11 01 00 13 00 25 0E 84', request: { unitId: 17, fc: 1, address: 19, quantity: 37 } },
   {
     what: '§6.1 answer',
