@@ -33,6 +33,7 @@ import { shortId } from './ids.js';
 import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
 import { Supervisor, superviseEvents } from './supervision.js';
+import { FaultStore } from './faults/fault-store.js';
 import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
@@ -69,6 +70,11 @@ export class Gateway {
   http!: HttpServer;
   admin!: AdminServer;
   supervisor!: Supervisor;
+  /**
+   * The one fault store: every fault and its ticket, through the outbox to the consoles. It is the
+   * GatewayFaultSink of the gateway's own monitors (gateway/health/): `gw.faults.raiseGateway(…)`.
+   */
+  faults!: FaultStore;
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
@@ -159,6 +165,17 @@ export class Gateway {
         this.commands.alertPublished(msg.recipientId, msg.body);
       },
     });
+    this.faults = new FaultStore({
+      db: this.db,
+      outbox: this.outbox,
+      registry: this.registry,
+      clock: this.clock,
+      log: log.child({ module: 'faults' }),
+      counters: this.counters,
+      gatewayId: this.gatewayId,
+      writer: this.writer,
+      publish: (topic, payload) => this.broker.publish(topic, payload),
+    });
     this.commands = new DeviceCommands({
       registry: this.registry,
       outbox: this.outbox,
@@ -176,7 +193,7 @@ export class Gateway {
       counters: this.counters,
       gatewayId: this.gatewayId,
       gatewayKey,
-      publishNotice: (topic, payload) => this.broker.publish(topic, payload),
+      faults: this.faults,
       onDeadline: (due) => this.scheduler?.consider(due),
       commands: this.commands,
     });
@@ -230,7 +247,7 @@ export class Gateway {
       selfTestFaultAfterMs: config.supervision.selfTestFaultAfterMs,
       lineErrors: { windowMs: config.supervision.lineErrorWindowMs, perWindow: config.supervision.lineErrorsPerWindow },
       checkIntervalMs: config.supervision.checkIntervalMs,
-      publish: (topic, payload) => this.broker.publish(topic, payload),
+      faults: this.faults,
     });
     // The bridges get ports, device records and narrow services (gateway/wired-adapter.ts).
     this.wired = new WiredDevices(
@@ -259,6 +276,7 @@ export class Gateway {
     this.admin = new AdminServer(socketPath, (req) => this.adminRequest(req), log.child({ module: 'admin' }));
 
     await this.broker.start();
+    this.faults.start();
     this.supervisor.start();
     await this.wired.reconcile();
     this.scheduler.start();
@@ -319,7 +337,7 @@ export class Gateway {
         connectedClients: this.broker.connectedClients(),
         buses: this.registry.buses.size,
       },
-      faults: this.supervisor.faults(),
+      faults: this.faults.health(),
       flooding: this.flood?.flooding() ?? [],
       mqtt: this.broker.limits(),
       counters: this.counters.snapshot(),
@@ -347,7 +365,7 @@ export class Gateway {
       }
       case 'reset-counter':
         return resetCounter(
-          { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, clock: this.clock, log: this.log.child({ module: 'admin' }) },
+          { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, faults: this.faults, clock: this.clock, log: this.log.child({ module: 'admin' }) },
           req.deviceId,
           req.actor,
         );
@@ -398,6 +416,7 @@ export class Gateway {
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.scheduler?.stop();
     this.supervisor?.stop();
+    this.faults?.stop();
     this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});
