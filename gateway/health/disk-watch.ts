@@ -1,0 +1,89 @@
+/**
+ * Free disk of the data directory's filesystem (DESIGN "Kinds, priority, faults and test mode": the
+ * gateway's own disk is a fault the console sees). Checked every `checkIntervalMs` on the injected
+ * clock; free space below `floorBytes` raises `disk-low` for `disk:<path>`, and it clears only once
+ * free space is back at `floorBytes + clearMarginBytes`, so a disk hovering at the floor (a WAL
+ * growing and checkpointed back) does not open and close a ticket at every check.
+ *
+ * Reporting is all it does: the alarm path keeps writing while SQLite can, and a commit that fails
+ * is a `db-error` fault with nothing acknowledged (gateway/health/db-watch.ts). Dropping routine
+ * events to save space would lose what a device was told was stored.
+ */
+import { statfsSync } from 'node:fs';
+import type { Clock, Timer } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { GatewayFaultSink } from '../faults/gateway-faults.js';
+
+export interface DiskWatchOptions {
+  /** A path on the filesystem to watch (the data directory). */
+  path: string;
+  floorBytes: number;
+  clearMarginBytes: number;
+  checkIntervalMs: number;
+  clock: Clock;
+  log: Logger;
+  sink: GatewayFaultSink;
+  /** Bytes an unprivileged writer may still use at `path`; defaults to statfs (tests may replace it). */
+  freeBytes?: (path: string) => number;
+}
+
+/** Bytes available to an unprivileged writer on the filesystem holding `path` (statfs bavail × bsize). */
+export function freeBytesAt(path: string): number {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+}
+
+export class DiskWatch {
+  /** null until the first check: a fault left open by the last run clears at the first good check. */
+  private low: boolean | null = null;
+  private timer: Timer | null = null;
+  private stopped = false;
+  private failedReads = 0;
+
+  constructor(private readonly opts: DiskWatchOptions) {}
+
+  get subject(): `disk:${string}` {
+    return `disk:${this.opts.path}`;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  /** One check now: raise or clear as the free space says. */
+  check(): void {
+    const { path, floorBytes, clearMarginBytes, sink, log } = this.opts;
+    let freeBytes: number;
+    try {
+      freeBytes = (this.opts.freeBytes ?? freeBytesAt)(path);
+    } catch (err) {
+      // A data directory that cannot be stat'ed will fail its writes too: those are the fault (db-error).
+      if (this.failedReads++ % 60 === 0) log.warn({ err, path }, 'cannot read the free disk space');
+      return;
+    }
+    this.failedReads = 0;
+    if (freeBytes < floorBytes) {
+      if (this.low === true) return;
+      this.low = true;
+      log.warn({ path, freeBytes, floorBytes }, 'free disk below its floor');
+      sink.raiseGateway('disk-low', this.subject, { path, freeBytes, floorBytes });
+    } else if (this.low !== false && freeBytes >= floorBytes + clearMarginBytes) {
+      if (this.low) log.info({ path, freeBytes, floorBytes }, 'free disk above its floor again');
+      this.low = false;
+      sink.clearGateway('disk-low', this.subject);
+    }
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.check();
+    this.timer = this.opts.clock.setTimer(this.opts.checkIntervalMs, () => this.tick());
+  }
+}
