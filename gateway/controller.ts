@@ -6,10 +6,10 @@
  */
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
-import { systemClock, type Clock } from './clock.js';
+import { iso, systemClock, type Clock } from './clock.js';
 import { openDatabase, getMeta, setMeta, DB_FILE, type Db } from './store/db.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
@@ -34,6 +34,9 @@ import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
 import { Supervisor, superviseEvents } from './supervision.js';
 import { FaultStore } from './faults/fault-store.js';
+import { DiskWatch } from './health/disk-watch.js';
+import { DbWatch } from './health/db-watch.js';
+import { PortFaults } from './health/port-watch.js';
 import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
@@ -75,6 +78,10 @@ export class Gateway {
    * GatewayFaultSink of the gateway's own monitors (gateway/health/): `gw.faults.raiseGateway(…)`.
    */
   faults!: FaultStore;
+  /** The gateway's own health (gateway/health/): its disk, its database, its buses' ports, each a fault. */
+  diskWatch: DiskWatch | null = null;
+  dbWatch: DbWatch | null = null;
+  portFaults!: PortFaults;
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
@@ -121,6 +128,8 @@ export class Gateway {
       log: log.child({ module: 'writer' }),
       // A failed commit undoes its items' in-memory changes itself (Effects.onRollback).
       failpoint: this.opts.failpoint,
+      // The db watch is made with the fault store, below, before anything is committed.
+      watch: { failed: (operation, code) => this.dbWatch?.failed(operation, code), recovered: () => this.dbWatch?.recovered() },
     });
     this.loginThrottle = new LoginThrottle({ clock: this.clock, log: log.child({ module: 'login' }), counters: this.counters, config: config.login });
     this.broker = new Broker({
@@ -176,6 +185,24 @@ export class Gateway {
       writer: this.writer,
       publish: (topic, payload) => this.broker.publish(topic, payload),
     });
+    const healthLog = log.child({ module: 'health' });
+    this.dbWatch = new DbWatch({
+      clock: this.clock,
+      log: healthLog,
+      sink: this.faults,
+      probeIntervalMs: config.health.dbProbeIntervalMs,
+      probe: () => this.writer.run(() => setMeta(this.db, 'health_probe', iso(this.clock.now())), 'health-probe'),
+    });
+    this.diskWatch = new DiskWatch({
+      path: resolve(config.dataDir),
+      floorBytes: config.health.diskFloorBytes,
+      clearMarginBytes: config.health.diskClearMarginBytes,
+      checkIntervalMs: config.health.diskCheckIntervalMs,
+      clock: this.clock,
+      log: healthLog,
+      sink: this.faults,
+    });
+    this.portFaults = new PortFaults({ sink: this.faults, log: healthLog, failAfter: config.health.portFailedAfterAttempts });
     this.commands = new DeviceCommands({
       registry: this.registry,
       outbox: this.outbox,
@@ -261,6 +288,7 @@ export class Gateway {
         latencies: this.latencies,
         config,
         supervisor: this.supervisor,
+        ports: this.portFaults,
         ingest,
         delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
       }),
@@ -277,6 +305,7 @@ export class Gateway {
 
     await this.broker.start();
     this.faults.start();
+    this.diskWatch.start();
     this.supervisor.start();
     await this.wired.reconcile();
     this.scheduler.start();
@@ -417,6 +446,8 @@ export class Gateway {
     this.scheduler?.stop();
     this.supervisor?.stop();
     this.faults?.stop();
+    this.diskWatch?.stop();
+    this.dbWatch?.stop();
     this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});
