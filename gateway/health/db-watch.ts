@@ -2,9 +2,10 @@
  * Database errors as a fault (DESIGN "Kinds, priority, faults and test mode"): a commit of the
  * group-commit writer that fails for a reason of the store itself (the disk is full, an I/O error,
  * a read-only or corrupt file) raises `db-error` for `db`, with the SQLite code and the operation
- * that failed, never the data. It clears at the next successful commit. While it is open, a small
- * probe write is tried every `probeIntervalMs` on the injected clock, so a quiet gateway (no device
- * event to commit) still finds out that writes work again.
+ * that failed, never the data. It clears when a probe write (one meta row through the writer)
+ * commits: tried at once when the writer commits a batch again (a batch that changed nothing
+ * commits on a full disk too, so that alone is no proof) and every `probeIntervalMs` on the
+ * injected clock while the fault is open, so a quiet gateway also finds out that writes work.
  *
  * The writer tells this watch only about failures, and about the first commit after one (a branch
  * on the success path, nothing more): gateway/ingest/writer.ts CommitWatch.
@@ -39,14 +40,14 @@ export interface DbWatchOptions {
 export class DbWatch {
   private failing: { code: string; operation: string } | null = null;
   private probeTimer: Timer | null = null;
+  private probing = false;
   private stopped = false;
 
   constructor(private readonly opts: DbWatchOptions) {}
 
   /** A commit failed with a store error (`code` from storageErrorCode) while writing `operation`. */
   failed(operation: string, code: string): void {
-    const first = this.failing === null;
-    const changed = first || this.failing!.code !== code;
+    const changed = this.failing === null || this.failing.code !== code;
     this.failing = { code, operation };
     if (changed) {
       this.opts.log.error({ code, operation }, 'the database cannot be written');
@@ -56,15 +57,15 @@ export class DbWatch {
   }
 
   /**
-   * A commit succeeded after a failure, or the first commit of this run (a fault left open by the
-   * last run clears with it).
+   * A batch committed, the first since a failure or since the writer started. That alone proves
+   * nothing (a batch that changed nothing commits without writing a page), so the probe, a real
+   * write, is tried now; its commit clears the fault (and, at the first commit of a run, a fault
+   * the last run may have left open).
    */
   recovered(): void {
     this.probeTimer?.cancel();
     this.probeTimer = null;
-    if (this.failing) this.opts.log.info({ after: this.failing }, 'the database is written again');
-    this.failing = null;
-    this.opts.sink.clearGateway('db-error', 'db');
+    this.runProbe();
   }
 
   stop(): void {
@@ -74,12 +75,29 @@ export class DbWatch {
   }
 
   private scheduleProbe(): void {
-    if (this.probeTimer || this.stopped) return;
+    if (this.probeTimer || this.probing || this.stopped) return;
     this.probeTimer = this.opts.clock.setTimer(this.opts.probeIntervalMs, () => {
       this.probeTimer = null;
-      if (!this.failing || this.stopped) return;
-      // Its outcome comes back through the writer (failed or recovered); a failure schedules the next.
-      this.opts.probe().catch(() => {});
+      this.runProbe();
     });
+  }
+
+  private runProbe(): void {
+    if (this.probing || this.stopped) return;
+    this.probing = true;
+    this.opts.probe().then(
+      () => {
+        this.probing = false;
+        if (this.stopped) return;
+        if (this.failing) this.opts.log.info({ after: this.failing }, 'the database is written again');
+        this.failing = null;
+        this.opts.sink.clearGateway('db-error', 'db');
+      },
+      () => {
+        // The writer has reported the failure (failed() above); the next probe is one interval away.
+        this.probing = false;
+        if (this.failing) this.scheduleProbe();
+      },
+    );
   }
 }

@@ -1,9 +1,11 @@
 /**
  * Database errors as a fault (gateway/health/db-watch.ts with the group-commit writer's CommitWatch),
  * over a real SQLite database made full for real (`PRAGMA max_page_count`): an item that fails with
- * SQLITE_FULL and a batch whose commit fails raise db-error (code and operation, no data), the
- * probe write on the manual clock finds the store writable again and clears it, a constraint error
- * is not a fault of the store, and the first commit of a run clears a fault left by the last one.
+ * SQLITE_FULL and a batch whose commit fails raise db-error (code and operation, no data); only a
+ * probe write that commits clears it (tried at once when a batch commits again, and every interval
+ * on the manual clock), since a batch that writes nothing commits on a full store too; a
+ * constraint error is not a fault of the store; the first commit of a run clears (by its probe) a
+ * fault left by the last one.
  */
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,45 +63,61 @@ t.test('storageErrorCode: store codes and their extended codes; not constraints 
   t.equal(storageErrorCode(null), null);
 });
 
-t.test('the first commit of a run clears once; later commits tell nothing', async (t) => {
-  const { sink, writer, big } = setup(t);
+/** Let queued writer batches (a probe) commit and their promises settle. */
+async function turns(n = 4): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+t.test('the first commit of a run is followed by one probe, whose commit clears (a fault left by the last run); later commits tell nothing', async (t) => {
+  const { sink, writer, big, probes } = setup(t);
   await writer.run(big('a'));
-  await writer.run(big('b'));
+  await turns();
+  t.equal(probes(), 1);
   t.same(sink.ops(), ['clear db-error db']);
+  await writer.run(big('b'));
+  await turns();
+  t.equal(probes(), 1, 'no probe after a good commit');
+  t.equal(sink.calls.length, 1);
 });
 
-t.test('an item failing with SQLITE_FULL raises db-error with its code and operation; the probe clears it once writes work', async (t) => {
+t.test('an item failing with SQLITE_FULL raises db-error with its code and operation; a commit that writes nothing does not clear it; the probe clears once writes work', async (t) => {
   const { db, clock, sink, writer, fill, unfill, big, probes } = setup(t);
   await writer.run(big('warm-up'));
+  await turns();
+  t.equal(probes(), 1, 'the start\'s probe');
   fill();
   const err = await writer.run(big('secret-data'), 'device-event').then(() => null, (e: unknown) => e);
   t.equal((err as { code?: string } | null)?.code, 'SQLITE_FULL', 'the caller is rejected: nothing is acknowledged');
   t.same(sink.calls.slice(1), [{ op: 'raise', kind: 'db-error', subject: 'db', detail: { code: 'SQLITE_FULL', operation: 'device-event' } }]);
   t.notMatch(JSON.stringify(sink.calls), /secret-data/, 'never the data');
-  t.equal(db.prepare('SELECT count(*) AS n FROM items').get().n, 1, 'the failed item is not stored');
-  // Still full: the probe fails and is tried again; the fault is not raised twice.
-  clock.advance(10_000);
-  t.equal(probes(), 1);
-  await new Promise((r) => setImmediate(r));
-  await new Promise((r) => setImmediate(r));
-  t.equal(sink.calls.length, 2, 'the probe failing (still full) raises nothing new');
-  unfill();
+  t.equal(db.prepare('SELECT count(*) AS n FROM items').get().n, 2, 'the failed item is not stored (the warm-up and the start\'s probe are)');
+  // A batch that changes nothing commits on a full store: it triggers a probe, which fails.
+  await writer.run(() => db.prepare('SELECT 1').get(), 'read');
+  await turns();
+  t.equal(probes(), 2, 'a commit after the failure: probed at once');
+  t.equal(sink.calls.length, 2, 'the probe failed (still full): not cleared, not raised again');
   clock.advance(9_999);
-  t.equal(probes(), 1, 'the next probe one interval later');
-  clock.advance(1);
   t.equal(probes(), 2);
-  await new Promise((r) => setImmediate(r));
-  await new Promise((r) => setImmediate(r));
+  clock.advance(1);
+  t.equal(probes(), 3, 'while failing, a probe every interval');
+  await turns();
+  t.equal(sink.calls.length, 2, 'still full');
+  unfill();
+  clock.advance(10_000);
+  t.equal(probes(), 4);
+  await turns();
   t.same(sink.ops().slice(2), ['clear db-error db'], 'a committed probe clears it');
   clock.advance(100_000);
-  t.equal(probes(), 2, 'no probe while the store is writable');
+  t.equal(probes(), 4, 'no probe while the store is writable');
   await writer.run(big('after'));
+  await turns();
   t.equal(sink.calls.length, 3, 'a good commit after a good commit tells nothing');
 });
 
 t.test('SQLITE_FULL in one item: SQLite ends the whole transaction, so the whole batch fails and nothing after it commits on its own', async (t) => {
   const { db, sink, writer, fill, unfill, big } = setup(t);
   await writer.run(big('warm-up'));
+  await turns();
   fill();
   const settle = (p: Promise<unknown>) => p.then(() => 'committed', (e: { code?: string }) => e.code);
   // One batch: a small write before, the one that does not fit, a small write after.
@@ -112,7 +130,8 @@ t.test('SQLITE_FULL in one item: SQLite ends the whole transaction, so the whole
   t.same(sink.calls.slice(1), [{ op: 'raise', kind: 'db-error', subject: 'db', detail: { code: 'SQLITE_FULL', operation: 'device-event' } }], 'the operation that did not fit');
   unfill();
   t.equal(await settle(writer.run(big('y'))), 'committed');
-  t.same(sink.ops().slice(2), ['clear db-error db']);
+  await turns();
+  t.same(sink.ops().slice(2), ['clear db-error db'], 'the next commit probes, the probe commits: cleared');
 });
 
 t.test('a constraint error is the caller\'s, not the store\'s: no fault', async (t) => {
@@ -120,7 +139,8 @@ t.test('a constraint error is the caller\'s, not the store\'s: no fault', async 
   await writer.run(big('same'));
   const err = await writer.run(big('same')).catch((e: unknown) => e);
   t.match((err as { code?: string }).code, /^SQLITE_CONSTRAINT/);
-  t.same(sink.ops(), ['clear db-error db']);
+  await turns();
+  t.same(sink.ops(), ['clear db-error db'], 'only the start\'s clear');
 });
 
 t.test('a batch whose COMMIT fails (a read-only store) raises with operation commit', async (t) => {
