@@ -123,6 +123,7 @@ export class EngineHarness {
     this.deviceIngest = deviceIngest({ db: this.db, writer: this.writer, engine: this.engine, clock, counters: this.counters, log });
     this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
     this.scheduler.start();
+    this.faults.start();
     t.teardown(() => this.stop());
   }
 
@@ -130,6 +131,7 @@ export class EngineHarness {
     if (this.stopped) return;
     this.stopped = true;
     this.scheduler.stop();
+    this.faults.stop();
     this.writer.close();
     this.db.close();
   }
