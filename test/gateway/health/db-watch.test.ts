@@ -8,9 +8,7 @@
  * fault left by the last one.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tempDataDir } from '../../helpers/gateway.js';
 import { GroupCommitWriter } from '../../../gateway/ingest/writer.js';
 import { openDatabase } from '../../../gateway/store/db.js';
 import { createLogger } from '../../../gateway/logger.js';
@@ -19,9 +17,7 @@ import { DbWatch, storageErrorCode } from '../../../gateway/health/db-watch.js';
 import { RecordingGatewaySink } from '../../helpers/gateway-faults.js';
 
 function setup(t: { teardown(fn: () => unknown): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'lf-dbw-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const db = openDatabase(dir);
+  const db = openDatabase(tempDataDir(t));
   t.teardown(() => db.close());
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)');
   const big = (label: string) => () => db.prepare('INSERT INTO items (label) VALUES (?)').run(label + 'x'.repeat(20_000));

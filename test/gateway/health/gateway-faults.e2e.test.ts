@@ -8,16 +8,18 @@
  *   once (published without the database); a 9# sent meanwhile is not acknowledged (no PUBACK) and
  *   not stored; space freed → the keypad's resend commits and is acknowledged once, the fault is
  *   stored and cleared.
- * - port-failed: a serial bus whose pty does not exist at start → a fault once its opens have
- *   failed health.portFailedAfterAttempts times (backoff steps on the manual clock); the pty
- *   appears → the bridge opens it at its next attempt and the fault clears.
+ * - port-failed: a serial bus whose pty does not exist at start, and a Modbus TCP endpoint that
+ *   refuses connections → a fault once its opens have failed health.portFailedAfterAttempts times
+ *   (backoff steps on the manual clock); the pty appears, the module serves → the bridge opens it
+ *   at its next attempt and the fault clears.
  * Where tmpfs cannot be mounted (not root), the disk test falls back to a floor computed from the
  * current free space of a temp dir plus a filler file; the db-error test needs a filesystem it can
  * fill and says so (never a silent skip: the reason is a failing assertion unless not root).
  */
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -33,6 +35,7 @@ import { addDevice } from '../../../gateway/registry/registry.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { addWiredDevice, eventually, faultWatcher, provisionRow } from '../../helpers/wired.js';
 import { openPtyPair, type PtyPair } from '../../../simulators/wire/pty-pair.js';
+import { ModbusTcpSlaveSim } from '../../../simulators/modbus-module.js';
 import type { ConfigInput } from '../../../config/schema.js';
 
 const MiB = 1024 * 1024;
@@ -206,15 +209,28 @@ t.test('db-error: a full filesystem fails SQLite with SQLITE_FULL; the console h
   t.equal((gw.db.prepare("SELECT count(*) AS n FROM events WHERE device_id = 'W00.keypad.k1' AND type = 'keypad'").get() as { n: number }).n, 1, 'its event stored once, resends and all');
 });
 
-t.test('port-failed: a serial bus whose pty does not exist at start is a fault after its failed opens; the pty appears, the bridge opens it and the fault clears', async (t) => {
+interface PortCase {
+  /** Register the bus's device on a port that is not there yet. */
+  register(data: string): void;
+  config: ConfigInput;
+  /** The bridge's log messages of a failed open (with `failures`) and of the open after failures. */
+  failedMsg: string;
+  openedMsg: string;
+  /** The port appears (the adapter plugged in, the module's stack serving). */
+  appear(later: (fn: () => unknown) => void): Promise<void>;
+}
+
+/**
+ * A bus whose port is not there at start: two failed opens, no fault; the third (one backoff step
+ * later each, on the manual clock) is a port-failed fault on the console; the port appears and the
+ * next attempt, at the backoff's cap, opens it and the fault clears.
+ */
+async function portFails(t: Test, c: PortCase): Promise<void> {
   const later = stack(t);
   const data = mkdtempSync(join(tmpdir(), 'lf-'));
   later(() => rmSync(data, { recursive: true, force: true }));
   await provisionRow(data, 2);
-  const ptyDir = mkdtempSync(join(tmpdir(), 'lf-pty-'));
-  later(() => rmSync(ptyDir, { recursive: true, force: true }));
-  const path = join(ptyDir, 'a');
-  addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: path, busAddress: 1 });
+  c.register(data);
   const busId = (() => {
     const db = openDatabase(data);
     try {
@@ -225,27 +241,60 @@ t.test('port-failed: a serial bus whose pty does not exist at start is a fault a
   })();
   const clock = new ManualClock(Date.now());
   const log = logLines();
-  const gw = await startGateway(later, data, clock, { serial: { reopenBackoffMs: 200, reopenBackoffMaxMs: 800 }, health: { portFailedAfterAttempts: 3, diskFloorBytes: 0 } }, log.stream);
+  const gw = await startGateway(later, data, clock, { ...c.config, health: { portFailedAfterAttempts: 3, diskFloorBytes: 0 } }, log.stream);
   const watch = await faultWatcher(url(gw));
   later(() => watch.client.endAsync(true));
   const port = (state: string) => watch.faults.filter((f) => f.fault === 'port-failed' && f.state === state);
-  const failedAttempt = (n: number) => log.lines.some((l) => l.msg === 'cannot open the serial port; retrying' && l.failures === n);
+  const failedAttempt = (n: number) => log.lines.some((l) => l.msg === c.failedMsg && l.failures === n);
 
-  await eventually(() => failedAttempt(1), 'the first open fails (no such path)');
+  await eventually(() => failedAttempt(1), 'the first open fails');
   clock.advance(200);
   await eventually(() => failedAttempt(2), 'the second, one backoff step later');
   t.equal(port('raised').length, 0, 'two failed opens: no fault yet');
   clock.advance(400);
   await eventually(() => port('raised').length > 0, 'the third failed open is a port-failed fault on the console');
   t.match(port('raised')[0], { fault: 'port-failed', subject: `bus:${busId}`, state: 'raised', ticket: { state: 'open' }, detail: { busId, failures: 3, error: String } });
+  t.notOk(log.lines.some((l) => l.msg === c.openedMsg), 'not open');
 
-  // The adapter is plugged in: the pty appears at the registered path. The next attempt (800 ms, the backoff's cap) opens it.
-  mkdirSync(ptyDir, { recursive: true });
-  const line: PtyPair = await openPtyPair({ dir: ptyDir });
-  later(() => line.close());
+  await c.appear(later);
   clock.advance(800);
-  await eventually(() => log.lines.some((l) => l.msg === 'serial port open again'), 'the bridge opens the port');
+  await eventually(() => log.lines.some((l) => l.msg === c.openedMsg), 'the bridge opens the port at its next attempt');
   await eventually(() => port('cleared').length > 0, 'the fault clears');
   t.match(port('cleared')[0], { faultId: port('raised')[0]!.faultId, ticket: { state: 'fixed', recovered: true, closedAs: 'recovered' } });
   t.equal(port('raised').length, 1, 'raised once');
+  t.match(gw.db.prepare("SELECT subject, ticket, closed_as FROM faults WHERE kind = 'port-failed'").all(), [{ subject: `bus:${busId}`, ticket: 'fixed', closed_as: 'recovered' }], 'stored with its recovery');
+}
+
+t.test('port-failed: a serial bus whose pty does not exist at start; the pty appears at its path', async (t) => {
+  const ptyDir = mkdtempSync(join(tmpdir(), 'lf-pty-'));
+  t.teardown(() => rmSync(ptyDir, { recursive: true, force: true }));
+  await portFails(t, {
+    register: (data) => addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: join(ptyDir, 'a'), busAddress: 1 }),
+    config: { serial: { reopenBackoffMs: 200, reopenBackoffMaxMs: 800 } },
+    failedMsg: 'cannot open the serial port; retrying',
+    openedMsg: 'serial port open again',
+    appear: async (later) => {
+      const line: PtyPair = await openPtyPair({ dir: ptyDir });
+      later(() => line.close());
+    },
+  });
+});
+
+t.test('port-failed: a Modbus TCP endpoint that refuses connections; the module\'s stack starts serving', async (t) => {
+  const tcpPort = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  await portFails(t, {
+    register: (data) => addWiredDevice(data, { shopId: 'W01', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort, busAddress: 1 }),
+    config: { modbus: { reopenBackoffMs: 200, reopenBackoffMaxMs: 800 } },
+    failedMsg: 'cannot open the bus; retrying',
+    openedMsg: 'bus reopened',
+    appear: async (later) => {
+      const sim = await new ModbusTcpSlaveSim({ port: tcpPort, modules: [{ unitId: 1 }] }).start();
+      later(() => sim.close());
+    },
+  });
 });
