@@ -356,8 +356,8 @@ export class FaultStore implements GatewayFaultSink {
       if (f.ticket === 'fixed') throw lfError('LF_ERR_TICKET_CLOSED', f.faultId, f.closedAs ?? 'fixed');
       db.prepare("UPDATE faults SET ticket = 'assigned', assigned_to = ?, assigned_by = ?, assigned_at = ?, rev = rev + 1, updated_at = ? WHERE id = ?").run(change.to, actor, now, now, f.faultId);
     } else {
-      if (f.clearedAt === null && !change.force) throw lfError('LF_ERR_FAULT_ACTIVE', f.faultId, f.kind);
       if (f.ticket === 'fixed' && f.closedAs !== 'recovered') throw lfError('LF_ERR_TICKET_CLOSED', f.faultId, f.closedAs ?? 'fixed');
+      if (f.clearedAt === null && !change.force) throw lfError('LF_ERR_FAULT_ACTIVE', f.faultId, f.kind);
       db.prepare(
         "UPDATE faults SET ticket = 'fixed', fixed_by = ?, fixed_at = ?, fix_note = ?, closed_as = CASE WHEN closed_as = 'recovered' THEN 'recovered' ELSE 'fixed' END, rev = rev + 1, updated_at = ? WHERE id = ?",
       ).run(actor, now, change.note, now, f.faultId);
