@@ -4,8 +4,9 @@
  * with `seen()` (a serial keypad's unauthenticated NOTHING does not count); the MQTT ingress reports
  * every publish of a device on its own topics (keep-alive PINGREQs never reach it). A wired device
  * silent for `faultAfterMs`, an MQTT device silent for `mqttFaultAfterMs`, becomes a `silent`
- * fault, stored and published to its station's console, and clears itself when the device is heard
- * again. An MQTT device whose status says `online:false` (its last will, published by the broker
+ * fault, and clears itself when the device is heard again. The supervisor detects; every fault
+ * change is stored and sent to the consoles by the one fault store (gateway/faults/fault-store.ts:
+ * faultId, rev, ticket, outbox), which closes the ticket as recovered at the clear. An MQTT device whose status says `online:false` (its last will, published by the broker
  * when its connection dies uncleanly) is an `offline` fault at once, cleared by `online:true` or
  * any event. What a device reports about itself is a fault while it lasts (`event()`, after the
  * event's commit): `tamper` (active), `low-battery`, `selftest-failed` (a self-test with a non-zero
@@ -20,7 +21,8 @@
  * last self-test of each device is stored (meta `last_selftest:{id}`, one small write a day), so a
  * gateway restarted more often than `selfTestFaultAfterMs` still finds a missed one; a device
  * without a stored one is counted from the start. A revoked or removed device is not
- * supervised. Every fault of a device is its own row and clears on its own.
+ * supervised (its open faults clear, their tickets closed as revoked or removed). Every fault of a
+ * device is its own row and clears on its own.
  *
  * A `counter-reset` fault (a device whose boot went back, gateway/alarm/engine.ts) is raised at once
  * by the one ingest, in the event's own transaction. A serial keypad's clears only when the installer
