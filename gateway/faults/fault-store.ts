@@ -303,6 +303,8 @@ export class FaultStore implements GatewayFaultSink {
     if (before) {
       if (detailJson === null || detailJson === JSON.stringify(before.detail)) return undefined;
       this.ctx.db.prepare('UPDATE faults SET detail = ?, rev = rev + 1, updated_at = ? WHERE id = ?').run(detailJson, iso(now), before.faultId);
+      // A lock-out renewed ends later.
+      if (spec.kind === 'pin-lockout' && spec.subject) fx.afterCommit(() => this.armLockoutEnd(spec.subject!, spec.detail ?? null));
       return this.announce(fx, before.faultId, spec.at ?? now);
     }
     const scope = this.scopeOf(spec);
