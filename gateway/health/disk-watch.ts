@@ -3,7 +3,10 @@
  * gateway's own disk is a fault the console sees). Checked every `checkIntervalMs` on the injected
  * clock; free space below `floorBytes` raises `disk-low` for `disk:<path>`, and it clears only once
  * free space is back at `floorBytes + clearMarginBytes`, so a disk hovering at the floor (a WAL
- * growing and checkpointed back) does not open and close a ticket at every check.
+ * growing and checkpointed back) does not open and close a ticket at every check. While low, each
+ * check says the fault again with the detail it was raised with: nothing changes for a stored
+ * fault, and a raise the store could not take (the disk went from fine to full within one check)
+ * is stored once it can be.
  *
  * Reporting is all it does: the alarm path keeps writing while SQLite can, and a commit that fails
  * is a `db-error` fault with nothing acknowledged (gateway/health/db-watch.ts). Dropping routine
@@ -36,6 +39,8 @@ export function freeBytesAt(path: string): number {
 export class DiskWatch {
   /** null until the first check: a fault left open by the last run clears at the first good check. */
   private low: boolean | null = null;
+  /** The detail the open fault was raised with. */
+  private raised: { path: string; freeBytes: number; floorBytes: number } | null = null;
   private timer: Timer | null = null;
   private stopped = false;
   private failedReads = 0;
@@ -70,13 +75,20 @@ export class DiskWatch {
     }
     this.failedReads = 0;
     if (freeBytes < floorBytes) {
-      if (this.low === true) return;
+      if (this.raised) {
+        // Said again with the detail it was raised with: a no-op for a stored fault, and a raise
+        // that could not be stored (the disk went from fine to full within one check) is stored now.
+        sink.raiseGateway('disk-low', this.subject, this.raised);
+        return;
+      }
       this.low = true;
-      log.warn({ path, freeBytes, floorBytes }, 'free disk below its floor');
-      sink.raiseGateway('disk-low', this.subject, { path, freeBytes, floorBytes });
+      this.raised = { path, freeBytes, floorBytes };
+      log.warn(this.raised, 'free disk below its floor');
+      sink.raiseGateway('disk-low', this.subject, this.raised);
     } else if (this.low !== false && freeBytes >= floorBytes + clearMarginBytes) {
       if (this.low) log.info({ path, freeBytes, floorBytes }, 'free disk above its floor again');
       this.low = false;
+      this.raised = null;
       sink.clearGateway('disk-low', this.subject);
     }
   }

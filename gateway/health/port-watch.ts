@@ -3,7 +3,8 @@
  * PortWatch (devices/bridge.ts) as a `port-failed` fault of `bus:<busId>`. The fault is raised once
  * `failAfter` attempts in a row have failed (the bridge retries with backoff between them), so a
  * USB adapter that re-enumerates, or a Modbus TCP reopen after a timeout that fails once, does not
- * open a ticket; it clears when the port opens. The first open of a bus in this run clears too, so
+ * open a ticket; it clears when the port opens. While raised, each failed attempt says it again with
+ * the same detail (no new rev for a stored fault; stored now if the first raise could not be). The first open of a bus in this run clears too, so
  * a fault left open by the last run does not outlive its cause.
  */
 import type { Logger } from '../logger.js';
@@ -19,28 +20,31 @@ export interface PortFaultsOptions {
 
 /** One PortWatch per bus, and what the wired side calls when a bus is no longer held. */
 export class PortFaults {
-  /** Per bus: whether its fault is raised in this run, and whether its state is known at all. */
-  private readonly buses = new Map<string, { raised: boolean; known: boolean }>();
+  /** Per bus: the detail its fault was raised with in this run, and whether its state is known at all. */
+  private readonly buses = new Map<string, { raised: Record<string, unknown> | null; known: boolean }>();
 
   constructor(private readonly opts: PortFaultsOptions) {}
 
   watch(busId: string, where: string): PortWatch {
-    const state = { raised: false, known: false };
+    const state: { raised: Record<string, unknown> | null; known: boolean } = { raised: null, known: false };
     this.buses.set(busId, state);
     const { sink, log, failAfter } = this.opts;
     return {
       openFailed: (failures, err) => {
-        if (state.raised || failures < failAfter) return;
-        state.raised = true;
-        state.known = true;
+        if (failures < failAfter) return;
+        // Said again at each failed attempt with the detail it was raised with: a no-op for a
+        // stored fault, and a raise that could not be stored (a full disk) is stored later.
+        if (state.raised) return sink.raiseGateway('port-failed', `bus:${busId}`, state.raised);
         const code = (err as Error & { code?: unknown }).code;
+        state.raised = { busId, where, failures, error: err.message, ...(typeof code === 'string' ? { code } : {}) };
+        state.known = true;
         log.error({ bus: busId, where, failures, err: err.message }, 'the bus port cannot be opened');
-        sink.raiseGateway('port-failed', `bus:${busId}`, { busId, where, failures, error: err.message, ...(typeof code === 'string' ? { code } : {}) });
+        sink.raiseGateway('port-failed', `bus:${busId}`, state.raised);
       },
       opened: () => {
         if (state.known && !state.raised) return;
         if (state.raised) log.info({ bus: busId, where }, 'the bus port is open again');
-        state.raised = false;
+        state.raised = null;
         state.known = true;
         sink.clearGateway('port-failed', `bus:${busId}`);
       },

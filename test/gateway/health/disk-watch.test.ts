@@ -1,6 +1,7 @@
 /**
  * The disk floor (gateway/health/disk-watch.ts) on the manual clock, with the free space given by
- * the test: below the floor raises disk-low once, it clears only above the floor plus its margin,
+ * the test: below the floor raises disk-low (said again at each check with its first detail, so a
+ * raise the store could not take is stored later), it clears only above the floor plus its margin,
  * the first good check clears a fault left by the last run, and stop() ends the checks. One check
  * reads the real filesystem (statfs) of a temp dir.
  */
@@ -39,27 +40,28 @@ t.test('below the floor raises once with the free bytes, the floor and the path;
   t.equal(sink.calls.length, 1, 'nothing before the interval');
   clock.advance(1);
   t.same(sink.calls[1], { op: 'raise', kind: 'disk-low', subject: 'disk:/data', detail: { path: '/data', freeBytes: 99 * MiB, floorBytes: 100 * MiB } });
+  const first = sink.calls[1]!;
   free.bytes = 50 * MiB;
   clock.advance(60_000);
-  t.equal(sink.calls.length, 2, 'still low: not raised again');
+  t.same(sink.calls[2], first, 'still low: said again with the detail it was raised with (no change for a stored fault; stored now if it could not be)');
   free.bytes = 105 * MiB;
   clock.advance(60_000);
-  t.equal(sink.calls.length, 2, 'above the floor but within its margin: still open (no flapping)');
+  t.equal(sink.calls.length, 3, 'above the floor but within its margin: still open (no flapping), nothing said');
   free.bytes = 99 * MiB;
   clock.advance(60_000);
-  t.equal(sink.calls.length, 2, 'back under: the open fault stays as it is');
+  t.same(sink.calls[3], first, 'back under: the same fault, the same detail');
   free.bytes = 110 * MiB;
   clock.advance(60_000);
-  t.same(sink.ops().slice(2), ['clear disk-low disk:/data'], 'at floor + margin: cleared');
+  t.same(sink.ops().slice(4), ['clear disk-low disk:/data'], 'at floor + margin: cleared');
   clock.advance(60_000);
-  t.equal(sink.calls.length, 3, 'and not cleared again');
+  t.equal(sink.calls.length, 5, 'and not cleared again');
   free.bytes = 1 * MiB;
   clock.advance(60_000);
-  t.same(sink.ops().slice(3), ['raise disk-low disk:/data'], 'a new episode raises again');
+  t.same(sink.calls.slice(5), [{ op: 'raise', kind: 'disk-low', subject: 'disk:/data', detail: { path: '/data', freeBytes: 1 * MiB, floorBytes: 100 * MiB } }], 'a new episode raises with its own detail');
   watch.stop();
   free.bytes = 500 * MiB;
   clock.advance(600_000);
-  t.equal(sink.calls.length, 4, 'no checks after stop');
+  t.equal(sink.calls.length, 6, 'no checks after stop');
 });
 
 t.test('a start already below the floor raises at once; between floor and margin at start says nothing', async (t) => {

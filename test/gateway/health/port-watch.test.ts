@@ -1,6 +1,7 @@
 /**
- * A bus's port as a fault (gateway/health/port-watch.ts): raised once after `failAfter` failed
- * opens in a row, with the error; cleared when the port opens; the first open of a run clears a
+ * A bus's port as a fault (gateway/health/port-watch.ts): raised after `failAfter` failed opens in
+ * a row, with the error, and said again with that detail at each further failure; cleared when the
+ * port opens; the first open of a run clears a
  * fault the last run may have left; a released bus's fault clears.
  */
 import t from 'tap';
@@ -19,19 +20,19 @@ t.test('raised after failAfter failures in a row, cleared when the port opens, r
   t.same(sink.calls, [], 'two failures: not yet');
   w.openFailed(3, enoent());
   t.same(sink.calls, [{ op: 'raise', kind: 'port-failed', subject: 'bus:B1', detail: { busId: 'B1', where: '/dev/ttyX @ 9600 8N1', failures: 3, error: enoent().message, code: 'ENOENT' } }]);
-  w.openFailed(4, enoent());
+  w.openFailed(4, new Error('another message'));
   w.openFailed(40, enoent());
-  t.equal(sink.calls.length, 1, 'raised once');
+  t.same(sink.calls.slice(1), [sink.calls[0], sink.calls[0]], 'each further failure says it again with the detail it was raised with (no new rev; stored if the first could not be)');
   w.opened();
-  t.same(sink.ops().slice(1), ['clear port-failed bus:B1']);
+  t.same(sink.ops().slice(3), ['clear port-failed bus:B1']);
   w.opened();
-  t.equal(sink.calls.length, 2, 'a reopen with nothing raised says nothing');
+  t.equal(sink.calls.length, 4, 'a reopen with nothing raised says nothing');
   w.openFailed(1, new Error('Cannot lock port'));
   w.openFailed(2, new Error('Cannot lock port'));
   w.openFailed(3, new Error('Cannot lock port'));
-  t.same(sink.calls[2], { op: 'raise', kind: 'port-failed', subject: 'bus:B1', detail: { busId: 'B1', where: '/dev/ttyX @ 9600 8N1', failures: 3, error: 'Cannot lock port' } }, 'an error without a code');
+  t.same(sink.calls[4], { op: 'raise', kind: 'port-failed', subject: 'bus:B1', detail: { busId: 'B1', where: '/dev/ttyX @ 9600 8N1', failures: 3, error: 'Cannot lock port' } }, 'an error without a code');
   ports.released('B1');
-  t.same(sink.ops().slice(3), ['clear port-failed bus:B1'], 'a bus removed while failing: its fault has no cause left');
+  t.same(sink.ops().slice(5), ['clear port-failed bus:B1'], 'a bus removed while failing: its fault has no cause left');
 });
 
 t.test('the first open of a run clears (a fault left by the last run); a released bus without a fault says nothing', async (t) => {
