@@ -91,7 +91,11 @@ export class DbWatch {
         if (this.stopped) return;
         if (this.failing) this.opts.log.info({ after: this.failing }, 'the database is written again');
         this.failing = null;
-        this.opts.sink.clearGateway('db-error', 'db');
+        try {
+          this.opts.sink.clearGateway('db-error', 'db');
+        } catch (err) {
+          this.opts.log.error({ err }, 'clearing the db-error fault failed');
+        }
       },
       () => {
         // The writer has reported the failure (failed() above); the next probe is one interval away.

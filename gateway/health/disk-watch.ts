@@ -95,7 +95,12 @@ export class DiskWatch {
 
   private tick(): void {
     if (this.stopped) return;
-    this.check();
+    try {
+      this.check();
+    } catch (err) {
+      // A timer's exception would end the process; the next check tries again.
+      this.opts.log.error({ err }, 'the disk check failed');
+    }
     this.timer = this.opts.clock.setTimer(this.opts.checkIntervalMs, () => this.tick());
   }
 }

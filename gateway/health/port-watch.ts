@@ -28,7 +28,8 @@ export class PortFaults {
   watch(busId: string, where: string): PortWatch {
     const state: { raised: Record<string, unknown> | null; known: boolean } = { raised: null, known: false };
     this.buses.set(busId, state);
-    const { sink, log, failAfter } = this.opts;
+    const { log, failAfter } = this.opts;
+    const sink = this.guardedSink(busId);
     return {
       openFailed: (failures, err) => {
         if (failures < failAfter) return;
@@ -48,6 +49,22 @@ export class PortFaults {
         state.known = true;
         sink.clearGateway('port-failed', `bus:${busId}`);
       },
+    };
+  }
+
+  /** The sink as a bridge may call it: a failure here is logged, never thrown into the bus's loop. */
+  private guardedSink(busId: string): GatewayFaultSink {
+    const { sink, log } = this.opts;
+    const guard = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        log.error({ err, bus: busId }, 'reporting the bus port failed');
+      }
+    };
+    return {
+      raiseGateway: (kind, subject, detail) => guard(() => sink.raiseGateway(kind, subject, detail)),
+      clearGateway: (kind, subject) => guard(() => sink.clearGateway(kind, subject)),
     };
   }
 

@@ -95,3 +95,14 @@ t.test('freeBytesAt reads the real filesystem', async (t) => {
   const free = freeBytesAt(tmpdir());
   t.ok(Number.isSafeInteger(free) && free > 0, `free bytes of ${tmpdir()}: ${free}`);
 });
+
+t.test('a sink that throws is logged; the checks go on (a timer\'s exception would end the process)', async (t) => {
+  const clock = new ManualClock();
+  let calls = 0;
+  const sink = { raiseGateway: () => { calls++; throw new Error('store gone'); }, clearGateway: () => {} };
+  const watch = new DiskWatch({ path: '/data', floorBytes: 10, clearMarginBytes: 0, checkIntervalMs: 1000, clock, log: createLogger('silent'), sink, freeBytes: () => 5 });
+  t.doesNotThrow(() => watch.start());
+  t.doesNotThrow(() => clock.advance(1000));
+  t.equal(calls, 2, 'the next check ran');
+  watch.stop();
+});

@@ -47,3 +47,10 @@ t.test('the first open of a run clears (a fault left by the last run); a release
   once.openFailed(1, Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:503'), { code: 'ECONNREFUSED' }));
   t.same(sink.ops().slice(1), ['raise port-failed bus:M2'], 'failAfter 1: the first failure');
 });
+
+t.test('a sink that throws is logged, never thrown into the bridge\'s loop', async (t) => {
+  const sink = { raiseGateway: () => { throw new Error('store gone'); }, clearGateway: () => { throw new Error('store gone'); } };
+  const w = new PortFaults({ sink, log: createLogger('silent'), failAfter: 1 }).watch('B9', '/dev/ttyZ');
+  t.doesNotThrow(() => w.openFailed(1, enoent()));
+  t.doesNotThrow(() => w.opened());
+});
