@@ -305,4 +305,10 @@ t.test('a device revoked while faulty is no longer supervised: its open faults c
   t.notOk(g.sup.isFaulted(mqttPanic, 'silent'), 'and never silent');
   await settle();
   t.same(g.db.prepare('SELECT kind AS fault FROM faults WHERE device_id = ? AND cleared_at IS NULL').all(mqttPanic), [], 'in the store too');
+  t.same(
+    g.db.prepare("SELECT cleared_how AS how, ticket, recovered, closed_as AS closedAs, fixed_by AS fixedBy FROM faults WHERE device_id = ? AND kind = 'offline' ORDER BY raised_at DESC LIMIT 1").get(mqttPanic),
+    { how: 'revoked', ticket: 'fixed', recovered: 0, closedAs: 'revoked', fixedBy: 'gateway' },
+    'its ticket closed as revoked, not as a recovery',
+  );
+  t.match(g.published.filter((p) => p.msg.deviceId === mqttPanic && p.msg.state === 'cleared').at(-1)?.msg, { ticket: { state: 'fixed', recovered: false, closedAs: 'revoked' } });
 });
