@@ -311,6 +311,7 @@ export class Gateway {
     this.diskWatch.start();
     this.supervisor.start();
     await this.wired.reconcile();
+    this.portFaults.sweep(this.faults.openFaults(), (busId) => this.wired.holds(busId));
     this.scheduler.start();
     await this.http.start();
     await this.admin.start();

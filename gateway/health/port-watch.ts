@@ -68,10 +68,25 @@ export class PortFaults {
     };
   }
 
-  /** The bus was removed or its port changed: a fault of the old port has no cause left. */
+  /**
+   * The bus was removed or its port changed: a fault of the old port has no cause left (one raised
+   * in this run, or one the last run left that this run has not yet found to be over).
+   */
   released(busId: string): void {
     const state = this.buses.get(busId);
     this.buses.delete(busId);
-    if (state?.raised) this.opts.sink.clearGateway('port-failed', `bus:${busId}`);
+    if (state && (state.raised || !state.known)) this.guardedSink(busId).clearGateway('port-failed', `bus:${busId}`);
+  }
+
+  /**
+   * At start, once the buses are open: a port-failed fault the last run left for a bus this run
+   * does not hold (removed, or without devices now) has no cause left.
+   */
+  sweep(open: readonly { kind: string; subject: string | null }[], holds: (busId: string) => boolean): void {
+    for (const f of open) {
+      if (f.kind !== 'port-failed' || !f.subject?.startsWith('bus:')) continue;
+      const busId = f.subject.slice('bus:'.length);
+      if (!holds(busId)) this.guardedSink(busId).clearGateway('port-failed', `bus:${busId}`);
+    }
   }
 }

@@ -31,7 +31,7 @@ import { ManualClock } from '../../../gateway/clock.js';
 import { freeBytesAt } from '../../../gateway/health/disk-watch.js';
 import { openDatabase } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
-import { addDevice } from '../../../gateway/registry/registry.js';
+import { addDevice, revokeDevice } from '../../../gateway/registry/registry.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { addWiredDevice, eventually, faultWatcher, provisionRow } from '../../helpers/wired.js';
 import { openPtyPair, type PtyPair } from '../../../simulators/wire/pty-pair.js';
@@ -223,12 +223,8 @@ interface PortCase {
   appear(later: (fn: () => unknown) => void): Promise<void>;
 }
 
-/**
- * A bus whose port is not there at start: two failed opens, no fault; the third (one backoff step
- * later each, on the manual clock) is a port-failed fault on the console; the port appears and the
- * next attempt, at the backoff's cap, opens it and the fault clears.
- */
-async function portFails(t: Test, c: PortCase): Promise<void> {
+/** A bus whose port is not there at start, driven to its port-failed fault: two failed opens, no fault; the third (one backoff step later each, on the manual clock) is the fault on the console. */
+async function failingPort(t: Test, c: PortCase) {
   const later = stack(t);
   const data = mkdtempSync(join(tmpdir(), 'lf-'));
   later(() => rmSync(data, { recursive: true, force: true }));
@@ -244,7 +240,8 @@ async function portFails(t: Test, c: PortCase): Promise<void> {
   })();
   const clock = new ManualClock(Date.now());
   const log = logLines();
-  const gw = await startGateway(later, data, clock, { ...c.config, health: { portFailedAfterAttempts: 3, diskFloorBytes: 0 } }, log.stream);
+  const config: ConfigInput = { ...c.config, health: { portFailedAfterAttempts: 3, diskFloorBytes: 0 } };
+  const gw = await startGateway(later, data, clock, config, log.stream);
   const watch = await faultWatcher(url(gw));
   later(() => watch.client.endAsync(true));
   const port = (state: string) => watch.faults.filter((f) => f.fault === 'port-failed' && f.state === state);
@@ -258,7 +255,12 @@ async function portFails(t: Test, c: PortCase): Promise<void> {
   await eventually(() => port('raised').length > 0, 'the third failed open is a port-failed fault on the console');
   t.match(port('raised')[0], { fault: 'port-failed', subject: `bus:${busId}`, state: 'raised', ticket: { state: 'open' }, detail: { busId, failures: 3, error: String } });
   t.notOk(log.lines.some((l) => l.msg === c.openedMsg), 'not open');
+  return { later, data, busId, clock, log, gw, config, port };
+}
 
+/** The port appears, and the next attempt, at the backoff's cap, opens it: the fault clears, its ticket closed as recovered. */
+async function portFails(t: Test, c: PortCase): Promise<void> {
+  const { later, busId, clock, log, gw, port } = await failingPort(t, c);
   await c.appear(later);
   clock.advance(800);
   await eventually(() => log.lines.some((l) => l.msg === c.openedMsg), 'the bridge opens the port at its next attempt');
@@ -268,19 +270,37 @@ async function portFails(t: Test, c: PortCase): Promise<void> {
   t.match(gw.db.prepare("SELECT subject, ticket, closed_as FROM faults WHERE kind = 'port-failed'").all(), [{ subject: `bus:${busId}`, ticket: 'fixed', closed_as: 'recovered' }], 'stored with its recovery');
 }
 
+const serialCase = (ptyDir: string): PortCase => ({
+  register: (data) => addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: join(ptyDir, 'a'), busAddress: 1 }),
+  config: { serial: { reopenBackoffMs: 200, reopenBackoffMaxMs: 800 } },
+  failedMsg: 'cannot open the serial port; retrying',
+  openedMsg: 'serial port open again',
+  appear: async (later) => {
+    const line: PtyPair = await openPtyPair({ dir: ptyDir });
+    later(() => line.close());
+  },
+});
+
 t.test('port-failed: a serial bus whose pty does not exist at start; the pty appears at its path', async (t) => {
   const ptyDir = mkdtempSync(join(tmpdir(), 'lf-pty-'));
   t.teardown(() => rmSync(ptyDir, { recursive: true, force: true }));
-  await portFails(t, {
-    register: (data) => addWiredDevice(data, { shopId: 'W01', type: 'keypad', transport: 'serial', port: join(ptyDir, 'a'), busAddress: 1 }),
-    config: { serial: { reopenBackoffMs: 200, reopenBackoffMaxMs: 800 } },
-    failedMsg: 'cannot open the serial port; retrying',
-    openedMsg: 'serial port open again',
-    appear: async (later) => {
-      const line: PtyPair = await openPtyPair({ dir: ptyDir });
-      later(() => line.close());
-    },
-  });
+  await portFails(t, serialCase(ptyDir));
+});
+
+t.test('port-failed left open by a run: the bus gone (its only keypad revoked) while the gateway was stopped, the next start clears it', async (t) => {
+  const ptyDir = mkdtempSync(join(tmpdir(), 'lf-pty-'));
+  t.teardown(() => rmSync(ptyDir, { recursive: true, force: true }));
+  const { later, data, busId, gw, config, port } = await failingPort(t, serialCase(ptyDir));
+  const faultId = port('raised')[0]!.faultId;
+  await gw.stop();
+  const db = openDatabase(data);
+  revokeDevice(db, (db.prepare('SELECT id FROM devices WHERE bus = ?').get(busId) as { id: string }).id);
+  db.close();
+  const again = await startGateway(later, data, new ManualClock(Date.now()), config);
+  const watch = await faultWatcher(url(again));
+  later(() => watch.client.endAsync(true));
+  await eventually(() => watch.faults.some((f) => f.faultId === faultId && f.state === 'cleared'), 'the console gets it cleared');
+  t.match(again.db.prepare('SELECT ticket, closed_as FROM faults WHERE id = ?').get(faultId), { ticket: 'fixed', closed_as: 'recovered' }, 'stored, its ticket closed');
 });
 
 t.test('port-failed: a Modbus TCP endpoint that refuses connections; the module\'s stack starts serving', async (t) => {

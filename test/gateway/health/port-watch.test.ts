@@ -54,3 +54,19 @@ t.test('a sink that throws is logged, never thrown into the bridge\'s loop', asy
   t.doesNotThrow(() => w.openFailed(1, enoent()));
   t.doesNotThrow(() => w.opened());
 });
+
+t.test('a fault the last run left: cleared when its bus is released before this run knew its port, and swept at start when no bus of this run holds it', async (t) => {
+  const sink = new RecordingGatewaySink();
+  const ports = new PortFaults({ sink, log: createLogger('silent'), failAfter: 3 });
+  ports.watch('B1', '/dev/ttyA');
+  ports.released('B1');
+  t.same(sink.ops(), ['clear port-failed bus:B1'], 'removed before its first open: whatever the last run left is over');
+  const open = [
+    { kind: 'port-failed', subject: 'bus:GONE' },
+    { kind: 'port-failed', subject: 'bus:HELD' },
+    { kind: 'disk-low', subject: 'disk:/data' },
+    { kind: 'silent', subject: null },
+  ];
+  ports.sweep(open, (busId) => busId === 'HELD');
+  t.same(sink.ops().slice(1), ['clear port-failed bus:GONE'], 'only the port fault of a bus not held; a held bus reports for itself');
+});
