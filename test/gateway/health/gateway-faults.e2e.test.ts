@@ -53,7 +53,7 @@ function stack(t: Test): (fn: () => unknown) => void {
 
 /**
  * A tmpfs of `bytes` mounted on a fresh directory (mode 0700, as the data directory must be); null
- * when mounting is not allowed (or LF_TEST_NO_TMPFS=1, to run the fallbacks as root).
+ * when mounting is not allowed (or LF_TEST_NO_TMPFS=1, to run the disk test's fallback as root).
  */
 function mountTmpfs(later: (fn: () => unknown) => void, bytes: number): string | null {
   if (process.env.LF_TEST_NO_TMPFS === '1') return null;
