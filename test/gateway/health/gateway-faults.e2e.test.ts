@@ -33,6 +33,8 @@ import { openDatabase } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import { addDevice, revokeDevice } from '../../../gateway/registry/registry.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
+import { validators } from '../../../firmware-contracts/mqtt/payloads.js';
+import { url } from '../../helpers/faults.js';
 import { addWiredDevice, eventually, faultWatcher, provisionRow } from '../../helpers/wired.js';
 import { openPtyPair, type PtyPair } from '../../../simulators/wire/pty-pair.js';
 import { ModbusTcpSlaveSim } from '../../../simulators/modbus-module.js';
@@ -113,7 +115,11 @@ async function startGateway(later: (fn: () => unknown) => void, data: string, cl
   return gw;
 }
 
-const url = (gw: Gateway) => `mqtt://127.0.0.1:${gw.ports().mqtt}`;
+/** Every message the console got is within the faults topic's contract. */
+function inContract(t: Test, faults: Record<string, unknown>[]): void {
+  const outside = faults.filter((f) => !validators.consoleFault.check(f)).map((f) => validators.consoleFault.firstError(f));
+  t.same(outside, [], `the ${faults.length} fault messages are within the contract`);
+}
 
 t.test('disk-low: free space under a small floor is a fault on the console; freed, it clears and its ticket closes as recovered', async (t) => {
   const later = stack(t);
@@ -155,6 +161,7 @@ t.test('disk-low: free space under a small floor is a fault on the console; free
   t.match(cleared, { faultId: raised.faultId, subject, rev: 2, ticket: { state: 'fixed', recovered: true, closedAs: 'recovered' } });
   t.match(gw.db.prepare("SELECT ticket, closed_as, recovered, cleared_at FROM faults WHERE kind = 'disk-low'").all(), [{ ticket: 'fixed', closed_as: 'recovered', recovered: 1, cleared_at: String }], 'stored: one fault, its ticket closed as recovered');
   t.equal(disk('raised').length, 1, 'raised once');
+  inContract(t, watch.faults);
 });
 
 t.test('db-error: a full filesystem fails SQLite with SQLITE_FULL; the console hears at once, a 9# is not acknowledged until committed; freed, stored and cleared', async (t) => {
@@ -210,6 +217,7 @@ t.test('db-error: a full filesystem fails SQLite with SQLITE_FULL; the console h
   t.match(gw.db.prepare("SELECT id, ticket, closed_as, cleared_at FROM faults WHERE kind = 'db-error'").all(), [{ id: raised.faultId, ticket: 'fixed', closed_as: 'recovered', cleared_at: String }], 'stored with its recovery');
   t.equal(alarms(), 1, 'the 9# raised one alarm');
   t.equal((gw.db.prepare("SELECT count(*) AS n FROM events WHERE device_id = 'W00.keypad.k1' AND type = 'keypad'").get() as { n: number }).n, 1, 'its event stored once, resends and all');
+  inContract(t, watch.faults);
 });
 
 interface PortCase {
@@ -255,12 +263,12 @@ async function failingPort(t: Test, c: PortCase) {
   await eventually(() => port('raised').length > 0, 'the third failed open is a port-failed fault on the console');
   t.match(port('raised')[0], { fault: 'port-failed', subject: `bus:${busId}`, state: 'raised', ticket: { state: 'open' }, detail: { busId, failures: 3, error: String } });
   t.notOk(log.lines.some((l) => l.msg === c.openedMsg), 'not open');
-  return { later, data, busId, clock, log, gw, config, port };
+  return { later, data, busId, clock, log, gw, config, port, watch };
 }
 
 /** The port appears, and the next attempt, at the backoff's cap, opens it: the fault clears, its ticket closed as recovered. */
 async function portFails(t: Test, c: PortCase): Promise<void> {
-  const { later, busId, clock, log, gw, port } = await failingPort(t, c);
+  const { later, busId, clock, log, gw, port, watch } = await failingPort(t, c);
   await c.appear(later);
   clock.advance(800);
   await eventually(() => log.lines.some((l) => l.msg === c.openedMsg), 'the bridge opens the port at its next attempt');
@@ -268,6 +276,7 @@ async function portFails(t: Test, c: PortCase): Promise<void> {
   t.match(port('cleared')[0], { faultId: port('raised')[0]!.faultId, ticket: { state: 'fixed', recovered: true, closedAs: 'recovered' } });
   t.equal(port('raised').length, 1, 'raised once');
   t.match(gw.db.prepare("SELECT subject, ticket, closed_as FROM faults WHERE kind = 'port-failed'").all(), [{ subject: `bus:${busId}`, ticket: 'fixed', closed_as: 'recovered' }], 'stored with its recovery');
+  inContract(t, watch.faults);
 }
 
 const serialCase = (ptyDir: string): PortCase => ({
