@@ -89,9 +89,9 @@ export function canSubscribe(p: Principal, filter: string): Decision {
   return refuse('consoles receive only their station\'s alarms, errors and faults');
 }
 
-/** Who a message the gateway sends is for: a shop, a console (station) or one device. */
+/** Who a message the gateway sends is for: a shop, a console (station; `fault`: its faults topic) or one device. */
 export interface Recipient {
-  kind: 'shop' | 'station' | 'device';
+  kind: 'shop' | 'station' | 'device' | 'fault';
   id: string;
 }
 
@@ -103,5 +103,7 @@ export function deliveryRecipient(p: Principal, topic: string): Recipient | null
   // canSubscribe let only the device itself through to its commands.
   if (d.topic.kind === 'device-commands') return { kind: 'device', id: d.topic.id };
   if (d.topic.kind === 'station-alarms' && p.kind === 'user' && p.role === 'officer') return { kind: 'station', id: d.topic.id };
+  // A console's faults are outbox rows of their own kind (gateway/faults/fault-store.ts).
+  if (d.topic.kind === 'station-faults' && p.kind === 'user' && p.role === 'officer') return { kind: 'fault', id: d.topic.id };
   return null;
 }

@@ -8,6 +8,8 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const Port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
+const Bytes = (def: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: def, description });
 const Millis = (def: number, description: string, minimum = 1) =>
   Type.Integer({ minimum, maximum: 7 * 24 * 3600 * 1000, default: def, description });
 
@@ -202,6 +204,24 @@ export const ConfigSchema = Type.Object(
           description: 'Polls with a line error within supervision.lineErrorWindowMs that make a line-errors fault.',
         }),
         checkIntervalMs: Millis(1_000, 'How often silence is checked.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    health: Type.Object(
+      {
+        diskFloorBytes: Bytes(
+          536_870_912,
+          'Free space on the data directory\'s filesystem below this many bytes is a disk-low fault on the console (512 MiB: days of events on a busy street); 0 = never.',
+        ),
+        diskClearMarginBytes: Bytes(67_108_864, 'A disk-low fault clears once free space is back above health.diskFloorBytes plus this many bytes, so a disk hovering at the floor does not open a ticket at every check.'),
+        diskCheckIntervalMs: Millis(60_000, 'How often the free disk space is checked.'),
+        dbProbeIntervalMs: Millis(10_000, 'While a db-error fault is open, a small write is tried this often, so the fault clears when writes work again even with no device event to store.'),
+        portFailedAfterAttempts: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 3,
+          description: 'Failed attempts in a row to open a bus\'s port (a serial path missing or busy, a Modbus TCP endpoint refusing; retried with the bus\'s backoff) that make a port-failed fault; it clears when the port opens.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -48,6 +48,18 @@ export interface LinkWatch {
   lineError?(deviceId: string): void;
 }
 
+/**
+ * What the gateway hears about a bus's port: a port that cannot be opened (a serial path missing or
+ * held by another program, a Modbus TCP endpoint refusing) is a fault of the gateway itself, not
+ * only a log line; the bridge goes on retrying with backoff and says when the port opens.
+ */
+export interface PortWatch {
+  /** An attempt to open the port failed; `failures` is the count of failed attempts in a row. */
+  openFailed(failures: number, err: Error): void;
+  /** The port opened (at the first attempt, or again after failures). */
+  opened(): void;
+}
+
 /** Where a bus is: a serial line (keypads, Modbus RTU) or a Modbus TCP endpoint, defaults filled in. */
 export type BusPort = { kind: 'serial' | 'modbus-rtu'; path: string; baud: number; parity: 'none' | 'even' | 'odd' } | { kind: 'modbus-tcp'; host: string; port: number };
 
@@ -84,6 +96,8 @@ export interface BridgeContext {
   latencies: BridgeLatencies;
   config: Readonly<Pick<Config, 'serial' | 'modbus'>>;
   link: LinkWatch;
+  /** This bus's port (given per bus by devices/wired.ts; absent where nobody watches, e.g. a scan of a free bus). */
+  port?: PortWatch;
   ingest: BridgeIngest;
   /**
    * A new `boot` for the gateway's serial command counter, taken once by each serial bus at its

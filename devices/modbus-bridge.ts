@@ -343,9 +343,11 @@ export class ModbusBusDriver implements BusDriver {
       });
       if (this.openFailures > 0) this.log.info({ after: this.openFailures }, 'bus reopened');
       this.openFailures = 0;
+      this.ctx.port?.opened();
     } catch (err) {
       if (signal.aborted) return;
       this.openFailures++;
+      this.ctx.port?.openFailed(this.openFailures, err as Error);
       const step = backoffMs(this.openFailures, modbus.reopenBackoffMs, modbus.reopenBackoffMaxMs);
       // Attempts start one backoff step apart: the time an attempt spent waiting for its timeout
       // is part of the step, so a module that comes back is served within one step.

@@ -290,8 +290,10 @@ export class SerialBusDriver implements BusDriver {
           await this.line.open();
           if (this.openFailures > 0) this.ctx.log.info({ path: this.port.path }, 'serial port open again');
           this.openFailures = 0;
+          this.ctx.port?.opened();
         } catch (err) {
           this.openFailures++;
+          this.ctx.port?.openFailed(this.openFailures, err as Error);
           if (this.openFailures <= 3 || this.openFailures % 20 === 0) {
             this.ctx.log.warn({ path: this.port.path, err: (err as Error).message, failures: this.openFailures }, 'cannot open the serial port; retrying');
           }

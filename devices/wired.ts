@@ -6,7 +6,7 @@
  * gateway/wired-adapter.ts).
  */
 import type { DeviceCommand, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
-import type { BridgeContext, BusDriver, BusPort, ScanHit, ScanOptions, WiredDevice } from './bridge.js';
+import type { BridgeContext, BusDriver, BusPort, PortWatch, ScanHit, ScanOptions, WiredDevice } from './bridge.js';
 import { ModbusBusDriver } from './modbus-bridge.js';
 import { SerialBusDriver } from './serial-bridge.js';
 
@@ -22,6 +22,10 @@ export interface WiredBus {
 export interface WiredContext extends BridgeContext {
   /** The buses that have devices to poll, read at each reconcile. */
   buses(): WiredBus[];
+  /** The watch of one bus's port, given to its driver. */
+  portWatch?(busId: string, where: string): PortWatch;
+  /** A bus is no longer held (removed, or its port changed): what its port watch reported is over. */
+  busReleased?(busId: string): void;
 }
 
 export class WiredDevices {
@@ -37,6 +41,7 @@ export class WiredDevices {
       if (!bus || !samePort(bus.port, driver.port)) {
         this.drivers.delete(busId);
         await driver.close();
+        this.ctx.busReleased?.(busId);
         this.ctx.log.info({ bus: busId }, 'bus closed');
       }
     }
@@ -47,7 +52,7 @@ export class WiredDevices {
         continue;
       }
       const log = this.ctx.log.child({ bus: busId });
-      const ctx = { ...this.ctx, log };
+      const ctx = { ...this.ctx, log, port: this.ctx.portWatch?.(busId, where) };
       this.drivers.set(busId, port.kind === 'serial' ? new SerialBusDriver(port, ctx, devices) : new ModbusBusDriver(port, ctx, devices));
       log.info({ where, kind: port.kind, devices: devices.length }, 'bus opened');
     }

@@ -6,10 +6,10 @@
  */
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
-import { systemClock, type Clock } from './clock.js';
+import { iso, systemClock, type Clock } from './clock.js';
 import { openDatabase, getMeta, setMeta, DB_FILE, type Db } from './store/db.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadOrCreateGatewayKey } from './secrets.js';
 import { RegistryCache } from './registry/registry.js';
 import { Counters, Latencies } from './metrics.js';
@@ -33,6 +33,11 @@ import { shortId } from './ids.js';
 import { lfError } from './errors.js';
 import { gatewayVersion } from './version.js';
 import { Supervisor, superviseEvents } from './supervision.js';
+import { FaultStore } from './faults/fault-store.js';
+import { changeTicket, ticketRequest } from './faults/fault-tickets.js';
+import { DiskWatch } from './health/disk-watch.js';
+import { DbWatch } from './health/db-watch.js';
+import { PortFaults } from './health/port-watch.js';
 import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
@@ -69,6 +74,15 @@ export class Gateway {
   http!: HttpServer;
   admin!: AdminServer;
   supervisor!: Supervisor;
+  /**
+   * The one fault store: every fault and its ticket, through the outbox to the consoles. It is the
+   * GatewayFaultSink of the gateway's own monitors (gateway/health/): `gw.faults.raiseGateway(…)`.
+   */
+  faults!: FaultStore;
+  /** The gateway's own health (gateway/health/): its disk, its database, its buses' ports, each a fault. */
+  diskWatch: DiskWatch | null = null;
+  dbWatch: DbWatch | null = null;
+  portFaults!: PortFaults;
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
@@ -115,6 +129,8 @@ export class Gateway {
       log: log.child({ module: 'writer' }),
       // A failed commit undoes its items' in-memory changes itself (Effects.onRollback).
       failpoint: this.opts.failpoint,
+      // The db watch is made with the fault store, below, before anything is committed.
+      watch: { failed: (operation, code) => this.dbWatch?.failed(operation, code), recovered: () => this.dbWatch?.recovered() },
     });
     this.loginThrottle = new LoginThrottle({ clock: this.clock, log: log.child({ module: 'login' }), counters: this.counters, config: config.login });
     this.broker = new Broker({
@@ -159,6 +175,37 @@ export class Gateway {
         this.commands.alertPublished(msg.recipientId, msg.body);
       },
     });
+    this.faults = new FaultStore({
+      db: this.db,
+      outbox: this.outbox,
+      registry: this.registry,
+      clock: this.clock,
+      log: log.child({ module: 'faults' }),
+      counters: this.counters,
+      gatewayId: this.gatewayId,
+      writer: this.writer,
+      publish: (topic, payload) => this.broker.publish(topic, payload),
+    });
+    const healthLog = log.child({ module: 'health' });
+    let probes = 0;
+    this.dbWatch = new DbWatch({
+      clock: this.clock,
+      log: healthLog,
+      sink: this.faults,
+      probeIntervalMs: config.health.dbProbeIntervalMs,
+      // A value that changes each time: the row's page is written, not found unchanged.
+      probe: () => this.writer.run(() => setMeta(this.db, 'health_probe', `${iso(this.clock.now())} ${++probes}`), 'health-probe'),
+    });
+    this.diskWatch = new DiskWatch({
+      path: resolve(config.dataDir),
+      floorBytes: config.health.diskFloorBytes,
+      clearMarginBytes: config.health.diskClearMarginBytes,
+      checkIntervalMs: config.health.diskCheckIntervalMs,
+      clock: this.clock,
+      log: healthLog,
+      sink: this.faults,
+    });
+    this.portFaults = new PortFaults({ sink: this.faults, log: healthLog, failAfter: config.health.portFailedAfterAttempts });
     this.commands = new DeviceCommands({
       registry: this.registry,
       outbox: this.outbox,
@@ -176,7 +223,7 @@ export class Gateway {
       counters: this.counters,
       gatewayId: this.gatewayId,
       gatewayKey,
-      publishNotice: (topic, payload) => this.broker.publish(topic, payload),
+      faults: this.faults,
       onDeadline: (due) => this.scheduler?.consider(due),
       commands: this.commands,
     });
@@ -230,7 +277,7 @@ export class Gateway {
       selfTestFaultAfterMs: config.supervision.selfTestFaultAfterMs,
       lineErrors: { windowMs: config.supervision.lineErrorWindowMs, perWindow: config.supervision.lineErrorsPerWindow },
       checkIntervalMs: config.supervision.checkIntervalMs,
-      publish: (topic, payload) => this.broker.publish(topic, payload),
+      faults: this.faults,
     });
     // The bridges get ports, device records and narrow services (gateway/wired-adapter.ts).
     this.wired = new WiredDevices(
@@ -244,6 +291,7 @@ export class Gateway {
         latencies: this.latencies,
         config,
         supervisor: this.supervisor,
+        ports: this.portFaults,
         ingest,
         delivered: (shopId, alarmId, rev, deviceId) => marks.mark('shop', shopId, alarmId, rev, `device:${deviceId}`),
       }),
@@ -259,8 +307,11 @@ export class Gateway {
     this.admin = new AdminServer(socketPath, (req) => this.adminRequest(req), log.child({ module: 'admin' }));
 
     await this.broker.start();
+    this.faults.start();
+    this.diskWatch.start();
     this.supervisor.start();
     await this.wired.reconcile();
+    this.portFaults.sweep(this.faults.openFaults(), (busId) => this.wired.holds(busId));
     this.scheduler.start();
     await this.http.start();
     await this.admin.start();
@@ -319,7 +370,7 @@ export class Gateway {
         connectedClients: this.broker.connectedClients(),
         buses: this.registry.buses.size,
       },
-      faults: this.supervisor.faults(),
+      faults: this.faults.health(),
       flooding: this.flood?.flooding() ?? [],
       mqtt: this.broker.limits(),
       counters: this.counters.snapshot(),
@@ -347,7 +398,7 @@ export class Gateway {
       }
       case 'reset-counter':
         return resetCounter(
-          { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, clock: this.clock, log: this.log.child({ module: 'admin' }) },
+          { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, faults: this.faults, clock: this.clock, log: this.log.child({ module: 'admin' }) },
           req.deviceId,
           req.actor,
         );
@@ -374,6 +425,9 @@ export class Gateway {
         const pass: WalkPass = { deviceId: p.deviceId!, shopId: p.shopId!, eventId: p.eventId!, eventType: p.eventType!, eventAt: p.eventAt!, ...(p.alarmId ? { alarmId: p.alarmId } : {}) };
         return { at: await this.writer.run(() => recordWalkPass(this.db, pass, actor, this.clock.now()), 'walk-test') };
       }
+      case 'fault-ticket':
+        // `lianfang fault assign|fix`: the new rev goes to the consoles at once.
+        return changeTicket(this.faults, this.writer, ticketRequest(req));
       case 'health':
         return this.health();
       case 'bus-scan': {
@@ -398,6 +452,9 @@ export class Gateway {
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.scheduler?.stop();
     this.supervisor?.stop();
+    this.faults?.stop();
+    this.diskWatch?.stop();
+    this.dbWatch?.stop();
     this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});

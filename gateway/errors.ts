@@ -107,6 +107,19 @@ export const ERRORS = {
     message: 'connection from %s refused: %s',
     remedy: 'too many sockets are open or not yet logged in (from this address); find what holds idle connections there, or raise mqtt.maxPendingPerAddress / mqtt.maxPendingConnections / mqtt.maxConnections',
   },
+  // Maintenance tickets (`lianfang fault …`).
+  LF_ERR_FAULT_ACTIVE: {
+    message: 'fault %s (%s) still holds: its cause has not gone away',
+    remedy: 'repair the cause first (the ticket closes itself when the device recovers), or pass --force to record it fixed anyway',
+  },
+  LF_ERR_TICKET_CLOSED: {
+    message: 'the ticket of fault %s is already closed (%s)',
+    remedy: 'list the open ones with `lianfang fault list --open`',
+  },
+  LF_ERR_AMBIGUOUS_ID: {
+    message: '%s %s matches more than one: %s',
+    remedy: 'give more characters of the id',
+  },
   // Refusals of console actions (answered on stations/{id}/errors).
   LF_ERR_BAD_TRANSITION: {
     message: 'action %s is not allowed on alarm %s in state %s',

@@ -207,7 +207,7 @@ export class MqttIngress implements BrokerBackend {
   onDelivered(recipient: Recipient, principal: Principal, _topic: string, payload: Buffer): void {
     // The payload is what the broker wrote to this client (the delivery tap pairs it with the
     // PUBACK), so the message's identity is read back from it.
-    let msg: { alarmId?: unknown; rev?: unknown; seq?: unknown };
+    let msg: { alarmId?: unknown; faultId?: unknown; rev?: unknown; seq?: unknown };
     try {
       msg = JSON.parse(payload.toString('utf8')) as typeof msg;
     } catch {
@@ -222,8 +222,10 @@ export class MqttIngress implements BrokerBackend {
       if (shopId && typeof msg.alarmId === 'string' && typeof msg.rev === 'number') this.ctx.marks.mark('shop', shopId, msg.alarmId, msg.rev, by);
       return;
     }
-    if (typeof msg.alarmId !== 'string' || typeof msg.rev !== 'number') return;
-    this.ctx.marks.mark(recipient.kind, recipient.id, msg.alarmId, msg.rev, by);
+    // A fault's row carries its faultId where an alarm's carries its alarmId.
+    const id = recipient.kind === 'fault' ? msg.faultId : msg.alarmId;
+    if (typeof id !== 'string' || typeof msg.rev !== 'number') return;
+    this.ctx.marks.mark(recipient.kind, recipient.id, id, msg.rev, by);
   }
 
   onSubscribed(recipient: Recipient): void {

@@ -4,8 +4,9 @@
  * with `seen()` (a serial keypad's unauthenticated NOTHING does not count); the MQTT ingress reports
  * every publish of a device on its own topics (keep-alive PINGREQs never reach it). A wired device
  * silent for `faultAfterMs`, an MQTT device silent for `mqttFaultAfterMs`, becomes a `silent`
- * fault, stored and published to its station's console, and clears itself when the device is heard
- * again. An MQTT device whose status says `online:false` (its last will, published by the broker
+ * fault, and clears itself when the device is heard again. The supervisor detects; every fault
+ * change is stored and sent to the consoles by the one fault store (gateway/faults/fault-store.ts:
+ * faultId, rev, ticket, outbox), which closes the ticket as recovered at the clear. An MQTT device whose status says `online:false` (its last will, published by the broker
  * when its connection dies uncleanly) is an `offline` fault at once, cleared by `online:true` or
  * any event. What a device reports about itself is a fault while it lasts (`event()`, after the
  * event's commit): `tamper` (active), `low-battery`, `selftest-failed` (a self-test with a non-zero
@@ -20,7 +21,8 @@
  * last self-test of each device is stored (meta `last_selftest:{id}`, one small write a day), so a
  * gateway restarted more often than `selfTestFaultAfterMs` still finds a missed one; a device
  * without a stored one is counted from the start. A revoked or removed device is not
- * supervised. Every fault of a device is its own row and clears on its own.
+ * supervised (its open faults clear, their tickets closed as revoked or removed). Every fault of a
+ * device is its own row and clears on its own.
  *
  * A `counter-reset` fault (a device whose boot went back, gateway/alarm/engine.ts) is raised at once
  * by the one ingest, in the event's own transaction. A serial keypad's clears only when the installer
@@ -35,18 +37,17 @@ import type { Counters } from './metrics.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Db } from './store/db.js';
 import type { RegistryCache } from './registry/registry.js';
-import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { setMeta } from './store/db.js';
 import type { DeviceEvent } from '../firmware-contracts/mqtt/payloads.js';
 import type { Effects } from './ingest/writer.js';
 import type { Device } from './registry/registry.js';
 import type { CounterReset } from './ingest/sequence.js';
 import type { DeviceIngest } from './ingest/device-ingest.js';
+import { CONDITION_FAULTS, type ConditionFault, type DeviceFaultKind, type FaultStore } from './faults/fault-store.js';
 
-/** Faults that hold while their condition lasts, one row each, cleared by the device itself. */
-export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed', 'line-errors', 'door-held'] as const;
-export type ConditionFault = (typeof CONDITION_FAULTS)[number];
-export type FaultKind = ConditionFault | 'counter-reset' | 'flood';
+export { CONDITION_FAULTS, type ConditionFault } from './faults/fault-store.js';
+/** A device's faults (the fault store holds every kind, gateway/faults/fault-store.ts). */
+export type FaultKind = DeviceFaultKind;
 
 /**
  * Which devices declare a daily self-test, by transport and type (the one table; README "Faults").
@@ -69,18 +70,8 @@ export function declaresSelfTest(device: Pick<Device, 'transport' | 'type'>): bo
   return SELF_TEST_DECLARED[device.transport].includes(device.type);
 }
 
-export interface FaultMessage {
-  deviceId: string;
-  shopId: string;
-  fault: FaultKind;
-  state: 'raised' | 'cleared';
-  /** When the device was last heard (silent, raised), when its counter went back (counter-reset, raised), or when the fault cleared. */
-  at: string;
-  raisedAt: string;
-  /** counter-reset: the old and the new (boot, seq), and whether the device's events are accepted or refused. */
-  detail?: CounterReset;
-  /** flood: routine events dropped in this episode so far (raised: 1; cleared: all of them). */
-  dropped?: number;
+/** What a device fault's detail holds besides its kind (the console message carries these at its top level). */
+interface FaultExtra {
   /** selftest-failed: the device's failure code. */
   result?: number;
   /** line-errors (raised): polls with a line error within the window. */
@@ -108,7 +99,8 @@ export interface SupervisorContext {
   /** Line errors (serial keypads): this many polls with one within `windowMs`; absent: not supervised for them. */
   lineErrors?: { windowMs: number; perWindow: number };
   checkIntervalMs: number;
-  publish(topic: string, payload: string): void;
+  /** Where every fault change is stored and announced to the consoles. */
+  faults: FaultStore;
 }
 
 export class Supervisor {
@@ -132,15 +124,10 @@ export class Supervisor {
   constructor(private readonly ctx: SupervisorContext) {}
 
   start(): void {
-    const rows = this.ctx.db.prepare('SELECT device_id, fault, raised_at, detail FROM device_faults WHERE cleared_at IS NULL').all() as {
-      device_id: string;
-      fault: string;
-      raised_at: string;
-      detail: string | null;
-    }[];
-    for (const r of rows) {
-      if (r.fault === 'counter-reset') this.resets.set(r.device_id, { raisedAt: Date.parse(r.raised_at), detail: JSON.parse(r.detail ?? '{}') as CounterReset });
-      else if ((CONDITION_FAULTS as readonly string[]).includes(r.fault)) this.openOf(r.device_id).set(r.fault as ConditionFault, Date.parse(r.raised_at));
+    for (const f of this.ctx.faults.openFaults()) {
+      if (!f.deviceId) continue;
+      if (f.kind === 'counter-reset') this.resets.set(f.deviceId, { raisedAt: Date.parse(f.raisedAt), detail: (f.detail ?? {}) as unknown as CounterReset });
+      else if ((CONDITION_FAULTS as readonly string[]).includes(f.kind)) this.openOf(f.deviceId).set(f.kind as ConditionFault, Date.parse(f.raisedAt));
     }
     this.startedAt = this.ctx.clock.now();
     const tested = this.ctx.db.prepare(`SELECT key, value FROM meta WHERE key LIKE '${SELF_TEST_META}%'`).all() as { key: string; value: string }[];
@@ -247,15 +234,7 @@ export class Supervisor {
     else this.clear(deviceId, fault, now);
   }
 
-  /** Devices with an open fault, for /health and the console. */
-  faults(): { deviceId: string; fault: FaultKind; raisedAt: string; detail?: CounterReset }[] {
-    return [
-      ...[...this.open].flatMap(([deviceId, faults]) => [...faults].map(([fault, at]) => ({ deviceId, fault, raisedAt: iso(at) }))),
-      ...[...this.resets].map(([deviceId, r]) => ({ deviceId, fault: 'counter-reset' as const, raisedAt: iso(r.raisedAt), detail: r.detail })),
-    ];
-  }
-
-  /** Floods are not faults this supervisor holds: the flood guard (gateway/ingest/flood.ts) tracks them. */
+  /** Floods are not faults this supervisor holds: the flood guard (gateway/ingest/flood.ts) detects them. */
   isFaulted(deviceId: string, fault: Exclude<FaultKind, 'flood'> = 'silent'): boolean {
     return fault === 'counter-reset' ? this.resets.has(deviceId) : (this.open.get(deviceId)?.has(fault) ?? false);
   }
@@ -276,9 +255,7 @@ export class Supervisor {
       counters.inc('supervision.counter-reset.repeated');
       return;
     }
-    const json = JSON.stringify(detail);
-    if (before) db.prepare("UPDATE device_faults SET detail = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").run(json, device.id);
-    else db.prepare("INSERT INTO device_faults (device_id, fault, raised_at, detail) VALUES (?, 'counter-reset', ?, ?)").run(device.id, iso(now), json);
+    this.ctx.faults.raiseIn(fx, { kind: 'counter-reset', deviceId: device.id, detail: { ...detail } });
     db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'counter-reset', ?)").run(iso(now), `device:${device.id}`, JSON.stringify({ deviceId: device.id, ...detail }));
     const open = { raisedAt: before?.raisedAt ?? now, detail };
     this.resets.set(device.id, open);
@@ -291,7 +268,6 @@ export class Supervisor {
           ? 'device counter went back: its events are refused until `lianfang device reset-counter` (fault raised)'
           : 'device counter went back: taken as a new sequence (fault raised)',
       );
-      this.publish(device.id, { fault: 'counter-reset', state: 'raised', at: iso(now), raisedAt: iso(open.raisedAt), detail });
     });
   }
 
@@ -299,13 +275,13 @@ export class Supervisor {
   sequenceEstablished(fx: Effects, device: Device): void {
     if (!this.resets.has(device.id)) return;
     const now = this.ctx.clock.now();
-    this.ctx.db.prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").run(iso(now), device.id);
+    this.ctx.faults.clearIn(fx, { kind: 'counter-reset', deviceId: device.id }, { how: 'recovered', by: `device:${device.id}` });
     this.forgetCounterReset(fx, device.id, now, 'the device goes on in its new sequence');
   }
 
   /**
-   * Inside the writer transaction in which the installer's reset was stored (its rows already
-   * cleared by `resetDeviceCounter`): forget the open fault and tell the consoles after the commit.
+   * Inside the writer transaction in which the installer's reset was stored (its fault already
+   * cleared by `resetDeviceCounter`, which told the consoles): forget the open fault.
    */
   forgetCounterReset(fx: Effects, deviceId: string, now = this.ctx.clock.now(), why = 'the installer reset the counter'): void {
     const before = this.resets.get(deviceId);
@@ -315,17 +291,18 @@ export class Supervisor {
     fx.afterCommit(() => {
       this.ctx.counters.inc('supervision.faults.cleared');
       this.ctx.log.info({ deviceId, fault: 'counter-reset', faultMs: now - before.raisedAt }, `counter-reset fault cleared: ${why}`);
-      this.publish(deviceId, { fault: 'counter-reset', state: 'cleared', at: iso(now), raisedAt: iso(before.raisedAt), detail: before.detail });
     });
   }
 
   /**
-   * A flood episode of the device started or ended (gateway/ingest/flood.ts): published, not
-   * stored; it clears itself once the device's rate is back under the limit.
+   * A flood episode of the device started or ended (gateway/ingest/flood.ts): a stored fault like
+   * any other, cleared (with the episode's dropped count) once the device's rate is back under the
+   * limit; one left open by the last run clears at the start (every bucket starts full).
    */
-  floodNotice(deviceId: string, state: FaultMessage['state'], fields: { at: string; raisedAt: string; dropped: number }): void {
+  floodNotice(deviceId: string, state: 'raised' | 'cleared', fields: { at: string; raisedAt: string; dropped: number }): void {
     this.ctx.counters.inc(state === 'raised' ? 'supervision.faults.raised' : 'supervision.faults.cleared');
-    this.publish(deviceId, { fault: 'flood', state, ...fields });
+    if (state === 'raised') void this.ctx.faults.raise({ kind: 'flood', deviceId, detail: { dropped: fields.dropped }, at: Date.parse(fields.at) });
+    else void this.ctx.faults.clear({ kind: 'flood', deviceId }, { how: 'recovered', by: `device:${deviceId}`, detail: { dropped: fields.dropped } });
   }
 
   private arm(): void {
@@ -380,11 +357,12 @@ export class Supervisor {
     }
   }
 
-  /** A device revoked or removed is no longer supervised: its open faults clear (no one is to fix them). */
+  /** A device revoked or removed is no longer supervised: its open faults clear, their tickets closed as such (no one is to fix them). */
   private dropRevoked(now: number): void {
     for (const [deviceId, faults] of this.open) {
       if (this.supervised(deviceId)) continue;
-      for (const fault of [...faults.keys()]) this.clear(deviceId, fault, now);
+      const how = this.ctx.registry.devices.has(deviceId) ? 'revoked' : 'removed';
+      for (const fault of [...faults.keys()]) this.clear(deviceId, fault, now, how);
     }
   }
 
@@ -419,50 +397,26 @@ export class Supervisor {
   }
 
   /** Open `fault` unless it is open already. `since`: when the device was last heard or tested (logged). */
-  private raise(deviceId: string, fault: ConditionFault, now: number, since: number, extra: Pick<FaultMessage, 'result' | 'errors'> = {}): void {
+  private raise(deviceId: string, fault: ConditionFault, now: number, since: number, extra: FaultExtra = {}): void {
     if (this.stopped) return;
     const open = this.openOf(deviceId);
     if (open.has(fault)) return;
     open.set(fault, now);
     this.ctx.counters.inc('supervision.faults.raised');
     this.ctx.log.warn({ deviceId, fault, sinceMs: now - since, ...extra }, `device fault raised: ${fault}`);
-    this.store(deviceId, { fault, state: 'raised', at: iso(fault === 'silent' ? since : now), raisedAt: iso(now), ...extra }, () =>
-      this.ctx.db
-        .prepare('INSERT INTO device_faults (device_id, fault, raised_at, detail) VALUES (?, ?, ?, ?)')
-        .run(deviceId, fault, iso(now), Object.keys(extra).length ? JSON.stringify(extra) : null),
-    );
+    void this.ctx.faults.raise({ kind: fault, deviceId, detail: { ...extra }, at: fault === 'silent' ? since : now });
   }
 
-  private clear(deviceId: string, fault: ConditionFault, now: number): void {
+  /** Clear `fault`: its cause went away (`recovered`, the device's doing), or the device left supervision. */
+  private clear(deviceId: string, fault: ConditionFault, now: number, how: 'recovered' | 'revoked' | 'removed' = 'recovered'): void {
     const open = this.open.get(deviceId);
     const raisedAt = open?.get(fault);
     if (raisedAt === undefined || this.stopped) return;
     open!.delete(fault);
     if (open!.size === 0) this.open.delete(deviceId);
     this.ctx.counters.inc('supervision.faults.cleared');
-    this.ctx.log.info({ deviceId, fault, faultMs: now - raisedAt }, `device fault cleared: ${fault}`);
-    this.store(deviceId, { fault, state: 'cleared', at: iso(now), raisedAt: iso(raisedAt) }, () =>
-      this.ctx.db.prepare('UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = ? AND cleared_at IS NULL').run(iso(now), deviceId, fault),
-    );
-  }
-
-  /** Store the change, then tell the device's station (and compound) console. */
-  private store(deviceId: string, msg: Omit<FaultMessage, 'deviceId' | 'shopId'>, write: () => void): void {
-    this.ctx.writer
-      .run((fx) => {
-        write();
-        fx.afterCommit(() => this.publish(deviceId, msg));
-      }, 'fault')
-      .catch((err) => this.ctx.log.error({ err, deviceId, fault: msg.fault, state: msg.state }, 'could not store a fault change'));
-  }
-
-  /** Tell the device's station (and compound) console. */
-  private publish(deviceId: string, fields: Omit<FaultMessage, 'deviceId' | 'shopId'>): void {
-    const device = this.ctx.registry.devices.get(deviceId);
-    const shop = device && this.ctx.registry.shops.get(device.shopId);
-    if (!shop) return;
-    const msg: FaultMessage = { deviceId, shopId: shop.id, ...fields };
-    for (const stationId of this.ctx.registry.consolesFor(shop)) this.ctx.publish(topics.stationFaults(stationId), JSON.stringify(msg));
+    this.ctx.log.info({ deviceId, fault, faultMs: now - raisedAt, how }, `device fault cleared: ${fault}`);
+    void this.ctx.faults.clear({ kind: fault, deviceId }, { how, by: how === 'recovered' ? `device:${deviceId}` : 'gateway' });
   }
 }
 

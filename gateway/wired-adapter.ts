@@ -14,6 +14,7 @@ import { DEFAULT_BAUD, describeBus, type Bus } from './registry/buses.js';
 import { decryptSecret } from './secrets.js';
 import { nextBridgeBoot, type DeviceIngest } from './ingest/device-ingest.js';
 import type { Supervisor } from './supervision.js';
+import type { PortFaults } from './health/port-watch.js';
 import { getMeta, setMeta, type Db } from './store/db.js';
 import { U32_MAX } from '../firmware-contracts/mqtt/payloads.js';
 import type { BusPort, ScanHit, ScanOptions, WiredDevice } from '../devices/bridge.js';
@@ -33,6 +34,8 @@ export interface WiredAdapterDeps {
   latencies: Latencies;
   config: Readonly<Config>;
   supervisor: Supervisor;
+  /** Each bus's port as a port-failed fault of the gateway. */
+  ports: PortFaults;
   ingest: DeviceIngest;
   /** A shop's wired device has the alert. */
   delivered(shopId: string, alarmId: string, rev: number, deviceId: string): void;
@@ -51,6 +54,8 @@ export function wiredContext(deps: WiredAdapterDeps): WiredContext {
     latencies: deps.latencies,
     config: deps.config,
     link: deps.supervisor,
+    portWatch: (busId, where) => deps.ports.watch(busId, where),
+    busReleased: (busId) => deps.ports.released(busId),
     ingest: (deviceId, event, via) => {
       const device = given.get(deviceId);
       return device ? deps.ingest(device, event, via) : Promise.reject(new Error(`no wired device ${deviceId}`));

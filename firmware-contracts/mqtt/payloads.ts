@@ -212,6 +212,68 @@ export const ConsoleError = Type.Object(
 );
 export type ConsoleError = Static<typeof ConsoleError>;
 
+export const FaultState = Type.Union([Type.Literal('raised'), Type.Literal('cleared')]);
+export const TicketState = Type.Union([Type.Literal('open'), Type.Literal('assigned'), Type.Literal('fixed')]);
+export type TicketState = Static<typeof TicketState>;
+
+/**
+ * A fault's maintenance ticket (open → assigned → fixed). A ticket closes itself when its cause
+ * recovers (`recovered: true`, `fixedBy` the device or `gateway`); a revoked or removed device's
+ * tickets close as `closedAs: 'revoked' | 'removed'` (nothing was repaired); one fixed by hand
+ * (`lianfang fault fix`) has `closedAs: 'fixed'` and the technician's `note`.
+ */
+export const FaultTicket = Type.Object(
+  {
+    state: TicketState,
+    assignedTo: Type.Optional(Type.String()),
+    assignedBy: Type.Optional(Type.String()),
+    assignedAt: Type.Optional(IsoTime),
+    fixedBy: Type.Optional(Type.String()),
+    fixedAt: Type.Optional(IsoTime),
+    note: Type.Optional(Type.String()),
+    recovered: Type.Optional(Type.Boolean()),
+    closedAs: Type.Optional(Type.Union([Type.Literal('recovered'), Type.Literal('fixed'), Type.Literal('revoked'), Type.Literal('removed')])),
+  },
+  Open,
+);
+export type FaultTicket = Static<typeof FaultTicket>;
+
+/**
+ * `lianfang/v1/stations/{stationId}/faults` — gateway → console: a fault raised, every change of it
+ * (cleared, its ticket assigned or fixed) with `faultId` and `rev` like an alarm (receivers keep the
+ * highest rev per faultId). A device's fault names `deviceId` and `shopId`; a fault without a device
+ * names its `subject` (`shop:S01` for pin-lockout, `bus:B1`, `disk:/path`, `db`) and, when it has a
+ * shop, `shopId`. Kind-specific fields: counter-reset `detail` ({old, new, events}), flood `dropped`,
+ * selftest-failed `result`, line-errors `errors`, pin-lockout `lockedUntil`, gateway faults `detail`.
+ */
+export const ConsoleFault = Type.Object(
+  {
+    faultId: AlarmId,
+    rev: Type.Integer({ minimum: 1, description: '1 when raised, +1 at each change of the fault or its ticket.' }),
+    fault: Type.String(),
+    state: FaultState,
+    deviceId: Type.Optional(Id),
+    shopId: Type.Optional(Id),
+    subject: Type.Optional(Type.String()),
+    /** When the device was last heard (silent, raised), when its counter went back (counter-reset), or when this change happened. */
+    at: IsoTime,
+    raisedAt: IsoTime,
+    clearedAt: Type.Optional(IsoTime),
+    updatedAt: IsoTime,
+    ticket: FaultTicket,
+    /** What an officer reads, in English and Chinese. */
+    text: Type.Object({ en: Type.String(), zh: Type.String() }),
+    detail: Type.Optional(Type.Unknown()),
+    dropped: Type.Optional(Type.Integer({ minimum: 0 })),
+    result: Type.Optional(Type.Integer()),
+    errors: Type.Optional(Type.Integer({ minimum: 0 })),
+    lockedUntil: Type.Optional(IsoTime),
+    gatewayId: Type.Optional(Type.String()),
+  },
+  Open,
+);
+export type ConsoleFault = Static<typeof ConsoleFault>;
+
 /** A compiled validator: `check` is fast; `firstError` explains a failure in one line. */
 export interface Validator<T> {
   check(value: unknown): value is T;
@@ -238,4 +300,5 @@ export const validators = {
   consoleAlarm: compile(ConsoleAlarm),
   consoleAction: compile(ConsoleAction),
   consoleError: compile(ConsoleError),
+  consoleFault: compile(ConsoleFault),
 };

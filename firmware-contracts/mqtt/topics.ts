@@ -22,7 +22,7 @@ export const topics = {
   stationAlarms: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/alarms`,
   stationActions: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/actions`,
   stationErrors: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/errors`,
-  /** Device faults (a wired keypad or module gone silent) raised and cleared, for the console. */
+  /** Faults (a device's, a shop's pin-lockout, the gateway's own) raised, cleared and their tickets changed, for the console (ConsoleFault). */
   stationFaults: (stationId: string) => `${TOPIC_ROOT}/stations/${stationId}/faults`,
 } as const;
 

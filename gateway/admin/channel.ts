@@ -6,7 +6,7 @@
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { lfError } from '../errors.js';
+import { ERRORS, isLianfangError, lfError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export const SOCKET_FILE = 'admin.sock';
@@ -74,7 +74,8 @@ export class AdminServer {
       reply = { ok: true, result: (await this.handler(req)) ?? null };
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'admin request failed');
-      reply = { ok: false, error: (err as Error).message };
+      // A coded refusal keeps its code across the socket (the CLI prints it with its remedy).
+      reply = { ok: false, error: (err as Error).message, ...(isLianfangError(err) ? { code: err.code } : {}) };
     }
     if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
   }
@@ -112,8 +113,9 @@ export function adminRequest(dataDir: string, req: AdminRequest, timeoutMs = 500
       clearTimeout(timer);
       sock.end();
       try {
-        const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
+        const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string; code?: string };
         if (reply.ok) resolveP(reply.result ?? null);
+        else if (reply.code && reply.code in ERRORS) rejectP(Object.assign(lfError(reply.code as ErrorCode), { message: reply.error ?? '' }));
         else rejectP(lfError('LF_ERR_ADMIN_REQUEST', reply.error ?? 'unknown error'));
       } catch (err) {
         rejectP(err);

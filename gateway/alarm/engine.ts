@@ -29,6 +29,7 @@ import type { Db } from '../store/db.js';
 import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
+import type { FaultStore } from '../faults/fault-store.js';
 
 export interface EngineContext {
   db: Db;
@@ -41,8 +42,8 @@ export interface EngineContext {
   gatewayId: string;
   /** Key of the keyed hashes a shop's PINs are stored as. */
   gatewayKey: Buffer;
-  /** Publishes a notice that is not an alarm (a PIN lock-out) on a console topic, after the commit. */
-  publishNotice: (topic: string, payload: string) => void;
+  /** Where a shop's PIN lock-out is raised as a fault (with its outbox rows, in the same transaction). */
+  faults: Pick<FaultStore, 'raiseIn'>;
   /** Told about every deadline written, so the scheduler can arm an earlier timer. */
   onDeadline: (dueAtMs: number) => void;
   /**
@@ -206,17 +207,17 @@ export class AlarmEngine {
     }
   }
 
-  /** Five wrong PINs in a row: an audit row and a `pin-lockout` notice on the consoles' faults topic. */
+  /**
+   * Five wrong PINs in a row: an audit row and a `pin-lockout` fault of the shop (subject
+   * `shop:<id>`, to its consoles through the outbox), which clears when the lock-out ends (the
+   * fault store arms its end from the stored lockedUntil, again after a restart).
+   */
   private lockOut(fx: Effects, shop: Shop, device: Device, actor: Actor, now: number, lockedUntil: number): void {
     const at = iso(now);
     this.repo.audit({ alarmId: null, at, actor, action: 'pin-lockout', detail: { shopId: shop.id, deviceId: device.id, lockedUntil: iso(lockedUntil) } });
     this.ctx.counters.inc('pins.lockouts');
     this.ctx.log.warn({ shopId: shop.id, deviceId: device.id, lockedUntil: iso(lockedUntil) }, 'wrong PINs in a row: cancelling locked for the shop');
-    const notice = { shopId: shop.id, deviceId: device.id, fault: 'pin-lockout', state: 'raised', at, raisedAt: at, lockedUntil: iso(lockedUntil) };
-    const consoles = this.ctx.registry.consolesFor(shop);
-    fx.afterCommit(() => {
-      for (const stationId of consoles) this.ctx.publishNotice(topics.stationFaults(stationId), JSON.stringify(notice));
-    });
+    this.ctx.faults.raiseIn(fx, { kind: 'pin-lockout', subject: `shop:${shop.id}`, shopId: shop.id, detail: { deviceId: device.id, lockedUntil: iso(lockedUntil) }, at: now });
   }
 
   /** The cancel PIN: the shop's open alarm becomes `cancelled` and every alerted shop is told it ended. */

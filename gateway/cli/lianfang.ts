@@ -40,6 +40,7 @@ import { usePrivateUmask } from '../data-dir.js';
 import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
 import { lastWalkTests, testStatus, type TestScope } from '../alarm/test-mode.js';
 import { reportRows, runWalk, startTestVia, stopTestVia, walkExitCode, WALK_EXIT } from './test-walk.js';
+import { registerFaultCommands } from './fault.js';
 
 const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
 
@@ -820,6 +821,8 @@ Exit status: 0 every device passed, ${WALK_EXIT.notAllPassed} the time limit cam
       });
       await sim.close();
     });
+
+  registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor });
 
   await program.parseAsync(argv);
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../logger.js';
 
 /** A shop or a console has `rev` of `alarmId`; a device has its command `seq`. */
 type Mark =
-  | { kind: 'shop' | 'station'; id: string; alarmId: string; rev: number; by: string }
+  | { kind: 'shop' | 'station' | 'fault'; id: string; alarmId: string; rev: number; by: string }
   | { kind: 'device'; id: string; seq: number; by: string };
 
 /** How many (recipient, alarm) pairs the marks remember, to write each delivery once. */
@@ -28,8 +28,8 @@ export class DeliveryMarks {
 
   constructor(private readonly ctx: { writer: GroupCommitWriter; outbox: Outbox; clock: Clock; log: Logger }) {}
 
-  /** `recipient` has message `rev` of `alarmId`, as `by` (`device:…` or `user:…`) confirmed. */
-  mark(kind: 'shop' | 'station', id: string, alarmId: string, rev: number, by: string): void {
+  /** `recipient` has message `rev` of `alarmId` (a console's fault: its faultId), as `by` (`device:…` or `user:…`) confirmed. */
+  mark(kind: 'shop' | 'station' | 'fault', id: string, alarmId: string, rev: number, by: string): void {
     const key = `${kind}:${id}:${alarmId}`;
     if ((this.marked.get(key) ?? 0) >= rev) return;
     this.marked.delete(key);

@@ -15,10 +15,11 @@
 import type { Db } from '../store/db.js';
 import type { Effects } from '../ingest/writer.js';
 import type { Statement } from 'better-sqlite3';
-import type { CommandKind, ConsoleAlarm, DeviceCommand, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
+import type { CommandKind, ConsoleAlarm, ConsoleFault, DeviceCommand, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 
-export type RecipientKind = 'shop' | 'station' | 'device';
+/** `fault`: a console's faults topic (recipient id the station or compound id; the fault's id in alarm_id, gateway/faults/fault-store.ts). */
+export type RecipientKind = 'shop' | 'station' | 'device' | 'fault';
 
 interface MessageBase {
   id: number;
@@ -44,11 +45,15 @@ export type DeviceMessage = Omit<MessageBase, 'alarmId' | 'rev'> & {
 };
 
 /** One outbox message, with the object its payload was built from: publishers never parse. */
-export type OutboxMessage = (MessageBase & { kind: 'shop'; body: ShopAlert }) | (MessageBase & { kind: 'station'; body: ConsoleAlarm }) | DeviceMessage;
+export type OutboxMessage =
+  | (MessageBase & { kind: 'shop'; body: ShopAlert })
+  | (MessageBase & { kind: 'station'; body: ConsoleAlarm })
+  | (MessageBase & { kind: 'fault'; body: ConsoleFault })
+  | DeviceMessage;
 
 /** What a caller enqueues: the message without its row id, `payload` and `body` as it has them. */
 export type OutboxEntry = Omit<MessageBase, 'id' | 'payload'> &
-  ({ kind: 'shop'; body: ShopAlert } | { kind: 'station'; body: ConsoleAlarm });
+  ({ kind: 'shop'; body: ShopAlert } | { kind: 'station'; body: ConsoleAlarm } | { kind: 'fault'; body: ConsoleFault });
 
 /**
  * Where outbox messages go, first sends and re-sends alike: the broker (in-process, QoS 1,
@@ -190,7 +195,7 @@ export class Outbox {
   }
 
   /** Inside a transaction: a recipient has (alarmId, rev) and every lower rev. Returns rows marked. */
-  markDelivered(nowMs: number, kind: 'shop' | 'station', recipientId: string, alarmId: string, rev: number, by: string): number {
+  markDelivered(nowMs: number, kind: 'shop' | 'station' | 'fault', recipientId: string, alarmId: string, rev: number, by: string): number {
     const n = this.deliver.run(new Date(nowMs).toISOString(), by, alarmId, kind, recipientId, rev).changes;
     this.stats.delivered += n;
     return n;

@@ -10,6 +10,7 @@ import type { AlarmEngine } from '../alarm/engine.js';
 import { resetDeviceCounter, type CounterResetDone } from './sequence.js';
 import type { RegistryCache } from '../registry/registry.js';
 import type { Supervisor } from '../supervision.js';
+import type { FaultStore } from '../faults/fault-store.js';
 import type { Clock } from '../clock.js';
 import { iso } from '../clock.js';
 import type { Db } from '../store/db.js';
@@ -22,6 +23,7 @@ export interface CounterResetContext {
   registry: RegistryCache;
   engine: AlarmEngine;
   supervisor: Supervisor;
+  faults: FaultStore;
   clock: Clock;
   log: Logger;
 }
@@ -33,7 +35,7 @@ export async function resetCounter(ctx: CounterResetContext, deviceId: unknown, 
   if (typeof deviceId !== 'string' || deviceId === '') throw lfError('LF_ERR_INVALID_ARGUMENT', 'deviceId', 'the id of a registered device');
   const done = await ctx.writer.run((fx) => {
     const now = ctx.clock.now();
-    const result = resetDeviceCounter(ctx.db, deviceId, actorOf(actor), iso(now), { fx, device: ctx.registry.devices.get(deviceId) });
+    const result = resetDeviceCounter(ctx.db, deviceId, actorOf(actor), iso(now), { fx, device: ctx.registry.devices.get(deviceId), faults: ctx.faults });
     ctx.supervisor.forgetCounterReset(fx, deviceId, now);
     return result;
   }, 'reset-counter');

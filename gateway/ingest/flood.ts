@@ -7,12 +7,12 @@
  * a 9# flood joins the open alarm.
  *
  * One token bucket per device, in memory, timed by the injected clock. A flood episode starts
- * with the first dropped event (one `flood` notice raised on the station's faults topic, one log
- * line) and ends when the device's bucket is full again, i.e. its rate has been back under the
- * limit for burst/rate: then one `cleared` notice and one summary line with how many were dropped.
- * A notice that clears tells the officer the device is back to normal without having to guess
- * from silence; it is not stored (a restart starts every bucket full, and the counters and the log
- * keep the history).
+ * with the first dropped event (one `flood` fault raised, one log line) and ends when the device's
+ * bucket is full again, i.e. its rate has been back under the limit for burst/rate: then the fault
+ * clears with how many were dropped, and one summary line. The fault (stored with its ticket by the
+ * fault store, through Supervisor.floodNotice) that clears tells the officer the device is back to
+ * normal without having to guess from silence; one left open when the gateway stopped clears at
+ * its start (a restart starts every bucket full).
  */
 import type { Clock, Timer } from '../clock.js';
 import { iso } from '../clock.js';

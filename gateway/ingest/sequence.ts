@@ -7,7 +7,8 @@
  * or by gateway/ingest/counter-reset.ts in the running gateway's writer).
  */
 import type { Statement } from 'better-sqlite3';
-import type { Effects } from './writer.js';
+import { Effects } from './writer.js';
+import { FaultStore } from '../faults/fault-store.js';
 import type { Device } from '../registry/registry.js';
 import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
 import type { Counters } from '../metrics.js';
@@ -135,14 +136,14 @@ export interface CounterResetDone {
  * running gateway calls it in its writer with `fx` and its device record, whose mark is forgotten
  * in the same item.
  */
-export function resetDeviceCounter(db: Db, deviceId: string, actor: string, at: string, memory?: { fx: Effects; device: Device | undefined }): CounterResetDone {
+export function resetDeviceCounter(db: Db, deviceId: string, actor: string, at: string, memory?: { fx: Effects; device: Device | undefined; faults?: FaultStore }): CounterResetDone {
   const row = db.prepare('SELECT last_boot AS boot, last_seq AS seq FROM devices WHERE id = ?').get(deviceId) as { boot: number | null; seq: number | null } | undefined;
   if (!row) throw lfError('LF_ERR_NOT_FOUND', 'device', deviceId);
   db.prepare('UPDATE devices SET last_boot = NULL, last_seq = NULL WHERE id = ?').run(deviceId);
   if (memory?.device) setMark(memory.fx, memory.device, null, null);
-  const faultsCleared = db
-    .prepare("UPDATE device_faults SET cleared_at = ? WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL")
-    .run(at, deviceId).changes;
+  // The fault's change goes to the consoles through the outbox (on a stopped gateway's database: when it starts).
+  const faults = memory?.faults ?? FaultStore.offline(db);
+  const faultsCleared = faults.clearIn(memory?.fx ?? new Effects(), { kind: 'counter-reset', deviceId }, { how: 'reset', by: actor }) ? 1 : 0;
   const previous = row.boot === null ? null : { boot: row.boot, seq: row.seq };
   db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'reset-counter', ?)").run(
     at,

@@ -10,6 +10,7 @@
  */
 import type { Db } from '../store/db.js';
 import type { Logger } from '../logger.js';
+import { storageErrorCode } from '../health/db-watch.js';
 
 /**
  * What an item asks to happen once its transaction is committed, and how to undo the changes it
@@ -57,12 +58,28 @@ export interface WriterOptions {
   failpoint?: string;
   /** Called when a batch's commit failed (the caller refreshes in-memory caches). */
   onBatchFailed?: (err: unknown) => void;
+  /** Told when the store cannot be written and when it can again (gateway/health/db-watch.ts). */
+  watch?: CommitWatch;
+}
+
+/**
+ * What the writer reports about the store itself: a commit (or an item) that failed with a store
+ * error (SQLite's full, I/O, read-only, corrupt… codes: storageErrorCode), and the first commit
+ * after one. Nothing is called on a commit that follows another good commit.
+ */
+export interface CommitWatch {
+  /** `operation` is the item's tag (e.g. 'device-event'), or 'commit' when the batch's commit itself failed. */
+  failed(operation: string, code: string): void;
+  /** A batch committed, the first since a failure or since the writer started. */
+  recovered(): void;
 }
 
 export class GroupCommitWriter {
   private queue: Item[] = [];
   private scheduled = false;
   private closed = false;
+  /** Until a batch commits, the store is not known to be writable (a fault left by the last run clears at the first commit). */
+  private storeFailing = true;
   /** Number of commits and items, for /health and the benchmark. */
   readonly stats = { batches: 0, items: 0, maxBatch: 0, failedBatches: 0, lightBatches: 0 };
   /** The connection's own setting, restored after a light batch (FULL for the gateway's file, see store/db.ts). */
@@ -106,6 +123,8 @@ export class GroupCommitWriter {
       db.pragma('synchronous = NORMAL');
       this.stats.lightBatches++;
     }
+    // An item that failed for the store (SQLITE_FULL inside its savepoint), reported after the transaction.
+    let storeError: { operation: string; code: string } | null = null;
     try {
       db.transaction(() => {
         for (const item of batch) {
@@ -116,6 +135,12 @@ export class GroupCommitWriter {
           } catch (err) {
             fx.rollback();
             results.push({ ok: false, value: err, fx });
+            const code = storeError ? null : storageErrorCode(err);
+            if (code) storeError = { operation: item.tag ?? 'item', code };
+            // SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR can): the
+            // items after this one would run outside it, each committed on its own, and then be
+            // rejected with the batch. The batch fails here instead, nothing in it committed.
+            if (!db.inTransaction) throw err;
           }
         }
       }).immediate();
@@ -128,6 +153,9 @@ export class GroupCommitWriter {
       for (let i = results.length - 1; i >= 0; i--) results[i]!.fx.rollback();
       this.opts.onBatchFailed?.(err);
       for (const item of batch) item.reject(err);
+      const code = storageErrorCode(err);
+      const failure = storeError ?? (code ? { operation: 'commit', code } : null);
+      if (failure) this.reportStoreFailure(failure);
       return;
     } finally {
       if (light) db.pragma(`synchronous = ${this.synchronous}`);
@@ -137,6 +165,8 @@ export class GroupCommitWriter {
     this.stats.batches++;
     this.stats.items += batch.length;
     if (batch.length > this.stats.maxBatch) this.stats.maxBatch = batch.length;
+    if (storeError) this.reportStoreFailure(storeError);
+    else if (this.storeFailing) this.reportStoreWritable();
     if (this.opts.failpoint === 'after-store' && batch.some((i) => i.tag === 'device-event')) {
       log.fatal({ failpoint: 'after-store' }, 'failpoint: exiting after the commit, before any fan-out');
       process.exit(86);
@@ -155,6 +185,25 @@ export class GroupCommitWriter {
         }
       }
       batch[i].resolve(r.value);
+    }
+  }
+
+  private reportStoreFailure(f: { operation: string; code: string }): void {
+    this.storeFailing = true;
+    this.tellWatch(() => this.opts.watch?.failed(f.operation, f.code));
+  }
+
+  private reportStoreWritable(): void {
+    this.storeFailing = false;
+    this.tellWatch(() => this.opts.watch?.recovered());
+  }
+
+  /** The watch's own failure never fails a commit or its callers. */
+  private tellWatch(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.log.error({ err }, 'the commit watch failed');
     }
   }
 

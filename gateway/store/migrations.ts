@@ -313,6 +313,68 @@ CREATE TABLE device_command_seq (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'faults and maintenance tickets',
+    sql: `
+-- Every fault, of a device or not (issue 9, "Faults and maintenance tickets"): id is a UUIDv7 like
+-- an alarm's, rev 1 when raised and +1 at every change (cleared, ticket assigned, ticket fixed).
+-- A device's fault names device_id; a fault without a device names its subject: shop:<id>
+-- (pin-lockout), bus:<id> (port-failed), disk:<path> (disk-low), db (db-error). station_id and
+-- compound_id are its scope when it has a shop (the consoles it went to); NULL: every station
+-- console of the gateway. detail is the kind's own JSON (a counter-reset's old and new boot, a
+-- failed self-test's result, a pin-lockout's lockedUntil). cleared_how: recovered (its cause went
+-- away), revoked or removed (the device is no longer supervised), reset (the installer's
+-- reset-counter). The ticket: open → assigned (assigned_to, by whom, when) → fixed (fixed_by, when,
+-- the note); recovered = 1 when it closed itself because the cause recovered.
+-- Each change reaches the consoles as outbox rows with recipient_kind 'fault', recipient_id the
+-- station (or compound) id, and the fault's id in alarm_id (fault ids and alarm ids are both
+-- UUIDv7: no collision), so the outbox's statements and indexes serve them unchanged.
+CREATE TABLE faults (
+  id           TEXT PRIMARY KEY,
+  kind         TEXT NOT NULL,
+  device_id    TEXT,
+  subject      TEXT,
+  shop_id      TEXT,
+  station_id   TEXT,
+  compound_id  TEXT,
+  rev          INTEGER NOT NULL,
+  detail       TEXT,
+  raised_at    TEXT NOT NULL,
+  cleared_at   TEXT,
+  cleared_how  TEXT,
+  ticket       TEXT NOT NULL DEFAULT 'open',
+  assigned_to  TEXT,
+  assigned_by  TEXT,
+  assigned_at  TEXT,
+  fixed_by     TEXT,
+  fixed_at     TEXT,
+  fix_note     TEXT,
+  recovered    INTEGER NOT NULL DEFAULT 0,
+  closed_as    TEXT,                        -- recovered | fixed | revoked | removed
+  updated_at   TEXT NOT NULL
+);
+CREATE INDEX faults_open ON faults(kind, device_id, subject) WHERE cleared_at IS NULL;
+CREATE INDEX faults_raised ON faults(raised_at);
+-- The device faults of migrations 2 and 3 move here as history, with new ids made from their
+-- raise time (UUIDv7: 48 bits of ms, version 7, variant 10, random bits). A cleared one was a
+-- recovery, but for a counter-reset (the installer's reset-counter, or an MQTT device going on in
+-- its new sequence: the old rows do not say which, so both count as fixed by the installer).
+INSERT INTO faults (id, kind, device_id, shop_id, station_id, compound_id, rev, detail, raised_at, cleared_at, cleared_how, ticket, fixed_by, fixed_at, recovered, closed_as, updated_at)
+  SELECT lower(printf('%08x-%04x-7%03x-%04x-%012x', ms >> 16, ms & 65535, abs(random()) % 4096, 32768 + abs(random()) % 16384, abs(random()) % 281474976710656)),
+         f.fault, f.device_id, d.shop_id, s.station_id, s.compound_id, CASE WHEN f.cleared_at IS NULL THEN 1 ELSE 2 END, f.detail, f.raised_at, f.cleared_at,
+         CASE WHEN f.cleared_at IS NULL THEN NULL WHEN f.fault = 'counter-reset' THEN 'reset' ELSE 'recovered' END,
+         CASE WHEN f.cleared_at IS NULL THEN 'open' ELSE 'fixed' END,
+         CASE WHEN f.cleared_at IS NULL THEN NULL WHEN f.fault = 'counter-reset' THEN 'installer' ELSE 'device:' || f.device_id END,
+         f.cleared_at, CASE WHEN f.cleared_at IS NULL OR f.fault = 'counter-reset' THEN 0 ELSE 1 END,
+         CASE WHEN f.cleared_at IS NULL THEN NULL WHEN f.fault = 'counter-reset' THEN 'fixed' ELSE 'recovered' END, coalesce(f.cleared_at, f.raised_at)
+  FROM (SELECT *, CAST(round((julianday(raised_at) - 2440587.5) * 86400000) AS INTEGER) AS ms FROM device_faults) f
+  LEFT JOIN devices d ON d.id = f.device_id
+  LEFT JOIN shops s ON s.id = d.shop_id
+  ORDER BY f.id;
+DROP TABLE device_faults;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

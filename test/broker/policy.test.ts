@@ -256,6 +256,10 @@ t.test('deliveryRecipient: which recipient a PUBACK counts for', async (t) => {
     ['officer PS1 on PS1 alarms', officer1, topics.stationAlarms('PS1'), { kind: 'station', id: 'PS1' }],
     ['officer PS1 on PS2 alarms', officer1, topics.stationAlarms('PS2'), null],
     ['officer PS1 on PS1 errors', officer1, topics.stationErrors('PS1'), null],
+    // a console's faults are outbox rows of their own kind (gateway/faults/fault-store.ts)
+    ['officer PS1 on PS1 faults', officer1, topics.stationFaults('PS1'), { kind: 'fault', id: 'PS1' }],
+    ['officer PS1 on PS2 faults', officer1, topics.stationFaults('PS2'), null],
+    ['admin PS1 on PS1 faults', admin1, topics.stationFaults('PS1'), null],
     ['officer PS1 on shop alerts', officer1, topics.shopAlerts('S1'), null],
     // an admin may watch, but only an officer's console counts as the station having it
     ['admin PS1 on PS1 alarms', admin1, topics.stationAlarms('PS1'), null],

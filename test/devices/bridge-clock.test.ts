@@ -3,7 +3,8 @@
  * no database, no gateway): the serial and Modbus drivers driven on a ManualClock with fakes for
  * the log, counters, link watch and ingest. A reopen backoff, a poll interval and a sounder's time
  * limit elapse exactly when the clock is advanced, never by themselves; a wall clock stepped back
- * does not hold a module's polls back; a module's events carry the boot the context gave.
+ * does not hold a module's polls back; a module's events carry the boot the context gave; each
+ * bus's port watch hears its failed opens and its open, and a bus no longer held is released.
  */
 import t, { type Test } from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import { ManualClock } from '../../gateway/clock.js';
 import { pause, steadyTime, withTimeout, type WiredDevice } from '../../devices/bridge.js';
 import { ModbusBusDriver } from '../../devices/modbus-bridge.js';
 import { SerialBusDriver } from '../../devices/serial-bridge.js';
+import { WiredDevices, type WiredBus } from '../../devices/wired.js';
 import { ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
 import { sleep } from '../helpers/gateway.js';
 import { eventually } from '../helpers/wired.js';
@@ -110,6 +112,37 @@ t.test('a serial port that is missing is reopened on the injected clock', async 
   await eventually(() => attempts() === 1, 'the first opening failed');
   await nextAttemptAfter(t, clock, attempts, 1, 30_000);
   await driver.close();
+});
+
+t.test('each bus gets its own port watch: a failed open is reported with its count in a row, an open as opened, and a bus no longer held is released', async (t) => {
+  const clock = new ManualClock();
+  const f = fakes(clock, { overrides: { serial: { reopenBackoffMs: 30_000, reopenBackoffMaxMs: 600_000 } } });
+  const sim = await new ModbusTcpSlaveSim({ modules: [{ unitId: 1 }] }).start();
+  t.teardown(() => sim.close());
+  const keypad: WiredDevice = { ...moduleRecord(3), id: 'W01.keypad.3', type: 'keypad', macKey: Buffer.alloc(16, 1) };
+  const reports: string[] = [];
+  let buses: WiredBus[] = [
+    { id: 'B1', port: { kind: 'serial', path: '/nonexistent/lianfang-tty', baud: 9600, parity: 'none' }, where: '/nonexistent/lianfang-tty @ 9600 8N1', devices: [keypad] },
+    { id: 'B2', port: { kind: 'modbus-tcp', host: '127.0.0.1', port: sim.port }, where: `127.0.0.1:${sim.port}`, devices: [moduleRecord(1)] },
+  ];
+  const wired = new WiredDevices({
+    ...f.ctx,
+    buses: () => buses,
+    portWatch: (busId, where) => ({
+      openFailed: (failures, err) => reports.push(`${busId} failed ${failures}${/No such file/.test(err.message) ? ' (no such file)' : `: ${err.message}`}`),
+      opened: () => reports.push(`${busId} opened ${where}`),
+    }),
+    busReleased: (busId) => reports.push(`${busId} released`),
+  });
+  t.teardown(() => wired.close());
+  await wired.reconcile();
+  await eventually(() => reports.includes('B1 failed 1 (no such file)') && reports.includes(`B2 opened 127.0.0.1:${sim.port}`), 'the serial bus failed its first open, the Modbus bus opened');
+  clock.advance(30_000);
+  await eventually(() => reports.includes('B1 failed 2 (no such file)'), 'the second failure, one backoff step later, counted in a row');
+  buses = [buses[1]!];
+  await wired.reconcile();
+  t.same(reports.filter((r) => r.startsWith('B1')), ['B1 failed 1 (no such file)', 'B1 failed 2 (no such file)', 'B1 released'], 'the removed bus is released after its driver closed');
+  t.same(reports.filter((r) => r.startsWith('B2')), [`B2 opened 127.0.0.1:${sim.port}`], 'the bus kept is not released');
 });
 
 t.test('a Modbus module is polled on the injected clock, its events carry the context\'s boot, and its sounder stops at the time limit', async (t) => {

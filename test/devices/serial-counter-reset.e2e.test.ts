@@ -83,7 +83,7 @@ t.test('a keypad whose boot went back is refused with a fault until reset-counte
   t.match(reset.stdout, 'counter-reset fault cleared');
   t.match(reset.stderr, 'the running gateway has taken the change');
   await eventually(() => resets().some((f) => f.state === 'cleared'), 'the fault cleared on the console');
-  t.equal(query(data, "SELECT count(*) AS n FROM device_faults WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL", deviceId)[0]!.n, 0, 'and in the store');
+  t.equal(query(data, "SELECT count(*) AS n FROM faults WHERE device_id = ? AND kind = 'counter-reset' AND cleared_at IS NULL", deviceId)[0]!.n, 0, 'and in the store');
   const audit = query<{ actor: string; detail: string }>(data, "SELECT actor, detail FROM audit WHERE action = 'reset-counter'");
   t.equal(audit.length, 1, 'an audit row');
   t.match(audit[0]!.actor, /^cli/);

@@ -63,7 +63,7 @@ t.test('NOTHING alone is silence; HEARTBEATs keep a keypad alive; self-test and 
   await eventually(() => has(mute.deviceId, 'tamper', 'raised'), 'tamper is a fault');
   sim.tamper(1, false);
   await eventually(() => has(mute.deviceId, 'tamper', 'cleared'), 'cleared when the case is closed again');
-  t.equal(query(data, 'SELECT count(*) AS n FROM device_faults WHERE cleared_at IS NULL')[0]!.n, 0, 'nothing left open');
+  t.equal(query(data, 'SELECT count(*) AS n FROM faults WHERE cleared_at IS NULL')[0]!.n, 0, 'nothing left open');
 });
 
 t.test('answers that keep failing their CRC are a line-errors fault, cleared once the line is clean for a window', async (t) => {
@@ -101,5 +101,5 @@ t.test('answers that keep failing their CRC are a line-errors fault, cleared onc
   noisy = false;
   await eventually(() => watch.faults.some((f) => f.deviceId === kp.deviceId && f.fault === 'line-errors' && f.state === 'cleared'), 'cleared once clean for a window');
   t.ok(seq >= 2, 'the clean heartbeats were taken');
-  t.equal(query(data, "SELECT count(*) AS n FROM device_faults WHERE fault = 'line-errors' AND cleared_at IS NULL")[0]!.n, 0, 'cleared in the store');
+  t.equal(query(data, "SELECT count(*) AS n FROM faults WHERE kind = 'line-errors' AND cleared_at IS NULL")[0]!.n, 0, 'cleared in the store');
 });

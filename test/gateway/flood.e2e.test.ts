@@ -55,6 +55,12 @@ t.test('a flooding device is acknowledged and mostly dropped, its 9# still raise
   // Quiet again: the bucket is full after burst / rate = 10 s, and the notice clears with the count.
   await eventually(() => faults.some((f) => f.fault === 'flood' && f.state === 'cleared'), 'the flood notice cleared');
   t.match(faults.find((f) => f.state === 'cleared'), { deviceId: flooder.deviceId, fault: 'flood', dropped: FLOOD - stored, raisedAt: raised[0]!.raisedAt });
+  // The episode is a stored fault with its ticket, closed as recovered when it ended.
+  t.match(faults.find((f) => f.state === 'cleared'), { faultId: raised[0]!.faultId, rev: 2, ticket: { state: 'fixed', recovered: true } });
+  t.same(
+    query(data, "SELECT kind, rev, json_extract(detail, '$.dropped') AS dropped, cleared_how AS how FROM faults WHERE id = ?", raised[0]!.faultId),
+    [{ kind: 'flood', rev: 2, dropped: FLOOD - stored, how: 'recovered' }],
+  );
   t.ok(gw.logs.filter((l) => l.code === 'LF_ERR_FLOOD').length <= 2, 'the log has a start and a summary, not a line per dropped event');
   t.ok(gw.logs.some((l) => l.code === 'LF_ERR_FLOOD' && l.dropped === FLOOD - stored), 'the summary carries the count');
   t.ok(flooder.client.connected, 'the flooding device stays connected');

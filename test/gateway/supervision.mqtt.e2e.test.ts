@@ -55,7 +55,7 @@ t.test('silence is a fault, keep-alive pings do not hide it, a publish clears it
   t.ok(quiet.client.connected, 'and it is still connected');
   await eventually(() => has(faults, absent!.deviceId, 'silent', 'raised'), 'the device never connected is a silent fault');
   t.match(
-    query(data, "SELECT device_id, fault FROM device_faults WHERE cleared_at IS NULL AND fault = 'silent' ORDER BY device_id"),
+    query(data, "SELECT device_id, kind AS fault FROM faults WHERE cleared_at IS NULL AND kind = 'silent' ORDER BY device_id"),
     [pinger, absent].map((s) => ({ device_id: s!.deviceId, fault: 'silent' })).sort((a, b) => a.device_id.localeCompare(b.device_id)),
     'both stored',
   );
@@ -63,7 +63,7 @@ t.test('silence is a fault, keep-alive pings do not hide it, a publish clears it
   const raisedAt = faults.length;
   await quiet.send({ type: 'heartbeat' } as never);
   await eventually(() => has(faults.slice(raisedAt), pinger!.deviceId, 'silent', 'cleared'), 'its publish clears the fault');
-  t.equal(query(data, "SELECT count(*) AS n FROM device_faults WHERE device_id = ? AND cleared_at IS NULL", pinger!.deviceId)[0]!.n, 0, 'cleared in the store');
+  t.equal(query(data, "SELECT count(*) AS n FROM faults WHERE device_id = ? AND cleared_at IS NULL", pinger!.deviceId)[0]!.n, 0, 'cleared in the store');
   // Two more fault intervals: the heartbeating device never became one.
   await sleep(6000);
   t.notOk(faults.some((f) => f.deviceId === beater!.deviceId), 'a device sending heartbeats is no fault');
@@ -88,7 +88,7 @@ t.test('a dead connection is offline at once by its last will; back online clear
   (kp.client.stream as unknown as { destroy(): void }).destroy();
   await eventually(() => has(faults, shop.deviceId, 'offline', 'raised'), 'offline at once');
   t.match(faults.find((f) => f.fault === 'offline'), { deviceId: shop.deviceId, shopId: shop.shopId, state: 'raised' });
-  t.same(query(data, "SELECT fault FROM device_faults WHERE device_id = ? AND cleared_at IS NULL", shop.deviceId), [{ fault: 'offline' }], 'stored');
+  t.same(query(data, "SELECT kind AS fault FROM faults WHERE device_id = ? AND cleared_at IS NULL", shop.deviceId), [{ fault: 'offline' }], 'stored');
 
   const back = await new SimKeypad(shop.deviceId, shop.shopId, shop.creds, 2).connect(gw.mqttUrl, { will, reconnectPeriod: 0 });
   t.teardown(() => back.close());
@@ -101,14 +101,14 @@ t.test('a dead connection is offline at once by its last will; back online clear
   await eventually(() => ['tamper', 'low-battery', 'selftest-failed'].every((f) => has(faults, shop.deviceId, f, 'raised')), 'tamper, low battery and the failed self-test raised');
   t.match(faults.find((f) => f.fault === 'selftest-failed'), { result: 7 }, 'with its failure code');
   t.same(
-    query<{ fault: string }>(data, 'SELECT fault FROM device_faults WHERE device_id = ? AND cleared_at IS NULL ORDER BY fault', shop.deviceId).map((r) => r.fault),
+    query<{ fault: string }>(data, 'SELECT kind AS fault FROM faults WHERE device_id = ? AND cleared_at IS NULL ORDER BY fault', shop.deviceId).map((r) => r.fault),
     ['low-battery', 'selftest-failed', 'tamper'],
   );
   await back.send({ type: 'tamper', active: false } as never);
   await back.send({ type: 'battery', low: false, level: 90 } as never);
   await back.send({ type: 'selftest', result: 0 } as never);
   await eventually(() => ['tamper', 'low-battery', 'selftest-failed'].every((f) => has(faults, shop.deviceId, f, 'cleared')), 'each clears when its cause goes away');
-  t.equal(query(data, 'SELECT count(*) AS n FROM device_faults WHERE device_id = ? AND cleared_at IS NULL', shop.deviceId)[0]!.n, 0);
+  t.equal(query(data, 'SELECT count(*) AS n FROM faults WHERE device_id = ? AND cleared_at IS NULL', shop.deviceId)[0]!.n, 0);
   t.same(query(data, "SELECT result FROM (SELECT json_extract(payload, '$.result') AS result, id FROM events WHERE device_id = ? AND type = 'selftest') ORDER BY id", shop.deviceId), [{ result: 7 }, { result: 0 }], 'self-tests are events of their own type');
 
   t.notOk(faults.some((f) => f.deviceId === street.shops[1]!.deviceId), 'the other device, never connected, is not silent yet (90 s) and has no other fault');
@@ -116,7 +116,7 @@ t.test('a dead connection is offline at once by its last will; back online clear
   // Stopping the gateway cuts every connection: the wills the broker then publishes are no fault.
   await gw.kill('SIGTERM');
   t.equal(gw.exitCode, 0, 'stopped cleanly');
-  t.same(query(data, 'SELECT fault FROM device_faults WHERE cleared_at IS NULL'), [], 'no offline fault stored by the stop');
+  t.same(query(data, 'SELECT kind AS fault FROM faults WHERE cleared_at IS NULL'), [], 'no offline fault stored by the stop');
 });
 
 t.test('the demo street, heartbeating, runs several fault intervals without a fault; one that stops beating is found', async (t) => {

@@ -16,6 +16,8 @@ import { RegistryCache, addStation, addShop, addDevice, revokeDevice } from '../
 import { Supervisor } from '../../gateway/supervision.js';
 import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
+import { Outbox } from '../../gateway/delivery/outbox.js';
+import { FaultStore } from '../../gateway/faults/fault-store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lf-sup-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,6 +39,10 @@ function start(clock: ManualClock, supervision: { mqttFaultAfterMs?: number; sel
   const registry = new RegistryCache(db);
   registry.reload();
   const published: { topic: string; msg: Record<string, unknown> }[] = [];
+  // The fault store's messages leave through the outbox.
+  const outbox = new Outbox(db, { publish: (m) => published.push({ topic: m.topic, msg: m.body as unknown as Record<string, unknown> }) });
+  const faults = new FaultStore({ db, outbox, registry, clock, log, gatewayId: 'gw-test', writer });
+  faults.start();
   const sup = new Supervisor({
     db,
     clock,
@@ -47,19 +53,20 @@ function start(clock: ManualClock, supervision: { mqttFaultAfterMs?: number; sel
     faultAfterMs: 20_000,
     ...supervision,
     checkIntervalMs: 1_000,
-    publish: (topic, payload) => published.push({ topic, msg: JSON.parse(payload) as Record<string, unknown> }),
+    faults,
   });
   sup.start();
   const stop = () => {
     sup.stop();
+    faults.stop();
     writer.close();
     db.close();
   };
-  return { db, sup, published, stop, registry };
+  return { db, sup, faults, published, stop, registry };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
-const openFaults = (db: ReturnType<typeof openDatabase>) => (db.prepare('SELECT count(*) AS n FROM device_faults WHERE cleared_at IS NULL').get() as { n: number }).n;
+const openFaults = (db: ReturnType<typeof openDatabase>) => (db.prepare('SELECT count(*) AS n FROM faults WHERE cleared_at IS NULL').get() as { n: number }).n;
 
 t.test('silence raises one fault; an answer clears it; the consoles of the station and the compound hear both', async (t) => {
   const clock = new ManualClock();
@@ -102,7 +109,7 @@ t.test('an open fault survives a restart and is cleared by the first answer; sil
   g = start(clock);
   t.teardown(g.stop);
   t.ok(g.sup.isFaulted(deviceId), 'still faulted after the restart');
-  t.same(g.sup.faults().map((f) => f.deviceId), [deviceId]);
+  t.same(g.faults.health().map((f) => f.deviceId), [deviceId]);
   g.sup.watch(deviceId);
   g.sup.seen(deviceId);
   await settle();
@@ -138,7 +145,7 @@ t.test("a counter-reset fault is not a silence: an answer does not clear it; it 
   t.notOk(g.sup.isFaulted(deviceId), 'the answer clears the silence');
   t.ok(g.sup.isFaulted(deviceId, 'counter-reset'), 'not the counter-reset');
   t.same(
-    g.db.prepare('SELECT fault FROM device_faults WHERE cleared_at IS NULL').all(),
+    g.db.prepare('SELECT kind AS fault FROM faults WHERE cleared_at IS NULL').all(),
     [{ fault: 'counter-reset' }],
     'in the store too',
   );
@@ -146,7 +153,7 @@ t.test("a counter-reset fault is not a silence: an answer does not clear it; it 
   g.stop();
   g = start(clock);
   t.teardown(g.stop);
-  t.same(g.sup.faults(), [{ deviceId, fault: 'counter-reset', raisedAt: new Date(clock.now()).toISOString(), detail }], 'after a restart, with its detail');
+  t.match(g.faults.health(), [{ faultId: String, rev: 1, deviceId, fault: 'counter-reset', raisedAt: new Date(clock.now()).toISOString(), detail, ticket: { state: 'open' } }], 'after a restart, with its detail');
 });
 
 t.test('MQTT devices: silence counted from the start, a publish clears it, the will is a fault at once; revoked ones are not supervised', async (t) => {
@@ -228,7 +235,7 @@ t.test('a declared self-test missed for the interval is a fault, cleared by the 
     ],
   );
   t.match(g.published.find((p) => p.msg.fault === 'selftest-failed')!.msg, { result: 4 });
-  t.same(g.db.prepare("SELECT fault FROM device_faults WHERE cleared_at IS NULL AND device_id IN (?, ?) AND fault != 'silent'").all(mqttKeypad, mqttPanic), [], 'all cleared in the store (the last test left a silence open)');
+  t.same(g.db.prepare("SELECT kind AS fault FROM faults WHERE cleared_at IS NULL AND device_id IN (?, ?) AND kind != 'silent'").all(mqttKeypad, mqttPanic), [], 'all cleared in the store (the last test left a silence open)');
 });
 
 t.test('line errors: a fault at the count within the window, cleared after a whole window without one, also after a restart', async (t) => {
@@ -255,7 +262,7 @@ t.test('line errors: a fault at the count within the window, cleared after a who
   await settle();
   t.match(g.published.filter((p) => p.msg.fault === 'line-errors' && p.topic === topics.stationFaults('PS1')).map((p) => [p.msg.state, p.msg.errors]), [
     ['raised', 3],
-    ['cleared', undefined],
+    ['cleared', 3], // a cleared fault's message carries its detail (the count at the raise)
     ['raised', 3],
   ]);
   g.stop();
@@ -297,5 +304,11 @@ t.test('a device revoked while faulty is no longer supervised: its open faults c
   clock.advance(200_000);
   t.notOk(g.sup.isFaulted(mqttPanic, 'silent'), 'and never silent');
   await settle();
-  t.same(g.db.prepare('SELECT fault FROM device_faults WHERE device_id = ? AND cleared_at IS NULL').all(mqttPanic), [], 'in the store too');
+  t.same(g.db.prepare('SELECT kind AS fault FROM faults WHERE device_id = ? AND cleared_at IS NULL').all(mqttPanic), [], 'in the store too');
+  t.same(
+    g.db.prepare("SELECT cleared_how AS how, ticket, recovered, closed_as AS closedAs, fixed_by AS fixedBy FROM faults WHERE device_id = ? AND kind = 'offline' ORDER BY raised_at DESC LIMIT 1").get(mqttPanic),
+    { how: 'revoked', ticket: 'fixed', recovered: 0, closedAs: 'revoked', fixedBy: 'gateway' },
+    'its ticket closed as revoked, not as a recovery',
+  );
+  t.match(g.published.filter((p) => p.msg.deviceId === mqttPanic && p.msg.state === 'cleared').at(-1)?.msg, { ticket: { state: 'fixed', recovered: false, closedAs: 'revoked' } });
 });

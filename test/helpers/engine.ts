@@ -20,6 +20,7 @@ import { Counters } from '../../gateway/metrics.js';
 import { createLogger } from '../../gateway/logger.js';
 import { DeadlineScheduler } from '../../gateway/scheduler.js';
 import { AlarmEngine } from '../../gateway/alarm/engine.js';
+import { FaultStore } from '../../gateway/faults/fault-store.js';
 import { AlarmRepo } from '../../gateway/alarm/alarm-repo.js';
 import { deviceIngest, type DeviceIngest } from '../../gateway/ingest/device-ingest.js';
 import type { Device } from '../../gateway/registry/registry.js';
@@ -74,6 +75,8 @@ export class EngineHarness {
   readonly writer: GroupCommitWriter;
   readonly counters = new Counters();
   readonly engine: AlarmEngine;
+  /** The fault store the engine raises a PIN lock-out in (its messages go through the outbox, into `published`). */
+  faults!: FaultStore;
   /** The alarm tables read directly (a reader of the database, not the engine's own repository). */
   readonly repo: AlarmRepo;
   /** The gateway's one ingest over this engine (gateway/ingest/device-ingest.ts). */
@@ -112,7 +115,7 @@ export class EngineHarness {
       counters: this.counters,
       gatewayId,
       gatewayKey: loadOrCreateGatewayKey(dataDir),
-      publishNotice: record,
+      faults: (this.faults = new FaultStore({ db: this.db, outbox: this.outbox, registry: this.registry, clock, log, counters: this.counters, gatewayId, writer: this.writer })),
       onDeadline: (due) => scheduler?.consider(due),
       commands: this.commands,
     });
@@ -120,6 +123,7 @@ export class EngineHarness {
     this.deviceIngest = deviceIngest({ db: this.db, writer: this.writer, engine: this.engine, clock, counters: this.counters, log });
     this.scheduler = scheduler = new DeadlineScheduler({ clock, log, writer: this.writer, engine: this.engine });
     this.scheduler.start();
+    this.faults.start();
     t.teardown(() => this.stop());
   }
 
@@ -127,6 +131,7 @@ export class EngineHarness {
     if (this.stopped) return;
     this.stopped = true;
     this.scheduler.stop();
+    this.faults.stop();
     this.writer.close();
     this.db.close();
   }

@@ -547,7 +547,6 @@ t.test('serial: a lower boot is refused and the mark stays; a Modbus bridge coun
 t.test('the ingest raises the counter-reset fault in the same commit; MQTT clears in sequence, serial only by reset-counter', async (t) => {
   const clock = new ManualClock();
   const h = new Harness(t, streetCopy(t), clock);
-  const published: { topic: string; msg: Record<string, unknown> }[] = [];
   const sup = new Supervisor({
     db: h.db,
     clock,
@@ -557,7 +556,7 @@ t.test('the ingest raises the counter-reset fault in the same commit; MQTT clear
     registry: h.registry,
     faultAfterMs: 3_600_000,
     checkIntervalMs: 3_600_000,
-    publish: (topic, payload) => published.push({ topic, msg: JSON.parse(payload) as Record<string, unknown> }),
+    faults: h.faults,
   });
   sup.start();
   t.teardown(() => sup.stop());
@@ -566,16 +565,17 @@ t.test('the ingest raises the counter-reset fault in the same commit; MQTT clear
   const serialDevice = h.deviceOf(20);
   const ev = (boot: number, seq: number) => ({ boot, seq, type: 'heartbeat' as const });
   const faultsTopic = topics.stationFaults(STREET_STATION);
-  const faultMsgs = (deviceId: string) => published.filter((p) => p.topic === faultsTopic && p.msg.deviceId === deviceId).map((p) => p.msg);
+  // The fault store's messages leave through the harness's outbox.
+  const faultMsgs = (deviceId: string) => h.published.filter((p) => p.topic === faultsTopic && p.payload.deviceId === deviceId).map((p) => p.payload);
   const openRows = (deviceId: string) =>
-    h.db.prepare("SELECT detail FROM device_faults WHERE device_id = ? AND fault = 'counter-reset' AND cleared_at IS NULL").all(deviceId) as { detail: string }[];
+    h.db.prepare("SELECT detail FROM faults WHERE device_id = ? AND kind = 'counter-reset' AND cleared_at IS NULL").all(deviceId) as { detail: string }[];
 
   await ingest(mqttDevice, ev(5, 1), 'mqtt');
   await ingest(mqttDevice, ev(3, 1), 'mqtt');
   t.same(faultMsgs(mqttDevice.id).map((m) => [m.fault, m.state, (m.detail as { previousBoot: number }).previousBoot, (m.detail as { boot: number }).boot]), [['counter-reset', 'raised', 5, 3]]);
   t.same(openRows(mqttDevice.id).map((r) => JSON.parse(r.detail)), [{ previousBoot: 5, previousSeq: 1, boot: 3, seq: 1, events: 'accepted' }], 'stored with its detail');
   t.ok(sup.isFaulted(mqttDevice.id, 'counter-reset'));
-  t.ok(sup.faults().some((f) => f.deviceId === mqttDevice.id && f.fault === 'counter-reset'), 'listed for /health');
+  t.ok(h.faults.health().some((f) => f.deviceId === mqttDevice.id && f.fault === 'counter-reset'), 'listed for /health');
   await ingest(mqttDevice, ev(3, 1), 'mqtt');
   t.equal(faultMsgs(mqttDevice.id).length, 1, 'the resend is a duplicate: no second fault');
   await ingest(mqttDevice, ev(3, 2), 'mqtt');
@@ -592,7 +592,7 @@ t.test('the ingest raises the counter-reset fault in the same commit; MQTT clear
   t.same(faultMsgs(serialDevice.id).map((m) => m.state), ['raised'], 'one fault for the refused sequence, not cleared by events in sequence');
   t.equal(openRows(serialDevice.id).length, 1);
 
-  const done = await resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, clock, log: createLogger('silent') }, serialDevice.id, 'cli:tester');
+  const done = await resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, faults: h.faults, clock, log: createLogger('silent') }, serialDevice.id, 'cli:tester');
   t.same(done, { deviceId: serialDevice.id, previous: { boot: 7, seq: 2 }, faultsCleared: 1 });
   t.same(faultMsgs(serialDevice.id).map((m) => m.state), ['raised', 'cleared'], 'reset-counter clears it');
   t.equal(serialDevice.lastBoot, null, 'the mark in memory is gone');
@@ -600,7 +600,7 @@ t.test('the ingest raises the counter-reset fault in the same commit; MQTT clear
   t.equal(taken.outcome.status, 'stored', 'the next event, in any sequence, is taken');
   const resetAudit = h.db.prepare("SELECT actor, detail FROM audit WHERE action = 'reset-counter'").all() as { actor: string; detail: string }[];
   t.same(resetAudit.map((a) => [a.actor, JSON.parse(a.detail)]), [['cli:tester', { deviceId: serialDevice.id, previousBoot: 7, previousSeq: 2, faultsCleared: 1 }]]);
-  await t.rejects(resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, clock, log: createLogger('silent') }, 'NOPE', 'cli'), { code: 'LF_ERR_NOT_FOUND' });
+  await t.rejects(resetCounter({ db: h.db, writer: h.writer, registry: h.registry, engine: h.engine, supervisor: sup, faults: h.faults, clock, log: createLogger('silent') }, 'NOPE', 'cli'), { code: 'LF_ERR_NOT_FOUND' });
 });
 
 t.test('a bridge boot is a u32 above the stored mark', async (t) => {
@@ -765,6 +765,12 @@ t.test('five wrong PINs lock cancelling (a pin-lockout notice on the faults topi
   await h.press(MIDDLE, '*9999#');
   const notices = h.published.filter((p) => p.topic === topics.stationFaults(STREET_STATION));
   t.match(notices, [{ payload: { fault: 'pin-lockout', shopId: STREET.shops[MIDDLE].shopId, deviceId: STREET.shops[MIDDLE].deviceId, state: 'raised', lockedUntil: iso(T0 + h.config.keypad.pinLockoutMs) } }], 'one pin-lockout notice');
+  const lockout = notices[0]!.payload as { faultId: string; rev: number; subject: string; ticket: { state: string } };
+  t.match(lockout, { rev: 1, subject: `shop:${STREET.shops[MIDDLE].shopId}`, ticket: { state: 'open' } }, 'a stored shop fault with its ticket');
+  t.same(
+    h.db.prepare('SELECT kind, subject, shop_id AS shopId, cleared_at AS clearedAt FROM faults WHERE id = ?').get(lockout.faultId),
+    { kind: 'pin-lockout', subject: `shop:${STREET.shops[MIDDLE].shopId}`, shopId: STREET.shops[MIDDLE].shopId, clearedAt: null },
+  );
   await h.press(MIDDLE, `*${PIN}#`);
   t.equal(h.alarm(alarmId).state, 'raised', 'the right PIN during the lock-out cancels nothing');
   t.equal(h.counters.get('pins.refused-locked'), 1);
@@ -783,7 +789,12 @@ t.test('five wrong PINs lock cancelling (a pin-lockout notice on the faults topi
   const joined = await h2.press(MIDDLE, '9#', 102);
   t.equal(joined.status === 'stored' && joined.alarmId, alarmId, 'on the shops side it is still the open alarm: a 9# joins it');
 
+  t.equal(h2.published.filter((p) => p.topic === topics.stationFaults(STREET_STATION) && p.payload.state === 'cleared').length, 0, 'the lock-out fault is still open after the restart');
   await h2.advance(h2.config.keypad.pinLockoutMs);
+  // The restarted gateway re-armed the lock-out's end from the stored lockedUntil.
+  const cleared = h2.published.filter((p) => p.topic === topics.stationFaults(STREET_STATION) && p.payload.faultId === lockout.faultId);
+  t.match(cleared, [{ payload: { state: 'cleared', rev: 2, ticket: { state: 'fixed', recovered: true, closedAs: 'recovered', fixedBy: 'gateway' } } }], 'the pin-lockout fault clears when the lock-out ends, across a restart');
+  t.match(h2.db.prepare('SELECT cleared_how AS how, ticket FROM faults WHERE id = ?').get(lockout.faultId), { how: 'recovered', ticket: 'fixed' });
   await h2.press(MIDDLE, `*${PIN}#`, 103);
   t.equal(h2.alarm(alarmId).state, 'cancelled', 'after the lock-out the PIN cancels again');
   t.notOk(everyRow(h2.db).includes(PIN) || everyRow(h2.db).includes(DURESS), 'no PIN in clear in any table');

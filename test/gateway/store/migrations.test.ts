@@ -14,6 +14,7 @@ import { migrate, MIGRATIONS, LATEST_VERSION } from '../../../gateway/store/migr
 import { openDatabaseFile, openDatabase, getMeta, DB_FILE } from '../../../gateway/store/db.js';
 import { listStations, listShops, listDevices, listUsers, getShop, getDevice, RegistryCache } from '../../../gateway/registry/registry.js';
 import { AlarmRepo } from '../../../gateway/alarm/alarm-repo.js';
+import { FaultStore } from '../../../gateway/faults/fault-store.js';
 import { Outbox } from '../../../gateway/delivery/outbox.js';
 import { decryptSecret, verifyKeyedHash, verifyPassword } from '../../../gateway/secrets.js';
 import { listBuses } from '../../../gateway/registry/buses.js';
@@ -193,13 +194,26 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     t.match(keypad, { transport: 'serial', bus: 'ttyUSB0', busAddress: 3, lastBoot: 41, lastSeq: 9, model: null });
     t.equal(decryptSecret(FIXTURE_GATEWAY_KEY, keypad.macKeyEnc!).toString('hex'), '6d61632d6b65792d6f662d7468652d666978747572652d6b65797061642d3033', 'the MAC key still decrypts');
     t.match(getDevice(db, 'CP-003.io-module.m00001'), { transport: 'modbus-tcp', bus: 'tcp-10.0.0.7-502', busAddress: 1, model: 'generic-8io' });
-    t.same(db.prepare('SELECT device_id, raised_at FROM device_faults WHERE cleared_at IS NULL').all(), [
+    t.same(db.prepare('SELECT device_id, raised_at FROM faults WHERE cleared_at IS NULL').all(), [
       { device_id: 'CP-003.io-module.m00001', raised_at: '2026-11-23T02:30:00.000Z' },
-    ], 'the open fault is still open');
+    ], 'the open fault is still open (moved into faults by migration 7)');
+    t.same(
+      db.prepare('SELECT kind, device_id AS deviceId, shop_id AS shopId, station_id AS stationId, rev, cleared_at AS clearedAt, ticket, recovered, closed_as AS closedAs, fixed_by AS fixedBy FROM faults ORDER BY raised_at').all(),
+      [
+        { kind: 'silent', deviceId: 'CP-003.io-module.m00001', shopId: 'CP-003', stationId: 'PS-CP', rev: 2, clearedAt: '2026-11-23T02:12:00.000Z', ticket: 'fixed', recovered: 1, closedAs: 'recovered', fixedBy: 'device:CP-003.io-module.m00001' },
+        { kind: 'silent', deviceId: 'CP-003.io-module.m00001', shopId: 'CP-003', stationId: 'PS-CP', rev: 1, clearedAt: null, ticket: 'open', recovered: 0, closedAs: null, fixedBy: null },
+      ],
+      'the cleared one kept as history, its ticket closed as recovered; the open one an open ticket',
+    );
     t.equal(getDevice(db, 'CP-001.keypad.a1b2c3')!.transport, 'mqtt', "v1's data is still there");
     const cache = new RegistryCache(db);
     cache.reload();
     t.equal(cache.buses.size, 2);
+  },
+  'v3.sqlite': async (t, db) => {
+    const f = db.prepare("SELECT id, rev, detail, ticket FROM faults WHERE kind = 'counter-reset'").get() as { id: string; rev: number; detail: string; ticket: string };
+    t.same(JSON.parse(f.detail), { previousBoot: 41, previousSeq: 9, boot: 1, seq: 1, events: 'refused' }, "the counter-reset's detail moved with it");
+    t.match(f, { rev: 1, ticket: 'open' });
   },
   'v4.sqlite': async (t, db) => {
     t.same(db.prepare('SELECT shop_id AS shopId, length(pin_hash) AS n, wrong_in_a_row AS wrong FROM shop_pins').all(), [{ shopId: 'CP-002', n: 32, wrong: 2 }], "the shop's PIN hashes survive");
@@ -236,6 +250,34 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     t.same(db.prepare('SELECT count(*) AS n FROM device_command_seq').get(), { n: 0 });
     t.same(db.prepare('SELECT scope, target_id AS targetId, ended_how AS how FROM test_modes').all(), [{ scope: 'shop', targetId: 'CP-002', how: 'expired' }], "v5's test mode survives");
     t.same(db.prepare('SELECT disposition, test, test_mode_id AS tm FROM alarms WHERE test = 1').all(), [{ disposition: 'test', test: 1, tm: 1 }], 'and its test alarm');
+  },
+  'v6.sqlite': async (t, db) => {
+    // Migration 7: device_faults moved into faults, each with a new UUIDv7 id from its raise time.
+    t.same((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'device_faults'").get() as { n: number }).n, 0, 'device_faults is gone');
+    const rows = db.prepare('SELECT id, kind, device_id AS deviceId, subject, rev, detail, raised_at AS raisedAt, cleared_at AS clearedAt, cleared_how AS how, ticket, recovered, closed_as AS closedAs FROM faults ORDER BY raised_at').all() as {
+      id: string; kind: string; deviceId: string; subject: null; rev: number; detail: string | null; raisedAt: string; clearedAt: string | null; how: string | null; ticket: string; recovered: number; closedAs: string | null;
+    }[];
+    t.same(rows.map((r) => [r.kind, r.deviceId, r.rev, r.ticket, r.how, r.recovered]), [
+      ['silent', 'CP-003.io-module.m00001', 2, 'fixed', 'recovered', 1],
+      ['silent', 'CP-003.io-module.m00001', 1, 'open', null, 0],
+      ['counter-reset', 'CP-002.keypad.s00003', 1, 'open', null, 0],
+      ['selftest-failed', 'CP-002.keypad.s00003', 2, 'fixed', 'recovered', 1],
+      ['offline', 'CP-001.keypad.a1b2c3', 1, 'open', null, 0],
+    ], 'every device fault, open and cleared, kept');
+    for (const r of rows) {
+      t.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, `${r.kind} has a UUIDv7 id`);
+      const ms = parseInt(r.id.slice(0, 8) + r.id.slice(9, 13), 16);
+      t.equal(ms, Date.parse(r.raisedAt), '... made from its raise time');
+    }
+    t.equal(new Set(rows.map((r) => r.id)).size, rows.length, 'ids are unique');
+    t.same(JSON.parse(rows[3]!.detail!), { result: 4 }, 'a detail moved with its fault');
+    // The fault store reads them: the open ones for /health, a prefix finds one.
+    const faults = FaultStore.offline(db);
+    t.same(faults.openFaults().map((f) => f.kind), ['silent', 'counter-reset', 'offline']);
+    t.equal(faults.resolve(rows[4]!.id.slice(0, 13)).kind, 'offline');
+    t.same(faults.list({ open: true, station: 'PS-CP' }).length, 3);
+    t.same(db.prepare("SELECT count(*) AS n FROM outbox WHERE recipient_kind = 'device' AND delivered_at IS NOT NULL").get(), { n: 1 }, "v6's device command row survives");
+    t.same(db.prepare('SELECT device_id AS d, seq FROM device_command_seq').all(), [{ d: 'CP-001.keypad.a1b2c3', seq: 1 }]);
   },
 };
 
