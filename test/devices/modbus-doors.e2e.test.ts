@@ -10,13 +10,10 @@
  * between them for the TCP round trips (`pump`); every interval is the manual clock's.
  */
 import t from 'tap';
-import { tempDataDir, query } from '../helpers/gateway.js';
+import { tempDataDir, query, startGateway } from '../helpers/gateway.js';
 import { OFFICER, STATION, addWiredDevice, provisionRow } from '../helpers/wired.js';
 import { ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
 import { SimConsole } from '../../simulators/mqtt-devices.js';
-import { Gateway } from '../../gateway/controller.js';
-import { loadConfig } from '../../config/load.js';
-import { createLogger } from '../../gateway/logger.js';
 import { ManualClock } from '../../gateway/clock.js';
 
 const DOOR = 1;
@@ -40,22 +37,18 @@ module.readInputs = (start, count) => {
 };
 
 const clock = new ManualClock();
-const config = loadConfig({
-  env: {},
-  overrides: {
-    dataDir: data,
-    log: { level: 'silent' },
-    mqtt: { host: '127.0.0.1', port: 0, wsPort: 0 },
-    http: { host: '127.0.0.1', port: 0 },
+const gw = await startGateway(
+  t,
+  data,
+  {
     escalation: { ringIntervalMs: 3600_000, ackDeadlineMs: 3600_000 },
     doors: { entryDelayMs: ENTRY_DELAY_MS, heldOpenMs: HELD_OPEN_MS },
     // A round trip on a loaded machine must not look like a timeout of the manual clock's.
     modbus: { requestTimeoutMs: 5_000, doorPollMs: 500 },
     supervision: { faultAfterMs: 3600_000 },
   },
-});
-const gw = await Gateway.start({ config, log: createLogger('silent'), clock });
-t.teardown(() => gw.stop());
+  { clock },
+);
 const officer = await new SimConsole(STATION, OFFICER).connect(`mqtt://127.0.0.1:${gw.ports().mqtt}`);
 t.teardown(() => officer.close());
 

@@ -10,11 +10,9 @@
  * closes.
  */
 import t, { type Test } from 'tap';
-import { tempDataDir, provisionStreet, connectStreet, nearestShops, query } from '../helpers/gateway.js';
+import { tempDataDir, provisionStreet, connectStreet, nearestShops, query, startGateway } from '../helpers/gateway.js';
 import { eventually } from '../helpers/wired.js';
-import { Gateway } from '../../gateway/controller.js';
-import { loadConfig } from '../../config/load.js';
-import { createLogger } from '../../gateway/logger.js';
+import type { Gateway } from '../../gateway/controller.js';
 import { ManualClock } from '../../gateway/clock.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
@@ -30,21 +28,18 @@ const DURESS = '13577531';
 const ENTRY_DELAY_MS = 30_000;
 const HELD_OPEN_MS = 60_000;
 
-async function start(t: Test, data: string, clock: ManualClock, mqttPort = 0): Promise<Gateway> {
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      dataDir: data,
-      log: { level: 'silent' },
-      mqtt: { host: '127.0.0.1', port: mqttPort, wsPort: 0 },
-      http: { host: '127.0.0.1', port: 0 },
-      escalation: { ringIntervalMs: 3600_000, ackDeadlineMs: 3600_000 },
-      doors: { entryDelayMs: ENTRY_DELAY_MS, heldOpenMs: HELD_OPEN_MS },
-    },
-  });
-  const gw = await Gateway.start({ config, log: createLogger('silent'), clock });
-  t.teardown(() => gw.stop());
-  return gw;
+function start(t: Test, data: string, clock: ManualClock, mqttPort = 0): Promise<Gateway> {
+  const overrides = { escalation: { ringIntervalMs: 3600_000, ackDeadlineMs: 3600_000 }, doors: { entryDelayMs: ENTRY_DELAY_MS, heldOpenMs: HELD_OPEN_MS } };
+  return startGateway(t, data, overrides, { clock, mqttPort });
+}
+
+/** The gateway on a fresh clock, the street's keypads and console, and the door contact, connected; the origin's keypad. */
+async function connectAll(t: Test, s: Street) {
+  const clock = new ManualClock();
+  const gw = await start(t, s.data, clock);
+  const { keypads, console: officer } = await connectStreet(t, s.street, url(gw));
+  await s.door.connect(url(gw));
+  return { clock, gw, keypads, officer, kp: keypads.get(s.origin)! };
 }
 
 interface Street {
@@ -88,11 +83,7 @@ const alarmsOf = (data: string, shopId: string) => query<{ id: string; kind: str
 for (const disarmAfterRestart of [false, true]) {
   t.test(`armed from the keypad, a door opens, the gateway restarts in the entry delay: ${disarmAfterRestart ? 'a disarm after the restart stops it' : 'the intrusion is raised'}`, async (t) => {
     const s = await street(t);
-    const clock = new ManualClock();
-    const gw1 = await start(t, s.data, clock);
-    const { keypads, console: officer } = await connectStreet(t, s.street, url(gw1));
-    await s.door.connect(url(gw1));
-    const kp = keypads.get(s.origin)!;
+    const { clock, gw: gw1, keypads, officer, kp } = await connectAll(t, s);
 
     await kp.press(`*${PIN}*1#`);
     await shows(kp, '已布防');
@@ -129,11 +120,7 @@ for (const disarmAfterRestart of [false, true]) {
 
 t.test('a duress disarm: the keypad sees a disarm, the console a duress alarm, no neighbour anything', async (t) => {
   const s = await street(t);
-  const clock = new ManualClock();
-  const gw = await start(t, s.data, clock);
-  const { keypads, console: officer } = await connectStreet(t, s.street, url(gw));
-  await s.door.connect(url(gw));
-  const kp = keypads.get(s.origin)!;
+  const { clock, gw, keypads, officer, kp } = await connectAll(t, s);
   await kp.press(`*${PIN}*1#`);
   await shows(kp, '已布防');
   await s.door.setOpen(true);
