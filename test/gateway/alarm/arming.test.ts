@@ -209,6 +209,24 @@ t.test('a schedule 23:00-06:00 arms and disarms at station time; a manual change
   t.equal(h.engine.arming(SHOP).schedule, null);
 });
 
+t.test('a schedule set before a restart: its change is re-armed from the table; one missed while down is applied at the start', async (t) => {
+  const clock = new ManualClock(Date.parse('2026-11-23T14:00:00.000Z')); // 22:00 in Shanghai
+  const h1 = new Harness(t, clock);
+  await h1.writer.run((fx) => h1.engine.setSchedule(fx, SHOP, parseSchedule('23:00-06:00'), 'cli:test'));
+  h1.stop();
+  clock.advance(30 * 60_000);
+  const h2 = new Harness(t, clock, h1.dataDir);
+  await h2.advanceTo(Date.parse('2026-11-23T15:00:00.000Z'));
+  t.equal(h2.engine.arming(SHOP).armed, true, '23:00: armed by the schedule after a restart');
+  h2.stop();
+  // Down from 05:00 to 07:00: the 06:00 change is applied when the gateway starts.
+  clock.advance(Date.parse('2026-11-23T23:00:00.000Z') - clock.now());
+  const h3 = new Harness(t, clock, h1.dataDir);
+  await h3.advance(0);
+  t.equal(h3.engine.arming(SHOP).armed, false, 'the missed 06:00 disarms at the start');
+  t.equal(h3.db.prepare("SELECT count(*) AS n FROM deadlines WHERE kind = 'schedule' AND done_at IS NULL").pluck().get(), 1, 'and the next change is written');
+});
+
 t.test('the keypad: * PIN *1# arms, * PIN # disarms and cancels the open alarm', async (t) => {
   const h = new Harness(t, new ManualClock());
   h.pins();
