@@ -179,9 +179,11 @@ function endEntryDelay(db: Db, shopId: string, nowMs: number): boolean {
 }
 
 /**
- * Arm or disarm a shop (`how`: keypad, cli, schedule), an audit row `armed` / `disarmed` even when
- * it already was (who tried is worth knowing). A disarm ends a running entry delay (detail
- * `entryDelayEnded`). Returns whether the state changed and whether an entry delay was ended.
+ * Arm or disarm a shop, an audit row `armed` / `disarmed` even when it already was (who tried is
+ * worth knowing). A person's disarm (a keypad's PIN, the CLI) ends a running entry delay (detail
+ * `entryDelayEnded`); the schedule's does not: a door opened at 05:59 by someone who cannot disarm
+ * still ends in an intrusion when a schedule disarms at 06:00. Returns whether the state changed
+ * and whether an entry delay was ended.
  */
 export function setArmed(db: Db, shopId: string, armed: boolean, actor: string, nowMs: number): { changed: boolean; entryDelayEnded: boolean } {
   requireShop(db, shopId);
@@ -189,7 +191,7 @@ export function setArmed(db: Db, shopId: string, armed: boolean, actor: string, 
   ensureRow(db, shopId);
   const at = iso(nowMs);
   db.prepare('UPDATE shop_arming SET armed = ?, changed_at = ?, changed_by = ? WHERE shop_id = ?').run(armed ? 1 : 0, at, actor, shopId);
-  const entryDelayEnded = !armed && before.entry !== null && endEntryDelay(db, shopId, nowMs);
+  const entryDelayEnded = !armed && actor !== SCHEDULE_ACTOR && before.entry !== null && endEntryDelay(db, shopId, nowMs);
   audit(db, at, actor, armed ? 'armed' : 'disarmed', { shopId, was: before.armed ? 'armed' : 'disarmed', ...(entryDelayEnded ? { entryDelayEnded: true } : {}) });
   return { changed: before.armed !== armed, entryDelayEnded };
 }
@@ -243,13 +245,14 @@ export function startEntryDelay(db: Db, shopId: string, eventId: number, deviceI
 
 /**
  * A shop's entry delay expired: its origin (the door event and its device) is returned and
- * forgotten; the caller raises the intrusion alarm. Undefined when the shop has none (disarmed).
+ * forgotten; the caller raises the intrusion alarm. Undefined when a person disarmed the shop
+ * within it (which forgot the origin).
  */
 export function expireEntryDelay(db: Db, shopId: string): { eventId: number; deviceId: string } | undefined {
-  const r = db.prepare('SELECT entry_event_id AS eventId, entry_device_id AS deviceId, armed FROM shop_arming WHERE shop_id = ?').get(shopId) as
-    | { eventId: number | null; deviceId: string | null; armed: number }
+  const r = db.prepare('SELECT entry_event_id AS eventId, entry_device_id AS deviceId FROM shop_arming WHERE shop_id = ?').get(shopId) as
+    | { eventId: number | null; deviceId: string | null }
     | undefined;
-  if (!r || r.eventId === null || r.deviceId === null || r.armed !== 1) return undefined;
+  if (!r || r.eventId === null || r.deviceId === null) return undefined;
   db.prepare('UPDATE shop_arming SET entry_event_id = NULL, entry_device_id = NULL WHERE shop_id = ?').run(shopId);
   return { eventId: r.eventId, deviceId: r.deviceId };
 }

@@ -196,8 +196,8 @@ export class AlarmEngine {
           this.setArmed(fx, shop.id, true, actor);
           return { shows: 'armed' };
         }
-        // `*` PIN `#` on an armed shop disarms it and cancels its open alarm, if any.
-        const disarm = this.isArmed(shop.id);
+        // `*` PIN `#` on an armed shop disarms it (ending its entry delay) and cancels its open alarm, if any.
+        const disarm = this.disarmable(shop.id);
         if (disarm) this.setArmed(fx, shop.id, false, actor);
         const alarmId = this.cancelByPin(fx, shop, actor, eventId);
         if (disarm) return { alarmId, shows: 'disarmed' };
@@ -209,7 +209,7 @@ export class AlarmEngine {
           this.setArmed(fx, shop.id, true, actor);
           return { alarmId: this.duressByPin(fx, shop, actor, eventId, false, device).alarmId, shows: 'armed' };
         }
-        const disarm = this.isArmed(shop.id);
+        const disarm = this.disarmable(shop.id);
         if (disarm) this.setArmed(fx, shop.id, false, actor);
         const { alarmId, asCancel } = this.duressByPin(fx, shop, actor, eventId, true, device);
         return { alarmId, shows: disarm ? 'disarmed' : asCancel ? 'cancelled' : 'no-alarm' };
@@ -309,6 +309,12 @@ export class AlarmEngine {
 
   isArmed(shopId: string): boolean {
     return getArming(this.ctx.db, shopId).armed;
+  }
+
+  /** What `*` PIN `#` disarms: an armed shop, or one whose entry delay outlived a scheduled disarm. */
+  private disarmable(shopId: string): boolean {
+    const a = getArming(this.ctx.db, shopId);
+    return a.armed || a.entry !== null;
   }
 
   /** Inside a transaction: arm or disarm a shop by hand (a keypad, the CLI); a disarm ends its entry delay. */

@@ -227,6 +227,36 @@ t.test('a schedule set before a restart: its change is re-armed from the table; 
   t.equal(h3.db.prepare("SELECT count(*) AS n FROM deadlines WHERE kind = 'schedule' AND done_at IS NULL").pluck().get(), 1, 'and the next change is written');
 });
 
+t.test("the schedule's disarm does not end a running entry delay: a door opened at 05:59:50 still raises", async (t) => {
+  const clock = new ManualClock(Date.parse('2026-11-23T14:00:00.000Z'));
+  const h = new Harness(t, clock);
+  await h.writer.run((fx) => h.engine.setSchedule(fx, SHOP, parseSchedule('23:00-06:00'), 'cli:test'));
+  await h.advanceTo(Date.parse('2026-11-23T21:59:50.000Z'));
+  t.equal(h.engine.arming(SHOP).armed, true, '05:59:50 armed');
+  await h.door(true);
+  await h.advanceTo(Date.parse('2026-11-23T22:00:00.000Z'));
+  t.equal(h.engine.arming(SHOP).armed, false, '06:00 disarmed by the schedule');
+  t.ok(h.engine.arming(SHOP).entry, 'the entry delay still runs');
+  await h.advance(ENTRY_DELAY_MS);
+  t.match(h.alarms(), [{ kind: 'intrusion', state: 'raised' }], 'and ends in an intrusion');
+
+});
+
+t.test('a shopkeeper who opens the door just before the scheduled disarm disarms with the PIN just after', async (t) => {
+  const h = new Harness(t, new ManualClock(Date.parse('2026-11-23T21:00:00.000Z'))); // 05:00 in Shanghai
+  h.pins();
+  await h.writer.run((fx) => h.engine.setSchedule(fx, SHOP, parseSchedule('23:00-06:00'), 'cli:test'));
+  await h.advanceTo(Date.parse('2026-11-23T21:59:55.000Z'));
+  await h.door(true);
+  await h.advanceTo(Date.parse('2026-11-23T22:00:05.000Z'));
+  t.equal(h.engine.arming(SHOP).armed, false, 'the schedule disarmed at 06:00');
+  await h.press(`*${PIN}#`);
+  t.same(h.shows(), ['disarmed'], 'the PIN disarms what the schedule left running');
+  t.equal(h.engine.arming(SHOP).entry, null, 'the entry delay ended');
+  await h.advance(ENTRY_DELAY_MS);
+  t.same(h.alarms(), [], 'no intrusion');
+});
+
 t.test('the keypad: * PIN *1# arms, * PIN # disarms and cancels the open alarm', async (t) => {
   const h = new Harness(t, new ManualClock());
   h.pins();
