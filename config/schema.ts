@@ -120,6 +120,13 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    doors: Type.Object(
+      {
+        entryDelayMs: Millis(30_000, 'A door opening while its shop is armed starts an entry delay this long (a stored deadline): a disarm within it raises nothing, otherwise an intrusion alarm goes to the console and the neighbours.'),
+        heldOpenMs: Millis(300_000, 'A door open this long while its shop is disarmed is a door-held fault on the console, cleared when it closes.'),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     escalation: Type.Object(
       {
         ackDeadlineMs: Millis(30_000, 'No officer acknowledgement within this time marks the alarm overdue and re-sends it.'),

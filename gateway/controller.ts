@@ -42,6 +42,8 @@ import { WiredDevices } from '../devices/wired.js';
 import { wiredContext } from './wired-adapter.js';
 import type { ScanOptions } from '../devices/bridge.js';
 import { recordWalkPass, type WalkPass } from './alarm/test-mode.js';
+import { DoorHeld } from './alarm/door-held.js';
+import { parseSchedule } from './alarm/arming.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -83,6 +85,8 @@ export class Gateway {
   diskWatch: DiskWatch | null = null;
   dbWatch: DbWatch | null = null;
   portFaults!: PortFaults;
+  /** Doors held open while their shop is disarmed: door-held faults of the supervisor. */
+  doorHeld!: DoorHeld;
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
@@ -226,6 +230,14 @@ export class Gateway {
       faults: this.faults,
       onDeadline: (due) => this.scheduler?.consider(due),
       commands: this.commands,
+      onDoor: (device, event) => this.doorHeld.event(device, event),
+    });
+    this.doorHeld = new DoorHeld({
+      clock: this.clock,
+      log: log.child({ module: 'doors' }),
+      heldOpenMs: config.doors.heldOpenMs,
+      isArmed: (shopId) => this.engine.isArmed(shopId),
+      condition: (deviceId, active) => this.supervisor.condition(deviceId, 'door-held', active),
     });
     // A device whose counter went back is a fault at once, in the event's own commit.
     // A device flooding routine events has the excess dropped before the writer (gateway/ingest/flood.ts).
@@ -310,6 +322,7 @@ export class Gateway {
     this.faults.start();
     this.diskWatch.start();
     this.supervisor.start();
+    this.doorHeld.seed(this.db, this.registry.devices.values());
     await this.wired.reconcile();
     this.portFaults.sweep(this.faults.openFaults(), (busId) => this.wired.holds(busId));
     this.scheduler.start();
@@ -428,6 +441,19 @@ export class Gateway {
       case 'fault-ticket':
         // `lianfang fault assign|fix`: the new rev goes to the consoles at once.
         return changeTicket(this.faults, this.writer, ticketRequest(req));
+      case 'arming': {
+        // `lianfang shop arm|disarm`: validated by the CLI, checked again here.
+        const shopId = typeof req.shopId === 'string' ? req.shopId : '';
+        const actor = typeof req.actor === 'string' ? req.actor : 'cli';
+        if (!this.registry.shops.has(shopId)) throw lfError('LF_ERR_NOT_FOUND', 'shop', shopId);
+        if (typeof req.schedule === 'string') {
+          const schedule = parseSchedule(req.schedule);
+          return this.writer.run((fx) => this.engine.setSchedule(fx, shopId, schedule, actor), 'arming');
+        }
+        if (typeof req.armed !== 'boolean') throw lfError('LF_ERR_INVALID_ARGUMENT', 'arming', 'armed true|false, or a schedule');
+        const armed = req.armed;
+        return this.writer.run((fx) => this.engine.setArmed(fx, shopId, armed, actor), 'arming');
+      }
       case 'health':
         return this.health();
       case 'bus-scan': {
@@ -455,6 +481,7 @@ export class Gateway {
     this.faults?.stop();
     this.diskWatch?.stop();
     this.dbWatch?.stop();
+    this.doorHeld?.stop();
     this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});

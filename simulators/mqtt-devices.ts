@@ -201,6 +201,35 @@ export class SimKeypad extends EventEmitter {
   }
 }
 
+/**
+ * An MQTT door contact (a reed switch on a shop's door): `setOpen(true)` when the door opens,
+ * `setOpen(false)` when it closes, each a `door` event that resolves on the gateway's PUBACK.
+ * A power-up numbers its events from 1 again under a new `boot`.
+ */
+export class SimDoorContact {
+  client!: MqttClient;
+  private seq = 0;
+
+  constructor(
+    readonly deviceId: string,
+    private readonly creds: Credentials,
+    private readonly boot = 1,
+  ) {}
+
+  async connect(url: string, extra: IClientOptions = {}): Promise<this> {
+    this.client = await connect(url, { clientId: this.deviceId, username: this.creds.username, password: this.creds.password, ...extra });
+    return this;
+  }
+
+  setOpen(open: boolean): Promise<void> {
+    return publish(this.client, topics.deviceEvents(this.deviceId), { seq: ++this.seq, boot: this.boot, type: 'door', open });
+  }
+
+  async close(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => {});
+  }
+}
+
 /** A station console client: receives alarms (de-duplicated), acts, and collects refusals. */
 export class SimConsole extends EventEmitter {
   client!: MqttClient;

@@ -100,7 +100,7 @@ export const DeviceCommand = Type.Object(
 );
 export type DeviceCommand = Static<typeof DeviceCommand>;
 
-export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress'), Type.Literal('help')]);
+export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress'), Type.Literal('help'), Type.Literal('intrusion')]);
 
 /**
  * Console priority (DESIGN "Kinds, priority"), 1 = first: duress, then panic and intrusion, then

@@ -34,10 +34,12 @@ export interface AlarmRow {
 export interface DeadlineRow {
   id: number;
   alarmId: string | null;
-  kind: 'ack' | 'ring' | 'test-expiry';
+  kind: 'ack' | 'ring' | 'test-expiry' | 'schedule' | 'entry-delay';
   dueAt: number;
   /** A test-expiry deadline: the test mode it ends. */
   testModeId?: number | null;
+  /** A schedule or entry-delay deadline (gateway/alarm/arming.ts): the shop it is for. */
+  shopId?: string | null;
 }
 
 export interface AuditEntry {
@@ -113,7 +115,7 @@ export class AlarmRepo {
       ),
       insertAudit: p('INSERT INTO audit (alarm_id, at, actor, action, from_state, to_state, rev, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insertDeadline: p('INSERT INTO deadlines (alarm_id, kind, due_at) VALUES (?, ?, ?)'),
-      dueDeadlines: p('SELECT id, alarm_id AS alarmId, kind, due_at AS dueAt, test_mode_id AS testModeId FROM deadlines WHERE done_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?'),
+      dueDeadlines: p('SELECT id, alarm_id AS alarmId, kind, due_at AS dueAt, test_mode_id AS testModeId, shop_id AS shopId FROM deadlines WHERE done_at IS NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?'),
       nextDeadline: p('SELECT min(due_at) AS dueAt FROM deadlines WHERE done_at IS NULL'),
       finishDeadline: p('UPDATE deadlines SET done_at = ? WHERE id = ?'),
       finishAlarmDeadlines: p('UPDATE deadlines SET done_at = ? WHERE alarm_id = ? AND kind = ? AND done_at IS NULL'),

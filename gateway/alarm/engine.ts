@@ -30,6 +30,7 @@ import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
 import type { FaultStore } from '../faults/fault-store.js';
+import { expireEntryDelay, getArming, runSchedule, setArmed, setSchedule, startEntryDelay, type Arming, type Schedule } from './arming.js';
 
 export interface EngineContext {
   db: Db;
@@ -52,6 +53,8 @@ export interface EngineContext {
    * keypads get each shop alert as commands from the outbox's publisher, gateway/delivery/device-commands.ts.)
    */
   commands?: DeviceCommandSink;
+  /** After the commit of a door event (open or closed): the door-held timers (gateway/alarm/door-held.ts). */
+  onDoor?: (device: Device, event: DeviceEvent) => void;
 }
 
 /**
@@ -63,7 +66,7 @@ export interface ReadEvent {
   entries: Entry[];
 }
 
-/** Who did something: `device:<id>`, `user:<name>`, or `gateway`. */
+/** Who did something: `device:<id>`, `user:<name>`, `cli:<user>`, `schedule` (a shop's arming schedule), or `gateway`. */
 export type Actor = string;
 
 export class AlarmEngine {
@@ -109,6 +112,12 @@ export class AlarmEngine {
     if (read.stored.type === 'panic') {
       alarmId = this.raiseOrJoin(fx, shop, 'panic', actor, eventId, device);
     }
+    if (read.stored.type === 'door') {
+      const door = read.stored;
+      if (door.open) alarmId = this.doorOpened(fx, shop, device, eventId) ?? alarmId;
+      const onDoor = this.ctx.onDoor;
+      if (onDoor) fx.afterCommit(() => onDoor(device, door));
+    }
     for (const entry of read.entries) {
       switch (entry.kind) {
         case 'panic':
@@ -129,7 +138,7 @@ export class AlarmEngine {
         }
         case 'pin': {
           // The PIN is checked against its keyed hashes, never stored, logged or audited.
-          const id = this.pinEntry(fx, shop, device, entry.pin, actor, eventId);
+          const id = this.pinEntry(fx, shop, device, entry.pin, actor, eventId, entry.command);
           if (id) alarmId = id;
           break;
         }
@@ -158,18 +167,19 @@ export class AlarmEngine {
    * duress, a wrong PIN (five in a row lock cancelling for `keypad.pinLockoutMs`), or nothing; the
    * pressing keypad is told what it shows. Returns the alarm it changed or raised.
    */
-  private pinEntry(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number): string | undefined {
-    const { alarmId, shows } = this.checkPin(fx, shop, device, pin, actor, eventId);
+  private pinEntry(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number, command?: 'arm'): string | undefined {
+    const { alarmId, shows } = this.checkPin(fx, shop, device, pin, actor, eventId, command);
     this.feedback(fx, device, shows);
     return alarmId;
   }
 
   /**
    * What a PIN entry does and what its keypad shows. A duress PIN shows exactly what the cancel PIN
-   * would have shown (`cancelled` when there was an alarm to cancel, `no-alarm` when not); during a
-   * lock-out every PIN shows `locked-out`, the duress PIN too.
+   * would have shown (`cancelled` when there was an alarm to cancel, `no-alarm` when not; `armed`
+   * for `*` PIN `*1#`; `disarmed` on an armed shop); during a lock-out every PIN shows
+   * `locked-out`, the duress PIN too, and nothing is armed or disarmed.
    */
-  private checkPin(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number): { alarmId?: string; shows: KeypadFeedback } {
+  private checkPin(fx: Effects, shop: Shop, device: Device, pin: string, actor: Actor, eventId: number, command?: 'arm'): { alarmId?: string; shows: KeypadFeedback } {
     const { counters, clock } = this.ctx;
     const now = clock.now();
     if (!PIN_PATTERN.test(pin)) {
@@ -183,12 +193,27 @@ export class AlarmEngine {
         counters.inc('keypad.entries.pin-unset');
         return { shows: 'wrong-pin' };
       case 'cancel': {
+        if (command === 'arm') {
+          this.setArmed(fx, shop.id, true, actor);
+          return { shows: 'armed' };
+        }
+        // `*` PIN `#` on an armed shop disarms it (ending its entry delay) and cancels its open alarm, if any.
+        const disarm = this.disarmable(shop.id);
+        if (disarm) this.setArmed(fx, shop.id, false, actor);
         const alarmId = this.cancelByPin(fx, shop, actor, eventId);
+        if (disarm) return { alarmId, shows: 'disarmed' };
         return alarmId ? { alarmId, shows: 'cancelled' } : { shows: 'no-alarm' };
       }
       case 'duress': {
+        if (command === 'arm') {
+          // Arming leaves an open alarm as it is at the shops: so does the duress PIN (console only).
+          this.setArmed(fx, shop.id, true, actor);
+          return { alarmId: this.duressByPin(fx, shop, actor, eventId, false, device).alarmId, shows: 'armed' };
+        }
+        const disarm = this.disarmable(shop.id);
+        if (disarm) this.setArmed(fx, shop.id, false, actor);
         const { alarmId, asCancel } = this.duressByPin(fx, shop, actor, eventId, true, device);
-        return { alarmId, shows: asCancel ? 'cancelled' : 'no-alarm' };
+        return { alarmId, shows: disarm ? 'disarmed' : asCancel ? 'cancelled' : 'no-alarm' };
       }
       case 'locked-duress':
         // During a lock-out nothing changes at any keypad or neighbour; the console still learns.
@@ -274,6 +299,83 @@ export class AlarmEngine {
     this.ctx.counters.inc('alarms.raised');
     this.ctx.log.warn({ alarmId: id, shopId: shop.id }, 'duress alarm raised (console only)');
     return { alarmId: id, asCancel: false };
+  }
+
+  // ---------------------------------------------------------------- arming and doors (gateway/alarm/arming.ts)
+
+  /** A shop's arming, schedule and running entry delay (read inside or outside a transaction). */
+  arming(shopId: string): Arming {
+    return getArming(this.ctx.db, shopId);
+  }
+
+  isArmed(shopId: string): boolean {
+    return getArming(this.ctx.db, shopId).armed;
+  }
+
+  /** What `*` PIN `#` disarms: an armed shop, or one whose entry delay outlived a scheduled disarm. */
+  private disarmable(shopId: string): boolean {
+    const a = getArming(this.ctx.db, shopId);
+    return a.armed || a.entry !== null;
+  }
+
+  /** Inside a transaction: arm or disarm a shop by hand (a keypad, the CLI); a disarm ends its entry delay. */
+  setArmed(_fx: Effects, shopId: string, armed: boolean, actor: Actor): Arming {
+    const { changed, entryDelayEnded } = setArmed(this.ctx.db, shopId, armed, actor, this.ctx.clock.now());
+    this.armingChanged(shopId, armed, actor, changed, entryDelayEnded);
+    return this.arming(shopId);
+  }
+
+  /** Inside a transaction: set or (null) remove a shop's arming schedule; it rules from now. */
+  setSchedule(_fx: Effects, shopId: string, schedule: Schedule | null, actor: Actor): Arming {
+    const before = this.isArmed(shopId);
+    const { dueAt } = setSchedule(this.ctx.db, shopId, schedule, actor, this.ctx.clock.now());
+    if (dueAt !== null) this.ctx.onDeadline(dueAt);
+    const after = this.arming(shopId);
+    if (after.armed !== before) this.armingChanged(shopId, after.armed, 'schedule', true, false);
+    return after;
+  }
+
+  private armingChanged(shopId: string, armed: boolean, actor: Actor, changed: boolean, entryDelayEnded: boolean): void {
+    if (changed) this.ctx.counters.inc(armed ? 'arming.armed' : 'arming.disarmed');
+    if (entryDelayEnded) this.ctx.counters.inc('doors.entry-delays.disarmed');
+    this.ctx.log.info({ shopId, armed, actor, changed, entryDelayEnded }, armed ? 'shop armed' : 'shop disarmed');
+  }
+
+  /**
+   * A door of `shop` opened (stored as `eventId`). Armed: an entry delay starts, a stored deadline
+   * (an intrusion alarm when it expires undisarmed); a door opening during the delay, or while the
+   * shop's intrusion alarm is open, joins it. Disarmed: nothing here (door-held is timed outside the
+   * transaction, gateway/alarm/door-held.ts). Returns the alarm joined, if any.
+   */
+  private doorOpened(fx: Effects, shop: Shop, device: Device, eventId: number): string | undefined {
+    const arming = this.arming(shop.id);
+    if (!arming.armed) return undefined;
+    const now = this.ctx.clock.now();
+    const actor = `device:${device.id}`;
+    if (arming.entry) {
+      this.repo.audit({ alarmId: null, at: iso(now), actor, action: 'entry-delay-joined', detail: { shopId: shop.id, eventId, until: iso(arming.entry.dueAt) } });
+      this.ctx.counters.inc('doors.entry-delays.joined');
+      return undefined;
+    }
+    const open = this.repo.joinableForShop(shop.id);
+    if (open?.kind === 'intrusion') return this.raiseOrJoin(fx, shop, 'intrusion', actor, eventId, device);
+    const dueAt = now + this.ctx.config.doors.entryDelayMs;
+    startEntryDelay(this.ctx.db, shop.id, eventId, device.id, dueAt, now);
+    this.ctx.onDeadline(dueAt);
+    this.ctx.counters.inc('doors.entry-delays.started');
+    this.ctx.log.info({ shopId: shop.id, deviceId: device.id, until: iso(dueAt) }, 'door opened while armed: entry delay started');
+    return undefined;
+  }
+
+  /** An entry delay expired without a disarm: an intrusion alarm, raised (or in test mode a test alarm) like a panic. */
+  private entryDelayExpired(fx: Effects, shopId: string): void {
+    const origin = expireEntryDelay(this.ctx.db, shopId);
+    const shop = this.ctx.registry.shops.get(shopId);
+    if (!origin || !shop) return;
+    const device = this.ctx.registry.devices.get(origin.deviceId);
+    this.ctx.counters.inc('doors.entry-delays.expired');
+    const alarmId = this.raiseOrJoin(fx, shop, 'intrusion', `device:${origin.deviceId}`, origin.eventId, device);
+    this.ctx.log.warn({ shopId, deviceId: origin.deviceId, alarmId }, 'entry delay expired without a disarm: intrusion');
   }
 
   // ---------------------------------------------------------------- raising and fan-out
@@ -589,6 +691,15 @@ export class AlarmEngine {
   runDeadline(fx: Effects, d: DeadlineRow): void {
     const now = this.ctx.clock.now();
     this.repo.finishDeadline(d.id, now);
+    if (d.kind === 'schedule' || d.kind === 'entry-delay') {
+      if (!d.shopId) return;
+      if (d.kind === 'entry-delay') return this.entryDelayExpired(fx, d.shopId);
+      const before = this.isArmed(d.shopId);
+      const { armed, entryDelayEnded, dueAt } = runSchedule(this.ctx.db, d.shopId, now);
+      if (dueAt !== null) this.ctx.onDeadline(dueAt);
+      if (armed !== before) this.armingChanged(d.shopId, armed, 'schedule', true, entryDelayEnded);
+      return;
+    }
     if (d.kind === 'test-expiry') {
       const ended = d.testModeId ? expireTestMode(this.ctx.db, d.testModeId, now) : undefined;
       if (ended) {

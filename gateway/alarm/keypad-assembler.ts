@@ -10,8 +10,11 @@ export type Entry =
   | { kind: 'reply'; reply: 'coming' | 'cannot' }
   /** `0#`: a request for help that is not a crime (someone fell): kind `help`. */
   | { kind: 'help' }
-  /** `*` PIN `#`: the PIN itself is handed over only to be checked, never stored. */
-  | { kind: 'pin'; pin: string }
+  /**
+   * `*` PIN `#` (cancel, or disarm an armed shop) or `*` PIN `*1#` (`command: 'arm'`): the PIN
+   * itself is handed over only to be checked, never stored.
+   */
+  | { kind: 'pin'; pin: string; command?: 'arm' }
   | { kind: 'other' };
 
 export interface FeedResult {
@@ -33,8 +36,17 @@ interface KeypadState {
   lastKeyAt: number;
 }
 
+/** What may follow a PIN after a second `*` (DESIGN "Keypad codes"): `1` arms. */
+const PIN_COMMANDS: Readonly<Record<string, 'arm'>> = { '1': 'arm' };
+
 export function classifyEntry(entry: string, starEntry: boolean): Entry {
-  if (starEntry) return { kind: 'pin', pin: entry.slice(1, -1) };
+  if (starEntry) {
+    const body = entry.slice(1, -1);
+    const sep = body.indexOf('*');
+    if (sep < 0) return { kind: 'pin', pin: body };
+    const command = PIN_COMMANDS[body.slice(sep + 1)];
+    return command ? { kind: 'pin', pin: body.slice(0, sep), command } : { kind: 'other' };
+  }
   if (entry.endsWith('9#')) return { kind: 'panic' };
   if (entry === '1#') return { kind: 'reply', reply: 'coming' };
   if (entry === '2#') return { kind: 'reply', reply: 'cannot' };
@@ -72,8 +84,11 @@ export class KeypadAssembler {
         masked += '#';
         continue;
       }
-      if (key === '*') {
-        // `*` always begins a new entry (what was typed before it is dropped), so whatever
+      if (key === '*' && s.starEntry && s.buffer.length > 1 && !s.buffer.includes('*', 1)) {
+        // A second `*` after a PIN separates it from its command (`*` PIN `*1#` arms).
+        masked += '*';
+      } else if (key === '*') {
+        // Otherwise `*` begins a new entry (what was typed before it is dropped), so whatever
         // follows a `*` is treated as a PIN: masked, never stored or logged in clear.
         if (s.buffer.length > 0) expired++;
         s.buffer = '';

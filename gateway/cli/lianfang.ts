@@ -39,6 +39,7 @@ import { resetDeviceCounter, type CounterResetDone } from '../ingest/sequence.js
 import { usePrivateUmask } from '../data-dir.js';
 import { clearShopPins, setShopPins, validatePins } from '../alarm/pins.js';
 import { lastWalkTests, testStatus, type TestScope } from '../alarm/test-mode.js';
+import { formatSchedule, getArming, listArming, parseSchedule, setArmed, setSchedule, shopTimeZone, type Arming } from '../alarm/arming.js';
 import { reportRows, runWalk, startTestVia, stopTestVia, walkExitCode, WALK_EXIT } from './test-walk.js';
 import { registerFaultCommands } from './fault.js';
 
@@ -95,6 +96,47 @@ async function notifyGateway(dataDir: string, req: { op: string; [k: string]: un
   const result = await adminRequest(dataDir, req);
   if (result === null) note('(no gateway is running on this data directory; it will read the change when it starts)');
   else note('(the running gateway has taken the change)');
+}
+
+/** A shop's arming as `shop list` and `shop show` print it. */
+function armingView(a: Arming): { armed: boolean; armedChangedAt: string | null; armedChangedBy: string | null; schedule: string; entryDelayUntil: string | null } {
+  return {
+    armed: a.armed,
+    armedChangedAt: a.changedAt,
+    armedChangedBy: a.changedBy,
+    schedule: formatSchedule(a.schedule),
+    entryDelayUntil: a.entry ? new Date(a.entry.dueAt).toISOString() : null,
+  };
+}
+
+/**
+ * `shop arm|disarm`: through the running gateway's admin channel (its writer, its clock, its
+ * deadlines), or on the database when none runs (the gateway re-arms the deadlines at its start).
+ */
+async function armingCommand(o: { data: string; json?: boolean }, shopId: string, change: { armed: boolean } | { schedule: ReturnType<typeof parseSchedule> }): Promise<void> {
+  let actor = 'cli';
+  try {
+    actor = `cli:${userInfo().username}`;
+  } catch {
+    /* no user name: plain cli */
+  }
+  const req = 'armed' in change ? { op: 'arming', shopId, armed: change.armed, actor } : { op: 'arming', shopId, schedule: formatSchedule(change.schedule), actor };
+  const via = (await adminRequest(o.data, req)) as Arming | null;
+  const arming =
+    via ??
+    withDb(o.data, (db) =>
+      db
+        .transaction(() => {
+          if ('armed' in change) setArmed(db, shopId, change.armed, actor, Date.now());
+          else setSchedule(db, shopId, change.schedule, actor, Date.now());
+          return getArming(db, shopId);
+        })
+        .immediate(),
+    );
+  const view = { shopId, ...armingView(arming), gatewayRunning: via !== null };
+  if (o.json) printJson(view);
+  else process.stdout.write(`shop ${shopId}: ${view.armed ? 'armed 已布防' : 'disarmed 已撤防'}; schedule ${view.schedule}\n`);
+  note(via ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -253,7 +295,12 @@ Examples:
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((o: { data: string; json?: boolean; station?: string }) => {
-      const rows = withDb(o.data, (db) => listShops(db)).filter((s) => !o.station || s.stationId === o.station || s.compoundId === o.station);
+      const rows = withDb(o.data, (db) => {
+        const arming = listArming(db);
+        return listShops(db)
+          .filter((s) => !o.station || s.stationId === o.station || s.compoundId === o.station)
+          .map((s) => ({ ...s, ...armingView(arming.get(s.id) ?? getArming(db, s.id)) }));
+      });
       printRecords(!!o.json, rows as unknown as Record<string, unknown>[], {
         id: 'ID',
         name: 'NAME',
@@ -263,7 +310,45 @@ Examples:
         compoundId: 'COMPOUND',
         lat: 'LAT',
         lon: 'LON',
+        armed: 'ARMED',
+        schedule: 'SCHEDULE',
       });
+    });
+
+  shop
+    .command('show <shopId>')
+    .description('one shop: its record, whether it is armed (since when, by whom), its arming schedule and a running entry delay')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((shopId: string, o: { data: string; json?: boolean }) => {
+      const row = withDb(o.data, (db) => {
+        const s = getShop(db, shopId);
+        if (!s) throw lfError('LF_ERR_NOT_FOUND', 'shop', shopId);
+        return { ...s, ...armingView(getArming(db, shopId)), timeZone: shopTimeZone(db, shopId) };
+      });
+      if (o.json) return printJson(row);
+      for (const [k, v] of Object.entries(row)) if (v !== null && !(Array.isArray(v) && v.length === 0)) process.stdout.write(`${k}: ${Array.isArray(v) ? v.join(',') : String(v)}\n`);
+    });
+
+  shop
+    .command('arm <shopId>')
+    .description("arm a shop now (it holds until the schedule's next change), or set its daily schedule in the station's time zone (--schedule 23:00-06:00; none removes it)")
+    .option('--schedule <ARM-DISARM>', 'armed daily from ARM to DISARM (HH:MM-HH:MM, may cross midnight), or none; it rules from now')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ lianfang shop arm S01\n  $ lianfang shop arm S01 --schedule 23:00-06:00\n  $ lianfang shop arm S01 --schedule none')
+    .action(async (shopId: string, o: { schedule?: string; data: string; json?: boolean }) => {
+      const schedule = o.schedule === undefined ? undefined : parseSchedule(o.schedule);
+      await armingCommand(o, shopId, schedule === undefined ? { armed: true } : { schedule });
+    });
+  shop
+    .command('disarm <shopId>')
+    .description("disarm a shop now (ends a running entry delay; holds until the schedule's next change)")
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang shop disarm S01')
+    .action(async (shopId: string, o: { data: string; json?: boolean }) => {
+      await armingCommand(o, shopId, { armed: false });
     });
 
   shop

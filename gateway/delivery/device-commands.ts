@@ -25,7 +25,7 @@ import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { NewDeviceCommand, Outbox } from './outbox.js';
 
 /** What the keypad that typed an entry shows (DESIGN "Keypad codes"; issue 8 "What the pressing keypad shows"). */
-export type KeypadFeedback = 'raised' | 'cancelled' | 'no-alarm' | 'wrong-pin' | 'locked-out';
+export type KeypadFeedback = 'raised' | 'cancelled' | 'no-alarm' | 'wrong-pin' | 'locked-out' | 'armed' | 'disarmed';
 
 export interface DeviceCommandSink {
   /** Inside the event's transaction: the pressing keypad's answer to an entry (MQTT: outbox rows; wired: after the commit). */
@@ -41,13 +41,15 @@ export interface TopicPayload {
 /**
  * The two LCD lines of each answer to a PIN: Chinese, then English, each within the 16 columns of
  * a line (firmware-contracts/serial/display.ts; a Chinese character takes two). A duress PIN is
- * answered 'cancelled' by the engine, so the two cannot differ here.
+ * answered 'cancelled' (or 'disarmed', 'armed') by the engine, so the two cannot differ here.
  */
 export const FEEDBACK_TEXT: Readonly<Record<Exclude<KeypadFeedback, 'raised'>, readonly [string, string]>> = {
   cancelled: ['已取消', 'Cancelled'],
   'no-alarm': ['无报警', 'No alarm'],
   'wrong-pin': ['密码错误', 'Wrong PIN'],
   'locked-out': ['密码已锁定', 'PIN locked'],
+  armed: ['已布防', 'Armed'],
+  disarmed: ['已撤防', 'Disarmed'],
 };
 
 /** The commands that answer an entry on the keypad that typed it. */
@@ -56,8 +58,9 @@ export function feedbackCommands(what: KeypadFeedback): NewDeviceCommand[] {
   if (what === 'raised') return [{ command: 'led', colour: 'green', blink: true }];
   const [text, line2] = FEEDBACK_TEXT[what];
   const display: NewDeviceCommand = { command: 'display', text, line2 };
-  // The 9#'s blink stops when the alarm is cancelled (or seems to be: duress).
-  return what === 'cancelled' ? [display, { command: 'led', colour: 'off', blink: false }] : [display];
+  // The 9#'s blink stops when the alarm is cancelled (or seems to be: duress); a disarm cancels
+  // the shop's open alarm too, and must look the same whether or not there was one.
+  return what === 'cancelled' || what === 'disarmed' ? [display, { command: 'led', colour: 'off', blink: false }] : [display];
 }
 
 /**

@@ -375,6 +375,30 @@ INSERT INTO faults (id, kind, device_id, shop_id, station_id, compound_id, rev, 
 DROP TABLE device_faults;
 `,
   },
+  {
+    version: 8,
+    name: 'arming and entry delays',
+    sql: `
+-- A shop's arming (issue 9 "Door contacts"): armed or not, by whom and how (a keypad, a CLI user,
+-- the schedule), and its optional daily schedule, two wall-clock times (HH:MM) in its station's
+-- time zone, arm_at then disarm_at (23:00 and 06:00 crosses midnight). A manual change holds until
+-- the schedule's next change, which is a row in deadlines (kind schedule). A door opening while
+-- armed starts an entry delay: a row in deadlines (kind entry-delay) and, here, the event and the
+-- device that started it (the intrusion alarm's origin). No row: disarmed, no schedule.
+CREATE TABLE shop_arming (
+  shop_id          TEXT PRIMARY KEY REFERENCES shops(id),
+  armed            INTEGER NOT NULL DEFAULT 0,
+  changed_at       TEXT,
+  changed_by       TEXT,
+  arm_at           TEXT,
+  disarm_at        TEXT,
+  entry_event_id   INTEGER,
+  entry_device_id  TEXT
+);
+-- The shop a schedule or entry-delay deadline belongs to.
+ALTER TABLE deadlines ADD COLUMN shop_id TEXT REFERENCES shops(id);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

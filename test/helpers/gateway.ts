@@ -205,3 +205,30 @@ export async function oneShopStreet(t: Teardown & { equal(a: unknown, b: unknown
   t.equal((await cli(['shop', 'add', '--id', 'S01', '--name', '李记茶行', '--address', 'Changping Rd 23', '--station', 'PS1', '--lat', '23.354', '--lon', '116.682', ...d])).code, 0, 'shop added');
   return data;
 }
+
+import { Gateway } from '../../gateway/controller.js';
+import { loadConfig } from '../../config/load.js';
+import { createLogger } from '../../gateway/logger.js';
+import type { Clock } from '../../gateway/clock.js';
+import type { ConfigInput } from '../../config/schema.js';
+
+/**
+ * The gateway in-process on `data` (for tests that hold its modules or drive its clock): MQTT and
+ * HTTP on loopback (MQTT on `opts.mqttPort`, 0 = any free port, as a restart on the same port
+ * needs), a silent log, `overrides` over the defaults; stopped when `t` ends.
+ */
+export async function startGateway(t: Teardown, data: string, overrides: ConfigInput = {}, opts: { clock?: Clock; mqttPort?: number } = {}): Promise<Gateway> {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      dataDir: data,
+      log: { level: 'silent' },
+      mqtt: { host: '127.0.0.1', port: opts.mqttPort ?? 0, wsPort: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+      ...overrides,
+    },
+  });
+  const gw = await Gateway.start({ config, log: createLogger('silent'), ...(opts.clock ? { clock: opts.clock } : {}) });
+  t.teardown(() => gw.stop());
+  return gw;
+}

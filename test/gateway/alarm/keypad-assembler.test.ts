@@ -138,3 +138,15 @@ t.test('reset() forgets a half-typed entry', async (t) => {
   t.same(c.feed('A', '#', T0 + 1).entries, [{ kind: 'panic' }]);
   t.same(c.feed('B', '#', T0 + 1).entries, [{ kind: 'other' }]);
 });
+
+t.test('a second `*` inside a PIN entry separates the PIN from its command: `*` PIN `*1#` arms', async (t) => {
+  const a = new KeypadAssembler(TIMEOUT);
+  t.same(a.feed(KP, '*1234*1#', T0), { entries: [{ kind: 'pin', pin: '1234', command: 'arm' }], masked: '*xxxx*x#', expired: 0 }, 'in one event, masked');
+  const keyByKey = new KeypadAssembler(TIMEOUT);
+  let last;
+  for (const [i, k] of [...'*87654321*1#'].entries()) last = keyByKey.feed(KP, k, T0 + i * 500);
+  t.same(last!.entries, [{ kind: 'pin', pin: '87654321', command: 'arm' }], 'key by key');
+  t.same(new KeypadAssembler(TIMEOUT).feed(KP, '*1234*5#', T0).entries, [{ kind: 'other' }], 'an unknown command is nothing (the PIN is not checked)');
+  t.same(new KeypadAssembler(TIMEOUT).feed(KP, '*1234*1*2#', T0), { entries: [{ kind: 'pin', pin: '2' }], masked: '*xxxx*x*x#', expired: 1 }, 'a third `*` begins a new entry');
+  t.same(new KeypadAssembler(TIMEOUT).feed(KP, '**1234#', T0), { entries: [{ kind: 'pin', pin: '1234' }], masked: '**xxxx#', expired: 1 }, '`**`: the second `*` begins the entry again');
+});

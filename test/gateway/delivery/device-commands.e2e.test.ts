@@ -12,12 +12,12 @@
 import t, { type Test } from 'tap';
 import { createConnection } from 'node:net';
 import mqttPacket from 'mqtt-packet';
-import { tempDataDir, query } from '../../helpers/gateway.js';
+import { tempDataDir, query, startGateway } from '../../helpers/gateway.js';
 import { provisionRow, eventually, rowAlert } from '../../helpers/wired.js';
 import { openDatabase } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import { addDevice } from '../../../gateway/registry/registry.js';
-import { Gateway } from '../../../gateway/controller.js';
+import type { Gateway } from '../../../gateway/controller.js';
 import { loadConfig } from '../../../config/load.js';
 import { createLogger } from '../../../gateway/logger.js';
 import mqtt from 'mqtt';
@@ -28,20 +28,8 @@ import type { ShopAlert } from '../../../firmware-contracts/mqtt/payloads.js';
 
 const RETRY_MS = 300;
 
-async function start(t: Test, data: string, mqttPort = 0): Promise<Gateway> {
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      dataDir: data,
-      log: { level: 'silent' },
-      mqtt: { host: '127.0.0.1', port: mqttPort, wsPort: 0 },
-      http: { host: '127.0.0.1', port: 0 },
-      delivery: { retryIntervalMs: RETRY_MS },
-    },
-  });
-  const gw = await Gateway.start({ config, log: createLogger('silent') });
-  t.teardown(() => gw.stop());
-  return gw;
+function start(t: Test, data: string, mqttPort = 0): Promise<Gateway> {
+  return startGateway(t, data, { delivery: { retryIntervalMs: RETRY_MS } }, { mqttPort });
 }
 
 async function street(t: Test) {

@@ -279,6 +279,21 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     t.same(db.prepare("SELECT count(*) AS n FROM outbox WHERE recipient_kind = 'device' AND delivered_at IS NOT NULL").get(), { n: 1 }, "v6's device command row survives");
     t.same(db.prepare('SELECT device_id AS d, seq FROM device_command_seq').all(), [{ d: 'CP-001.keypad.a1b2c3', seq: 1 }]);
   },
+  'v7.sqlite': async (t, db) => {
+    // Migration 8: shops start disarmed with no schedule (no row); deadlines gain their shop.
+    t.same(db.prepare('SELECT count(*) AS n FROM shop_arming').get(), { n: 0 }, 'no shop is armed by the upgrade');
+    t.same(db.prepare('SELECT count(*) AS n FROM deadlines WHERE shop_id IS NOT NULL').get(), { n: 0 }, 'old deadlines belong to no shop');
+    // v7's tickets and its gateway fault survive, readable by the fault store.
+    t.same(
+      db.prepare("SELECT ticket, assigned_to AS assignedTo, rev FROM faults WHERE kind = 'offline'").get(),
+      { ticket: 'assigned', assignedTo: '王师傅', rev: 2 },
+      'an assigned ticket keeps its technician',
+    );
+    const faults = FaultStore.offline(db);
+    const open = faults.openFaults();
+    t.ok(open.some((f) => f.kind === 'port-failed'), 'a fault without a device is still open');
+    t.same(db.prepare("SELECT rev, delivered_by AS by FROM outbox WHERE recipient_kind = 'fault'").all(), [{ rev: 2, by: 'user:officer1' }], "a fault's delivered outbox row survives");
+  },
 };
 
 t.test('a fixture exists for every released schema version', async (t) => {
