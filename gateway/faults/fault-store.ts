@@ -225,7 +225,7 @@ export class FaultStore implements GatewayFaultSink {
 
   /** Open faults (not cleared), oldest first: for /health and the supervisor's start. */
   openFaults(): FaultRecord[] {
-    return (this.ctx.db.prepare(`SELECT ${COLUMNS} FROM faults WHERE cleared_at IS NULL ORDER BY raised_at, id`).all() as RawRecord[]).map(fromRaw);
+    return (this.ctx.db.prepare(`SELECT ${COLUMNS} FROM faults WHERE cleared_at IS NULL ORDER BY raised_at, rowid`).all() as RawRecord[]).map(fromRaw);
   }
 
   /** Open faults as /health lists them (with the db-error the database has not taken yet). */
@@ -262,7 +262,8 @@ export class FaultStore implements GatewayFaultSink {
       where.push('(station_id = ? OR compound_id = ? OR station_id IS NULL)');
       args.push(filter.station, filter.station);
     }
-    const sql = `SELECT ${COLUMNS} FROM faults ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY raised_at, id`;
+    // rowid after the raise time: two faults raised in one millisecond have UUIDv7s in random order.
+    const sql = `SELECT ${COLUMNS} FROM faults ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY raised_at, rowid`;
     return (this.ctx.db.prepare(sql).all(...args) as RawRecord[]).map(fromRaw);
   }
 

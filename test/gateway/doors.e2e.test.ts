@@ -171,7 +171,7 @@ t.test('a door held open while disarmed is a door-held fault, across a restart t
   await s.door.setOpen(false);
   await eventually(() => !gw2.supervisor.isFaulted(s.doorId, 'door-held'), 'cleared when it closes');
   await eventually(() => doorFaults().join() === 'raised,cleared,raised,cleared', 'the console saw both held doors raised and cleared');
-  t.match(query(s.data, "SELECT cleared_at FROM device_faults WHERE device_id = ? AND fault = 'door-held' ORDER BY raised_at", s.doorId), [{ cleared_at: String }, { cleared_at: String }], 'both stored, both cleared');
+  t.match(query(s.data, "SELECT cleared_at, ticket, closed_as FROM faults WHERE device_id = ? AND kind = 'door-held' ORDER BY raised_at", s.doorId), [{ cleared_at: String, ticket: 'fixed', closed_as: 'recovered' }, { cleared_at: String, ticket: 'fixed', closed_as: 'recovered' }], 'both stored, both cleared, their tickets closed as recovered');
 });
 
 t.test('an armed shop: a door held open is the entry delay, not a door-held fault', async (t) => {

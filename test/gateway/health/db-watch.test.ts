@@ -145,7 +145,7 @@ t.test('a batch whose COMMIT fails (a read-only store) raises with operation com
   // A COMMIT that fails by itself (the file made read-only under a running gateway): a stand-in
   // database whose transaction throws as better-sqlite3 does at that COMMIT.
   const failing = new GroupCommitWriter({
-    db: { transaction: () => Object.assign(() => undefined, { immediate: () => { throw Object.assign(new Error('attempt to write a readonly database'), { code: 'SQLITE_READONLY' }); } }) } as never,
+    db: { pragma: () => 2, transaction: () => Object.assign(() => undefined, { immediate: () => { throw Object.assign(new Error('attempt to write a readonly database'), { code: 'SQLITE_READONLY' }); } }) } as never,
     log: createLogger('silent'),
     watch: { failed: (operation, code) => sink.raiseGateway('db-error', 'db', { code, operation }), recovered: () => sink.clearGateway('db-error', 'db') },
   });
