@@ -95,7 +95,7 @@ async function rig(t: Test, wire: Wire) {
     return engine.deviceIngest(engine.registry.devices.get(deviceId)!, event, via);
   };
   const key = loadOrCreateGatewayKey(data);
-  const records = [ids.latching, ids.generic].map((id) => wiredDevice(engine.registry.devices.get(id)!, key));
+  const records = [ids.latching, ids.generic].map((id) => wiredDevice(engine.registry.devices.get(id)!, key, engine.db));
   const driver = new ModbusBusDriver(port, f.ctx, records);
   t.teardown(() => driver.close());
 
