@@ -14,40 +14,27 @@
  *   door-latch-8io takes a set latch against a closed door, and notes the level without one).
  */
 import t, { type Test } from 'tap';
-import { ManualClock } from '../../gateway/clock.js';
 import { ModbusBusDriver } from '../../devices/modbus-bridge.js';
-import { wiredDevice } from '../../gateway/wired-adapter.js';
-import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 import { DOOR_LATCH_8IO, GENERIC_8IO } from '../../firmware-contracts/modbus/register-map.js';
 import { IoModule, ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
-import { EngineHarness } from '../helpers/engine.js';
-import { fakes } from '../helpers/bridge.js';
-import { query, tempDataDir } from '../helpers/gateway.js';
-import { addWiredDevice, eventually, provisionRow } from '../helpers/wired.js';
-
-const DOOR = 1;
-const DOOR_BIT = 1 << DOOR;
-const DOOR_POLL_MS = 1000;
-const LATCHING = 1;
-const GENERIC = 2;
+import { eventually } from '../helpers/wired.js';
+import { DOOR, DOOR_BIT, DOOR_POLL_MS, GENERIC, LATCHING, doorModuleShops } from '../helpers/door-modules.js';
 
 async function rig(t: Test) {
-  const data = tempDataDir(t);
-  await provisionRow(data, 2);
-  const ids = {
-    latching: addWiredDevice(data, { shopId: 'W00', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: 1502, busAddress: LATCHING, model: 'door-latch-8io' }).deviceId,
-    generic: addWiredDevice(data, { shopId: 'W01', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: 1502, busAddress: GENERIC }).deviceId,
-  };
-  const clock = new ManualClock();
-  const engine = new EngineHarness(t, data, clock);
-  const key = loadOrCreateGatewayKey(data);
+  const shops = await doorModuleShops(t);
+  const { ids, clock } = shops;
   const latching = new IoModule({ map: DOOR_LATCH_8IO });
   const generic = new IoModule({ map: GENERIC_8IO });
   const sim = await new ModbusTcpSlaveSim({ modules: new Map<number, IoModule>([[LATCHING, latching], [GENERIC, generic]]) }).start();
   t.teardown(() => sim.close());
 
-  const doors = (id: string) =>
-    query<{ payload: string }>(data, "SELECT payload FROM events WHERE device_id = ? AND type = 'door' ORDER BY id", id).map((e) => (JSON.parse(e.payload) as { open: boolean }).open);
+  /** A module's stored door levels, in order. */
+  const doors = (id: string) => shops.doors(id).map((d) => d.open);
+  /** Move both doors (while the gateway is down, or between two reads). */
+  const setDoors = (open: boolean) => {
+    latching.setInput(DOOR, open);
+    generic.setInput(DOOR, open);
+  };
 
   /**
    * One run of the bridge: a driver on fresh records, its first full read (at once) and the one
@@ -57,10 +44,8 @@ async function rig(t: Test) {
    * `during` runs between the two reads (a door moved while the bridge runs).
    */
   const run = async (during: () => void = () => {}) => {
-    const f = fakes(clock, { overrides: { modbus: { panicPollMs: 100, doorPollMs: DOOR_POLL_MS, requestTimeoutMs: 2000 } } });
-    f.ctx.ingest = (deviceId, event, via) => engine.deviceIngest(engine.registry.devices.get(deviceId)!, event, via);
-    const records = [ids.latching, ids.generic].map((id) => wiredDevice(engine.registry.devices.get(id)!, key, engine.db));
-    const driver = new ModbusBusDriver({ kind: 'modbus-tcp', host: '127.0.0.1', port: sim.port }, f.ctx, records);
+    const f = shops.fakes();
+    const driver = new ModbusBusDriver({ kind: 'modbus-tcp', host: '127.0.0.1', port: sim.port }, f.ctx, shops.records());
     t.teardown(() => driver.close());
     const seen = (id: string) => f.seen.filter((s) => s === id).length;
     // The latching module answers twice per full read (FC02, then FC03 inputState), the generic one once.
@@ -70,20 +55,16 @@ async function rig(t: Test) {
     await eventually(() => seen(ids.latching) >= 4 && seen(ids.generic) >= 2, 'the second full read');
     await driver.close();
   };
-  return { ids, latching, generic, doors, run };
+  return { ids, latching, generic, doors, setDoors, run };
 }
 
 t.test('stored open, closed while the gateway was down: one closing at the first read, both models', async (t) => {
   const r = await rig(t);
-  await r.run(() => {
-    r.latching.setInput(DOOR, true);
-    r.generic.setInput(DOOR, true);
-  });
+  await r.run(() => r.setDoors(true));
   t.same(r.doors(r.ids.latching), [true], 'first run: the opening stored (door-latch-8io)');
   t.same(r.doors(r.ids.generic), [true], 'first run: the opening stored (generic-8io)');
 
-  r.latching.setInput(DOOR, false);
-  r.generic.setInput(DOOR, false);
+  r.setDoors(false);
   await r.run();
   t.same(r.doors(r.ids.latching), [true, false], 'door-latch-8io: one closing, not an opening and a closing');
   t.same(r.doors(r.ids.generic), [true, false], 'generic-8io: the closing, no longer taken as the baseline');
@@ -92,17 +73,12 @@ t.test('stored open, closed while the gateway was down: one closing at the first
 
 t.test('stored closed, opened while the gateway was down: one opening at the first read, both models', async (t) => {
   const r = await rig(t);
-  r.latching.setInput(DOOR, true);
-  r.generic.setInput(DOOR, true);
-  await r.run(() => {
-    r.latching.setInput(DOOR, false);
-    r.generic.setInput(DOOR, false);
-  });
+  r.setDoors(true);
+  await r.run(() => r.setDoors(false));
   t.same(r.doors(r.ids.latching), [true, false], 'first run: the opening and the closing stored (door-latch-8io)');
   t.same(r.doors(r.ids.generic), [false], 'first run: generic-8io took the open door as its baseline, then stored the closing');
 
-  r.latching.setInput(DOOR, true);
-  r.generic.setInput(DOOR, true);
+  r.setDoors(true);
   await r.run();
   t.same(r.doors(r.ids.latching), [true, false, true], 'door-latch-8io: one opening');
   t.same(r.doors(r.ids.generic), [false, true], 'generic-8io: the opening, no longer missed');
@@ -111,18 +87,12 @@ t.test('stored closed, opened while the gateway was down: one opening at the fir
 
 t.test('the stored level equal to the live one: nothing at the first read; the next change still reported', async (t) => {
   const r = await rig(t);
-  await r.run(() => {
-    r.latching.setInput(DOOR, true);
-    r.generic.setInput(DOOR, true);
-  });
+  await r.run(() => r.setDoors(true));
   t.same(r.doors(r.ids.latching), [true]);
   t.same(r.doors(r.ids.generic), [true]);
 
   // Down and up again, the doors still open: nothing; then they close while it runs.
-  await r.run(() => {
-    r.latching.setInput(DOOR, false);
-    r.generic.setInput(DOOR, false);
-  });
+  await r.run(() => r.setDoors(false));
   t.same(r.doors(r.ids.latching), [true, false], 'door-latch-8io: stored open, still open: nothing, then the closing');
   t.same(r.doors(r.ids.generic), [true, false], 'generic-8io: the same');
 
@@ -136,26 +106,18 @@ t.test('the stored level equal to the live one: nothing at the first read; the n
 t.test('no stored door event, a latch set at the start: each model as before', async (t) => {
   const r = await rig(t);
   // Never reported: the doors opened (door-latch-8io's latch set) before the first run.
-  r.latching.setInput(DOOR, true);
-  r.generic.setInput(DOOR, true);
-  await r.run(() => {
-    r.latching.setInput(DOOR, false);
-    r.generic.setInput(DOOR, false);
-  });
+  r.setDoors(true);
+  await r.run(() => r.setDoors(false));
   t.same(r.doors(r.ids.latching), [true, false], 'door-latch-8io: the latch taken against a closed door (an opening), then the closing');
   t.same(r.doors(r.ids.generic), [false], 'generic-8io: the open door only noted at the first read, then the closing');
 });
 
 t.test('no stored door event, no latch at the start: the level only noted, both models as before', async (t) => {
   const r = await rig(t);
-  r.latching.setInput(DOOR, true);
+  r.setDoors(true);
   r.latching.writeHolding(DOOR_LATCH_8IO.holdingRegisters.latchClear.address, DOOR_BIT);
-  r.generic.setInput(DOOR, true);
   t.equal(r.latching.latchMask & DOOR_BIT, 0, 'door-latch-8io: open, its latch cleared');
-  await r.run(() => {
-    r.latching.setInput(DOOR, false);
-    r.generic.setInput(DOOR, false);
-  });
+  await r.run(() => r.setDoors(false));
   t.same(r.doors(r.ids.latching), [false], 'door-latch-8io: nothing at the first read, then the closing');
   t.same(r.doors(r.ids.generic), [false], 'generic-8io: nothing at the first read, then the closing');
 });
