@@ -77,6 +77,14 @@ export interface WiredDevice {
   macKeyMissing?: string;
   /** The device's stored counter mark as it stands now (the ingest moves it): the last (boot, seq) taken. */
   mark(): { boot: number | null; seq: number | null };
+  /**
+   * An I/O module's door levels (open = true) by input name, as its latest stored door event of
+   * each input says: where the Modbus bridge's level last committed starts, so a door that moved
+   * while the gateway was down is reported at the first full read. Called once, when the bridge
+   * starts polling the module (a database read: never on the poll path). An input missing (or no
+   * function): no stored event, the model's own first read applies.
+   */
+  doorLevels?(): Readonly<Record<string, boolean>>;
 }
 
 /** The one ingest's answer: `committedAt` is performance.now() at the commit. */

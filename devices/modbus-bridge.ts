@@ -8,7 +8,9 @@
  * between the read and the clear stays latched for the next read (firmware-contracts/modbus/SPEC.md).
  * A door contact with a change latch (door-latch-8io) is read with the module's inputState on the
  * full read: its latch says an edge happened, the level says which, so a door opened and closed
- * between two reads is reported as an opening and a closing (`doorReadings`).
+ * between two reads is reported as an opening and a closing (`doorReadings`). A door's level last
+ * committed starts from its latest stored door event, so one that moved while the gateway was down
+ * is reported at the first full read (`startingLevels`).
  * Sounder coils of a shop's modules switch on when an alert reaches the shop and off when it ends,
  * or after `sounderMaxMs` at the latest.
  *
@@ -121,7 +123,8 @@ interface Module {
   nextFullAt: number;
   /**
    * The unlatched inputs (generic-8io's door contact), by address: the level last committed (for a
-   * door; for others the level last read), unknown until the first read.
+   * door; for others the level last read), unknown until the first read (a door: from its latest
+   * stored event, if it has one; startingLevels).
    */
   live: Map<number, boolean>;
   /** Door contacts with a change latch, by address (read on full reads only, with inputState). */
@@ -140,7 +143,7 @@ interface Module {
 
 /** What the bridge knows of a door contact with a change latch. */
 export interface DoorLatch {
-  /** The level last committed (open = true); undefined until the first full read. */
+  /** The level last committed (open = true): at the start, its latest stored event's; undefined (none) until the first full read. */
   reported: boolean | undefined;
   /** Its events were committed but the latch-clear that followed failed: the latch may still be theirs. */
   clearUnconfirmed: boolean;
@@ -207,6 +210,7 @@ export class ModbusBusDriver implements BusDriver {
           return null;
         }
         const panicAddrs = map.discreteInputs.filter((i) => i.role === 'panic').map((i) => i.address);
+        const { live, doors } = startingLevels(map, device);
         return {
           device,
           unitId: device.address,
@@ -215,8 +219,8 @@ export class ModbusBusDriver implements BusDriver {
           fullCount: Math.max(...map.discreteInputs.map((i) => i.address)) + 1,
           nextFastAt: now,
           nextFullAt: now,
-          live: new Map(),
-          doors: new Map(map.discreteInputs.filter((i) => isChangeLatch(i) && i.role === 'door').map((i) => [i.address, { reported: undefined, clearUnconfirmed: false }])),
+          live,
+          doors,
           boot: this.ctx.nextModuleBoot(device.mark().boot),
           seq: 0,
           failures: 0,
@@ -542,6 +546,27 @@ export class ModbusBusDriver implements BusDriver {
 }
 
 /**
+ * Where a module's door levels start when the bridge starts polling it (SPEC.md "The first read
+ * after a start"): the level last committed is the one its latest stored door event says
+ * (WiredDevice.doorLevels), so a door that opened or closed while the gateway was down differs
+ * from it at the first full read and is reported. A door with no stored event starts unknown, as
+ * each model's first read then decides (a live door's level is only noted; a change latch is
+ * taken against a closed door).
+ */
+function startingLevels(map: RegisterMap, device: WiredDevice): { live: Map<number, boolean>; doors: Map<number, DoorLatch> } {
+  const doorInputs = map.discreteInputs.filter((i) => i.role === 'door');
+  const stored = doorInputs.length > 0 ? (device.doorLevels?.() ?? {}) : {};
+  const live = new Map<number, boolean>();
+  const doors = new Map<number, DoorLatch>();
+  for (const input of doorInputs) {
+    const level = Object.hasOwn(stored, input.name) ? stored[input.name] : undefined;
+    if (isChangeLatch(input)) doors.set(input.address, { reported: level, clearUnconfirmed: false });
+    else if (!input.latched && level !== undefined) live.set(input.address, level);
+  }
+  return { live, doors };
+}
+
+/**
  * What a full read of a door contact with a change latch means (SPEC.md "Change latches"): the door
  * levels to report, in order, and whether its latch is to be cleared once they are committed.
  * `latch` is what FC02 read, `level` the inputState bit read after it. The latch says the door
@@ -552,9 +577,9 @@ export class ModbusBusDriver implements BusDriver {
  *   taken as the events already committed, cleared again, and nothing is reported twice;
  * - a different level with no latch: the edge came after the FC02 read (or between an earlier
  *   read and its clear), so it is reported and the latch it set is cleared with it.
- * Before the first read the level is unknown: a latch set then is taken against a closed door
- * (a door opened and closed while the bridge was not polling is reported, not dropped); with no
- * latch the level is only noted.
+ * A door with no stored event starts with its level unknown (startingLevels): a latch set at its
+ * first read is taken against a closed door (a door opened and closed while the bridge was not
+ * polling is reported, not dropped); with no latch the level is only noted.
  */
 export function doorReadings(door: Readonly<DoorLatch>, latch: boolean, level: boolean): { opens: boolean[]; clear: boolean } {
   if (!latch) {

@@ -2,8 +2,8 @@
  * The gateway side of the wired bridges (devices/): the bridges know ports and the devices on them
  * (devices/bridge.ts), and this file maps what the gateway holds onto those narrow types: the
  * registry's buses and devices (MAC keys decrypted here), the supervisor as the link watch, the one
- * ingest by device id, and the stored boot counters of the gateway's own frames and of the events
- * made for Modbus modules.
+ * ingest by device id, the stored boot counters of the gateway's own frames and of the events
+ * made for Modbus modules, and each module's door levels as its stored door events left them.
  */
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from './logger.js';
@@ -16,6 +16,7 @@ import { nextBridgeBoot, type DeviceIngest } from './ingest/device-ingest.js';
 import type { Supervisor } from './supervision.js';
 import type { PortFaults } from './health/port-watch.js';
 import { getMeta, setMeta, type Db } from './store/db.js';
+import { latestDoorEvents } from './store/door-events.js';
 import { U32_MAX } from '../firmware-contracts/mqtt/payloads.js';
 import type { BusPort, ScanHit, ScanOptions, WiredDevice } from '../devices/bridge.js';
 import type { WiredBus, WiredContext } from '../devices/wired.js';
@@ -69,7 +70,7 @@ export function wiredContext(deps: WiredAdapterDeps): WiredContext {
         if (!d.bus || d.revokedAt || d.transport === 'mqtt') continue;
         given.set(d.id, d);
         const list = byBus.get(d.bus) ?? [];
-        list.push(wiredDevice(d, gatewayKey));
+        list.push(wiredDevice(d, gatewayKey, db));
         byBus.set(d.bus, list);
       }
       const buses: WiredBus[] = [];
@@ -82,8 +83,11 @@ export function wiredContext(deps: WiredAdapterDeps): WiredContext {
   };
 }
 
-/** A registry device as its bus sees it: its MAC key decrypted, its counter mark read live. */
-export function wiredDevice(d: Device, gatewayKey: Buffer): WiredDevice {
+/**
+ * A registry device as its bus sees it: its MAC key decrypted, its counter mark read live, its door
+ * levels read from `db` when the bridge asks (once, as it starts polling the module).
+ */
+export function wiredDevice(d: Device, gatewayKey: Buffer, db: Db): WiredDevice {
   let macKey: Buffer | null = null;
   let macKeyMissing: string | undefined;
   if (!d.macKeyEnc) macKeyMissing = 'serial keypad without a MAC key: not polled';
@@ -105,7 +109,15 @@ export function wiredDevice(d: Device, gatewayKey: Buffer): WiredDevice {
     ...(macKeyMissing ? { macKeyMissing } : {}),
     // The ingest moves the registry record's mark (in memory with the commit): read it when asked.
     mark: () => ({ boot: d.lastBoot, seq: d.lastSeq }),
+    doorLevels: () => storedDoorLevels(db, d.id),
   };
+}
+
+/** Each door input's level by its latest stored door event (a Modbus module's events name their input). */
+export function storedDoorLevels(db: Db, deviceId: string): Record<string, boolean> {
+  const levels: Record<string, boolean> = {};
+  for (const [input, door] of latestDoorEvents(db, deviceId)) if (input !== undefined) levels[input] = door.open;
+  return levels;
 }
 
 /** A registered bus as a port, its defaults filled in (keypads at 9600 baud, Modbus RTU at 19200, no parity). */

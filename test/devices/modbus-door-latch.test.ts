@@ -9,25 +9,15 @@
  *   a change it does see whose event failed is sent again.
  */
 import t, { type Test } from 'tap';
-import { ManualClock } from '../../gateway/clock.js';
 import { ModbusBusDriver, doorReadings } from '../../devices/modbus-bridge.js';
 import type { BusPort } from '../../devices/bridge.js';
-import { wiredDevice } from '../../gateway/wired-adapter.js';
-import { loadOrCreateGatewayKey } from '../../gateway/secrets.js';
 import { DOOR_LATCH_8IO, GENERIC_8IO } from '../../firmware-contracts/modbus/register-map.js';
 import { ExceptionCode, ModbusException } from '../../firmware-contracts/modbus/rtu.js';
 import { IoModule, ModbusRtuSlaveSim, ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
 import { openPtyPair } from '../../simulators/wire/pty-pair.js';
-import { EngineHarness } from '../helpers/engine.js';
-import { fakes } from '../helpers/bridge.js';
-import { query, sleep, tempDataDir } from '../helpers/gateway.js';
-import { addWiredDevice, eventually, provisionRow } from '../helpers/wired.js';
-
-const DOOR = 1;
-const DOOR_BIT = 1 << DOOR;
-const DOOR_POLL_MS = 1000;
-const LATCHING = 1;
-const GENERIC = 2;
+import { sleep } from '../helpers/gateway.js';
+import { eventually } from '../helpers/wired.js';
+import { DOOR, DOOR_BIT, DOOR_POLL_MS, GENERIC, LATCHING, doorModuleShops } from '../helpers/door-modules.js';
 
 /** A module whose next `failClears` latch-clear writes are refused (exception 4): the master's clear fails. */
 class FlakyModule extends IoModule {
@@ -74,19 +64,12 @@ const wires: Wire[] = [
  * driver polling them on a ManualClock; the ingest can be made slow (a gate) or to fail.
  */
 async function rig(t: Test, wire: Wire) {
-  const data = tempDataDir(t);
-  await provisionRow(data, 2);
-  const ids = {
-    latching: addWiredDevice(data, { shopId: 'W00', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: 1502, busAddress: LATCHING, model: 'door-latch-8io' }).deviceId,
-    generic: addWiredDevice(data, { shopId: 'W01', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: 1502, busAddress: GENERIC }).deviceId,
-  };
-  const clock = new ManualClock();
-  const engine = new EngineHarness(t, data, clock);
+  const { ids, clock, engine, fakes, records, doors } = await doorModuleShops(t);
   const latching = new FlakyModule({ map: DOOR_LATCH_8IO });
   const generic = new IoModule({ map: GENERIC_8IO });
   const port = await wire.serve(t, new Map<number, IoModule>([[LATCHING, latching], [GENERIC, generic]]));
 
-  const f = fakes(clock, { overrides: { modbus: { panicPollMs: 100, doorPollMs: DOOR_POLL_MS, requestTimeoutMs: 2000 } } });
+  const f = fakes();
   const control = { gate: null as Promise<void> | null, failCalls: new Set<number>(), calls: 0 };
   f.ctx.ingest = async (deviceId, event, via) => {
     const call = ++control.calls;
@@ -94,17 +77,10 @@ async function rig(t: Test, wire: Wire) {
     if (control.failCalls.has(call)) throw new Error('the database is locked (test)');
     return engine.deviceIngest(engine.registry.devices.get(deviceId)!, event, via);
   };
-  const key = loadOrCreateGatewayKey(data);
-  const records = [ids.latching, ids.generic].map((id) => wiredDevice(engine.registry.devices.get(id)!, key));
-  const driver = new ModbusBusDriver(port, f.ctx, records);
+  const driver = new ModbusBusDriver(port, f.ctx, records());
   t.teardown(() => driver.close());
 
   const seen = (id: string) => f.seen.filter((s) => s === id).length;
-  const doors = (id: string) =>
-    query<{ seq: number; payload: string }>(data, "SELECT seq, payload FROM events WHERE device_id = ? AND type = 'door' ORDER BY id", id).map((e) => ({
-      seq: e.seq,
-      open: (JSON.parse(e.payload) as { open: boolean }).open,
-    }));
   /**
    * Advance the clock by one door poll and wait until both modules have answered its full read
    * (the latching one twice: FC02, then FC03 inputState), then let what follows settle.

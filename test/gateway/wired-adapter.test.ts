@@ -1,7 +1,8 @@
 /**
  * The gateway side of the bridges (gateway/wired-adapter.ts): the stored boot counters (the serial
  * command counter and the boot of the events made for Modbus modules) against a ManualClock set
- * back and forward, and a registry device as the bridge's record.
+ * back and forward, a registry device as the bridge's record, and a module's door levels as its
+ * stored door events left them.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +43,8 @@ t.test('a counter first used on an upgraded gateway starts above the marks the c
 });
 
 t.test('a registry device becomes the bridge record: MAC key decrypted, mark read live, port defaults filled', async (t) => {
+  const db = openDatabase(tempDataDir(t));
+  t.teardown(() => db.close());
   const gatewayKey = randomBytes(32);
   const macKey = randomBytes(16);
   const device: Device = {
@@ -59,17 +62,17 @@ t.test('a registry device becomes the bridge record: MAC key decrypted, mark rea
     revokedAt: null,
     createdAt: '2026-12-01T00:00:00.000Z',
   };
-  const rec = wiredDevice(device, gatewayKey);
+  const rec = wiredDevice(device, gatewayKey, db);
   t.same(rec.macKey, macKey, 'the MAC key, decrypted');
   t.equal(rec.address, 3);
   t.same(rec.mark(), { boot: 5, seq: 9 });
   device.lastSeq = 10;
   t.same(rec.mark(), { boot: 5, seq: 10 }, 'the mark as the ingest moved it');
 
-  const foreign = wiredDevice(device, randomBytes(32));
+  const foreign = wiredDevice(device, randomBytes(32), db);
   t.equal(foreign.macKey, null, 'a key sealed under another gateway key does not decrypt');
   t.match(foreign.macKeyMissing, /does not decrypt under this gateway key/);
-  const keyless = wiredDevice({ ...device, macKeyEnc: null }, gatewayKey);
+  const keyless = wiredDevice({ ...device, macKeyEnc: null }, gatewayKey, db);
   t.equal(keyless.macKey, null);
   t.match(keyless.macKeyMissing, /without a MAC key/);
 
@@ -77,4 +80,43 @@ t.test('a registry device becomes the bridge record: MAC key decrypted, mark rea
   t.same(busPort(bus({ path: '/dev/ttyUSB0' })), { kind: 'serial', path: '/dev/ttyUSB0', baud: 9600, parity: 'none' });
   t.same(busPort(bus({ kind: 'modbus-rtu', path: '/dev/ttyUSB1', parity: 'even' })), { kind: 'modbus-rtu', path: '/dev/ttyUSB1', baud: 19200, parity: 'even' });
   t.same(busPort(bus({ kind: 'modbus-tcp', host: '10.0.0.7', port: 502 })), { kind: 'modbus-tcp', host: '10.0.0.7', port: 502 });
+});
+
+t.test("a module's door levels: each input's latest stored door event, read when the bridge asks", async (t) => {
+  const db = openDatabase(tempDataDir(t));
+  t.teardown(() => db.close());
+  const insert = db.prepare("INSERT INTO events (device_id, boot, seq, type, payload, via, received_at) VALUES (?, 1, ?, ?, ?, 'modbus', '2026-12-01T00:00:00.000Z')");
+  let seq = 0;
+  const store = (deviceId: string, type: string, payload: string) => insert.run(deviceId, ++seq, type, payload);
+  const MODULE = 'S01.io-module.1';
+  const module: Device = {
+    id: MODULE,
+    shopId: 'S01',
+    type: 'io-module',
+    transport: 'modbus-tcp',
+    secretHash: null,
+    bus: 'tcp1',
+    busAddress: 1,
+    model: 'door-latch-8io',
+    macKeyEnc: null,
+    lastBoot: null,
+    lastSeq: null,
+    revokedAt: null,
+    createdAt: '2026-12-01T00:00:00.000Z',
+  };
+  const rec = wiredDevice(module, randomBytes(32), db);
+  t.same(rec.doorLevels!(), {}, 'no stored door event: no level');
+
+  store(MODULE, 'door', JSON.stringify({ seq: 1, type: 'door', open: true, input: 'door' }));
+  store(MODULE, 'door', JSON.stringify({ seq: 2, type: 'door', open: true, input: 'back' }));
+  store(MODULE, 'door', JSON.stringify({ seq: 3, type: 'door', open: false, input: 'door' }));
+  store(MODULE, 'panic', JSON.stringify({ seq: 4, type: 'panic', input: 'door' }));
+  store(MODULE, 'door', '{"seq": 5, "type": "door", "open": "yes", "input": "back"}');
+  store(MODULE, 'door', 'null');
+  store(MODULE, 'door', JSON.stringify({ seq: 7, type: 'door', open: false }));
+  store('S02.io-module.1', 'door', JSON.stringify({ seq: 1, type: 'door', open: true, input: 'door' }));
+  t.same(rec.doorLevels!(), { door: false, back: true }, "each input's latest: other types, other devices, bad payloads and input-less events left out");
+
+  store(MODULE, 'door', JSON.stringify({ seq: 8, type: 'door', open: true, input: 'door' }));
+  t.same(rec.doorLevels!(), { door: true, back: true }, 'read from the database when asked, not when the record was made');
 });
