@@ -236,6 +236,8 @@ export class Gateway {
       clock: this.clock,
       log: log.child({ module: 'doors' }),
       heldOpenMs: config.doors.heldOpenMs,
+      // Two door polls: the first full read after the bus opens, with room for a slow start.
+      firstReadMs: 2 * config.modbus.doorPollMs,
       isArmed: (shopId) => this.engine.isArmed(shopId),
       condition: (deviceId, active) => this.supervisor.condition(deviceId, 'door-held', active),
     });

@@ -14,6 +14,7 @@
 import type { Clock, Timer } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/db.js';
+import { latestDoorEvents } from '../store/door-events.js';
 import type { Device } from '../registry/registry.js';
 import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
 
@@ -21,6 +22,8 @@ export interface DoorHeldContext {
   clock: Clock;
   log: Logger;
   heldOpenMs: number;
+  /** How long a Modbus module's first full read may take after a start (its doors' seeded timers wait for it). */
+  firstReadMs: number;
   /** Whether the shop is armed now (its open door is then an entry delay, not a held door). */
   isArmed(shopId: string): boolean;
   /** Supervisor.condition(deviceId, 'door-held', active). */
@@ -47,25 +50,19 @@ export class DoorHeld {
 
   /**
    * At start: every door whose latest stored door event says open, timed from when that event was
-   * received (a door held past its time while the gateway was down is found held at once).
+   * received (a door held past its time while the gateway was down is found held at once). A Modbus
+   * module's doors are read again at the bridge's first full read, which reports a door that moved
+   * while the gateway was down (firmware-contracts/modbus/SPEC.md "The first read after a start"):
+   * their timers wait at least `firstReadMs`, so a door closed meanwhile is not raised and cleared
+   * (and a ticket opened) for nothing.
    */
   seed(db: Db, devices: Iterable<Device>): void {
-    const latest = db.prepare("SELECT payload, received_at AS receivedAt FROM events WHERE device_id = ? AND type = 'door' ORDER BY id DESC LIMIT 64");
     const now = this.ctx.clock.now();
     for (const d of devices) {
       if (d.revokedAt || d.type === 'keypad') continue;
-      const seen = new Set<string | undefined>();
-      for (const row of latest.all(d.id) as { payload: string; receivedAt: string }[]) {
-        let ev: { open?: unknown; input?: unknown };
-        try {
-          ev = JSON.parse(row.payload) as typeof ev;
-        } catch {
-          continue;
-        }
-        const input = typeof ev.input === 'string' ? ev.input : undefined;
-        if (seen.has(input)) continue;
-        seen.add(input);
-        if (ev.open === true) this.opened(d.id, d.shopId, input, Math.max(0, Date.parse(row.receivedAt) + this.ctx.heldOpenMs - now));
+      const settle = d.transport === 'modbus-rtu' || d.transport === 'modbus-tcp' ? this.ctx.firstReadMs : 0;
+      for (const [input, door] of latestDoorEvents(db, d.id)) {
+        if (door.open) this.opened(d.id, d.shopId, input, Math.max(settle, Date.parse(door.receivedAt) + this.ctx.heldOpenMs - now));
       }
     }
   }

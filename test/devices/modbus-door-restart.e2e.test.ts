@@ -6,7 +6,7 @@
  * one's stored event (gateway/wired-adapter.ts).
  */
 import t from 'tap';
-import { GatewayProcess, query, tempDataDir } from '../helpers/gateway.js';
+import { GatewayProcess, query, sleep, tempDataDir } from '../helpers/gateway.js';
 import { addWiredDevice, eventually, provisionRow } from '../helpers/wired.js';
 import { ModbusTcpSlaveSim } from '../../simulators/modbus-module.js';
 
@@ -21,7 +21,7 @@ t.test('a door closed while the gateway was down: its closing stored at the next
     addWiredDevice(data, { shopId: 'W00', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: tcp.port, busAddress: 1 }).deviceId,
     addWiredDevice(data, { shopId: 'W01', type: 'io-module', transport: 'modbus-tcp', host: '127.0.0.1', tcpPort: tcp.port, busAddress: 2, model: 'door-latch-8io' }).deviceId,
   ];
-  const env = { LF_MODBUS_PANIC_POLL_MS: '50', LF_MODBUS_DOOR_POLL_MS: '200', LF_MODBUS_REQUEST_TIMEOUT_MS: '300', LF_SUPERVISION_FAULT_AFTER_MS: '600000' };
+  const env = { LF_MODBUS_PANIC_POLL_MS: '50', LF_MODBUS_DOOR_POLL_MS: '200', LF_MODBUS_REQUEST_TIMEOUT_MS: '300', LF_SUPERVISION_FAULT_AFTER_MS: '600000', LF_DOORS_HELD_OPEN_MS: '1500' };
   const doors = (id: string) => query<{ payload: string }>(data, "SELECT payload FROM events WHERE device_id = ? AND type = 'door' ORDER BY id", id).map((e) => (JSON.parse(e.payload) as { open: boolean }).open);
   const setDoors = (open: boolean) => {
     for (const unit of [1, 2]) tcp.modules.get(unit)!.setInput(DOOR, open);
@@ -38,8 +38,18 @@ t.test('a door closed while the gateway was down: its closing stored at the next
   await first.kill('SIGTERM');
 
   setDoors(false);
+  // Down for longer than doors.heldOpenMs since the stored opening: the door-held timer seeded from
+  // it falls due at once, and must wait for the first full read, which stores the closing.
+  await sleep(1700);
+  const secondStart = new Date().toISOString();
   await GatewayProcess.start(t, data, env);
   await stored(2);
+  await sleep(500);
+  t.same(
+    query(data, "SELECT device_id FROM faults WHERE kind = 'door-held' AND raised_at >= ?", secondStart),
+    [],
+    'no door-held fault for a door that closed while the gateway was down (its seeded timer waited for the first read)',
+  );
   // A change after the first read: stored after anything that read reported.
   setDoors(true);
   await stored(3);
