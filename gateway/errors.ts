@@ -11,6 +11,8 @@ export interface ErrorDefinition {
   readonly message: string;
   /** What the person who sees it should do next, in one line. */
   readonly remedy: string;
+  /** The same in Chinese (the CLI follows LANG): message template with the same `%s` placeholders, and remedy. */
+  readonly zh?: { readonly message: string; readonly remedy: string };
 }
 
 export const ERRORS = {

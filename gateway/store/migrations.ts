@@ -399,6 +399,29 @@ CREATE TABLE shop_arming (
 ALTER TABLE deadlines ADD COLUMN shop_id TEXT REFERENCES shops(id);
 `,
   },
+  {
+    version: 9,
+    name: 'retired shops and neighbour rules',
+    sql: `
+-- A shop is retired, never deleted (issue 10 "shop remove"): its alarms and events stay for the
+-- record; a retired shop is no one's neighbour and raises nothing.
+ALTER TABLE shops ADD COLUMN retired_at TEXT;
+ALTER TABLE shops ADD COLUMN retired_by TEXT;
+-- The installer's neighbour rules (\`lianfang neighbours S01 --always S07 | --never S12\`): always puts
+-- other_id in shop_id's first ring; never keeps the two apart both ways (a six-lane road between
+-- them). One row per ordered pair; a never rule is stored once and read both ways.
+CREATE TABLE neighbour_rules (
+  shop_id     TEXT NOT NULL REFERENCES shops(id),
+  other_id    TEXT NOT NULL REFERENCES shops(id),
+  rule        TEXT NOT NULL CHECK (rule IN ('always', 'never')),
+  created_at  TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  PRIMARY KEY (shop_id, other_id),
+  CHECK (shop_id <> other_id)
+);
+CREATE INDEX neighbour_rules_other ON neighbour_rules(other_id);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -9,11 +9,11 @@
  * silent failure tickets are there to prevent. A ticket closes itself when the cause recovers.
  */
 import type { Command, Option } from 'commander';
-import { withDatabase } from '../store/db.js';
-import { adminRequest } from '../admin/channel.js';
-import { FaultStore, ticketOf, type FaultRecord, type TicketChange } from '../faults/fault-store.js';
-import { changeTicketOffline, ticketRequest } from '../faults/fault-tickets.js';
-import { note, printJson, printRecords } from './output.js';
+import { withDatabase } from '../../store/db.js';
+import { adminRequest } from '../../admin/channel.js';
+import { FaultStore, ticketOf, type FaultRecord, type TicketChange } from '../../faults/fault-store.js';
+import { changeTicketOffline, ticketRequest } from '../../faults/fault-tickets.js';
+import { note, printJson, printRecords } from '../output.js';
 
 export interface FaultCliContext {
   dataOption: () => Option;

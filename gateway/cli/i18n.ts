@@ -1,0 +1,32 @@
+/**
+ * The CLI's two languages. Every message a person reads (a line on stdout or stderr, a table
+ * heading, an error) is written in English and in Chinese at the place it is written:
+ * `tr('device added', '设备已添加')`. `LANG` (or `LC_ALL`, `LC_MESSAGES`) starting with `zh` picks
+ * Chinese (zh_CN.UTF-8 on the station's machines); anything else English. --json output is for
+ * scripts and stays language-neutral. test/gateway/cli/i18n.test.ts fails when a message lacks
+ * either language.
+ */
+
+export type Lang = 'en' | 'zh';
+
+/** The language the user's locale asks for. */
+export function userLang(env: NodeJS.ProcessEnv = process.env): Lang {
+  const locale = env.LC_ALL || env.LC_MESSAGES || env.LANG || '';
+  return /^zh/i.test(locale) ? 'zh' : 'en';
+}
+
+let lang: Lang = userLang();
+
+/** For tests in one process: switch the language. */
+export function setLang(l: Lang): void {
+  lang = l;
+}
+
+export function currentLang(): Lang {
+  return lang;
+}
+
+/** A message in both languages; the user's is returned. Both must be non-empty. */
+export function tr(en: string, zh: string): string {
+  return lang === 'zh' ? zh : en;
+}
