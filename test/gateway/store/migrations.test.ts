@@ -293,6 +293,12 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     const open = faults.openFaults();
     t.ok(open.some((f) => f.kind === 'port-failed'), 'a fault without a device is still open');
     t.same(db.prepare("SELECT rev, delivered_by AS by FROM outbox WHERE recipient_kind = 'fault'").all(), [{ rev: 2, by: 'user:officer1' }], "a fault's delivered outbox row survives");
+  },  'v8.sqlite': async (t, db) => {
+    // Migration 9: no shop is retired by the upgrade and no neighbour rule exists.
+    t.same(db.prepare('SELECT count(*) AS n FROM shops WHERE retired_at IS NOT NULL').get(), { n: 0 }, 'no shop is retired by the upgrade');
+    t.same(db.prepare('SELECT count(*) AS n FROM neighbour_rules').get(), { n: 0 }, 'no neighbour rules yet');
+    // v8's arming survives.
+    t.same(db.prepare("SELECT armed, arm_at AS armAt, disarm_at AS disarmAt FROM shop_arming WHERE shop_id = 'CP-001'").get(), { armed: 1, armAt: '23:00', disarmAt: '06:00' }, 'an armed shop keeps its schedule');
   },
 };
 
