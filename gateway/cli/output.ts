@@ -4,6 +4,7 @@
  * the terminal directly.
  */
 import { isLianfangError } from '../errors.js';
+import { currentLang, tr } from './i18n.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -29,10 +30,11 @@ export function printRecords(json: boolean, rows: Record<string, unknown>[], col
 /** Print an error the way installers see them: code, message, remedy. Returns the exit code. */
 export function reportError(err: unknown): number {
   if (isLianfangError(err)) {
-    process.stderr.write(`error ${err.code}: ${err.message}\n  remedy: ${err.remedy}\n`);
+    const zh = currentLang() === 'zh';
+    process.stderr.write(`${tr('error', '错误')} ${err.code}: ${zh ? err.zh.message : err.message}\n  ${tr('remedy', '处理')}: ${zh ? err.zh.remedy : err.remedy}\n`);
     return 2;
   }
-  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+  process.stderr.write(`${tr('error', '错误')}: ${(err as Error)?.message ?? String(err)}\n`);
   return 1;
 }
 

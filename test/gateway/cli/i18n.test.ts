@@ -1,0 +1,60 @@
+/**
+ * Every message a person reads from the CLI is in English and in Chinese: each error code has a
+ * Chinese message and remedy with the same placeholders, each `tr(en, zh)` in the CLI's source has
+ * both texts (the Chinese one in Chinese), and LANG picks the language of a real child process.
+ */
+import t from 'tap';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ERRORS } from '../../../gateway/errors.js';
+import { userLang } from '../../../gateway/cli/i18n.js';
+import { cli, tempDataDir } from '../../helpers/gateway.js';
+
+const CJK = /[\u3400-\u9fff]/;
+const placeholders = (s: string) => (s.match(/%(?:\d\$)?s/g) ?? []).length;
+
+t.test('every error code has a Chinese message and remedy with the same placeholders', async (t) => {
+  for (const [code, def] of Object.entries(ERRORS)) {
+    t.ok(CJK.test(def.zh.message), `${code}: the Chinese message is Chinese`);
+    t.ok(CJK.test(def.zh.remedy) || def.zh.remedy === def.remedy, `${code}: the Chinese remedy is Chinese`);
+    t.equal(placeholders(def.zh.message), placeholders(def.message), `${code}: as many placeholders in both languages`);
+  }
+});
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+t.test('every tr() in the CLI has an English and a Chinese text', async (t) => {
+  const lit = String.raw`(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|` + '`' + String.raw`(?:\\.|[^` + '`' + String.raw`\\])*` + '`)';
+  const call = new RegExp(String.raw`\btr\(\s*(${lit})\s*,\s*(${lit})\s*\)`, 'g');
+  let calls = 0;
+  for (const file of sources(join(import.meta.dirname, '../../../gateway/cli'))) {
+    const src = readFileSync(file, 'utf8').replace(/export function tr\(/, '');
+    const all = (src.match(/\btr\(/g) ?? []).length;
+    const matched = [...src.matchAll(call)];
+    t.equal(matched.length, all, `${file}: every tr() takes two literal texts`);
+    for (const m of matched) {
+      t.ok(m[1]!.length > 2, `${file}: English text of ${m[0].slice(0, 60)}`);
+      t.ok(CJK.test(m[2]!), `${file}: Chinese text of ${m[0].slice(0, 60)}`);
+    }
+    calls += matched.length;
+  }
+  t.ok(calls > 0, 'the CLI has translated messages');
+});
+
+t.test('LANG picks the language', async (t) => {
+  t.equal(userLang({ LANG: 'zh_CN.UTF-8' }), 'zh');
+  t.equal(userLang({ LANG: 'en_US.UTF-8' }), 'en');
+  t.equal(userLang({ LANG: 'zh_CN.UTF-8', LC_ALL: 'C' }), 'en', 'LC_ALL wins');
+  t.equal(userLang({}), 'en');
+  const data = tempDataDir(t);
+  const zh = await cli(['shop', 'show', 'NOPE', '--data', data], { LANG: 'zh_CN.UTF-8' });
+  t.equal(zh.code, 2);
+  t.match(zh.stderr, /错误 LF_ERR_NOT_FOUND: shop NOPE 不存在\n\s+处理: /);
+  const en = await cli(['shop', 'show', 'NOPE', '--data', data], { LANG: 'en_US.UTF-8' });
+  t.match(en.stderr, /error LF_ERR_NOT_FOUND: shop NOPE does not exist\n\s+remedy: /);
+});
