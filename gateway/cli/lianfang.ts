@@ -24,6 +24,7 @@ import { registerTest } from './commands/test.js';
 import { registerReport } from './commands/report.js';
 import { registerBus } from './commands/bus.js';
 import { registerSimulate } from './commands/simulate.js';
+import { registerCompletion } from './commands/completion.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -39,6 +40,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBus,
   registerSimulate,
   (program) => registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor }),
+  registerCompletion,
 ];
 
 async function main(argv: string[]): Promise<void> {
