@@ -24,6 +24,7 @@ import { registerTest } from './commands/test.js';
 import { registerReport } from './commands/report.js';
 import { registerBus } from './commands/bus.js';
 import { registerSimulate } from './commands/simulate.js';
+import { registerBackup } from './commands/backup.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -38,6 +39,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerReport,
   registerBus,
   registerSimulate,
+  registerBackup,
   (program) => registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor }),
 ];
 
