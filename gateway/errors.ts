@@ -81,6 +81,16 @@ export const ERRORS = {
     remedy: 'run a gateway at least as new as the one that last wrote this data directory',
     zh: { message: "数据库结构版本 %s 比本网关支持的版本（%s）新", remedy: "运行不低于最后写入此数据目录的网关版本" },
   },
+  LF_ERR_BACKUP_INVALID: {
+    message: 'backup %s cannot be used: %s',
+    remedy: 'name a file written by `lianfang backup`, whole and unchanged, and a gateway at least as new as the one that wrote it',
+    zh: { message: '备份 %s 无法使用：%s', remedy: '请指定由 `lianfang backup` 生成且未被改动的完整文件，并使用不低于生成该备份的网关版本' },
+  },
+  LF_ERR_KEY_MISMATCH: {
+    message: 'gateway key %s does not belong to backup %s (key fingerprint %s, the backup was made under %s)',
+    remedy: 'give the key saved with the backup (`lianfang restore FILE --key KEYFILE`); without it the backup\'s device tokens and PINs cannot be checked',
+    zh: { message: '网关密钥 %s 与备份 %s 不匹配（密钥指纹 %s，备份所用密钥指纹 %s）', remedy: '请提供与备份一同保存的密钥（`lianfang restore FILE --key KEYFILE`）；否则备份中的设备令牌和 PIN 无法校验' },
+  },
   // Refusals at the MQTT boundary.
   LF_ERR_BAD_JSON: {
     message: 'payload is not valid UTF-8 JSON',

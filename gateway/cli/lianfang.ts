@@ -25,6 +25,7 @@ import { registerReport } from './commands/report.js';
 import { registerBus } from './commands/bus.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerBackup } from './commands/backup.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -39,6 +40,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerReport,
   registerBus,
   registerSimulate,
+  registerBackup,
   (program) => registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor }),
   registerCompletion,
 ];
