@@ -39,9 +39,16 @@ export function loadOrCreateGatewayKey(dataDir: string): Buffer {
     }
   }
   chmodSync(file, 0o600);
-  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte hex key`);
+  const key = parseGatewayKey(readFileSync(file, 'utf8'));
+  if (!key) throw new Error(`${file} does not hold a 32-byte hex key`);
   return key;
+}
+
+/** A key file's text (64 hex digits, a newline allowed) as the key, or null when it is not one. */
+export function parseGatewayKey(text: string): Buffer | null {
+  const hex = text.trim();
+  const key = Buffer.from(hex, 'hex');
+  return key.length === 32 && key.toString('hex') === hex.toLowerCase() ? key : null;
 }
 
 /** A fresh device secret: 256 random bits, URL-safe. */

@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, writeSync, constants } from 'node:fs';
 import { lfError } from '../errors.js';
+import { DATA_FILE_MODE } from '../data-dir.js';
 
 export interface IssuedCredential {
   shopId: string;
@@ -21,15 +22,22 @@ export const CREDENTIAL_COLUMNS = ['shop', 'device-id', 'transport', 'username',
 
 const cell = (v: string | undefined) => (v === undefined ? '' : /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
-/** Refuses a file that exists (a second run must not overwrite the first run's keys). */
-export function openCredentialsFile(path: string): { write(c: IssuedCredential): void; close(): void } {
-  let fd: number;
+/**
+ * A new file of the installer's, mode 0600, open for writing: one that exists is refused (a key,
+ * a backup or credentials are never overwritten). `option` names what gave the path, for the error.
+ */
+export function createPrivateFile(path: string, option: string): number {
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, DATA_FILE_MODE);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw lfError('LF_ERR_INVALID_ARGUMENT', '--credentials', code === 'EEXIST' ? `${path} exists: name a new file (credentials are never overwritten)` : `cannot create ${path}: ${code}`);
+    throw lfError('LF_ERR_INVALID_ARGUMENT', option, code === 'EEXIST' ? `${path} exists: name a new file (it is never overwritten)` : `cannot create ${path}: ${code}`);
   }
+}
+
+/** Refuses a file that exists (a second run must not overwrite the first run's keys). */
+export function openCredentialsFile(path: string): { write(c: IssuedCredential): void; close(): void } {
+  const fd = createPrivateFile(path, '--credentials');
   writeSync(fd, CREDENTIAL_COLUMNS.join(',') + '\n');
   return {
     write(c) {

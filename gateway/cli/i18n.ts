@@ -15,12 +15,7 @@ export function userLang(env: NodeJS.ProcessEnv = process.env): Lang {
   return /^zh/i.test(locale) ? 'zh' : 'en';
 }
 
-let lang: Lang = userLang();
-
-/** For tests in one process: switch the language. */
-export function setLang(l: Lang): void {
-  lang = l;
-}
+const lang: Lang = userLang();
 
 export function currentLang(): Lang {
   return lang;

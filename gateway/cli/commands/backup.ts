@@ -13,17 +13,18 @@
 import type { Command } from 'commander';
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, copyFileSync, existsSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { openDatabase, DB_FILE, setMeta, type Db } from '../../store/db.js';
 import { LATEST_VERSION } from '../../store/migrations.js';
-import { GATEWAY_KEY_FILE } from '../../secrets.js';
+import { GATEWAY_KEY_FILE, parseGatewayKey } from '../../secrets.js';
 import { acquireLock } from '../../admin/lock.js';
 import { secureDataDir, DATA_FILE_MODE } from '../../data-dir.js';
 import { lfError, isLianfangError } from '../../errors.js';
 import { printJson } from '../output.js';
 import { dataOption, jsonOption } from '../common.js';
 import { tr } from '../i18n.js';
+import { createPrivateFile } from '../credentials-file.js';
 
 export const META_KEY_FINGERPRINT = 'backup.key_fingerprint';
 export const META_SCHEMA_VERSION = 'backup.schema_version';
@@ -42,20 +43,14 @@ function readKeyFile(file: string, option: string): Buffer {
   } catch (err) {
     throw lfError('LF_ERR_INVALID_ARGUMENT', option, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
   }
-  const key = Buffer.from(text, 'hex');
-  if (key.length !== 32 || key.toString('hex') !== text.toLowerCase()) throw lfError('LF_ERR_INVALID_ARGUMENT', option, `${file} does not hold a 32-byte hex key`);
+  const key = parseGatewayKey(text);
+  if (!key) throw lfError('LF_ERR_INVALID_ARGUMENT', option, `${file} does not hold a 32-byte hex key`);
   return key;
 }
 
 /** Write `text` to a new file, mode 0600; an existing file is refused (a key or backup is never overwritten). */
 function writeNewFile(path: string, text: string, option: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, DATA_FILE_MODE);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw lfError('LF_ERR_INVALID_ARGUMENT', option, code === 'EEXIST' ? `${path} exists: name a new file (it is never overwritten)` : `cannot create ${path}: ${code}`);
-  }
+  const fd = createPrivateFile(path, option);
   try {
     writeSync(fd, text);
   } finally {

@@ -6,11 +6,10 @@ import { describeBus, PARITIES } from '../../registry/buses.js';
 import { adminRequest } from '../../admin/channel.js';
 import { lfError } from '../../errors.js';
 import { note, printJson, printRecords } from '../output.js';
-import { userInfo } from 'node:os';
 import { getDevice } from '../../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../../ingest/sequence.js';
 import { lastWalkTests } from '../../alarm/test-mode.js';
-import { dataOption, definedOnly, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
+import { cliActor, dataOption, definedOnly, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
 
 export function registerDevice(program: Command): void {
   const device = program.command('device').description('keypads, panic buttons and I/O modules');
@@ -153,12 +152,7 @@ A running gateway opens a new bus and polls a new device at once.`,
       withDb(o.data, (db) => {
         if (!getDevice(db, deviceId)) throw lfError('LF_ERR_NOT_FOUND', 'device', deviceId);
       });
-      let who = 'cli';
-      try {
-        who = `cli:${userInfo().username}`;
-      } catch {
-        /* no user name for this uid: the audit says cli */
-      }
+      const who = cliActor();
       // The running gateway holds the counter in memory too: it resets both, in order with the
       // device's events. Without one, the database is all there is.
       const viaGateway = (await adminRequest(o.data, { op: 'reset-counter', deviceId, actor: who })) as CounterResetDone | null;

@@ -8,7 +8,7 @@ import { note, printJson, printRecords } from '../output.js';
 import { userInfo } from 'node:os';
 import { clearShopPins, setShopPins, validatePins } from '../../alarm/pins.js';
 import { formatSchedule, getArming, listArming, parseSchedule, setArmed, setSchedule, shopTimeZone, type Arming } from '../../alarm/arming.js';
-import { dataOption, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
+import { cliActor, dataOption, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
 
 /** A shop's arming as `shop list` and `shop show` print it. */
 function armingView(a: Arming): { armed: boolean; armedChangedAt: string | null; armedChangedBy: string | null; schedule: string; entryDelayUntil: string | null } {
@@ -26,12 +26,7 @@ function armingView(a: Arming): { armed: boolean; armedChangedAt: string | null;
  * deadlines), or on the database when none runs (the gateway re-arms the deadlines at its start).
  */
 async function armingCommand(o: { data: string; json?: boolean }, shopId: string, change: { armed: boolean } | { schedule: ReturnType<typeof parseSchedule> }): Promise<void> {
-  let actor = 'cli';
-  try {
-    actor = `cli:${userInfo().username}`;
-  } catch {
-    /* no user name: plain cli */
-  }
+  const actor = cliActor();
   const req = 'armed' in change ? { op: 'arming', shopId, armed: change.armed, actor } : { op: 'arming', shopId, schedule: formatSchedule(change.schedule), actor };
   const via = (await adminRequest(o.data, req)) as Arming | null;
   const arming =
