@@ -128,6 +128,8 @@ export interface Shop {
   cameraIds: string[];
   neighbours: string[];
   createdAt: string;
+  /** Set when the shop was retired (`shop remove`): kept for the record, no one's neighbour. */
+  retiredAt: string | null;
 }
 
 export interface Device {
@@ -186,6 +188,7 @@ const shopFrom = (r: Row): Shop => ({
   cameraIds: JSON.parse(r.camera_ids as string) as string[],
   neighbours: JSON.parse(r.neighbours as string) as string[],
   createdAt: r.created_at as string,
+  retiredAt: (r.retired_at as string) ?? null,
 });
 
 const deviceFrom = (r: Row): Device => ({
@@ -253,55 +256,108 @@ export function getShop(db: Db, id: string): Shop | undefined {
   return r && shopFrom(r);
 }
 
-export function addShop(db: Db, input: ShopInput): Shop {
+/** The columns of a shop record, by ShopInput field (list fields stored as JSON). */
+const SHOP_COLUMNS = {
+  name: 'name', address: 'address', lat: 'lat', lon: 'lon', stationId: 'station_id', compoundId: 'compound_id',
+  doorPlate: 'door_plate', poleNumber: 'pole_number', grid: 'grid', sector: 'sector', ownerName: 'owner_name',
+  ownerPhone: 'owner_phone', dutyName: 'duty_name', dutyPhone: 'duty_phone', cameraIds: 'camera_ids', neighbours: 'neighbours',
+} as const satisfies Record<Exclude<keyof ShopInput, 'id'>, string>;
+export type ShopField = keyof typeof SHOP_COLUMNS;
+export const SHOP_FIELDS = Object.keys(SHOP_COLUMNS) as ShopField[];
+/** Fields a shop cannot be without (`shop edit --clear` refuses them). */
+export const REQUIRED_SHOP_FIELDS: readonly ShopField[] = ['name', 'address', 'stationId'];
+
+/** A shop input as its database row's values. */
+function shopRow(input: ShopInput): Record<string, unknown> {
+  const row: Record<string, unknown> = { id: input.id };
+  for (const f of SHOP_FIELDS) {
+    const v = input[f];
+    row[f] = f === 'cameraIds' || f === 'neighbours' ? JSON.stringify(v ?? []) : (v ?? null);
+  }
+  return row;
+}
+
+/** A stored shop as the input that would create it (null and empty fields left out). */
+export function shopAsInput(shop: Shop): ShopInput {
+  const out: Record<string, unknown> = { id: shop.id };
+  for (const f of SHOP_FIELDS) {
+    const v = shop[f];
+    if (v === null || (Array.isArray(v) && v.length === 0)) continue;
+    out[f] = v;
+  }
+  return out as ShopInput;
+}
+
+/**
+ * Every check a shop record must pass, for add, edit and import alike: the schema, then what needs
+ * the database (its station, compound and listed neighbours exist and fit).
+ */
+export function checkShop(db: Db, input: ShopInput): void {
   validate('shop', input);
   if ((input.lat === undefined) !== (input.lon === undefined)) {
     throw lfError('LF_ERR_INVALID_ARGUMENT', 'coordinates', 'give both --lat and --lon, or neither');
   }
+  const station = getStation(db, input.stationId);
+  if (!station) throw lfError('LF_ERR_NOT_FOUND', 'station', input.stationId);
+  if (station.compoundOf) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--station', `${station.id} is a compound; use --station ${station.compoundOf} --compound ${station.id}`);
+  }
+  if (input.compoundId) {
+    const compound = getStation(db, input.compoundId);
+    if (!compound) throw lfError('LF_ERR_NOT_FOUND', 'compound', input.compoundId);
+    if (compound.compoundOf !== station.id) {
+      throw lfError('LF_ERR_INVALID_ARGUMENT', '--compound', `${compound.id} is not a compound of station ${station.id}`);
+    }
+  }
+  for (const n of input.neighbours ?? []) {
+    if (n === input.id) throw lfError('LF_ERR_INVALID_ARGUMENT', '--neighbours', 'a shop is not its own neighbour');
+    if (!getShop(db, n)) throw lfError('LF_ERR_NOT_FOUND', 'shop', n);
+  }
+}
+
+export function addShop(db: Db, input: ShopInput): Shop {
   return db.transaction(() => {
     if (getShop(db, input.id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'shop', input.id);
-    const station = getStation(db, input.stationId);
-    if (!station) throw lfError('LF_ERR_NOT_FOUND', 'station', input.stationId);
-    if (station.compoundOf) {
-      throw lfError('LF_ERR_INVALID_ARGUMENT', '--station', `${station.id} is a compound; use --station ${station.compoundOf} --compound ${station.id}`);
-    }
-    if (input.compoundId) {
-      const compound = getStation(db, input.compoundId);
-      if (!compound) throw lfError('LF_ERR_NOT_FOUND', 'compound', input.compoundId);
-      if (compound.compoundOf !== station.id) {
-        throw lfError('LF_ERR_INVALID_ARGUMENT', '--compound', `${compound.id} is not a compound of station ${station.id}`);
-      }
-    }
-    for (const n of input.neighbours ?? []) {
-      if (n === input.id) throw lfError('LF_ERR_INVALID_ARGUMENT', '--neighbours', 'a shop is not its own neighbour');
-      if (!getShop(db, n)) throw lfError('LF_ERR_NOT_FOUND', 'shop', n);
-    }
-    db.prepare(
-      `INSERT INTO shops (id, name, address, lat, lon, station_id, compound_id, door_plate, pole_number, grid, sector,
-         owner_name, owner_phone, duty_name, duty_phone, camera_ids, neighbours, created_at)
-       VALUES (@id, @name, @address, @lat, @lon, @stationId, @compoundId, @doorPlate, @poleNumber, @grid, @sector,
-         @ownerName, @ownerPhone, @dutyName, @dutyPhone, @cameraIds, @neighbours, @createdAt)`,
-    ).run({
-      id: input.id,
-      name: input.name,
-      address: input.address,
-      lat: input.lat ?? null,
-      lon: input.lon ?? null,
-      stationId: input.stationId,
-      compoundId: input.compoundId ?? null,
-      doorPlate: input.doorPlate ?? null,
-      poleNumber: input.poleNumber ?? null,
-      grid: input.grid ?? null,
-      sector: input.sector ?? null,
-      ownerName: input.ownerName ?? null,
-      ownerPhone: input.ownerPhone ?? null,
-      dutyName: input.dutyName ?? null,
-      dutyPhone: input.dutyPhone ?? null,
-      cameraIds: JSON.stringify(input.cameraIds ?? []),
-      neighbours: JSON.stringify(input.neighbours ?? []),
-      createdAt: now(),
-    });
+    checkShop(db, input);
+    const cols = SHOP_FIELDS.map((f) => SHOP_COLUMNS[f]).join(', ');
+    const vals = SHOP_FIELDS.map((f) => `@${f}`).join(', ');
+    db.prepare(`INSERT INTO shops (id, ${cols}, created_at) VALUES (@id, ${vals}, @createdAt)`).run({ ...shopRow(input), createdAt: now() });
     return getShop(db, input.id)!;
+  }).immediate();
+}
+
+export interface ShopUpdate {
+  shop: Shop;
+  /** The fields whose value changed; empty when the update changed nothing. */
+  changed: ShopField[];
+}
+
+/**
+ * Change a shop: `patch` sets fields, `clear` empties optional ones. The result is checked as a
+ * whole, as `shop add` checks a new one. A retired shop is not edited.
+ */
+export function updateShop(db: Db, id: string, patch: Partial<Omit<ShopInput, 'id'>>, clear: readonly ShopField[] = []): ShopUpdate {
+  return db.transaction(() => {
+    const current = getShop(db, id);
+    if (!current) throw lfError('LF_ERR_NOT_FOUND', 'shop', id);
+    if (current.retiredAt) throw lfError('LF_ERR_INVALID_ARGUMENT', 'shop', `${id} was retired on ${current.retiredAt}`);
+    for (const f of clear) {
+      if (REQUIRED_SHOP_FIELDS.includes(f)) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', `a shop cannot be without its ${f}`);
+      if (!SHOP_FIELDS.includes(f)) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', `no shop field ${String(f)}`);
+    }
+    const next: Record<string, unknown> = { ...shopAsInput(current), ...patch };
+    for (const f of clear) delete next[f];
+    const input = next as ShopInput;
+    checkShop(db, input);
+    const before = shopRow(shopAsInput(current));
+    const after = shopRow(input);
+    const changed = SHOP_FIELDS.filter((f) => before[f] !== after[f]);
+    if (changed.length) {
+      db.prepare(`UPDATE shops SET ${changed.map((f) => `${SHOP_COLUMNS[f]} = @${f}`).join(', ')} WHERE id = @id`).run(
+        Object.fromEntries([['id', id], ...changed.map((f) => [f, after[f]])]),
+      );
+    }
+    return { shop: getShop(db, id)!, changed };
   }).immediate();
 }
 
