@@ -8,6 +8,8 @@
  * calls the registry and admin functions the gateway itself uses.
  */
 import { Command } from 'commander';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { reportError } from './output.js';
 import { gatewayVersion } from '../version.js';
 import { usePrivateUmask } from '../data-dir.js';
@@ -45,9 +47,8 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerCompletion,
 ];
 
-async function main(argv: string[]): Promise<void> {
-  // Whatever a command creates in the data directory (the database, its -wal, the key) is private.
-  usePrivateUmask();
+/** The whole command line, every group registered (also what the help test walks). */
+export function buildProgram(): Command {
   const program = new Command('lianfang')
     .description('Lianfang (联防) joint-defence alarm gateway: provision stations, shops, devices and users; run the gateway.')
     .version(gatewayVersion())
@@ -69,10 +70,18 @@ Examples:
   program.configureOutput({ outputError: (str, write) => write(str) });
 
   for (const register of COMMANDS) register(program);
-
-  await program.parseAsync(argv);
+  return program;
 }
 
-main(process.argv).catch((err) => {
-  process.exitCode = reportError(err);
-});
+async function main(argv: string[]): Promise<void> {
+  // Whatever a command creates in the data directory (the database, its -wal, the key) is private.
+  usePrivateUmask();
+  await buildProgram().parseAsync(argv);
+}
+
+// Run when executed (node dist/gateway/cli/lianfang.js, the npm bin link), not when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv).catch((err) => {
+    process.exitCode = reportError(err);
+  });
+}

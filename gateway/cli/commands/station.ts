@@ -25,6 +25,7 @@ export function registerStation(program: Command): void {
   station
     .command('list')
     .description('list stations and compound receiving points')
+    .addHelpText('after', '\nExample:\n  $ lianfang station list --json')
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((o: { data: string; json?: boolean }) => {

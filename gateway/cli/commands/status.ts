@@ -9,6 +9,7 @@ export function registerStatus(program: Command): void {
   program
     .command('status')
     .description("ask the running gateway for its health (through the admin channel)")
+    .addHelpText('after', '\nExample:\n  $ lianfang status --data ./data\n  → {"ok": true, "counters": {"accepted": 1234, "refused.LF_ERR_BAD_PAYLOAD": 2, …}, …}')
     .addOption(dataOption())
     .addOption(jsonOption())
     .action(async (o: { data: string; json?: boolean }) => {
