@@ -6,6 +6,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { withDatabase } from '../store/db.js';
 import { adminRequest } from '../admin/channel.js';
 import { note } from './output.js';
+import { tr } from './i18n.js';
 import { userInfo } from 'node:os';
 
 export const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';
@@ -41,11 +42,18 @@ export const jsonOption = () => new Option('--json', 'print JSON instead of a ta
 
 export const withDb = withDatabase;
 
-/** Tell a running gateway to reload; say so to the installer (on stderr, to keep --json clean). */
+/** Say to the installer whether a running gateway took a change (on stderr, to keep --json clean). */
+export function gatewayNote(viaGateway: boolean): void {
+  note(
+    viaGateway
+      ? tr('(the running gateway has taken the change)', '（运行中的网关已生效）')
+      : tr('(no gateway is running on this data directory; it will read the change when it starts)', '（此数据目录上没有运行中的网关；网关启动时读取此更改）'),
+  );
+}
+
+/** Tell a running gateway to reload (or do `req`), and say whether one did. */
 export async function notifyGateway(dataDir: string, req: { op: string; [k: string]: unknown } = { op: 'reload' }): Promise<void> {
-  const result = await adminRequest(dataDir, req);
-  if (result === null) note('(no gateway is running on this data directory; it will read the change when it starts)');
-  else note('(the running gateway has taken the change)');
+  gatewayNote((await adminRequest(dataDir, req)) !== null);
 }
 
 /** Who runs a command, as the audit trail names it. */

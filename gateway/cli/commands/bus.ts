@@ -1,4 +1,5 @@
 /** `lianfang bus`. */
+import { tr } from '../i18n.js';
 import type { Command } from 'commander';
 import { listDevices } from '../../registry/registry.js';
 import { describeBus, listBuses } from '../../registry/buses.js';
@@ -54,6 +55,8 @@ export function registerBus(program: Command): void {
         hits.map((h) => ({ address: h.address, deviceId: h.deviceId ?? '', answer: h.detail })),
         { address: 'ADDRESS', deviceId: 'DEVICE', answer: 'ANSWER' },
       );
-      if (!o.json) note(`${hits.length} of ${o.to - o.from + 1} addresses answered on ${bus.id} (${describeBus(bus)})${viaGateway ? ', through the running gateway' : ''}`);
+      const n = o.to - o.from + 1;
+      const via = viaGateway ? tr(', through the running gateway', '，经运行中的网关') : '';
+      if (!o.json) note(tr(`${hits.length} of ${n} addresses answered on ${bus.id} (${describeBus(bus)})${via}`, `总线 ${bus.id}（${describeBus(bus)}）上 ${n} 个地址中有 ${hits.length} 个应答${via}`));
     });
 }

@@ -8,6 +8,7 @@
  * LF_ERR_FAULT_ACTIVE unless `--force`: a ticket marked fixed while the device is still dead is the
  * silent failure tickets are there to prevent. A ticket closes itself when the cause recovers.
  */
+import { tr } from '../i18n.js';
 import type { Command, Option } from 'commander';
 import { withDatabase } from '../../store/db.js';
 import { adminRequest } from '../../admin/channel.js';
@@ -49,10 +50,21 @@ async function change(data: string, faultId: string, c: TicketChange, actor: str
   if (json) printJson({ ...view(f), gatewayRunning: viaGateway !== null });
   else {
     const t = ticketOf(f);
-    const what = t.state === 'assigned' ? `assigned to ${t.assignedTo}` : `fixed by ${t.fixedBy}${t.note ? ` (${t.note})` : ''}`;
-    process.stdout.write(`fault ${f.faultId} (${f.kind}, ${f.deviceId ?? f.subject}): ticket ${what}, rev ${f.rev}\n  audit row written (fault-${c.action} by ${actor})\n`);
+    const noteText = t.note ? ` (${t.note})` : '';
+    const what = t.state === 'assigned' ? tr(`assigned to ${t.assignedTo}`, `已指派给 ${t.assignedTo}`) : tr(`fixed by ${t.fixedBy}${noteText}`, `已由 ${t.fixedBy} 修复${noteText}`);
+    const subject = `${f.kind}, ${f.deviceId ?? f.subject}`;
+    process.stdout.write(
+      tr(
+        `fault ${f.faultId} (${subject}): ticket ${what}, rev ${f.rev}\n  audit row written (fault-${c.action} by ${actor})\n`,
+        `故障 ${f.faultId}（${subject}）：工单${what}，版本 ${f.rev}\n  已记入审计（fault-${c.action}，操作人 ${actor}）\n`,
+      ),
+    );
   }
-  note(viaGateway ? '(the running gateway has published the change to the consoles)' : '(no gateway is running on this data directory; the consoles get the change when it starts)');
+  note(
+    viaGateway
+      ? tr('(the running gateway has published the change to the consoles)', '（运行中的网关已将此更改发布到接警台）')
+      : tr('(no gateway is running on this data directory; the consoles get the change when it starts)', '（此数据目录上没有运行中的网关；网关启动时接警台收到此更改）'),
+  );
 }
 
 export function registerFaultCommands(program: Command, ctx: FaultCliContext): void {

@@ -1,4 +1,5 @@
 /** `lianfang report`. */
+import { tr } from '../i18n.js';
 import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load.js';
 import { note, printJson, printTable } from '../output.js';
@@ -44,9 +45,14 @@ export function registerReport(program: Command): void {
           flag: 'FLAG 标记',
         },
       );
+      const from = since.toISOString();
+      const rate = reports.falseAlarmRatePercent;
+      const min = reports.falseAlarmMinDecided;
       note(
-        `alarms raised since ${since.toISOString()}, test alarms left out; flagged: false-alarm rate above ${reports.falseAlarmRatePercent}% ` +
-          `with at least ${reports.falseAlarmMinDecided} alarms closed real or false (自${since.toISOString()}起，不含测试报警)`,
+        tr(
+          `alarms raised since ${from}, test alarms left out; flagged: false-alarm rate above ${rate}% with at least ${min} alarms closed real or false`,
+          `自 ${from} 起的报警，不含测试报警；标记：误报率高于 ${rate}%，且至少 ${min} 起报警已按真实或误报结案`,
+        ),
       );
     });
 }

@@ -1,4 +1,5 @@
 /** `lianfang station`. */
+import { tr } from '../i18n.js';
 import type { Command } from 'commander';
 import { addStation, listStations } from '../../registry/registry.js';
 import { printJson, printRecords } from '../output.js';
@@ -19,7 +20,8 @@ export function registerStation(program: Command): void {
     .action(async (o: { id: string; name: string; compoundOf?: string; timeZone?: string; data: string; json?: boolean }) => {
       const s = withDb(o.data, (db) => addStation(db, { id: o.id, name: o.name, ...(o.compoundOf ? { compoundOf: o.compoundOf } : {}), ...(o.timeZone ? { timeZone: o.timeZone } : {}) }));
       if (o.json) printJson(s);
-      else process.stdout.write(`station ${s.id} added${s.compoundOf ? ` (compound of ${s.compoundOf})` : ''}\n`);
+      else if (s.compoundOf) process.stdout.write(tr(`station ${s.id} added (compound of ${s.compoundOf})\n`, `已添加次级接处警点 ${s.id}（隶属 ${s.compoundOf}）\n`));
+      else process.stdout.write(tr(`station ${s.id} added\n`, `已添加接处警中心 ${s.id}\n`));
       await notifyGateway(o.data);
     });
   station

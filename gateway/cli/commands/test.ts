@@ -1,13 +1,14 @@
 /** `lianfang test`. */
+import { tr } from '../i18n.js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Db } from '../../store/db.js';
 import { getShop } from '../../registry/registry.js';
 import { lfError } from '../../errors.js';
-import { note, printJson, printTable } from '../output.js';
+import { printJson, printTable } from '../output.js';
 import { getDevice } from '../../registry/registry.js';
 import { testStatus, type TestScope } from '../../alarm/test-mode.js';
 import { reportRows, runWalk, startTestVia, stopTestVia, walkExitCode, WALK_EXIT } from '../test-walk.js';
-import { cliActor, dataOption, jsonOption, list, withDb } from '../common.js';
+import { cliActor, dataOption, gatewayNote, jsonOption, list, withDb } from '../common.js';
 
 export function registerTest(program: Command): void {
   const testCmd = program.command('test').description('test mode: what a shop or a device raises reaches only the audit trail and the installer');
@@ -44,8 +45,11 @@ export function registerTest(program: Command): void {
       const actor = cliActor();
       const { row, viaGateway } = await startTestVia(o.data, scope, targetId, durationMs, actor);
       if (o.json) printJson({ ...row, until: new Date(row.untilMs).toISOString(), gatewayRunning: viaGateway });
-      else process.stdout.write(`${scope} ${targetId}: in test mode until ${new Date(row.untilMs).toISOString()}; its alarms reach no neighbour and no console\n`);
-      note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
+      else {
+        const until = new Date(row.untilMs).toISOString();
+        process.stdout.write(tr(`${scope} ${targetId}: in test mode until ${until}; its alarms reach no neighbour and no console\n`, `${scope} ${targetId}：测试模式至 ${until}；其报警不发给邻居和接警台\n`));
+      }
+      gatewayNote(!!viaGateway);
     });
   testCmd
     .command('stop')
@@ -60,7 +64,7 @@ export function registerTest(program: Command): void {
       const actor = cliActor();
       const { stopped, viaGateway } = await stopTestVia(o.data, scope, targetId, actor);
       if (o.json) printJson({ scope, targetId, stopped, gatewayRunning: viaGateway });
-      else process.stdout.write(stopped ? `${scope} ${targetId}: test mode ended; its alarms are real again\n` : `${scope} ${targetId}: was not in test mode\n`);
+      else process.stdout.write(stopped ? tr(`${scope} ${targetId}: test mode ended; its alarms are real again\n`, `${scope} ${targetId}：测试模式已结束，其报警恢复为真实报警\n`) : tr(`${scope} ${targetId}: was not in test mode\n`, `${scope} ${targetId}：不在测试模式\n`));
     });
   testCmd
     .command('status')
@@ -114,9 +118,13 @@ Exit status: 0 every device passed, ${WALK_EXIT.notAllPassed} the time limit cam
       const report = await runWalk({ data: o.data, shopId: o.shop, limitMs, actor: cliActor(), progress: write(o.json ? process.stderr : process.stdout), warn: write(process.stderr), interrupt });
       if (o.json) printJson(report);
       else {
-        process.stdout.write(`\nreport 报告: shop ${report.shopId}, ${report.passed} of ${report.total} device(s) passed (${report.ended})\n`);
+        process.stdout.write(tr(`\nreport: shop ${report.shopId}, ${report.passed} of ${report.total} device(s) passed (${report.ended})\n`, `\n报告：商户 ${report.shopId}，${report.total} 台设备中 ${report.passed} 台通过（${report.ended}）\n`));
         printTable(reportRows(report), { deviceId: 'DEVICE 设备', type: 'TYPE 类型', result: 'RESULT 结果', at: 'AT 时间', by: 'BY / TO DO 事件/待测' });
-        process.stdout.write(report.testMode.endedByWalk ? 'test mode ended: the shop\'s alarms are real again (测试模式已结束)\n' : `the shop stays in test mode until ${report.testMode.until}\n`);
+        process.stdout.write(
+          report.testMode.endedByWalk
+            ? tr("test mode ended: the shop's alarms are real again\n", '测试模式已结束：该商户的报警恢复为真实报警\n')
+            : tr(`the shop stays in test mode until ${report.testMode.until}\n`, `该商户保持测试模式至 ${report.testMode.until}\n`),
+        );
       }
       process.exitCode = walkExitCode(report);
     });
