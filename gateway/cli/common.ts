@@ -41,9 +41,16 @@ export const jsonOption = () => new Option('--json', 'print JSON instead of a ta
 
 export const withDb = withDatabase;
 
-/** Tell a running gateway to reload; say so to the installer (on stderr, to keep --json clean). */
-export async function notifyGateway(dataDir: string, req: { op: string; [k: string]: unknown } = { op: 'reload' }): Promise<void> {
-  const result = await adminRequest(dataDir, req);
+/**
+ * Tell a running gateway to reload (or send it the given requests, in order); say so to the
+ * installer (on stderr, to keep --json clean).
+ */
+export async function notifyGateway(dataDir: string, ...reqs: { op: string; [k: string]: unknown }[]): Promise<void> {
+  let result: unknown = null;
+  for (const req of reqs.length ? reqs : [{ op: 'reload' }]) {
+    result = await adminRequest(dataDir, req);
+    if (result === null) break;
+  }
   if (result === null) note('(no gateway is running on this data directory; it will read the change when it starts)');
   else note('(the running gateway has taken the change)');
 }
