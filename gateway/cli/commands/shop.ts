@@ -157,7 +157,7 @@ export function registerShop(program: Command): void {
     .description(
       tr(
         "retire a shop: its record, alarms and events stay, it is no one's neighbour any more; refused while it has an open alarm, or devices (unless --force)",
-        '注销商铺：保留其记录、报警和事件，不再作为任何商铺的邻居；有未关闭的报警时拒绝，有设备时拒绝（除非 --force）',
+        '注销商铺：保留其记录、报警和事件，不再作为任何商铺的邻居；有未关闭的报警时拒绝，有设备时拒绝（除非 --force）'
       ),
     )
     .option('--force', tr('revoke its devices first (the running gateway drops their sessions)', '先吊销其设备（运行中的网关断开它们的连接）'))
