@@ -66,6 +66,21 @@ export const ERRORS = {
     remedy: 'choose another id, or list what exists with the matching `list` command',
     zh: { message: "%s %s 已存在", remedy: "换一个编号，或用对应的 `list` 命令查看已有的记录" },
   },
+  LF_ERR_SHOP_RETIRED: {
+    message: 'shop %s was retired on %s',
+    remedy: 'a retired shop keeps only its record (alarms, events); register the premises again under a new shop id',
+    zh: { message: "商铺 %s 已于 %s 注销", remedy: "已注销的商铺只保留记录（报警、事件）；请用新的商铺编号重新登记该商铺" },
+  },
+  LF_ERR_SHOP_HAS_OPEN_ALARM: {
+    message: 'shop %s has an alarm an officer has not closed yet: %s',
+    remedy: 'an officer closes it at the station console first; then run `lianfang shop remove` again',
+    zh: { message: "商铺 %s 还有未被民警关闭的报警：%s", remedy: "请民警先在接警台关闭该报警，再重新运行 `lianfang shop remove`" },
+  },
+  LF_ERR_SHOP_HAS_DEVICES: {
+    message: 'shop %s still has devices that are not revoked: %s',
+    remedy: 'revoke them first (`lianfang device revoke ID`), or give --force to revoke them with the shop',
+    zh: { message: "商铺 %s 仍有未吊销的设备：%s", remedy: "先吊销这些设备（`lianfang device revoke ID`），或加 --force 随商铺一并吊销" },
+  },
   LF_ERR_BAD_SINCE: {
     message: 'invalid --since %s: %s',
     remedy: 'give a duration back from now (7d, 30d, 12h) or an ISO date (2026-11-01 or 2026-11-01T08:00:00Z) not in the future',

@@ -12,6 +12,8 @@ import { encryptSecret, hashPassword, keyedHash, newDeviceSecret, newMacKey } fr
 import { shortId } from '../ids.js';
 import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusSpec } from './buses.js';
 import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
+import { coordinatesProblem, phoneProblem } from './shop-checks.js';
+import { OPEN_STATES, sqlStates } from '../alarm/state-machine.js';
 
 /** The register map of a Modbus device registered without `--model`. */
 export const DEFAULT_MODEL = 'generic-8io';
@@ -35,8 +37,9 @@ export const ShopInput = Type.Object(
     id: Id,
     name: Text(200),
     address: Text(500),
-    lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
-    lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+    // Bounds (China's) and phone formats are checked by shop-checks.ts, which names the slip.
+    lat: Type.Optional(Type.Number()),
+    lon: Type.Optional(Type.Number()),
     stationId: Id,
     compoundId: Type.Optional(Id),
     doorPlate: Type.Optional(Text(32)),
@@ -44,9 +47,9 @@ export const ShopInput = Type.Object(
     grid: Type.Optional(Text(64)),
     sector: Type.Optional(Text(64)),
     ownerName: Type.Optional(Text(100)),
-    ownerPhone: Type.Optional(Type.String({ pattern: '^[0-9+() -]{3,32}$' })),
+    ownerPhone: Type.Optional(Text(40)),
     dutyName: Type.Optional(Text(100)),
-    dutyPhone: Type.Optional(Type.String({ pattern: '^[0-9+() -]{3,32}$' })),
+    dutyPhone: Type.Optional(Text(40)),
     cameraIds: Type.Optional(Type.Array(Text(64), { maxItems: 32 })),
     neighbours: Type.Optional(Type.Array(Id, { maxItems: 100 })),
   },
@@ -266,6 +269,12 @@ export type ShopField = keyof typeof SHOP_COLUMNS;
 export const SHOP_FIELDS = Object.keys(SHOP_COLUMNS) as ShopField[];
 /** Fields a shop cannot be without (`shop edit --clear` refuses them). */
 export const REQUIRED_SHOP_FIELDS: readonly ShopField[] = ['name', 'address', 'stationId'];
+/** The long name of each field's flag in `shop add` / `shop edit` (and the column in a shop CSV). */
+export const SHOP_FLAGS = {
+  name: 'name', address: 'address', lat: 'lat', lon: 'lon', stationId: 'station', compoundId: 'compound',
+  doorPlate: 'door-plate', poleNumber: 'pole', grid: 'grid', sector: 'sector', ownerName: 'owner',
+  ownerPhone: 'owner-phone', dutyName: 'duty', dutyPhone: 'duty-phone', cameraIds: 'cameras', neighbours: 'neighbours',
+} as const satisfies Record<ShopField, string>;
 
 /** A shop input as its database row's values. */
 function shopRow(input: ShopInput): Record<string, unknown> {
@@ -297,6 +306,14 @@ export function checkShop(db: Db, input: ShopInput): void {
   if ((input.lat === undefined) !== (input.lon === undefined)) {
     throw lfError('LF_ERR_INVALID_ARGUMENT', 'coordinates', 'give both --lat and --lon, or neither');
   }
+  if (input.lat !== undefined && input.lon !== undefined) {
+    const bad = coordinatesProblem(input.lat, input.lon);
+    if (bad) throw lfError('LF_ERR_INVALID_ARGUMENT', bad.flag, bad.message);
+  }
+  for (const f of ['ownerPhone', 'dutyPhone'] as const) {
+    const bad = input[f] === undefined ? null : phoneProblem(input[f]);
+    if (bad) throw lfError('LF_ERR_INVALID_ARGUMENT', `--${SHOP_FLAGS[f]}`, bad);
+  }
   const station = getStation(db, input.stationId);
   if (!station) throw lfError('LF_ERR_NOT_FOUND', 'station', input.stationId);
   if (station.compoundOf) {
@@ -317,7 +334,9 @@ export function checkShop(db: Db, input: ShopInput): void {
 
 export function addShop(db: Db, input: ShopInput): Shop {
   return db.transaction(() => {
-    if (getShop(db, input.id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'shop', input.id);
+    const existing = getShop(db, input.id);
+    if (existing?.retiredAt) throw lfError('LF_ERR_ALREADY_EXISTS', 'shop', `${input.id} (retired on ${existing.retiredAt}; a retired shop's id is not given again)`);
+    if (existing) throw lfError('LF_ERR_ALREADY_EXISTS', 'shop', input.id);
     checkShop(db, input);
     const cols = SHOP_FIELDS.map((f) => SHOP_COLUMNS[f]).join(', ');
     const vals = SHOP_FIELDS.map((f) => `@${f}`).join(', ');
@@ -340,10 +359,10 @@ export function updateShop(db: Db, id: string, patch: Partial<Omit<ShopInput, 'i
   return db.transaction(() => {
     const current = getShop(db, id);
     if (!current) throw lfError('LF_ERR_NOT_FOUND', 'shop', id);
-    if (current.retiredAt) throw lfError('LF_ERR_INVALID_ARGUMENT', 'shop', `${id} was retired on ${current.retiredAt}`);
+    refuseRetired(current);
     for (const f of clear) {
-      if (REQUIRED_SHOP_FIELDS.includes(f)) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', `a shop cannot be without its ${f}`);
       if (!SHOP_FIELDS.includes(f)) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', `no shop field ${String(f)}`);
+      if (REQUIRED_SHOP_FIELDS.includes(f)) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', `a shop cannot be without its --${SHOP_FLAGS[f]}`);
     }
     const next: Record<string, unknown> = { ...shopAsInput(current), ...patch };
     for (const f of clear) delete next[f];
@@ -358,6 +377,42 @@ export function updateShop(db: Db, id: string, patch: Partial<Omit<ShopInput, 'i
       );
     }
     return { shop: getShop(db, id)!, changed };
+  }).immediate();
+}
+
+/** A retired shop keeps its record and nothing else: no edits, no devices. */
+function refuseRetired(shop: Shop): void {
+  if (shop.retiredAt) throw lfError('LF_ERR_SHOP_RETIRED', shop.id, shop.retiredAt);
+}
+
+export interface ShopRetirement {
+  shop: Shop;
+  /** The devices revoked with it (`--force`); the running gateway must drop their sessions. */
+  revokedDevices: string[];
+}
+
+/**
+ * Retire a shop (`shop remove`): it stays in the database with its alarms and events, for the
+ * record, and is no one's neighbour any more. Refused while it has an alarm an officer still has
+ * to close, and while it has live devices unless `force`, which revokes them in the same
+ * transaction.
+ */
+export function retireShop(db: Db, id: string, actor: string, opts: { force?: boolean } = {}): ShopRetirement {
+  return db.transaction(() => {
+    const shop = getShop(db, id);
+    if (!shop) throw lfError('LF_ERR_NOT_FOUND', 'shop', id);
+    refuseRetired(shop);
+    const open = db.prepare(`SELECT id, state FROM alarms WHERE shop_id = ? AND state IN (${sqlStates(OPEN_STATES)}) ORDER BY raised_at`).all(id) as { id: string; state: string }[];
+    if (open.length) throw lfError('LF_ERR_SHOP_HAS_OPEN_ALARM', id, open.map((a) => `${a.id} (${a.state})`).join(', '));
+    const live = listDevices(db, id).filter((d) => !d.revokedAt);
+    if (live.length && !opts.force) throw lfError('LF_ERR_SHOP_HAS_DEVICES', id, live.map((d) => `${d.id} (${d.type}, ${d.transport})`).join(', '));
+    for (const d of live) revokeDevice(db, d.id);
+    const at = now();
+    db.prepare('UPDATE shops SET retired_at = ?, retired_by = ? WHERE id = ?').run(at, actor, id);
+    db.prepare("INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, 'shop-retired', ?)").run(
+      at, actor, JSON.stringify({ shopId: id, revokedDevices: live.map((d) => d.id) }),
+    );
+    return { shop: getShop(db, id)!, revokedDevices: live.map((d) => d.id) };
   }).immediate();
 }
 
@@ -419,7 +474,9 @@ export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): Issue
   validate('device', input);
   const spec = wiredSpec(input);
   return db.transaction(() => {
-    if (!getShop(db, input.shopId)) throw lfError('LF_ERR_NOT_FOUND', 'shop', input.shopId);
+    const shop = getShop(db, input.shopId);
+    if (!shop) throw lfError('LF_ERR_NOT_FOUND', 'shop', input.shopId);
+    refuseRetired(shop);
     const id = input.id ?? `${input.shopId}.${input.type}.${shortId(3)}`;
     if (!isValidId(id)) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device id', id);
     if (getDevice(db, id)) throw lfError('LF_ERR_ALREADY_EXISTS', 'device', id);

@@ -1,7 +1,10 @@
 /** `lianfang shop`. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadOrCreateGatewayKey } from '../../secrets.js';
-import { addShop, getShop, listShops, type ShopInput } from '../../registry/registry.js';
+import {
+  addShop, getShop, listShops, REQUIRED_SHOP_FIELDS, retireShop, SHOP_FIELDS, SHOP_FLAGS, updateShop, type ShopField, type ShopInput,
+} from '../../registry/registry.js';
+import { tr } from '../i18n.js';
 import { adminRequest } from '../../admin/channel.js';
 import { lfError } from '../../errors.js';
 import { note, printJson, printRecords } from '../output.js';
@@ -9,6 +12,63 @@ import { userInfo } from 'node:os';
 import { clearShopPins, setShopPins, validatePins } from '../../alarm/pins.js';
 import { formatSchedule, getArming, listArming, parseSchedule, setArmed, setSchedule, shopTimeZone, type Arming } from '../../alarm/arming.js';
 import { cliActor, dataOption, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
+
+/** The record flags of `shop add` and `shop edit` (value name, help, parser), by field: one table for both. */
+const RECORD_OPTIONS: Record<ShopField, { value: string; help: string; parse?: (v: string) => unknown }> = {
+  name: { value: '<name>', help: tr('shop name as neighbours see it, e.g. 李记茶行', '邻居看到的店名，例如 李记茶行') },
+  address: { value: '<address>', help: tr('street address', '街道地址') },
+  stationId: { value: '<stationId>', help: tr('the police station responsible for it', '负责的派出所') },
+  lat: { value: '<deg>', help: tr('latitude, WGS-84 (as GPS gives it); in China', '纬度，WGS-84（GPS 给出的）；须在中国境内'), parse: num('--lat') },
+  lon: { value: '<deg>', help: tr('longitude, WGS-84', '经度，WGS-84'), parse: num('--lon') },
+  neighbours: { value: '<ids>', help: tr('comma-separated neighbour shop ids, used when the shop has no coordinates', '逗号分隔的邻居商铺编号，商铺没有坐标时使用'), parse: list },
+  compoundId: { value: '<id>', help: tr('the residential compound (receiving point) it belongs to', '所属小区（接警点）') },
+  doorPlate: { value: '<plate>', help: tr('door-plate number, e.g. 23号', '门牌号，例如 23号') },
+  poleNumber: { value: '<number>', help: tr('nearest utility-pole number', '最近的电线杆编号') },
+  grid: { value: '<grid>', help: tr('grid', '网格') },
+  sector: { value: '<sector>', help: tr('sector', '片区') },
+  ownerName: { value: '<name>', help: tr('owner name', '店主姓名') },
+  ownerPhone: { value: '<phone>', help: tr('owner phone: a mobile (13800138000) or a landline with its area code (020-12345678)', '店主电话：手机（13800138000）或带区号的固定电话（020-12345678）') },
+  dutyName: { value: '<name>', help: tr('daily duty contact', '日常值守联系人') },
+  dutyPhone: { value: '<phone>', help: tr('daily duty contact phone, as --owner-phone', '日常值守联系人电话，格式同 --owner-phone') },
+  cameraIds: { value: '<ids>', help: tr('comma-separated ids of the cameras covering the door', '逗号分隔的覆盖店门的摄像头编号'), parse: list },
+};
+
+/** The order the record flags appear in `--help`: the required ones first, as `shop add` needs them. */
+const OPTION_ORDER: readonly ShopField[] = [...REQUIRED_SHOP_FIELDS, ...SHOP_FIELDS.filter((f) => !REQUIRED_SHOP_FIELDS.includes(f))];
+
+/** Commander's property for a field's flag (--owner-phone → ownerPhone). */
+const attribute = (f: ShopField) => new Option(`--${SHOP_FLAGS[f]}`).attributeName();
+
+/** The record options, for `shop add` (`required`: the fields a shop cannot be without are mandatory) and `shop edit`. */
+function recordOptions(required: boolean): Option[] {
+  return OPTION_ORDER.map((f) => {
+    const d = RECORD_OPTIONS[f];
+    const o = new Option(`--${SHOP_FLAGS[f]} ${d.value}`, d.help);
+    if (d.parse) o.argParser(d.parse);
+    if (required && REQUIRED_SHOP_FIELDS.includes(f)) o.makeOptionMandatory();
+    return o;
+  });
+}
+
+/** The record fields given on the command line. */
+function recordFrom(o: Record<string, unknown>): Partial<Omit<ShopInput, 'id'>> {
+  const out: Record<string, unknown> = {};
+  for (const f of SHOP_FIELDS) if (o[attribute(f)] !== undefined) out[f] = o[attribute(f)];
+  return out;
+}
+
+/** `--clear FLAG` names a flag of the record (owner-phone, neighbours; with or without the dashes). */
+function clearedFields(names: readonly string[], patch: Partial<ShopInput>): ShopField[] {
+  const byFlag = new Map(SHOP_FIELDS.map((f) => [SHOP_FLAGS[f] as string, f]));
+  return names.map((n) => {
+    const f = byFlag.get(n.replace(/^--/, ''));
+    if (!f) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', tr(`${n} is no field of a shop; one of: ${[...byFlag.keys()].join(', ')}`, `${n} 不是商铺的字段；可选：${[...byFlag.keys()].join(', ')}`));
+    if (patch[f] !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', tr(`--${SHOP_FLAGS[f]} is both given and cleared`, `--${SHOP_FLAGS[f]} 不能同时设置和清除`));
+    return f;
+  });
+}
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 /** A shop's arming as `shop list` and `shop show` print it. */
 function armingView(a: Arming): { armed: boolean; armedChangedAt: string | null; armedChangedBy: string | null; schedule: string; entryDelayUntil: string | null } {
@@ -48,56 +108,70 @@ async function armingCommand(o: { data: string; json?: boolean }, shopId: string
 
 export function registerShop(program: Command): void {
   const shop = program.command('shop').description('shops and households on the joint-defence network');
-  shop
+  const add = shop
     .command('add')
     .description('register a shop with its record (DESIGN.md "Shop records")')
-    .requiredOption('--id <id>', 'shop id')
-    .requiredOption('--name <name>', 'shop name as neighbours see it, e.g. 李记茶行')
-    .requiredOption('--address <address>', 'street address')
-    .requiredOption('--station <stationId>', 'the police station responsible for it')
-    .option('--lat <deg>', 'latitude, WGS-84 (as GPS gives it)', num('--lat'))
-    .option('--lon <deg>', 'longitude, WGS-84', num('--lon'))
-    .option('--neighbours <ids>', 'comma-separated neighbour shop ids, used when the shop has no coordinates', list)
-    .option('--compound <id>', 'the residential compound (receiving point) it belongs to')
-    .option('--door-plate <plate>', 'door-plate number, e.g. 23号')
-    .option('--pole <number>', 'nearest utility-pole number')
-    .option('--grid <grid>', 'grid')
-    .option('--sector <sector>', 'sector')
-    .option('--owner <name>', 'owner name')
-    .option('--owner-phone <phone>', 'owner phone')
-    .option('--duty <name>', 'daily duty contact')
-    .option('--duty-phone <phone>', 'daily duty contact phone')
-    .option('--cameras <ids>', 'comma-separated ids of the cameras covering the door', list)
+    .requiredOption('--id <id>', 'shop id');
+  for (const o of recordOptions(true)) add.addOption(o);
+  add
     .addOption(dataOption())
     .addOption(jsonOption())
     .addHelpText('after', '\nExample:\n  $ lianfang shop add --id S01 --name 李记茶行 --address "Changping Rd 23" --lat 23.354 --lon 116.682 --station PS1 --door-plate 23号 --owner "Li Ming" --owner-phone 13800000000')
-    .action(async (o: Record<string, unknown> & { data: string; json?: boolean }) => {
-      const input: ShopInput = {
-        id: o.id as string,
-        name: o.name as string,
-        address: o.address as string,
-        stationId: o.station as string,
-      };
-      const optional: [keyof ShopInput, string][] = [
-        ['lat', 'lat'],
-        ['lon', 'lon'],
-        ['neighbours', 'neighbours'],
-        ['compoundId', 'compound'],
-        ['doorPlate', 'doorPlate'],
-        ['poleNumber', 'pole'],
-        ['grid', 'grid'],
-        ['sector', 'sector'],
-        ['ownerName', 'owner'],
-        ['ownerPhone', 'ownerPhone'],
-        ['dutyName', 'duty'],
-        ['dutyPhone', 'dutyPhone'],
-        ['cameraIds', 'cameras'],
-      ];
-      for (const [field, opt] of optional) if (o[opt] !== undefined) (input as Record<string, unknown>)[field] = o[opt];
+    .action(async (o: Record<string, unknown> & { id: string; data: string; json?: boolean }) => {
+      const input = { id: o.id, ...recordFrom(o) } as ShopInput;
       const s = withDb(o.data, (db) => addShop(db, input));
       if (o.json) printJson(s);
       else process.stdout.write(`shop ${s.id} added (${s.name}, station ${s.stationId})\n`);
       await notifyGateway(o.data);
+    });
+
+  const edit = shop
+    .command('edit <shopId>')
+    .description(tr("change a shop's record: the flags of `shop add`, and --clear FIELD to empty an optional one", '修改商铺记录：参数同 `shop add`，用 --clear 字段 清空可选字段'));
+  for (const o of recordOptions(false)) edit.addOption(o);
+  edit
+    .option('--clear <field>', tr('empty a field, named by its flag (owner-phone, neighbours, …); repeatable', '清空一个字段（以参数名表示：owner-phone、neighbours 等）；可重复'), collect)
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ lianfang shop edit S01 --owner-phone 13900139000 --duty "Li Hua"\n  $ lianfang shop edit S01 --clear duty --clear duty-phone')
+    .action(async (shopId: string, o: Record<string, unknown> & { clear?: string[]; data: string; json?: boolean }) => {
+      const patch = recordFrom(o);
+      const clear = clearedFields(o.clear ?? [], patch);
+      const { shop: s, changed } = withDb(o.data, (db) => updateShop(db, shopId, patch, clear));
+      const flags = changed.map((f) => SHOP_FLAGS[f]);
+      if (o.json) printJson({ shop: s, changed: flags });
+      else if (!changed.length) process.stdout.write(tr(`shop ${s.id}: nothing changed\n`, `商铺 ${s.id}：没有改动\n`));
+      else {
+        process.stdout.write(tr(`shop ${s.id} changed:\n`, `商铺 ${s.id} 已修改：\n`));
+        for (const f of changed) {
+          const v = s[f];
+          const shown = v === null || (Array.isArray(v) && v.length === 0) ? tr('(cleared)', '（已清空）') : Array.isArray(v) ? v.join(',') : String(v);
+          process.stdout.write(`  --${SHOP_FLAGS[f]} ${shown}\n`);
+        }
+      }
+      if (changed.length) await notifyGateway(o.data);
+    });
+
+  shop
+    .command('remove <shopId>')
+    .description(
+      tr(
+        "retire a shop: its record, alarms and events stay, it is no one's neighbour any more; refused while it has an open alarm, or devices (unless --force)",
+        '注销商铺：保留其记录、报警和事件，不再作为任何商铺的邻居；有未关闭的报警时拒绝，有设备时拒绝（除非 --force）'
+      ),
+    )
+    .option('--force', tr('revoke its devices first (the running gateway drops their sessions)', '先吊销其设备（运行中的网关断开它们的连接）'))
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ lianfang shop remove S01\n  $ lianfang shop remove S01 --force')
+    .action(async (shopId: string, o: { force?: boolean; data: string; json?: boolean }) => {
+      const r = withDb(o.data, (db) => retireShop(db, shopId, cliActor(), { force: !!o.force }));
+      if (o.json) printJson({ shopId: r.shop.id, retiredAt: r.shop.retiredAt, revokedDevices: r.revokedDevices });
+      else {
+        process.stdout.write(tr(`shop ${r.shop.id} retired (its alarms and events stay on record)\n`, `商铺 ${r.shop.id} 已注销（其报警和事件仍保留）\n`));
+        for (const d of r.revokedDevices) process.stdout.write(tr(`  device ${d} revoked\n`, `  设备 ${d} 已吊销\n`));
+      }
+      await notifyGateway(o.data, ...(r.revokedDevices.length ? r.revokedDevices.map((deviceId) => ({ op: 'revoke', deviceId })) : [{ op: 'reload' }]));
     });
   shop
     .command('list')
@@ -123,6 +197,7 @@ export function registerShop(program: Command): void {
         lon: 'LON',
         armed: 'ARMED',
         schedule: 'SCHEDULE',
+        retiredAt: tr('RETIRED', '已注销'),
       });
     });
 
