@@ -125,13 +125,50 @@ function svgShop(s: MapShop, px: (x: number) => number, py: (y: number) => numbe
   return parts.join('');
 }
 
-/** The map as a self-contained SVG document, fitted into a drawing about `width` pixels wide. */
-export function renderSvg(map: StreetMap, origin: Shop, rings: number, width = 1000): string {
+/**
+ * The usual gap between a shop and its nearest one, in metres: the median over the shops of the
+ * nearest among the few next to it in east-west and in north-south order (exact on a street,
+ * close enough on a grid, and O(n log n) for a city of them).
+ */
+export function typicalGapM(shops: readonly MapShop[]): number {
+  if (shops.length < 2) return 0;
+  const nearest = new Map<MapShop, number>();
+  const WINDOW = 8;
+  for (const axis of ['x', 'y'] as const) {
+    const sorted = [...shops].sort((a, b) => a[axis] - b[axis]);
+    sorted.forEach((a, i) => {
+      for (let j = i + 1; j < Math.min(sorted.length, i + 1 + WINDOW); j++) {
+        const b = sorted[j];
+        const d = Math.hypot(a.x - b.x, a.y - b.y);
+        if (d === 0) continue;
+        if (d < (nearest.get(a) ?? Infinity)) nearest.set(a, d);
+        if (d < (nearest.get(b) ?? Infinity)) nearest.set(b, d);
+      }
+    });
+  }
+  const gaps = [...nearest.values()].sort((a, b) => a - b);
+  return gaps.length ? gaps[Math.floor(gaps.length / 2)] : 0;
+}
+
+/** Pixels between two neighbouring dots, so that their door plates do not overlap. */
+const MIN_GAP_PX = 40;
+/** The largest drawing: past it a city's shops crowd again rather than the file growing on. */
+const MAX_PX = 16_000;
+
+/**
+ * The map as a self-contained SVG document: at least `width` pixels wide, and wider where the
+ * shops are so dense that their door plates would overlap (a browser scrolls).
+ */
+export function renderSvg(map: StreetMap, origin: Shop, rings: number, minWidth = 1000): string {
   const margin = 50;
   const legendRowH = 24;
   const perRow = 4;
   const legendH = Math.ceil(LEGEND.length / perRow) * legendRowH + 20;
-  const scale = Math.min((width - 2 * margin) / map.widthM, 700 / map.heightM);
+  const fit = Math.min((minWidth - 2 * margin) / map.widthM, 700 / map.heightM);
+  const gap = typicalGapM(map.shops);
+  const readable = gap > 0 ? Math.min(MIN_GAP_PX / gap, (MAX_PX - 2 * margin) / map.widthM, MAX_PX / map.heightM) : fit;
+  const scale = Math.max(fit, readable);
+  const width = Math.max(minWidth, Math.ceil(map.widthM * scale + 2 * margin));
   const drawH = map.heightM * scale;
   const titleH = 40;
   const scaleBarH = 40;
@@ -149,7 +186,7 @@ export function renderSvg(map: StreetMap, origin: Shop, rings: number, width = 1
   const order: MapKind[] = ['retired', 'other', 'ring3', 'ring2', 'ring1', 'excluded', 'origin'];
   const sorted = [...map.shops].sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   for (const s of sorted) out.push(svgShop(s, px, py, rings));
-  out.push(...svgScaleBar(margin, titleH + drawH + 2 * margin, scale, width), ...svgLegend(margin, height - legendH + 10, perRow, (width - 2 * margin) / perRow, legendRowH));
+  out.push(...svgScaleBar(margin, titleH + drawH + 2 * margin, scale, width), ...svgLegend(margin, height - legendH + 10, perRow, (minWidth - 2 * margin) / perRow, legendRowH));
   if (map.unplaced.length) {
     out.push(`<text x="${width - margin}" y="${height - 8}" text-anchor="end" fill="#6b6b6b">${escapeXml(`Not on the map (no coordinates) 无坐标未画出: ${map.unplaced.join(', ')}`)}</text>`);
   }
@@ -157,9 +194,9 @@ export function renderSvg(map: StreetMap, origin: Shop, rings: number, width = 1
   return out.join('\n');
 }
 
-/** A scale bar of a round number of metres (about a fifth of the drawing) and a north arrow. */
+/** A scale bar of a round number of metres (up to 200 px long) and a north arrow at the right. */
 function svgScaleBar(x: number, y: number, scale: number, width: number): string[] {
-  const metres = niceLength((width - 100) / 5 / scale);
+  const metres = niceLength(200 / scale);
   const len = metres * scale;
   return [
     `<g class="scale-bar" data-metres="${metres}">`,

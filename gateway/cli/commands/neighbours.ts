@@ -28,7 +28,7 @@ interface Options {
 }
 
 /** One row of the listing; --json prints these as they are. */
-interface Row {
+export interface NeighbourRow {
   rank: number | null;
   ring: number | null;
   shopId: string;
@@ -63,20 +63,20 @@ function changeRule(db: Parameters<typeof setNeighbourRule>[0], shopId: string, 
     : tr(`${shopId} and ${other} are never each other's neighbours${was}`, `${shopId} 与 ${other} 互不为邻居${was}`);
 }
 
-function rowsOf(ranking: NeighbourRanking, byId: Map<string, Shop>, rings: number, count: number | undefined): Row[] {
+function rowsOf(ranking: NeighbourRanking, byId: Map<string, Shop>, rings: number, count: number | undefined): NeighbourRow[] {
   const shop = (id: string) => byId.get(id)!;
   const ringed = ranking.ranked
     .filter((n) => n.ring <= rings)
     .slice(0, count)
-    .map((n, i): Row => ({ rank: i + 1, ring: n.ring, shopId: n.id, name: shop(n.id).name, doorPlate: shop(n.id).doorPlate, distanceM: round1(n.distanceM), pinned: n.pinned, excluded: false }));
-  const apart = ranking.excluded.map((n): Row => ({ rank: null, ring: null, shopId: n.id, name: shop(n.id).name, doorPlate: shop(n.id).doorPlate, distanceM: round1(n.distanceM), pinned: false, excluded: true }));
+    .map((n, i): NeighbourRow => ({ rank: i + 1, ring: n.ring, shopId: n.id, name: shop(n.id).name, doorPlate: shop(n.id).doorPlate, distanceM: round1(n.distanceM), pinned: n.pinned, excluded: false }));
+  const apart = ranking.excluded.map((n): NeighbourRow => ({ rank: null, ring: null, shopId: n.id, name: shop(n.id).name, doorPlate: shop(n.id).doorPlate, distanceM: round1(n.distanceM), pinned: false, excluded: true }));
   return [...ringed, ...apart];
 }
 
 /** Colours only on a terminal, and not when NO_COLOR is set (https://no-color.org). */
 const colourWanted = () => !!process.stdout.isTTY && !process.env.NO_COLOR;
 
-function printListing(origin: Shop, rows: Row[], rings: number, ringSize: number): void {
+function printListing(origin: Shop, rows: NeighbourRow[], rings: number, ringSize: number): void {
   const ringed = rows.filter((r) => !r.excluded);
   process.stdout.write(
     tr(`Neighbours of ${origin.id} ${origin.name}: rings 1–${rings} of ${ringSize} shops`, `${origin.id} ${origin.name} 的邻居：第 1–${rings} 圈，每圈 ${ringSize} 家`) + '\n',
@@ -86,6 +86,9 @@ function printListing(origin: Shop, rows: Row[], rings: number, ringSize: number
     { ring: tr('RING', '圈'), rank: '#', shopId: tr('SHOP', '店铺'), doorPlate: tr('DOOR', '门牌'), name: tr('NAME', '名称'), distanceM: tr('DISTANCE (m)', '距离（米）') },
   );
   if (ringed.some((r) => r.pinned)) process.stdout.write(tr('* pinned into ring 1 (--always)', '* 固定在第一圈（--always）') + '\n');
+  if (ringed.some((r) => r.pinned && r.ring !== 1)) {
+    note(tr(`more shops are pinned than ring 1 holds (${ringSize}): the last of them are alerted in ring 2`, `固定的店铺多于第一圈的容量（${ringSize} 家）：多出的在第二圈才通知`));
+  }
   const apart = rows.filter((r) => r.excluded);
   if (apart.length) {
     process.stdout.write(tr('Never neighbours (--never), both ways:', '排除（--never），双向：') + '\n');
