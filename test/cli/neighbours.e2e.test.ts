@@ -8,7 +8,8 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { cli, nearestShops, provisionStreet, query, ROOT, tempDataDir } from '../helpers/gateway.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { CLI, cli, nearestShops, provisionStreet, query, ROOT, tempDataDir } from '../helpers/gateway.js';
 import { FAR, NEAR, ORIGIN, neighbourRows as rows, ringOf as ring } from '../helpers/neighbours.js';
 import { distanceM } from '../../gateway/geo.js';
 import { listShops } from '../../gateway/registry/registry.js';
@@ -94,15 +95,16 @@ t.test('rings, rules and --json from the CLI', async (t) => {
   t.equal(again.code, 0);
   t.match(again.stderr, `${ORIGIN} had no rule about ${FAR}: nothing changed`);
 
-  for (const [args, code, message] of [
-    [['--always', ORIGIN], 2, /LF_ERR_INVALID_ARGUMENT.*not its own neighbour/],
-    [['--never', 'NOPE'], 2, /LF_ERR_NOT_FOUND: shop NOPE does not exist/],
-    [['--always', FAR, '--never', NEAR], 2, /one of them at a time/],
-  ] as const) {
-    const r = await cli(['neighbours', ORIGIN, ...args, '--data', data]);
-    t.equal(r.code, code, args.join(' '));
-    t.match(r.stderr, message);
-  }
+  const refused = [
+    [['--always', ORIGIN], /LF_ERR_INVALID_ARGUMENT.*not its own neighbour/],
+    [['--never', 'NOPE'], /LF_ERR_NOT_FOUND: shop NOPE does not exist/],
+    [['--always', FAR, '--never', NEAR], /one of them at a time/],
+  ] as const;
+  const results = await Promise.all(refused.map(([args]) => cli(['neighbours', ORIGIN, ...args, '--data', data])));
+  results.forEach((r, i) => {
+    t.equal(r.code, 2, refused[i][0].join(' '));
+    t.match(r.stderr, refused[i][1]);
+  });
   t.equal(query(data, 'SELECT * FROM neighbour_rules').length, 0, 'refused changes stored nothing');
 });
 
@@ -138,6 +140,20 @@ t.test('the table, the terminal sketch, the SVG street, the Chinese text and --h
   t.equal(map.join('').replace(/\s/g, '').length, 30, 'every shop a character');
   t.match(r.stdout, '@ this shop  1 2 3 its rings  * pinned  x never');
   t.notMatch(r.stdout, /\x1b\[/, 'no colours when stdout is not a terminal');
+
+  // On a terminal (a pty from util-linux `script`) the sketch is in colour, unless NO_COLOR is set.
+  const onTty = (noColor: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, LANG: 'C.UTF-8' };
+    // The test runner may set NO_COLOR itself.
+    if (noColor === undefined) delete env.NO_COLOR;
+    else env.NO_COLOR = noColor;
+    return execFileSync('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} neighbours ${ORIGIN} --data ${JSON.stringify(data)}`, '/dev/null'], { env, encoding: 'utf8' });
+  };
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  t.test('colours on a terminal', { skip: hasScript ? false : 'util-linux script is not installed: no pty to run the CLI on' }, async (t) => {
+    t.match(onTty(undefined), /\x1b\[1;97;41m@\x1b\[0m/, 'the origin in colour');
+    t.notMatch(onTty('1'), /\x1b\[/, 'none with NO_COLOR');
+  });
 
   const file = join(data, 'street.svg');
   const drawn = await cli(['neighbours', ORIGIN, '--svg', file, '--data', data], { LANG: 'zh_CN.UTF-8' });
