@@ -104,6 +104,14 @@ function printSketch(lines: string[], unplaced: string[]): void {
   if (unplaced.length) process.stdout.write(tr(`  not on the map (no coordinates): ${unplaced.join(', ')}`, `  无坐标，未画出：${unplaced.join('，')}`) + '\n');
 }
 
+function writeSvg(file: string, svg: string): void {
+  try {
+    writeFileSync(file, svg);
+  } catch (err) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--svg', tr(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code}`, `无法写入 ${file}：${(err as NodeJS.ErrnoException).code}`));
+  }
+}
+
 export function registerNeighbours(program: Command): void {
   program
     .command('neighbours <shopId>')
@@ -144,7 +152,7 @@ Examples:
       }
       const rows = rowsOf(ranking, new Map(shops.map((s) => [s.id, s])), rings, o.count);
       const map = streetMap(origin, shops, ranking, rings);
-      if (o.svg) writeFileSync(o.svg, renderSvg(map, origin, rings));
+      if (o.svg) writeSvg(o.svg, renderSvg(map, origin, rings));
       if (o.json) return printJson(rows);
       if (origin.retiredAt) note(tr(`${origin.id} is retired: it alerts no one`, `${origin.id} 已撤销：不会通知任何店铺`));
       printListing(origin, rows, rings, ringSize);
