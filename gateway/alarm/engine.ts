@@ -19,7 +19,6 @@ import type { RegistryCache, Shop, Device } from '../registry/registry.js';
 import { AlarmRepo, type AlarmRow, type DeadlineRow } from './alarm-repo.js';
 import { KeypadAssembler, type Entry } from './keypad-assembler.js';
 import { CONSOLE_TRANSITIONS, INITIAL_STATE, SYSTEM_TRANSITIONS, allowed, nextState, type Transition } from './state-machine.js';
-import { rankNeighbours } from '../geo.js';
 import { newAlarmId } from '../ids.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { ConsoleAction, ConsoleAlarm, DeviceEvent, ReplyKind, ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
@@ -466,11 +465,14 @@ export class AlarmEngine {
     return id;
   }
 
-  /** Alert ring `ring` of an alarm: the next `ringSize` nearest shops not yet alerted. */
+  /**
+   * Alert ring `ring` of an alarm: the next `ringSize` shops of the origin's ranking (its pinned
+   * shops first, then the nearest; never-rules and retired shops left out) not yet alerted.
+   */
   private alertRing(fx: Effects, alarm: AlarmRow, origin: Shop, ring: number, now: number): number {
     const { registry, config } = this.ctx;
     const already = new Set(this.repo.recipients(alarm.id).map((r) => r.shopId));
-    const ranked = rankNeighbours(origin, registry.shops.values(), (id) => registry.shops.get(id));
+    const { ranked } = registry.neighboursOf(origin, config.escalation.ringSize);
     let alerted = 0;
     for (const n of ranked) {
       if (alerted >= config.escalation.ringSize) break;

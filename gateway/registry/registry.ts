@@ -14,6 +14,7 @@ import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusSpec } from './
 import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
 import { coordinatesProblem, phoneProblem } from './shop-checks.js';
 import { OPEN_STATES, sqlStates } from '../alarm/state-machine.js';
+import { listNeighbourRules, rankWithRules, type NeighbourRanking, type NeighbourRule } from './neighbour-rules.js';
 
 /** The register map of a Modbus device registered without `--model`. */
 export const DEFAULT_MODEL = 'generic-8io';
@@ -554,6 +555,8 @@ export class RegistryCache {
   buses = new Map<string, Bus>();
   /** Devices of each shop, for delivery by shop. */
   devicesByShop = new Map<string, Device[]>();
+  /** The installer's always/never rules (`lianfang neighbours`). */
+  neighbourRules: NeighbourRule[] = [];
 
   constructor(private readonly db: Db) {}
 
@@ -563,12 +566,18 @@ export class RegistryCache {
     this.devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
     this.users = new Map(listUsers(this.db).map((u) => [u.name, u]));
     this.buses = new Map(listBuses(this.db).map((b) => [b.id, b]));
+    this.neighbourRules = listNeighbourRules(this.db);
     this.devicesByShop = new Map();
     for (const d of this.devices.values()) {
       const list = this.devicesByShop.get(d.shopId) ?? [];
       list.push(d);
       this.devicesByShop.set(d.shopId, list);
     }
+  }
+
+  /** A shop's neighbours in rings of `ringSize`, the installer's rules and retired shops applied. */
+  neighboursOf(origin: Shop, ringSize: number): NeighbourRanking {
+    return rankWithRules(origin, this.shops.values(), this.neighbourRules, ringSize);
   }
 
   /** The consoles whose scope covers a shop: its station and, when it has one, its compound. */

@@ -51,7 +51,8 @@ t.test('provision a station, a compound, shops and devices; list them; neighbour
   t.equal(json<any[]>(listed)[0].deviceId, dev.deviceId);
 
   const near = json<any[]>((await cli(['neighbours', 'S5', '--json', ...d])).stdout);
-  t.equal(near.length, 10);
+  t.equal(near.length, 11, 'every other located shop, in its rings');
+  t.same(near.map((n) => n.ring), [...Array(10).fill(1), 2], 'ten in ring 1, the rest in ring 2');
   t.same(near.slice(0, 2).map((n) => n.shopId).sort(), ['S4', 'S6']);
   t.ok(near.every((n, i) => i === 0 || n.distanceM >= near[i - 1].distanceM), 'nearest first');
   t.ok(Math.abs(near[0].distanceM - 11.1) < 0.5, 'great-circle metres');
