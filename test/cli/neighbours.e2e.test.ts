@@ -186,7 +186,7 @@ t.test('the table, the terminal sketch, the SVG street, the Chinese text and --h
   for (const opt of ['--always', '--never', '--reset', '--svg', '--config', '--json']) t.match(help.stdout, opt);
   t.match(help.stdout, /Examples:\n\s+\$ lianfang neighbours S01\n/);
 
-  // Rendered by a real browser where one is installed (the project does not ship one).
+  // Rendered by a real browser: Debian's chromium through playwright-core (.ci/run installs both).
   const playwright = join(ROOT, 'node_modules', 'playwright-core');
   const chromium = '/usr/bin/chromium';
   const missing = [!existsSync(playwright) && 'node_modules/playwright-core', !existsSync(chromium) && chromium].filter(Boolean);
@@ -201,6 +201,8 @@ t.test('the table, the terminal sketch, the SVG street, the Chinese text and --h
     t.ok(box && box.width > 500 && box.height > 100, 'drawn at a readable size');
     const dir = join(ROOT, 'docs', 'screenshots');
     mkdirSync(dir, { recursive: true });
-    await page.screenshot({ path: join(dir, 'neighbours-chromium.png'), fullPage: true });
+    // The viewport sized to the drawing (a full-page capture of a wide SVG stalls headless chromium).
+    await page.setViewportSize({ width: Math.min(Math.ceil(box!.width) + 16, 4000), height: Math.min(Math.ceil(box!.height) + 16, 4000) });
+    await page.screenshot({ path: join(dir, 'neighbours-chromium.png') });
   });
 });
