@@ -106,6 +106,8 @@ export interface SupervisorContext {
 export class Supervisor {
   /** Wired devices a bridge polls, and MQTT devices: device id → last heard (ms). */
   private readonly lastSeen = new Map<string, number>();
+  /** Device id → when it was last really heard (ms) since the gateway started; unlike lastSeen, never seeded. */
+  private readonly heard = new Map<string, number>();
   /** Devices that declare a self-test: device id → the last self-test, or when watching began (ms). */
   private readonly lastSelfTest = new Map<string, number>();
   /** Open condition faults: device id → fault → raised-at (ms). Loaded from the store at start. */
@@ -166,8 +168,20 @@ export class Supervisor {
     if (!this.supervised(deviceId)) return;
     const now = this.ctx.clock.now();
     this.lastSeen.set(deviceId, now);
+    this.heard.set(deviceId, now);
     this.clear(deviceId, 'silent', now);
     this.clear(deviceId, 'offline', now);
+  }
+
+  /** When the device was last heard since the gateway started (ms), if it was. */
+  heardAt(deviceId: string): number | undefined {
+    return this.heard.get(deviceId);
+  }
+
+  /** A wired device answers: its bus polls it, and it was heard within the time after which its silence is a fault. */
+  answering(deviceId: string): boolean {
+    const at = this.heard.get(deviceId);
+    return this.lastSeen.has(deviceId) && at !== undefined && this.ctx.clock.now() - at < this.ctx.faultAfterMs;
   }
 
   /**
