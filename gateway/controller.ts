@@ -427,11 +427,12 @@ export class Gateway {
         // Revoked, or issued new credentials: what it typed so far is forgotten, a serial keypad
         // is polled with its new key (or no longer), and its live session ends (the old password
         // no longer logs in).
-        const deviceId = String(req.deviceId ?? '');
+        // `deviceIds` (one request for `rotate --all`), or one `deviceId`.
+        const ids = new Set(Array.isArray(req.deviceIds) ? req.deviceIds.map(String) : [String(req.deviceId ?? '')]);
         await this.reload();
-        this.engine.forgetKeys(deviceId);
-        const n = this.broker.disconnect((p) => p.kind === 'device' && p.deviceId === deviceId);
-        this.log.info({ deviceId, disconnected: n }, req.op === 'revoke' ? 'device revoked' : 'device credentials rotated');
+        for (const id of ids) this.engine.forgetKeys(id);
+        const n = this.broker.disconnect((p) => p.kind === 'device' && ids.has(p.deviceId));
+        this.log.info({ deviceIds: [...ids].slice(0, 20), devices: ids.size, disconnected: n }, req.op === 'revoke' ? 'device revoked' : 'device credentials rotated');
         return { disconnected: n };
       }
       case 'user-changed': {
