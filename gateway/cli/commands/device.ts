@@ -90,7 +90,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .description(
       tr(
         'list devices (never their secrets): online now (asked of the running gateway; - when none runs), last seen, when each last passed a walk test (`test walk`), open faults',
-        '列出设备（不显示密钥）：当前是否在线（询问运行中的网关；网关未运行时显示 -）、最后联系时间、最近一次通过巡检测试（`test walk`）的时间、未结故障数',
+        '列出设备（不显示密钥）：当前是否在线（询问运行中的网关；网关未运行时显示 -）、最后联系时间、最近一次通过巡检测试（`test walk`）的时间、未结故障数'
       ),
     )
     .option('--shop <shopId>', 'only the devices of this shop')
@@ -154,7 +154,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .description(
       tr(
         'issue a device new credentials (an MQTT password, a serial keypad\'s MAC key): the old ones stop working at once and its live session is dropped',
-        '为设备签发新凭据（MQTT 密码，或串口键盘的 MAC 密钥）：旧凭据立即失效，其在线会话被断开',
+        '为设备签发新凭据（MQTT 密码，或串口键盘的 MAC 密钥）：旧凭据立即失效，其在线会话被断开'
       ),
     )
     .option('--all', tr('every device that is not revoked (MQTT devices; serial keypads too with --include-wired)', '所有未吊销的设备（MQTT 设备；加 --include-wired 时包括串口键盘）'))
@@ -185,7 +185,7 @@ Modbus modules have no credentials to rotate.`,
   所有 MQTT 设备的新密码写入 new-creds.csv（权限 0600），不会显示在终端上。
   $ lianfang device rotate --all --include-wired --shop S01 --credentials s01.csv
   也包括串口键盘：每个键盘在装入新的 MAC 密钥（见 s01.csv）之前无法工作。
-Modbus 模块没有可更换的凭据。`,
+Modbus 模块没有可更换的凭据。`
       ),
     )
     .action(async (deviceId: string | undefined, o: { all?: boolean; credentials?: string; includeWired?: boolean; shop?: string; data: string; json?: boolean }) => {
