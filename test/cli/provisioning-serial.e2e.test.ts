@@ -22,6 +22,7 @@ t.test('a serial keypad re-keyed with --include-wired is polled with its new key
   const oldKey = Buffer.from(json(add.stdout).macKey as string, 'hex');
   const gw = await GatewayProcess.start(t, data, { LF_SERIAL_POLL_PAUSE_MS: '5' });
   t.ok(gw.ports.mqtt > 0);
+  const listed = async () => JSON.parse((await cli(['device', 'list', '--json', ...d])).stdout)[0];
   const keypadEvents = () => query<{ n: number }>(data, "SELECT COUNT(*) AS n FROM events WHERE device_id = 'S01.keypad.w' AND type = 'keypad'")[0]!.n;
 
   let sim = new SerialKeypadSim({ path: line.b, keypads: [{ address: 3, key: oldKey }] });
@@ -29,6 +30,7 @@ t.test('a serial keypad re-keyed with --include-wired is polled with its new key
   t.teardown(() => sim.close());
   sim.press(3, '0#');
   await until('the old key works before the rotation', async () => keypadEvents(), (n) => n === 1);
+  t.match(await listed(), { online: true, lastSeen: /^\d{4}-/ }, 'device list: the keypad answering is online');
 
   const out = tempDataDir(t);
   const mqttOnly = await cli(['device', 'rotate', '--all', '--credentials', join(out, 'mqtt.csv'), '--json', ...d]);
@@ -51,6 +53,7 @@ t.test('a serial keypad re-keyed with --include-wired is polled with its new key
   t.pass('a frame signed with the old key is refused');
   await sleep(1500);
   t.equal(keypadEvents(), 1, 'nothing from the keypad on its old key is stored');
+  t.match(await listed(), { online: false }, 'device list: not online until it is heard on its new key');
 
   // The new key loaded into the keypad (which restarts it: a new boot): it is heard again.
   const { boot } = sim.counter(3);
@@ -61,4 +64,5 @@ t.test('a serial keypad re-keyed with --include-wired is polled with its new key
   sim.press(3, '0#');
   await until('the new key works', async () => keypadEvents(), (n) => n === 2);
   t.pass('the keypad on its new key is heard');
+  await until('online again', listed, (x) => x.online === true);
 });
