@@ -351,15 +351,24 @@ export class Broker {
     return { connections: this.admission.stats(), sessions: this.sessions.stats() };
   }
 
-  /** Disconnect every client logged in as `username` (a revoked device). */
+  /** The clients connected now that have logged in, with who they are. */
+  private loggedIn(): [LfClient, Principal][] {
+    const clients = Object.values((this.aedes as unknown as { clients: Record<string, LfClient> }).clients);
+    return clients.flatMap((c) => (c[PRINCIPAL] ? [[c, c[PRINCIPAL]] as [LfClient, Principal]] : []));
+  }
+
+  /** Who is logged in right now (`device list`'s online column). */
+  principals(): Principal[] {
+    return this.loggedIn().map(([, p]) => p);
+  }
+
+  /** Disconnect every client whose login `match`es (a revoked or re-keyed device, a revoked user). */
   disconnect(match: (p: Principal) => boolean): number {
     let n = 0;
-    for (const client of Object.values((this.aedes as unknown as { clients: Record<string, LfClient> }).clients)) {
-      const p = client[PRINCIPAL];
-      if (p && match(p)) {
-        client.close();
-        n++;
-      }
+    for (const [client, p] of this.loggedIn()) {
+      if (!match(p)) continue;
+      client.close();
+      n++;
     }
     return n;
   }

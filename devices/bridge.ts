@@ -167,10 +167,13 @@ export function syncByAddress<T extends { device: WiredDevice }>(
   link: LinkWatch,
   create: (device: WiredDevice) => T | null,
   drop: (gone: T) => void = () => {},
+  /** Whether what is held still serves the fresh record; when not (a serial keypad re-keyed), it is made anew. */
+  same: (held: T, fresh: WiredDevice) => boolean = (h, fresh) => h.device.id === fresh.id,
 ): void {
   const wanted = new Map(devices.map((d) => [d.address, d]));
   for (const [addr, t] of held) {
-    if (wanted.get(addr)?.id === t.device.id) continue;
+    const fresh = wanted.get(addr);
+    if (fresh && same(t, fresh)) continue;
     drop(t);
     link.unwatch(t.device.id);
     held.delete(addr);

@@ -215,13 +215,17 @@ export class SerialBusDriver implements BusDriver {
   }
 
   setDevices(devices: WiredDevice[]): void {
-    syncByAddress(this.keypads, devices, this.ctx.link, (device) => {
+    const create = (device: WiredDevice): Keypad | null => {
       if (!device.macKey) {
         this.ctx.log.error({ deviceId: device.id }, device.macKeyMissing ?? 'serial keypad without a MAC key: not polled');
         return null;
       }
       return { device, key: device.macKey, commands: [], book: new AlertBook() };
-    });
+    };
+    // A keypad given a new MAC key (`device rotate`) is held anew with it: from now on frames
+    // signed with the old key fail their MAC.
+    const sameKey = (k: Keypad, fresh: WiredDevice) => k.device.id === fresh.id && fresh.macKey !== null && k.key.equals(fresh.macKey);
+    syncByAddress(this.keypads, devices, this.ctx.link, create, undefined, sameKey);
   }
 
   servesShop(shopId: string): boolean {

@@ -44,6 +44,7 @@ import type { ScanOptions } from '../devices/bridge.js';
 import { recordWalkPass, type WalkPass } from './alarm/test-mode.js';
 import { DoorHeld } from './alarm/door-held.js';
 import { parseSchedule } from './alarm/arming.js';
+import type { LiveDeviceStatus } from './registry/device-status.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -395,22 +396,54 @@ export class Gateway {
     };
   }
 
+  /** Re-read the registry (in order with the writer's commits) and bring the buses in step. */
+  private async reload(): Promise<void> {
+    await this.writer.run(() => this.registry.reload(), 'reload');
+    await this.wired.reconcile();
+  }
+
+  /** What only the running gateway knows of each device: online (a live MQTT session, a wired device answering its polls), last heard. */
+  private deviceStatus(): Record<string, LiveDeviceStatus> {
+    const connected = new Set(this.broker.principals().flatMap((p) => (p.kind === 'device' ? [p.deviceId] : [])));
+    const out: Record<string, LiveDeviceStatus> = {};
+    for (const d of this.registry.devices.values()) {
+      const heard = this.supervisor.heardAt(d.id);
+      out[d.id] = {
+        online: !d.revokedAt && (d.transport === 'mqtt' ? connected.has(d.id) : this.supervisor.answering(d.id)),
+        lastSeen: heard === undefined ? null : iso(heard),
+      };
+    }
+    return out;
+  }
+
   private async adminRequest(req: AdminRequest): Promise<unknown> {
     switch (req.op) {
       case 'reload':
-        await this.writer.run(() => this.registry.reload(), 'reload');
-        await this.wired.reconcile();
+        await this.reload();
         this.log.info({ devices: this.registry.devices.size, shops: this.registry.shops.size }, 'registry reloaded');
         return { devices: this.registry.devices.size, shops: this.registry.shops.size, users: this.registry.users.size };
-      case 'revoke': {
-        const deviceId = String(req.deviceId ?? '');
-        await this.writer.run(() => this.registry.reload(), 'reload');
-        this.engine.forgetKeys(deviceId);
-        await this.wired.reconcile();
-        const n = this.broker.disconnect((p) => p.kind === 'device' && p.deviceId === deviceId);
-        this.log.info({ deviceId, disconnected: n }, 'device revoked');
+      case 'revoke':
+      case 'rotate': {
+        // Revoked, or issued new credentials (`deviceIds`: one request for `rotate --all`; or one
+        // `deviceId`): what each typed so far is forgotten, a serial keypad is polled with its new
+        // key (or no longer), and each live session ends (the old password no longer logs in).
+        const ids = new Set(Array.isArray(req.deviceIds) ? req.deviceIds.map(String) : [String(req.deviceId ?? '')]);
+        await this.reload();
+        for (const id of ids) this.engine.forgetKeys(id);
+        const n = this.broker.disconnect((p) => p.kind === 'device' && ids.has(p.deviceId));
+        this.log.info({ deviceIds: [...ids].slice(0, 20), devices: ids.size, disconnected: n }, req.op === 'revoke' ? 'device revoked' : 'device credentials rotated');
         return { disconnected: n };
       }
+      case 'user-changed': {
+        // A new password or a revoked login: every session it has open ends now.
+        const name = String(req.name ?? '');
+        await this.reload();
+        const n = this.broker.disconnect((p) => p.kind === 'user' && p.name === name);
+        this.log.info({ user: name, disconnected: n }, 'user changed');
+        return { disconnected: n };
+      }
+      case 'device-status':
+        return { devices: this.deviceStatus() };
       case 'reset-counter':
         return resetCounter(
           { db: this.db, writer: this.writer, registry: this.registry, engine: this.engine, supervisor: this.supervisor, faults: this.faults, clock: this.clock, log: this.log.child({ module: 'admin' }) },

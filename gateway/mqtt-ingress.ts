@@ -81,6 +81,9 @@ export class MqttIngress implements BrokerBackend {
       return null;
     }
     if (!(await verifyPassword(password.toString('utf8'), user.passwordHash))) return null;
+    // The registry was reloaded during the slow check (a `user passwd` or `user revoke` may be why):
+    // what it holds now decides, or a login begun just before the revoke would outlive it.
+    if (registry.users.get(username) !== user) return this.authenticate(username, password);
     return { kind: 'user', name: user.name, role: user.role, stationId: user.stationId };
   }
 

@@ -106,6 +106,10 @@ export interface SupervisorContext {
 export class Supervisor {
   /** Wired devices a bridge polls, and MQTT devices: device id → last heard (ms). */
   private readonly lastSeen = new Map<string, number>();
+  /** Device id → when it was last really heard (ms) since the gateway started; unlike lastSeen, never seeded. */
+  private readonly heard = new Map<string, number>();
+  /** Wired devices: since when their bus polls them as they are now (a re-keyed keypad is polled anew). */
+  private readonly watchedSince = new Map<string, number>();
   /** Devices that declare a self-test: device id → the last self-test, or when watching began (ms). */
   private readonly lastSelfTest = new Map<string, number>();
   /** Open condition faults: device id → fault → raised-at (ms). Loaded from the store at start. */
@@ -151,6 +155,7 @@ export class Supervisor {
   watch(deviceId: string): void {
     const now = this.ctx.clock.now();
     if (!this.lastSeen.has(deviceId)) this.lastSeen.set(deviceId, now);
+    if (!this.watchedSince.has(deviceId)) this.watchedSince.set(deviceId, now);
     const device = this.ctx.registry.devices.get(deviceId);
     if (device && declaresSelfTest(device) && !this.lastSelfTest.has(deviceId)) this.lastSelfTest.set(deviceId, this.storedSelfTest.get(deviceId) ?? now);
   }
@@ -159,6 +164,7 @@ export class Supervisor {
   unwatch(deviceId: string): void {
     this.lastSeen.delete(deviceId);
     this.lastSelfTest.delete(deviceId);
+    this.watchedSince.delete(deviceId);
   }
 
   /** The device was heard (an authenticated answer, a publish on its own topics). */
@@ -166,8 +172,25 @@ export class Supervisor {
     if (!this.supervised(deviceId)) return;
     const now = this.ctx.clock.now();
     this.lastSeen.set(deviceId, now);
+    this.heard.set(deviceId, now);
     this.clear(deviceId, 'silent', now);
     this.clear(deviceId, 'offline', now);
+  }
+
+  /** When the device was last heard since the gateway started (ms), if it was. */
+  heardAt(deviceId: string): number | undefined {
+    return this.heard.get(deviceId);
+  }
+
+  /**
+   * A wired device answers: its bus polls it, and it was heard since the poll began (a keypad
+   * re-keyed is not answering until it is heard on its new key) and within the time after which
+   * its silence is a fault.
+   */
+  answering(deviceId: string): boolean {
+    const at = this.heard.get(deviceId);
+    const since = this.watchedSince.get(deviceId);
+    return at !== undefined && since !== undefined && at >= since && this.ctx.clock.now() - at < this.ctx.faultAfterMs;
   }
 
   /**

@@ -96,7 +96,7 @@ export function wiredDevice(d: Device, gatewayKey: Buffer, db: Db): WiredDevice 
       macKey = decryptSecret(gatewayKey, d.macKeyEnc);
     } catch {
       // A database restored without its gateway.key: the keypad must be issued a new key.
-      macKeyMissing = 'the MAC key does not decrypt under this gateway key: keypad not polled (re-issue it)';
+      macKeyMissing = `the MAC key does not decrypt under this gateway key: keypad not polled (issue a new one: lianfang device rotate ${d.id})`;
     }
   }
   return {

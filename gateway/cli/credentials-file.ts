@@ -3,7 +3,7 @@
  * a CSV file the installer names, created with mode 0600 and never overwritten, never the
  * terminal. Columns: shop, device id, transport, username, password (MQTT) or MAC key (wired).
  */
-import { closeSync, openSync, writeSync, constants } from 'node:fs';
+import { closeSync, fsyncSync, openSync, rmSync, writeSync, constants } from 'node:fs';
 import { lfError } from '../errors.js';
 import { DATA_FILE_MODE } from '../data-dir.js';
 
@@ -35,16 +35,36 @@ export function createPrivateFile(path: string, option: string): number {
   }
 }
 
-/** Refuses a file that exists (a second run must not overwrite the first run's keys). */
-export function openCredentialsFile(path: string): { write(c: IssuedCredential): void; close(): void } {
-  const fd = createPrivateFile(path, '--credentials');
+/**
+ * Refuses a file that exists (a second run must not overwrite the first run's keys). `close` puts
+ * it on disk (fsync) before the caller commits what it holds; `discard` removes a file whose
+ * credentials were not committed (they would not work).
+ */
+export function openCredentialsFile(path: string): { write(c: IssuedCredential): void; close(): void; discard(): void } {
+  let fd: number | null = createPrivateFile(path, '--credentials');
   writeSync(fd, CREDENTIAL_COLUMNS.join(',') + '\n');
+  const close = () => {
+    if (fd === null) return;
+    const f = fd;
+    fd = null;
+    try {
+      fsyncSync(f);
+    } finally {
+      closeSync(f);
+    }
+  };
   return {
     write(c) {
+      if (fd === null) throw new Error('credentials file already closed');
       writeSync(fd, [c.shopId, c.deviceId, c.transport, c.username, c.password, c.macKey].map(cell).join(',') + '\n');
     },
-    close() {
-      closeSync(fd);
+    close,
+    discard() {
+      try {
+        close();
+      } finally {
+        rmSync(path, { force: true });
+      }
     },
   };
 }

@@ -180,6 +180,9 @@ export interface FaultStoreContext {
 /** What to do with a fault's id given on the command line: the whole id or a unique prefix. */
 const ID_PREFIX = /^[0-9a-f-]{4,36}$/;
 
+/** A fault still open for the installer: not cleared, or its ticket not fixed (`fault list --open`, `device list`). */
+export const OPEN_FAULT_SQL = "(cleared_at IS NULL OR ticket != 'fixed')";
+
 export class FaultStore implements GatewayFaultSink {
   /** Lock-outs' ends: subject → timer, re-armed from the stored lockedUntil at start. */
   private readonly lockoutTimers = new Map<string, Timer>();
@@ -257,7 +260,7 @@ export class FaultStore implements GatewayFaultSink {
   list(filter: { open?: boolean; station?: string } = {}): FaultRecord[] {
     const where: string[] = [];
     const args: string[] = [];
-    if (filter.open) where.push("(cleared_at IS NULL OR ticket != 'fixed')");
+    if (filter.open) where.push(OPEN_FAULT_SQL);
     if (filter.station) {
       where.push('(station_id = ? OR compound_id = ? OR station_id IS NULL)');
       args.push(filter.station, filter.station);

@@ -10,7 +10,7 @@ import { ID_PATTERN, isValidId } from '../../firmware-contracts/mqtt/topics.js';
 import { lfError } from '../errors.js';
 import { encryptSecret, hashPassword, keyedHash, newDeviceSecret, newMacKey } from '../secrets.js';
 import { shortId } from '../ids.js';
-import { PARITIES, findOrCreateBus, listBuses, type Bus, type BusSpec } from './buses.js';
+import { PARITIES, findOrCreateBus, getBus, listBuses, type Bus, type BusSpec } from './buses.js';
 import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
 import { coordinatesProblem, phoneProblem } from './shop-checks.js';
 import { OPEN_STATES, sqlStates } from '../alarm/state-machine.js';
@@ -511,6 +511,30 @@ export function revokeDevice(db: Db, id: string): Device {
   return getDevice(db, id)!;
 }
 
+/**
+ * Issue new credentials to a device: an MQTT device a new password (its keyed hash replaces the
+ * old one), a serial keypad a new MAC key (stored encrypted). The old ones stop working once a
+ * running gateway reloads (the `rotate` admin op). Returned once, as addDevice returns them.
+ */
+export function rotateDevice(db: Db, gatewayKey: Buffer, id: string): IssuedDevice {
+  return db.transaction(() => {
+    const d = getDevice(db, id);
+    if (!d) throw lfError('LF_ERR_NOT_FOUND', 'device', id);
+    if (d.revokedAt) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device', `${id} was revoked on ${d.revokedAt}; add a new device instead`);
+    if (d.transport === 'mqtt') {
+      const password = newDeviceSecret();
+      db.prepare('UPDATE devices SET secret_hash = ? WHERE id = ?').run(keyedHash(gatewayKey, password), id);
+      return { device: getDevice(db, id)!, username: id, password, macKey: null, bus: null };
+    }
+    if (d.transport !== 'serial') {
+      throw lfError('LF_ERR_INVALID_ARGUMENT', 'device', `${id} is a ${d.transport} device: Modbus has no credentials to rotate`);
+    }
+    const macKey = newMacKey();
+    db.prepare('UPDATE devices SET mac_key_enc = ? WHERE id = ?').run(encryptSecret(gatewayKey, macKey), id);
+    return { device: getDevice(db, id)!, username: null, password: null, macKey: macKey.toString('hex'), bus: (d.bus && getBus(db, d.bus)) || null };
+  }).immediate();
+}
+
 export function listUsers(db: Db): User[] {
   return (db.prepare('SELECT * FROM users ORDER BY name').all() as Row[]).map(userFrom);
 }
@@ -544,6 +568,33 @@ export async function addUser(db: Db, input: UserInput): Promise<User> {
     );
     return getUser(db, input.name)!;
   }).immediate();
+}
+
+const PasswordInput = compile(Type.Object({ password: UserInput.properties.password }, { additionalProperties: false }));
+
+/** A user's new password (scrypt), under addUser's rule; a revoked user keeps no password to change. */
+export async function setUserPassword(db: Db, name: string, password: string): Promise<User> {
+  if (!PasswordInput.check({ password })) throw lfError('LF_ERR_INVALID_ARGUMENT', 'password', PasswordInput.firstError({ password }));
+  const check = () => {
+    const u = getUser(db, name);
+    if (!u) throw lfError('LF_ERR_NOT_FOUND', 'user', name);
+    if (u.revokedAt) throw lfError('LF_ERR_INVALID_ARGUMENT', 'user', `${name} was revoked on ${u.revokedAt}; add a new login instead`);
+  };
+  // Checked before the slow hash, and again inside the transaction.
+  check();
+  const passwordHash = await hashPassword(password);
+  return db.transaction(() => {
+    check();
+    db.prepare('UPDATE users SET password_hash = ? WHERE name = ?').run(passwordHash, name);
+    return getUser(db, name)!;
+  }).immediate();
+}
+
+/** Revoke a login: it can no longer log in; a running gateway drops its live sessions (`user-changed`). */
+export function revokeUser(db: Db, name: string): User {
+  const info = db.prepare('UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL').run(now(), name);
+  if (info.changes === 0 && !getUser(db, name)) throw lfError('LF_ERR_NOT_FOUND', 'user', name);
+  return getUser(db, name)!;
 }
 
 /** What a running gateway keeps in memory, rebuilt from the database on start and on reload. */

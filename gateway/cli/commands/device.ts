@@ -1,15 +1,19 @@
 /** `lianfang device`. */
 import { type Command, Option } from 'commander';
 import { loadOrCreateGatewayKey } from '../../secrets.js';
-import { addDevice, DEVICE_TYPES, listDevices, revokeDevice, TRANSPORTS, type DeviceInput } from '../../registry/registry.js';
+import { addDevice, DEVICE_TYPES, listDevices, revokeDevice, rotateDevice, TRANSPORTS, type Device, type DeviceInput, type IssuedDevice } from '../../registry/registry.js';
 import { describeBus, PARITIES } from '../../registry/buses.js';
 import { adminRequest } from '../../admin/channel.js';
 import { lfError } from '../../errors.js';
 import { note, printJson, printRecords } from '../output.js';
-import { getDevice } from '../../registry/registry.js';
+import { getDevice, getShop } from '../../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../../ingest/sequence.js';
 import { lastWalkTests } from '../../alarm/test-mode.js';
 import { cliActor, dataOption, definedOnly, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
+import { lastSeenByDevice, newer, openFaultsByDevice, type LiveDeviceStatus } from '../../registry/device-status.js';
+import { openCredentialsFile } from '../credentials-file.js';
+import { tr } from '../i18n.js';
+import type { Db } from '../../store/db.js';
 
 export function registerDevice(program: Command): void {
   const device = program.command('device').description('keypads, panic buttons and I/O modules');
@@ -77,33 +81,30 @@ A running gateway opens a new bus and polls a new device at once.`,
           model: o.model,
         }) as DeviceInput;
         const issued = withDb(o.data, (db) => addDevice(db, key, input));
-        const d = issued.device;
-        const out = issued.bus
-          ? { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, bus: issued.bus.id, busAddress: d.busAddress, ...(d.model ? { model: d.model } : {}), ...(issued.macKey ? { macKey: issued.macKey } : {}) }
-          : { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, username: issued.username, password: issued.password };
-        if (o.json) printJson(out);
-        else if (issued.bus) {
-          process.stdout.write(
-            `device ${d.id} added to shop ${d.shopId}\n  bus ${issued.bus.id} (${describeBus(issued.bus)}), address ${d.busAddress}\n` +
-              (issued.macKey ? `  MAC key: ${issued.macKey}\n  (shown once: load it into the keypad; the gateway keeps it encrypted)\n` : ''),
-          );
-        } else {
-          process.stdout.write(
-            `device ${d.id} added to shop ${d.shopId}\n  MQTT username (and client id): ${issued.username}\n  MQTT password: ${issued.password}\n` +
-              `  (shown once: the gateway stores only a keyed hash of it)\n`,
-          );
-        }
+        printIssued(issued, !!o.json, `device ${issued.device.id} added to shop ${issued.device.shopId}`);
         await notifyGateway(o.data);
       },
     );
   device
     .command('list')
-    .description('list devices (never their secrets), with when each last passed a walk test (`test walk`)')
+    .description(
+      tr(
+        'list devices (never their secrets): online now (asked of the running gateway; - when none runs), last seen, when each last passed a walk test (`test walk`), open faults',
+        '列出设备（不显示密钥）：当前是否在线（询问运行中的网关；网关未运行时显示 -）、最后联系时间、最近一次通过巡检测试（`test walk`）的时间、未结故障数'
+      ),
+    )
     .option('--shop <shopId>', 'only the devices of this shop')
     .addOption(dataOption())
     .addOption(jsonOption())
-    .action((o: { shop?: string; data: string; json?: boolean }) => {
-      const { devices, tested } = withDb(o.data, (db) => ({ devices: listDevices(db, o.shop), tested: lastWalkTests(db) }));
+    .addHelpText('after', tr('\nExample:\n  $ lianfang device list --shop S01 --json', '\n示例：\n  $ lianfang device list --shop S01 --json'))
+    .action(async (o: { shop?: string; data: string; json?: boolean }) => {
+      const live = await liveStatus(o.data);
+      const { devices, tested, seen, faults } = withDb(o.data, (db) => ({
+        devices: listDevices(db, o.shop),
+        tested: lastWalkTests(db),
+        seen: lastSeenByDevice(db),
+        faults: openFaultsByDevice(db),
+      }));
       const rows = devices.map((d) => ({
         deviceId: d.id,
         shopId: d.shopId,
@@ -113,10 +114,16 @@ A running gateway opens a new bus and polls a new device at once.`,
         busAddress: d.busAddress,
         revoked: d.revokedAt !== null,
         createdAt: d.createdAt,
+        // Online: null when no gateway runs to say (shown as '-').
+        online: live ? (live[d.id]?.online ?? false) : null,
+        // Heard by the running gateway (a heartbeat, a poll answered) or its newest stored event.
+        lastSeen: newer(live?.[d.id]?.lastSeen, seen.get(d.id)),
         // The newest walk-test pass (`lianfang test walk`), or null when it never passed one.
         lastTested: tested.get(d.id) ?? null,
+        openFaults: faults.get(d.id) ?? 0,
       }));
-      printRecords(!!o.json, rows, {
+      const shown = o.json ? rows : rows.map((r) => ({ ...r, online: r.online === null ? '-' : r.online ? tr('yes', '是') : tr('no', '否') }));
+      printRecords(!!o.json, shown, {
         deviceId: 'DEVICE',
         shopId: 'SHOP',
         type: 'TYPE',
@@ -125,7 +132,10 @@ A running gateway opens a new bus and polls a new device at once.`,
         busAddress: 'ADDR',
         revoked: 'REVOKED',
         createdAt: 'CREATED',
+        online: tr('ONLINE', '在线'),
+        lastSeen: tr('LAST SEEN', '最后联系'),
         lastTested: 'LAST TESTED 上次测试',
+        openFaults: tr('OPEN FAULTS', '未结故障'),
       });
     });
   device
@@ -137,7 +147,56 @@ A running gateway opens a new bus and polls a new device at once.`,
       const d = withDb(o.data, (db) => revokeDevice(db, deviceId));
       if (o.json) printJson({ deviceId: d.id, revokedAt: d.revokedAt });
       else process.stdout.write(`device ${d.id} revoked\n`);
-      await notifyGateway(o.data, { op: 'revoke', deviceId });
+      await notifyGateway(o.data, { op: 'revoke', deviceIds: [deviceId] });
+    });
+  device
+    .command('rotate [deviceId]')
+    .description(
+      tr(
+        'issue a device new credentials (an MQTT password, a serial keypad\'s MAC key): the old ones stop working at once and its live session is dropped',
+        '为设备签发新凭据（MQTT 密码，或串口键盘的 MAC 密钥）：旧凭据立即失效，其在线会话被断开'
+      ),
+    )
+    .option('--all', tr('every device that is not revoked (MQTT devices; serial keypads too with --include-wired)', '所有未吊销的设备（MQTT 设备；加 --include-wired 时包括串口键盘）'))
+    .option('--credentials <file>', tr('with --all: the new CSV file (mode 0600, never overwritten) the new credentials go to; they are never printed', '与 --all 同用：写入新凭据的新 CSV 文件（权限 0600，绝不覆盖）；凭据不会打印出来'))
+    .option('--include-wired', tr('with --all: serial keypads too; a re-keyed keypad is dead until its new MAC key is loaded into it', '与 --all 同用：也包括串口键盘；换了密钥的键盘在装入新 MAC 密钥之前无法工作'))
+    .option('--shop <shopId>', tr('with --all: only the devices of this shop', '与 --all 同用：只处理该商铺的设备'))
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      tr(
+        `
+Examples:
+  $ lianfang device rotate S01.keypad.a1b2c3 --json
+  → {"deviceId": "S01.keypad.a1b2c3", "username": "S01.keypad.a1b2c3", "password": "…"}
+  The new password is shown once; give it to the device. A serial keypad gets a new MAC key instead.
+  $ lianfang device rotate --all --credentials new-creds.csv
+  Every MQTT device's new password goes to new-creds.csv (mode 0600), never to the terminal.
+  $ lianfang device rotate --all --include-wired --shop S01 --credentials s01.csv
+  Serial keypads too: each is dead until its new MAC key (in s01.csv) is loaded into it.
+Modbus modules have no credentials to rotate.`,
+        `
+示例：
+  $ lianfang device rotate S01.keypad.a1b2c3 --json
+  → {"deviceId": "S01.keypad.a1b2c3", "username": "S01.keypad.a1b2c3", "password": "…"}
+  新密码只显示一次，请配置到设备中。串口键盘得到的是新的 MAC 密钥。
+  $ lianfang device rotate --all --credentials new-creds.csv
+  所有 MQTT 设备的新密码写入 new-creds.csv（权限 0600），不会显示在终端上。
+  $ lianfang device rotate --all --include-wired --shop S01 --credentials s01.csv
+  也包括串口键盘：每个键盘在装入新的 MAC 密钥（见 s01.csv）之前无法工作。
+Modbus 模块没有可更换的凭据。`
+      ),
+    )
+    .action(async (deviceId: string | undefined, o: { all?: boolean; credentials?: string; includeWired?: boolean; shop?: string; data: string; json?: boolean }) => {
+      if (o.all) return rotateAll(deviceId, o);
+      if (!deviceId) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device', tr('name the device to rotate, or give --all', '请给出要更换凭据的设备，或使用 --all'));
+      const misplaced = (['credentials', 'includeWired', 'shop'] as const).find((k) => o[k] !== undefined);
+      if (misplaced) throw lfError('LF_ERR_INVALID_ARGUMENT', `--${misplaced === 'includeWired' ? 'include-wired' : misplaced}`, tr('only with --all', '只能与 --all 同用'));
+      const key = loadOrCreateGatewayKey(o.data);
+      const issued = withDb(o.data, (db) => rotateDevice(db, key, deviceId));
+      printIssued(issued, !!o.json, tr(`device ${issued.device.id}: new credentials issued; the old ones no longer work`, `设备 ${issued.device.id}：已签发新凭据，旧凭据已失效`));
+      await notifyGateway(o.data, { op: 'rotate', deviceIds: [deviceId] });
     });
   device
     .command('reset-counter <deviceId>')
@@ -168,4 +227,75 @@ A running gateway opens a new bus and polls a new device at once.`,
       }
       note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
     });
+}
+
+/** A device's credentials as they are shown once (`device add`, `device rotate ID`): JSON, or lines under `headline`. */
+function printIssued(issued: IssuedDevice, json: boolean, headline: string): void {
+  const d = issued.device;
+  const out = issued.bus
+    ? { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, bus: issued.bus.id, busAddress: d.busAddress, ...(d.model ? { model: d.model } : {}), ...(issued.macKey ? { macKey: issued.macKey } : {}) }
+    : { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, username: issued.username, password: issued.password };
+  if (json) printJson(out);
+  else if (issued.bus) {
+    process.stdout.write(
+      `${headline}\n  bus ${issued.bus.id} (${describeBus(issued.bus)}), address ${d.busAddress}\n` +
+        (issued.macKey ? `  MAC key: ${issued.macKey}\n  (shown once: load it into the keypad; the gateway keeps it encrypted)\n` : ''),
+    );
+  } else {
+    process.stdout.write(
+      `${headline}\n  MQTT username (and client id): ${issued.username}\n  MQTT password: ${issued.password}\n` + `  (shown once: the gateway stores only a keyed hash of it)\n`,
+    );
+  }
+}
+
+/** The devices `rotate --all` re-keys: not revoked, MQTT, and serial keypads only when asked (they are dead until re-loaded). */
+function rotatable(db: Db, shopId: string | undefined, includeWired: boolean): Device[] {
+  return listDevices(db, shopId).filter((d) => !d.revokedAt && (d.transport === 'mqtt' || (includeWired && d.transport === 'serial')));
+}
+
+/**
+ * `device rotate --all`: every new credential goes to the installer's new file, never the terminal.
+ * One transaction: the file is written and closed before the commit, so a failure leaves the old
+ * credentials working (and no file), never new ones that nobody has.
+ */
+async function rotateAll(deviceId: string | undefined, o: { credentials?: string; includeWired?: boolean; shop?: string; data: string; json?: boolean }): Promise<void> {
+  if (deviceId) throw lfError('LF_ERR_INVALID_ARGUMENT', '--all', tr(`give a device id or --all, not both (${deviceId})`, `设备编号与 --all 只能给出其一（${deviceId}）`));
+  if (!o.credentials) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--credentials', tr('rotate --all writes the new credentials to a file, never to the terminal: give --credentials OUT.csv', 'rotate --all 把新凭据写入文件，绝不显示在终端上：请给出 --credentials OUT.csv'));
+  }
+  const file = o.credentials;
+  const key = loadOrCreateGatewayKey(o.data);
+  const rotated = withDb(o.data, (db) => {
+    if (o.shop && !getShop(db, o.shop)) throw lfError('LF_ERR_NOT_FOUND', 'shop', o.shop);
+    const out = openCredentialsFile(file);
+    try {
+      return db.transaction(() => {
+        const ids: string[] = [];
+        for (const d of rotatable(db, o.shop, !!o.includeWired)) {
+          const issued = rotateDevice(db, key, d.id);
+          out.write({ shopId: d.shopId, deviceId: d.id, transport: d.transport, username: issued.username ?? undefined, password: issued.password ?? undefined, macKey: issued.macKey ?? undefined });
+          ids.push(d.id);
+        }
+        out.close();
+        return ids;
+      }).immediate();
+    } catch (err) {
+      out.discard();
+      throw err;
+    }
+  });
+  if (o.json) printJson({ rotated: rotated.length, credentials: file, deviceIds: rotated });
+  else process.stdout.write(tr(`${rotated.length} devices issued new credentials, written to ${file} (mode 0600)\n`, `已为 ${rotated.length} 台设备签发新凭据，已写入 ${file}（权限 0600）\n`));
+  if (rotated.length) await notifyGateway(o.data, { op: 'rotate', deviceIds: rotated });
+}
+
+/** What the running gateway says of each device now; null when none runs (or it cannot say). */
+async function liveStatus(dataDir: string): Promise<Record<string, LiveDeviceStatus> | null> {
+  try {
+    const r = (await adminRequest(dataDir, { op: 'device-status' })) as { devices: Record<string, LiveDeviceStatus> } | null;
+    return r?.devices ?? null;
+  } catch (err) {
+    note(tr(`(the running gateway did not say which devices are online: ${(err as Error).message})`, `（运行中的网关未能答复设备在线情况：${(err as Error).message}）`));
+    return null;
+  }
 }
