@@ -26,6 +26,7 @@ import { registerBus } from './commands/bus.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerBackup } from './commands/backup.js';
+import { registerLogs } from './commands/logs.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -41,6 +42,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBus,
   registerSimulate,
   registerBackup,
+  registerLogs,
   (program) => registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor }),
   registerCompletion,
 ];
