@@ -486,6 +486,9 @@ export class Gateway {
       }
       case 'health':
         return this.health();
+      case 'ports':
+        // `lianfang doctor`: the ports this gateway holds are in use, and rightly so.
+        return this.ports();
       case 'bus-scan': {
         const scan = (req.scan ?? {}) as Partial<ScanOptions>;
         const int = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
