@@ -23,7 +23,7 @@ async function runningGateway(dataDir: string): Promise<RunningGateway | null> {
     return ports ? { ports } : null;
   } catch (err) {
     // An older gateway without the op still runs here; its ports are unknown, so they are probed.
-    if (isLianfangError(err)) return { ports: { mqtt: -1, ws: -1, http: -1 } };
+    if (isLianfangError(err) && err.code === 'LF_ERR_INVALID_ARGUMENT') return { ports: { mqtt: -1, ws: -1, http: -1 } };
     throw err;
   }
 }
@@ -36,8 +36,13 @@ function unitProbe(dataDir: string, gateway: RunningGateway | null): UnitProbe {
   return async (bus, address, timeoutMs) => {
     const scan = { from: address, to: address, timeoutMs };
     if (gateway) {
-      const r = (await adminRequest(dataDir, { op: 'bus-scan', busId: bus.id, scan }, 10_000 + timeoutMs)) as { hits: ScanHit[] } | null;
-      if (r) return r.hits;
+      try {
+        const r = (await adminRequest(dataDir, { op: 'bus-scan', busId: bus.id, scan }, 10_000 + timeoutMs)) as { hits: ScanHit[] } | null;
+        if (r) return r.hits;
+      } catch (err) {
+        // The gateway has not got the bus open (it cannot open it): opening it here says why.
+        if (!(isLianfangError(err) && err.code === 'LF_ERR_NOT_FOUND')) throw err;
+      }
     }
     const { scanFreeBus } = await import('../../wired-adapter.js');
     return scanFreeBus(bus, scan, new Map());
