@@ -52,12 +52,17 @@ function printer(json: boolean): (line: string) => void {
 
 function follow(dataDir: string, from: LogPosition, keep: (line: string) => boolean, print: (line: string) => void): Promise<never> {
   let pos = from;
-  return new Promise<never>(() => {
-    // Runs until the process is interrupted (Ctrl-C): following has no natural end.
-    setInterval(() => {
-      const next = readLogSince(dataDir, pos);
-      pos = next.pos;
-      for (const line of next.lines) if (keep(line)) print(line);
+  // Runs until the process is interrupted (Ctrl-C): following has no natural end, only a failure.
+  return new Promise<never>((_, reject) => {
+    const timer = setInterval(() => {
+      try {
+        const next = readLogSince(dataDir, pos);
+        pos = next.pos;
+        for (const line of next.lines) if (keep(line)) print(line);
+      } catch (err) {
+        clearInterval(timer);
+        reject(err);
+      }
     }, FOLLOW_POLL_MS);
   });
 }
