@@ -31,6 +31,8 @@ export interface Finding {
   problem: Text | null;
   /** What to do about it, with the command where there is one; null when ok. */
   fix: Text | null;
+  /** What was found when ok, in a few words. */
+  note?: Text;
   /** What was found (values, for scripts). */
   detail?: Record<string, unknown>;
 }
@@ -40,7 +42,15 @@ export interface RunningGateway {
   ports: { mqtt: number; ws: number; http: number };
 }
 
-const ok = (check: string, detail?: Record<string, unknown>, subject?: string): Finding => ({ check, ...(subject ? { subject } : {}), ok: true, problem: null, fix: null, ...(detail ? { detail } : {}) });
+const ok = (check: string, note: Text, detail?: Record<string, unknown>, subject?: string): Finding => ({
+  check,
+  ...(subject ? { subject } : {}),
+  ok: true,
+  problem: null,
+  fix: null,
+  note,
+  ...(detail ? { detail } : {}),
+});
 
 const bad = (check: string, problem: Text, fix: Text, detail?: Record<string, unknown>, subject?: string): Finding => ({
   check,
@@ -99,7 +109,7 @@ export function checkIntegrity(db: Db, dataDir: string): Finding {
   } catch (err) {
     return corrupt(dataDir, file, (err as Error).message);
   }
-  if (rows.length === 1 && rows[0] === 'ok') return ok('database', { file, integrity: 'ok' });
+  if (rows.length === 1 && rows[0] === 'ok') return ok('database', both('integrity_check ok', 'integrity_check 正常'), { file, integrity: 'ok' });
   return corrupt(dataDir, file, rows.slice(0, 5).join('; '));
 }
 
@@ -107,7 +117,7 @@ export function checkIntegrity(db: Db, dataDir: string): Finding {
 export function checkSchemaVersion(db: Db, dataDir: string): Finding {
   const version = db.pragma('user_version', { simple: true }) as number;
   const detail = { version, latest: LATEST_VERSION };
-  if (version === LATEST_VERSION) return ok('schema', detail);
+  if (version === LATEST_VERSION) return ok('schema', both(`version ${version}, this build's`, `版本 ${version}，与本版本一致`), detail);
   if (version > LATEST_VERSION) {
     return bad(
       'schema',
@@ -134,7 +144,7 @@ export function checkFreeDisk(dataDir: string, floorBytes: number, freeBytes: (p
   }
   const mib = (n: number) => `${Math.floor(n / 1048576)} MiB`;
   const detail = { path: dataDir, freeBytes: free, floorBytes };
-  if (free >= floorBytes) return ok('disk', detail);
+  if (free >= floorBytes) return ok('disk', both(`${mib(free)} free`, `剩余 ${mib(free)}`), detail);
   return bad(
     'disk',
     both(`only ${mib(free)} free on the filesystem of ${dataDir} (the floor is ${mib(floorBytes)}): events may soon fail to be stored`, `${dataDir} 所在文件系统只剩 ${mib(free)}（下限 ${mib(floorBytes)}）：事件可能很快无法存储`),
@@ -190,7 +200,7 @@ export function checkClock(db: Db, nowMs: number): Finding {
       { ...detail, behindMs: behind },
     );
   }
-  return ok('clock', detail);
+  return ok('clock', both(`${now}, not behind the newest stored time (${newest ?? 'none'})`, `${now}，不早于数据库中最新的时间（${newest ?? '无'}）`), detail);
 }
 
 /** Whether `port` on `host` can be bound now (released at once); the error code when not. */
@@ -215,11 +225,11 @@ export async function checkPorts(config: Readonly<Config>, gateway: RunningGatew
   const findings: Finding[] = [];
   for (const w of wanted) {
     const detail = { host: w.host, port: w.port };
-    if (w.port === 0) findings.push(ok('port', { ...detail, state: 'any free port' }, w.name));
-    else if (w.held === w.port) findings.push(ok('port', { ...detail, state: 'held by the running gateway' }, w.name));
+    if (w.port === 0) findings.push(ok('port', both('0: any free port', '0：任意空闲端口'), { ...detail, state: 'any free port' }, w.name));
+    else if (w.held === w.port) findings.push(ok('port', both(`${w.port}, held by the running gateway`, `${w.port}，由运行中的网关占用`), { ...detail, state: 'held by the running gateway' }, w.name));
     else {
       const state = await probePort(w.host, w.port);
-      if (state === 'free') findings.push(ok('port', { ...detail, state }, w.name));
+      if (state === 'free') findings.push(ok('port', both(`${w.port} free`, `${w.port} 空闲`), { ...detail, state }, w.name));
       else {
         findings.push(
           bad(
@@ -250,7 +260,7 @@ export function checkSerialPorts(db: Db): Finding[] {
     .filter(({ bus }) => bus.kind !== 'modbus-tcp')
     .map(({ bus, devices }) => {
       const detail = { bus: bus.id, path: bus.path, devices: devices.length };
-      if (bus.path && existsSync(bus.path)) return ok('serial-port', detail, bus.id);
+      if (bus.path && existsSync(bus.path)) return ok('serial-port', both(`${bus.path} present`, `${bus.path} 存在`), detail, bus.id);
       return bad(
         'serial-port',
         both(`the serial port ${bus.path} of bus ${bus.id} (${devices.length} devices) is not there`, `总线 ${bus.id}（${devices.length} 个设备）的串口 ${bus.path} 不存在`),
@@ -281,7 +291,7 @@ export async function checkModbusUnits(db: Db, probe: UnitProbe, timeoutMs: numb
         answer = (err as Error).message;
       }
       if (answer === null) {
-        findings.push(ok('modbus-unit', detail, d.id));
+        findings.push(ok('modbus-unit', both(`unit ${address} on ${describeBus(bus)} answers`, `${describeBus(bus)} 上的从站 ${address} 有应答`), detail, d.id));
         continue;
       }
       findings.push(
@@ -309,7 +319,7 @@ export async function checkModbusUnits(db: Db, probe: UnitProbe, timeoutMs: numb
 export function checkKeyFile(dataDir: string, hasDatabase: boolean): Finding {
   const file = join(dataDir, GATEWAY_KEY_FILE);
   if (!existsSync(file)) {
-    if (!hasDatabase) return ok('gateway-key', { file, state: 'not created yet' });
+    if (!hasDatabase) return ok('gateway-key', both('not created yet (the gateway creates it at its first start)', '尚未创建（网关首次启动时创建）'), { file, state: 'not created yet' });
     return bad(
       'gateway-key',
       both(`the gateway key ${file} is missing: the stored device tokens, MAC keys and PINs cannot be checked without it`, `网关密钥 ${file} 丢失：没有它，已存储的设备令牌、MAC 密钥和 PIN 都无法校验`),
@@ -319,7 +329,7 @@ export function checkKeyFile(dataDir: string, hasDatabase: boolean): Finding {
   }
   const mode = statSync(file).mode & 0o777;
   const detail = { file, mode: octal(mode) };
-  if ((mode & 0o077) === 0) return ok('gateway-key', detail);
+  if ((mode & 0o077) === 0) return ok('gateway-key', both(`mode ${octal(mode)}`, `权限 ${octal(mode)}`), detail);
   return bad(
     'gateway-key',
     both(`the gateway key ${file} has mode ${octal(mode)}: others on this machine can read it`, `网关密钥 ${file} 的权限为 ${octal(mode)}：本机其他用户可以读取`),
@@ -339,7 +349,7 @@ export function checkDevicesSeen(db: Db, answeredNow: ReadonlySet<string> = new 
     .filter((d) => !d.revokedAt)
     .map((d) => {
       const detail = { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, addedAt: d.createdAt, lastSeen: seen.get(d.id) ?? null, answeredNow: answeredNow.has(d.id) };
-      if (seen.has(d.id) || answeredNow.has(d.id)) return ok('device-seen', detail, d.id);
+      if (seen.has(d.id) || answeredNow.has(d.id)) return ok('device-seen', seen.has(d.id) ? both(`last heard ${seen.get(d.id)}`, `最近上报 ${seen.get(d.id)}`) : both('answers now', '当前有应答'), detail, d.id);
       const how = d.transport === 'mqtt' ? both('its network and the credentials it was given', '其网络和所配置的凭据') : both('its wiring and bus address', '其接线和总线地址');
       return bad(
         'device-seen',
@@ -360,7 +370,7 @@ export function checkShopPins(db: Db): Finding[] {
   return listShops(db)
     .filter((s) => !s.retiredAt)
     .map((s) => {
-      if (withPins.has(s.id)) return ok('shop-pin', { shopId: s.id }, s.id);
+      if (withPins.has(s.id)) return ok('shop-pin', both('PINs set', '已设置 PIN'), { shopId: s.id }, s.id);
       return bad(
         'shop-pin',
         both(`shop ${s.id} (${s.name}) has no PIN: its alarms cannot be cancelled at the keypad, and it has no duress PIN`, `店铺 ${s.id}（${s.name}）没有 PIN：其报警无法在键盘上取消，也没有胁迫 PIN`),

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { GatewayProcess, cli, oneShopStreet, sleep } from '../helpers/gateway.js';
@@ -96,6 +96,8 @@ t.test('doctor: healthy, then each fault staged', async (t) => {
     t.ok(r.report.findings.some((f) => f.check === 'modbus-unit' && f.ok), 'the Modbus unit answers when probed directly');
     const text = await cli(['doctor', ...d], env);
     t.equal(text.code, 0);
+    t.match(text.stdout, /ok\s+database: integrity_check ok/);
+    t.match(text.stdout, new RegExp(`ok\\s+port mqtt: ${mqttPort} free`));
     t.match(text.stdout, /no problems found/);
   });
 
@@ -111,6 +113,7 @@ t.test('doctor: healthy, then each fault staged', async (t) => {
     t.match(text.stdout, /fix: `chmod 600 .*gateway\.key`/);
     const zh = await cli(['doctor', ...d], { ...env, LANG: 'zh_CN.UTF-8' });
     t.match(zh.stdout, /问题\s+gateway-key: 网关密钥 .* 的权限为 0644/);
+    t.equal(statSync(join(data, 'gateway.key')).mode & 0o777, 0o644, 'doctor reports the mode and leaves it: it changes nothing');
   });
 
   await t.test('free disk under the configured floor', async (t) => {

@@ -57,7 +57,7 @@ function printFindings(findings: Finding[]): void {
   for (const f of findings) {
     const what = f.subject ? `${f.check} ${f.subject}` : f.check;
     if (f.ok) {
-      process.stdout.write(`${pad(tr('ok', '正常'))}${what}\n`);
+      process.stdout.write(`${pad(tr('ok', '正常'))}${what}${f.note ? `: ${inUserLang(f.note)}` : ''}\n`);
       continue;
     }
     process.stdout.write(`${pad(tr('PROBLEM', '问题'))}${what}: ${inUserLang(f.problem!)}\n`);
