@@ -31,6 +31,26 @@ export const ConfigSchema = Type.Object(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
           { default: 'info', description: 'pino log level.' },
         ),
+        file: Type.Boolean({
+          default: true,
+          description: 'Also write the log (at log.level) to rotating files in <dataDir>/logs/, read with `lianfang logs`; stdout gets it either way.',
+        }),
+        fileMaxBytes: Type.Integer({
+          minimum: 65_536,
+          maximum: 1_073_741_824,
+          default: 10_485_760,
+          description: 'A log file reaching this size is closed and a new one begun (10 MiB: weeks of an idle street, hours of a flood).',
+        }),
+        fileCount: Type.Integer({
+          minimum: 2,
+          maximum: 1000,
+          default: 8,
+          description: 'Log files kept, the one being written included; older ones are removed, so the logs take at most log.fileCount × log.fileMaxBytes of an edge box\'s disk.',
+        }),
+        fileRotateDaily: Type.Boolean({
+          default: true,
+          description: 'Also begin a new log file at each local midnight (its name carries the date).',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -5,7 +5,9 @@
  * stop() run in the order listed here.
  */
 import type { Config } from '../config/schema.js';
+import pino from 'pino';
 import { createLogger, type Logger } from './logger.js';
+import { openLogFile, type LogFileStream } from './log-files.js';
 import { iso, systemClock, type Clock } from './clock.js';
 import { openDatabase, getMeta, setMeta, DB_FILE, type Db } from './store/db.js';
 import { Checkpointer } from './store/checkpointer.js';
@@ -48,7 +50,7 @@ import type { LiveDeviceStatus } from './registry/device-status.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
-  /** Defaults to a pino logger on stdout at config.log.level. */
+  /** Defaults to a pino logger on stdout at config.log.level, and to rotating files in <data>/logs/ (config.log.file). */
   log?: Logger;
   /** Defaults to the system clock; tests pass a ManualClock. */
   clock?: Clock;
@@ -92,11 +94,19 @@ export class Gateway {
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
   private lock: Lock | null = null;
+  /** The default logger's streams: stdout from the start, the log file added once the data directory is ours. */
+  private readonly logStreams: pino.MultiStreamRes | null = null;
+  private logFile: { stream: LogFileStream; id: number } | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   private constructor(readonly opts: GatewayOptions) {
-    this.log = opts.log ?? createLogger(opts.config.log.level);
+    if (opts.log) this.log = opts.log;
+    else {
+      // Every line the logger lets through goes to each stream: the level is the logger's alone.
+      this.logStreams = pino.multistream([{ level: 'trace', stream: pino.destination({ fd: 1, sync: false }) }]);
+      this.log = createLogger(opts.config.log.level, this.logStreams);
+    }
     this.clock = opts.clock ?? systemClock;
   }
 
@@ -119,6 +129,8 @@ export class Gateway {
     const socketPath = adminSocketPath(config.dataDir);
     const gatewayKey = loadOrCreateGatewayKey(config.dataDir);
     this.lock = await acquireLock(config.dataDir, gatewayKey);
+    // Only the lock holder writes the log file: a second gateway refused here leaves it alone.
+    await this.attachLogFile();
     this.db = openDatabase(config.dataDir, { busyTimeoutMs: config.store.busyTimeoutMs });
     // Checkpoints run in a worker thread, not inside an alarm's commit.
     this.db.pragma('wal_autocheckpoint = 0');
@@ -338,6 +350,22 @@ export class Gateway {
     );
   }
 
+  /** The rotating log file (gateway/log-files.ts) beside stdout, for `lianfang logs`; a file that fails is dropped, stdout goes on. */
+  private async attachLogFile(): Promise<void> {
+    const { config } = this.opts;
+    if (!this.logStreams || !config.log.file || config.log.level === 'silent') return;
+    const file = await openLogFile(config.dataDir, config.log);
+    this.logStreams.add({ level: 'trace', stream: file });
+    // multistream numbers what it adds (pino's types leave the counter out).
+    const id = (this.logStreams as unknown as { lastId: number }).lastId;
+    file.on('error', (err) => {
+      // A full or read-only disk: the log must not take the gateway down with it.
+      this.logStreams?.remove(id);
+      this.log.error({ err: err.message, dir: config.dataDir }, 'writing the log file failed; logging to stdout only');
+    });
+    this.logFile = { stream: file, id };
+  }
+
   /** Periodically re-send what connected recipients have not answered (a lost PUBACK, a stalled client). */
   private startRetries(): void {
     const every = this.opts.config.delivery.retryIntervalMs;
@@ -491,6 +519,9 @@ export class Gateway {
       }
       case 'health':
         return this.health();
+      case 'ports':
+        // `lianfang doctor`: the ports this gateway holds are in use, and rightly so.
+        return this.ports();
       case 'bus-scan': {
         const scan = (req.scan ?? {}) as Partial<ScanOptions>;
         const int = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
@@ -532,5 +563,22 @@ export class Gateway {
     }
     this.lock?.release();
     this.log.info('gateway stopped');
+    await this.closeLogFile();
+  }
+
+  /** Everything logged is in the file before stop() returns (`lianfang start` exits right after). */
+  private async closeLogFile(): Promise<void> {
+    if (!this.logFile) return;
+    const { stream: file, id } = this.logFile;
+    this.logFile = null;
+    this.logStreams?.remove(id);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      file.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      file.end();
+    });
   }
 }

@@ -96,6 +96,11 @@ export const ERRORS = {
     remedy: 'run a gateway at least as new as the one that last wrote this data directory',
     zh: { message: "数据库结构版本 %s 比本网关支持的版本（%s）新", remedy: "运行不低于最后写入此数据目录的网关版本" },
   },
+  LF_ERR_NO_LOG: {
+    message: 'there is no gateway log in %s yet',
+    remedy: 'the gateway writes it once started on this data directory (`lianfang start --data DIR`) with log.file on; check --data',
+    zh: { message: "%s 中还没有网关日志", remedy: "网关在此数据目录上启动后（`lianfang start --data DIR`，且 log.file 开启）才会写日志；请检查 --data" },
+  },
   LF_ERR_BACKUP_INVALID: {
     message: 'backup %s cannot be used: %s',
     remedy: 'name a file written by `lianfang backup`, whole and unchanged, and a gateway at least as new as the one that wrote it',

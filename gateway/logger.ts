@@ -20,6 +20,8 @@ export const REDACT_PATHS = [
   '*.keys',
   'pin',
   '*.pin',
+  'duressPin',
+  '*.duressPin',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

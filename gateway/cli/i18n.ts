@@ -25,3 +25,19 @@ export function currentLang(): Lang {
 export function tr(en: string, zh: string): string {
   return lang === 'zh' ? zh : en;
 }
+
+/** A message kept in both languages, for output that carries both (`lianfang doctor --json`). */
+export interface Text {
+  en: string;
+  zh: string;
+}
+
+/** Like `tr`, but both texts are kept; both must be non-empty. */
+export function both(en: string, zh: string): Text {
+  return { en, zh };
+}
+
+/** The user's language of a Text. */
+export function inUserLang(text: Text): string {
+  return lang === 'zh' ? text.zh : text.en;
+}

@@ -28,6 +28,8 @@ import { registerBus } from './commands/bus.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerBackup } from './commands/backup.js';
+import { registerLogs } from './commands/logs.js';
+import { registerDoctor } from './commands/doctor.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -43,6 +45,8 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBus,
   registerSimulate,
   registerBackup,
+  registerLogs,
+  registerDoctor,
   (program) => registerFaultCommands(program, { dataOption, jsonOption, actor: cliActor }),
   registerCompletion,
 ];

@@ -106,7 +106,7 @@ t.test('--help explains every command with an example', async (t) => {
   const top = await cli(['--help']);
   t.equal(top.code, 0);
   for (const c of ['start', 'station', 'shop', 'device', 'user', 'neighbours', 'bus', 'simulate']) t.match(top.stdout, new RegExp(`\\b${c}\\b`));
-  const cmds = [['start'], ['station', 'add'], ['shop', 'add'], ['device', 'add'], ['user', 'add'], ['neighbours'], ['bus', 'list'], ['bus', 'scan'], ['simulate', 'street'], ['simulate', 'keypad']];
+  const cmds = [['start'], ['station', 'add'], ['shop', 'add'], ['device', 'add'], ['user', 'add'], ['neighbours'], ['bus', 'list'], ['bus', 'scan'], ['simulate', 'street'], ['simulate', 'keypad'], ['logs'], ['doctor']];
   for (const c of cmds) {
     const r = await cli([...c, '--help']);
     t.equal(r.code, 0, c.join(' '));

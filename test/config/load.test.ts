@@ -123,6 +123,7 @@ t.test('LF_ environment variables override the defaults', async (t) => {
     else if (leaf.path.join('.') === 'gatewayId') value = 'gw-test-1';
     else if (leaf.path.join('.') === 'timeZone') value = 'UTC';
     else if (s.type === 'array') value = ['10.0.0.0/8', '::1']; // comma-separated in the environment
+    else if (s.type === 'boolean') value = !s.default;
     else value = `${String(s.default)}-x`;
     const name = envNameFor(leaf.path);
     const loaded = loadConfig({ env: { [name]: String(value) } });

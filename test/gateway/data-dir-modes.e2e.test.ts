@@ -15,16 +15,23 @@ import { GatewayProcess, CLI, cli } from '../helpers/gateway.js';
 const mode = (p: string) => statSync(p).mode & 0o777;
 const octal = (m: number) => '0' + m.toString(8);
 
-/** The mode of every entry in `dir`, by name. */
-function modes(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).map((n) => [n, octal(mode(join(dir, n)))]));
+/** The mode of every entry in `dir` and in its subdirectories (the logs), by relative name, and whether it is a directory. */
+function modes(dir: string, prefix = ''): Record<string, { mode: string; dir: boolean }> {
+  const out: Record<string, { mode: string; dir: boolean }> = {};
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    const isDir = statSync(p).isDirectory();
+    out[prefix + n] = { mode: octal(mode(p)), dir: isDir };
+    if (isDir) Object.assign(out, modes(p, `${prefix}${n}/`));
+  }
+  return out;
 }
 
 function expectPrivate(t: Test, dir: string, mustHave: string[], when: string): void {
   t.equal(octal(mode(dir)), '0700', `${when}: the data directory is 0700`);
   const m = modes(dir);
   for (const name of mustHave) t.ok(name in m, `${when}: ${name} is there`);
-  for (const [name, got] of Object.entries(m)) t.equal(got, '0600', `${when}: ${name} is 0600`);
+  for (const [name, got] of Object.entries(m)) t.equal(got.mode, got.dir ? '0700' : '0600', `${when}: ${name} is ${got.dir ? '0700' : '0600'}`);
 }
 
 /** A data directory as an installer creates it by hand: `mkdir -m 755`. */
@@ -60,7 +67,7 @@ t.test('a 0755 data directory and 0644 files end 0700 and 0600 after a CLI comma
   // A write while it runs, so the -wal and -shm exist and are looked at too.
   const u = await cli(['user', 'add', '--role', 'officer', '--station', 'PS1', '--name', 'duty1', ...d], { LF_PASSWORD: 'correct horse battery' });
   t.equal(u.code, 0, u.stderr);
-  expectPrivate(t, dir, ['lianfang.db', 'lianfang.db-wal', 'lianfang.db-shm', 'gateway.key', 'gateway.lock', 'admin.sock'], 'while the gateway runs');
+  expectPrivate(t, dir, ['lianfang.db', 'lianfang.db-wal', 'lianfang.db-shm', 'gateway.key', 'gateway.lock', 'admin.sock', 'logs'], 'while the gateway runs');
   await gw.kill('SIGTERM');
 });
 
@@ -69,7 +76,7 @@ t.test('a new data directory is created 0700 with 0600 files', async (t) => {
   t.teardown(() => rmSync(parent, { recursive: true, force: true }));
   const dir = join(parent, 'new');
   const gw = await GatewayProcess.start(t, dir);
-  expectPrivate(t, dir, ['lianfang.db', 'gateway.key', 'gateway.lock', 'admin.sock'], 'a fresh start');
+  expectPrivate(t, dir, ['lianfang.db', 'gateway.key', 'gateway.lock', 'admin.sock', 'logs'], 'a fresh start');
   await gw.kill('SIGTERM');
 });
 

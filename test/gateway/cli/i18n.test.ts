@@ -28,13 +28,14 @@ function sources(dir: string): string[] {
   });
 }
 
-t.test('every tr() in the CLI has an English and a Chinese text', async (t) => {
+t.test('every tr() and both() in the CLI and the doctor has an English and a Chinese text', async (t) => {
   const lit = String.raw`(?:'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|` + '`' + String.raw`(?:\\.|[^` + '`' + String.raw`\\])*` + '`)';
-  const call = new RegExp(String.raw`\btr\(\s*(${lit})\s*,\s*(${lit})\s*,?\s*\)`, 'g');
+  const call = new RegExp(String.raw`\b(?:tr|both)\(\s*(${lit})\s*,\s*(${lit})\s*,?\s*\)`, 'g');
   let calls = 0;
-  for (const file of sources(join(import.meta.dirname, '../../../gateway/cli'))) {
-    const src = readFileSync(file, 'utf8').replace(/export function tr\(/, '');
-    const all = (src.match(/\btr\(/g) ?? []).length;
+  const files = [...sources(join(import.meta.dirname, '../../../gateway/cli')), join(import.meta.dirname, '../../../gateway/health/doctor.ts'), join(import.meta.dirname, '../../../gateway/registry/shop-checks.ts')];
+  for (const file of files) {
+    const src = readFileSync(file, 'utf8').replace(/export function (?:tr|both)\(/g, '');
+    const all = (src.match(/\b(?:tr|both)\(/g) ?? []).length;
     const matched = [...src.matchAll(call)];
     t.equal(matched.length, all, `${file}: every tr() takes two literal texts`);
     for (const m of matched) {
