@@ -143,6 +143,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .description('revoke a device: it is disconnected at once and can no longer log in')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang device revoke S01.keypad.a1b2c3')
     .action(async (deviceId: string, o: { data: string; json?: boolean }) => {
       const d = withDb(o.data, (db) => revokeDevice(db, deviceId));
       if (o.json) printJson({ deviceId: d.id, revokedAt: d.revokedAt });

@@ -175,10 +175,11 @@ export function registerShop(program: Command): void {
     });
   shop
     .command('list')
-    .description('list shops')
+    .description('list shops (retired ones marked), all or those of one station')
     .option('--station <id>', 'only the shops of this station')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ lianfang shop list --station PS1\n  $ lianfang shop list --json')
     .action((o: { data: string; json?: boolean; station?: string }) => {
       const rows = withDb(o.data, (db) => {
         const arming = listArming(db);
@@ -206,6 +207,7 @@ export function registerShop(program: Command): void {
     .description('one shop: its record, whether it is armed (since when, by whom), its arming schedule and a running entry delay')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang shop show S01 --json')
     .action((shopId: string, o: { data: string; json?: boolean }) => {
       const row = withDb(o.data, (db) => {
         const s = getShop(db, shopId);

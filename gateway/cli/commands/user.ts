@@ -67,6 +67,7 @@ export function registerUser(program: Command): void {
     .description('list logins (never their passwords)')
     .addOption(dataOption())
     .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ lianfang user list --json')
     .action((o: { data: string; json?: boolean }) => {
       const rows = withDb(o.data, (db) => listUsers(db)).map((u) => ({ name: u.name, role: u.role, stationId: u.stationId, revoked: u.revokedAt !== null, createdAt: u.createdAt }));
       printRecords(!!o.json, rows, { name: 'NAME', role: 'ROLE', stationId: 'STATION', revoked: 'REVOKED', createdAt: 'CREATED' });
