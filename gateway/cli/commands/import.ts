@@ -70,8 +70,12 @@ async function importShopsCommand(file: string, o: BulkOptions): Promise<void> {
   if (!o.dryRun && counts.created + counts.updated > 0) await notifyGateway(o.data);
 }
 
-/** Write the issued credentials to a new 0600 file; on any failure the file is removed (the transaction rolls back). */
+/**
+ * Write the issued credentials to a new 0600 file (none when nothing was issued); on any failure
+ * the file is removed, and the caller's transaction rolls back.
+ */
 function writeCredentials(path: string, issued: IssuedCredential[]): void {
+  if (!issued.length) return;
   const out = openCredentialsFile(path);
   try {
     for (const c of issued) out.write(c);
