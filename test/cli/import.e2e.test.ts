@@ -88,6 +88,10 @@ t.test('a 300-shop file in GBK imports, and every shop has the right ten neighbo
   const worker = async () => {
     for (let s = queue.shift(); s; s = queue.shift()) {
       const n = await cli(['neighbours', s.id, '--json', '--data', data]);
+      if (n.code !== 0) {
+        wrong.push(`${s.id}: exit ${n.code}: ${n.stderr}`);
+        continue;
+      }
       const got = json<{ rank: number; shopId: string; distanceM: number }[]>(n.stdout)
         .sort((a, b) => a.rank - b.rank)
         .slice(0, 10);

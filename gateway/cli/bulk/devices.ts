@@ -141,7 +141,7 @@ class DeviceKinds {
     if (!others.length) return undefined;
     return tr(
       `shop ${d.shopId} gets a second ${d.type} over ${d.transport} (it has ${others.join(', ')})`,
-      `店铺 ${d.shopId} 将有第二个经 ${d.transport} 连接的 ${d.type}（已有 ${others.join('、')}）`,
+      `店铺 ${d.shopId} 将有第二个经 ${d.transport} 连接的 ${d.type}（已有 ${others.join('、')}）`
     );
   }
 }

@@ -54,7 +54,7 @@ function summarize(o: BulkOptions, what: { en: string; zh: string }, file: strin
     process.stdout.write(
       tr(
         `${what.en}: ${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged (${file}, ${encoding})\n`,
-        `${what.zh}：新建 ${counts.created}，更新 ${counts.updated}，未变 ${counts.unchanged}（${file}，${encoding}）\n`,
+        `${what.zh}：新建 ${counts.created}，更新 ${counts.updated}，未变 ${counts.unchanged}（${file}，${encoding}）\n`
       ),
     );
   }
@@ -143,7 +143,7 @@ Example:
 Example（示例）:
   $ lianfang import shops street.csv --dry-run
   $ lianfang import shops street.csv
-  店铺：新建 2，更新 0，未变 0（street.csv，utf8）`,
+  店铺：新建 2，更新 0，未变 0（street.csv，utf8）`
       ),
     )
     .action((file: string, o: BulkOptions) => importShopsCommand(file, o));
@@ -179,7 +179,7 @@ Example:
 
 Example（示例）:
   $ lianfang import devices devices.csv --credentials creds.csv
-  设备：新建 2，更新 0，未变 0（devices.csv，utf8）`,
+  设备：新建 2，更新 0，未变 0（devices.csv，utf8）`
       ),
     )
     .action((file: string, o: BulkOptions & { credentials?: string }) => importDevicesCommand(file, o));

@@ -56,7 +56,7 @@ async function pinsFromFile(file: string, shopId: string | undefined, o: BulkOpt
     throw lfError('LF_ERR_INVALID_ARGUMENT', '--from', tr('give either --from FILE or a shop with its PINs, not both', '请只给出 --from FILE，或只给出店铺及其 PIN'));
   }
   const key = loadOrCreateGatewayKey(o.data);
-  const { result: shops } = runBulk(file, PIN_COLUMN_SPEC, o, tr('PINs', 'PIN'), (records, errors) =>
+  const { result: shops } = runBulk(file, PIN_COLUMN_SPEC, o, tr('PINs', '密码'), (records, errors) =>
     withDb(o.data, (db) => importPins(db, key, records, errors, { dryRun: !!o.dryRun, actor })),
   );
   if (o.json) printJson({ file, dryRun: !!o.dryRun, shops });
