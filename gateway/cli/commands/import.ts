@@ -28,6 +28,11 @@ export const encodingOption = () =>
   new Option('--encoding <encoding>', tr('the file\'s encoding (default: detected; UTF-8 with or without a BOM, else GBK)', '文件编码（默认自动识别：带或不带 BOM 的 UTF-8，否则为 GBK）')).choices([...ENCODINGS]);
 export const dryRunOption = () => new Option('--dry-run', tr('check every row, write nothing', '检查每一行，不写入任何内容'));
 
+/** The options every import takes: --dry-run, --encoding, --data, --json. */
+function withBulkOptions(cmd: Command): Command {
+  return cmd.addOption(dryRunOption()).addOption(encodingOption()).addOption(dataOption()).addOption(jsonOption());
+}
+
 /**
  * Read and check `file`, then apply its records with `apply` (which rolls back on any bad row);
  * bad rows, from the parse or the registry, are listed and end the command with LF_ERR_IMPORT_ROWS.
@@ -111,13 +116,8 @@ async function importDevicesCommand(file: string, o: BulkOptions & { credentials
 
 export function registerImport(program: Command): void {
   const cmd = program.command('import').description(tr('set up shops or devices from a CSV file (every row checked first; one bad row imports nothing)', '从 CSV 文件批量建立店铺或设备（先检查每一行；有一行出错则不导入任何内容）'));
-  cmd
-    .command('shops <file>')
+  withBulkOptions(cmd.command('shops <file>'))
     .description(tr('create or update shops from a CSV file whose columns are the long names of `shop add`\'s flags', '从 CSV 文件新建或更新店铺，列名即 `shop add` 选项的长名'))
-    .addOption(dryRunOption())
-    .addOption(encodingOption())
-    .addOption(dataOption())
-    .addOption(jsonOption())
     .addHelpText(
       'after',
       tr(
@@ -147,14 +147,9 @@ Example（示例）:
       ),
     )
     .action((file: string, o: BulkOptions) => importShopsCommand(file, o));
-  cmd
-    .command('devices <file>')
+  withBulkOptions(cmd.command('devices <file>'))
     .description(tr('register or move devices from a CSV file; the credentials of new ones go to --credentials FILE, never to the terminal', '从 CSV 文件登记或调整设备；新设备的凭据写入 --credentials 文件，从不打印到终端'))
     .option('--credentials <file>', tr('the new file (mode 0600, never overwritten) that receives the credentials of the devices created: shop, device id, transport, username, password or MAC key', '接收新设备凭据的新文件（权限 0600，不会覆盖）：店铺、设备编号、传输方式、用户名、口令或 MAC 密钥'))
-    .addOption(dryRunOption())
-    .addOption(encodingOption())
-    .addOption(dataOption())
-    .addOption(jsonOption())
     .addHelpText(
       'after',
       tr(
