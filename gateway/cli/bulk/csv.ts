@@ -113,6 +113,21 @@ function describeRowError(e: RowError): string {
     : tr(`line ${e.line}: ${e.message}`, `第 ${e.line} 行：${e.message}`);
 }
 
+/**
+ * The column a registry error is about, from its (English) message, for the columns of a file
+ * (`column`: the flag's long name, `field`: the input's field): the subject of "invalid --lat: …"
+ * or "station PS9 does not exist" first, then a field path (`/ownerPhone`) or a flag anywhere in it.
+ * null when it names none (the row as a whole).
+ */
+export function columnNamed(columns: readonly { column: string; field: string }[], message: string): string | null {
+  const subject = /^invalid (\S+?):/.exec(message)?.[1] ?? /^(\S+) \S+ (?:does not exist|already exists)/.exec(message)?.[1];
+  const bySubject = subject && columns.find((c) => [c.column, `--${c.column}`, c.field, `--${c.field}`].includes(subject));
+  if (bySubject) return bySubject.column;
+  const byPath = columns.find((c) => new RegExp(`/${c.field}\\b`).test(message));
+  if (byPath) return byPath.column;
+  return columns.find((c) => new RegExp(`--(?:${c.column}|${c.field})\\b(?!-)`).test(message))?.column ?? null;
+}
+
 export interface ColumnSpec {
   /** Every column a command knows. */
   known: readonly string[];

@@ -12,7 +12,7 @@ import { listBuses, type Bus } from '../../registry/buses.js';
 import { compile } from '../../../firmware-contracts/mqtt/payloads.js';
 import { tr } from '../i18n.js';
 import type { IssuedCredential } from '../credentials-file.js';
-import { applyRows, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
+import { applyRows, columnNamed, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
 import type { Progress } from './progress.js';
 
 type DeviceField = keyof DeviceInput;
@@ -51,14 +51,13 @@ const fieldCheckers = new Map(
   DEVICE_CSV_COLUMNS.map((c) => [c.field, compile((DeviceInput.properties as Record<string, TSchema>)[c.field]!)] as const),
 );
 
-/** The column a registry error is about: a flag it names (`--bus-address`, `--tcpPort`), or a record named first. */
+/** The column of a registry error; what addDevice names without a flag: an address taken, a register map, the id. */
 export function deviceColumnOf(message: string): string | null {
-  const byLength = [...DEVICE_CSV_COLUMNS].sort((a, b) => b.column.length - a.column.length);
-  for (const c of byLength) if (message.includes(`--${c.column}`) || message.includes(`--${c.field}`) || message.includes(`/${c.field}`)) return c.column;
-  if (/^shop /.test(message)) return 'shop';
-  if (/^(address \d+ on bus|bus )/.test(message)) return 'bus-address';
+  const named = columnNamed(DEVICE_CSV_COLUMNS, message);
+  if (named) return named;
+  if (/^address \d+ on bus /.test(message)) return 'bus-address';
   if (/^register map /.test(message)) return 'model';
-  if (/^device /.test(message)) return 'id';
+  if (/^(invalid )?(device|login name)\b/.test(message)) return 'id';
   return null;
 }
 

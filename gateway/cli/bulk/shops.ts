@@ -10,7 +10,7 @@ import { addShop, getShop, listShops, ShopInput, updateShop, type Shop, type Sho
 import { compile } from '../../../firmware-contracts/mqtt/payloads.js';
 import { list } from '../common.js';
 import { tr } from '../i18n.js';
-import { applyRows, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
+import { applyRows, columnNamed, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
 import type { Progress } from './progress.js';
 
 type CellKind = 'text' | 'number' | 'list';
@@ -53,20 +53,9 @@ const fieldCheckers = new Map(
   SHOP_CSV_COLUMNS.map((c) => [c.field, compile((ShopInput.properties as Record<string, TSchema>)[c.field]!)] as const),
 );
 
-/**
- * The column a registry error is about, from its (English) message: a flag (`--lat`), a field
- * path (`/ownerPhone`) or a record named first (`station PS9 does not exist`); a shop named by
- * checkShop can only be a neighbour. Longer names first, so `duty-phone` wins over `duty`.
- */
-export function shopColumnOf(message: string): string | null {
-  const byLength = [...SHOP_CSV_COLUMNS].sort((a, b) => b.column.length - a.column.length);
-  for (const c of byLength) {
-    if (message.includes(`--${c.column}`) || message.includes(`/${c.field}`)) return c.column;
-  }
-  for (const c of byLength) if (message.startsWith(`${c.column} `) || message.includes(`invalid ${c.column}`)) return c.column;
-  if (/^shop /.test(message)) return 'neighbours';
-  return null;
-}
+/** The column of a registry error; a shop that checkShop cannot find can only be a neighbour. */
+export const shopColumnOf = (message: string): string | null =>
+  columnNamed(SHOP_CSV_COLUMNS, message) ?? (/^shop \S+ does not exist/.test(message) ? 'neighbours' : null);
 
 /** A cell as its field's value; errors name the column. undefined: the cell is bad (recorded). */
 function cellValue(col: ShopColumn, raw: string, line: number, errors: RowErrors): unknown {
