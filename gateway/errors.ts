@@ -111,6 +111,11 @@ export const ERRORS = {
     remedy: 'give the key saved with the backup (`lianfang restore FILE --key KEYFILE`); without it the backup\'s device tokens and PINs cannot be checked',
     zh: { message: '网关密钥 %s 与备份 %s 不匹配（密钥指纹 %s，备份所用密钥指纹 %s）', remedy: '请提供与备份一同保存的密钥（`lianfang restore FILE --key KEYFILE`）；否则备份中的设备令牌和 PIN 无法校验' },
   },
+  LF_ERR_IMPORT_ROWS: {
+    message: '%s: %s row(s) with errors (listed above); nothing was imported',
+    remedy: 'fix every row listed (line, column, what is wrong) and run the import again; nothing is written until every row is right',
+    zh: { message: '%s：%s 行有错误（见上方列表）；未导入任何内容', remedy: '修正列出的每一行（行号、列、错误原因）后重新导入；所有行都正确之前不会写入任何内容' },
+  },
   // Refusals at the MQTT boundary.
   LF_ERR_BAD_JSON: {
     message: 'payload is not valid UTF-8 JSON',

@@ -30,6 +30,8 @@ import { registerCompletion } from './commands/completion.js';
 import { registerBackup } from './commands/backup.js';
 import { registerLogs } from './commands/logs.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerImport } from './commands/import.js';
+import { registerExport } from './commands/export.js';
 
 /** The command groups, in the order `lianfang --help` lists them. */
 export const COMMANDS: readonly ((program: Command) => void)[] = [
@@ -44,6 +46,8 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerReport,
   registerBus,
   registerSimulate,
+  registerImport,
+  registerExport,
   registerBackup,
   registerLogs,
   registerDoctor,
@@ -68,6 +72,8 @@ Examples:
   $ lianfang device add --shop S01 --type keypad --transport serial --port /dev/ttyUSB0 --bus-address 3 --json
   $ lianfang bus scan ttyUSB0 --from 1 --to 32
   $ lianfang user add --role officer --station PS1 --name duty1 --password '…'
+  $ lianfang import shops street.csv
+  $ lianfang import devices devices.csv --credentials creds.csv
   $ lianfang neighbours S01
   $ lianfang simulate street --shops 30`,
     );

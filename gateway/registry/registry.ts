@@ -504,6 +504,51 @@ export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): Issue
   }).immediate();
 }
 
+/** What `updateDevice` may change: where a wired device hangs. */
+export type DeviceWireField = 'bus' | 'busAddress' | 'model';
+
+export interface DeviceUpdate {
+  device: Device;
+  /** The fields whose value changed; empty when the update changed nothing. */
+  changed: DeviceWireField[];
+}
+
+/**
+ * Move a wired device (`import devices` with the id of one that exists): its bus, address and
+ * register map, checked as `addDevice` checks a new one. Its shop, type and transport are what it
+ * is, so a different one is refused; wire fields left out keep the device's own (a row that names
+ * no bus, port or host keeps its bus). Its credentials are untouched.
+ */
+export function updateDevice(db: Db, id: string, input: DeviceInput): DeviceUpdate {
+  validate('device', input);
+  return db.transaction(() => {
+    const current = getDevice(db, id);
+    if (!current) throw lfError('LF_ERR_NOT_FOUND', 'device', id);
+    if (current.revokedAt) throw lfError('LF_ERR_INVALID_ARGUMENT', 'device', `${id} was revoked on ${current.revokedAt}`);
+    for (const [field, flag] of [['shopId', '--shop'], ['type', '--type'], ['transport', '--transport']] as const) {
+      if (input[field] !== current[field]) {
+        throw lfError('LF_ERR_INVALID_ARGUMENT', flag, `device ${id} is ${current[field]}, not ${input[field]}: add a new device and revoke this one`);
+      }
+    }
+    const namesBus = input.busId !== undefined || input.port !== undefined || input.host !== undefined;
+    const merged: DeviceInput = {
+      ...input,
+      ...(namesBus || !current.bus ? {} : { busId: current.bus }),
+      ...(input.busAddress === undefined && current.busAddress !== null ? { busAddress: current.busAddress } : {}),
+      ...(input.model === undefined && current.model !== null ? { model: current.model } : {}),
+    };
+    const spec = wiredSpec(merged);
+    if (!spec) return { device: current, changed: [] };
+    const bus = findOrCreateBus(db, spec, now());
+    const taken = db.prepare('SELECT id FROM devices WHERE bus = ? AND bus_address = ? AND revoked_at IS NULL AND id <> ?').get(bus.id, merged.busAddress, id) as { id: string } | undefined;
+    if (taken) throw lfError('LF_ERR_ALREADY_EXISTS', `address ${merged.busAddress} on bus ${bus.id}`, taken.id);
+    const next = { bus: bus.id, busAddress: merged.busAddress!, model: current.transport === 'serial' ? null : (merged.model ?? DEFAULT_MODEL) };
+    const changed = (['bus', 'busAddress', 'model'] as const).filter((f) => next[f] !== current[f]);
+    if (changed.length) db.prepare('UPDATE devices SET bus = ?, bus_address = ?, model = ? WHERE id = ?').run(next.bus, next.busAddress, next.model, id);
+    return { device: getDevice(db, id)!, changed };
+  }).immediate();
+}
+
 /** Revoke a device: it can no longer log in; a running gateway disconnects it on reload. */
 export function revokeDevice(db: Db, id: string): Device {
   const info = db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now(), id);

@@ -12,6 +12,9 @@ import { userInfo } from 'node:os';
 import { clearShopPins, setShopPins, validatePins } from '../../alarm/pins.js';
 import { formatSchedule, getArming, listArming, parseSchedule, setArmed, setSchedule, shopTimeZone, type Arming } from '../../alarm/arming.js';
 import { cliActor, dataOption, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
+import type { Encoding } from '../bulk/csv.js';
+import { importPins, PIN_COLUMN_SPEC } from '../bulk/pins.js';
+import { dryRunOption, encodingOption, runBulk, type BulkOptions } from './import.js';
 
 /** The record flags of `shop add` and `shop edit` (value name, help, parser), by field: one table for both. */
 const RECORD_OPTIONS: Record<ShopField, { value: string; help: string; parse?: (v: string) => unknown }> = {
@@ -104,6 +107,21 @@ async function armingCommand(o: { data: string; json?: boolean }, shopId: string
   if (o.json) printJson(view);
   else process.stdout.write(`shop ${shopId}: ${view.armed ? 'armed 已布防' : 'disarmed 已撤防'}; schedule ${view.schedule}\n`);
   note(via ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
+}
+
+/** `shop pin --from FILE`: the PINs of many shops, every row checked first (gateway/cli/bulk/pins.ts). */
+async function pinsFromFile(file: string, shopId: string | undefined, o: BulkOptions & { pin?: string; duressPin?: string; clear?: boolean }, actor: string): Promise<void> {
+  if (shopId !== undefined || o.pin !== undefined || o.duressPin !== undefined || o.clear) {
+    throw lfError('LF_ERR_INVALID_ARGUMENT', '--from', tr('give either --from FILE or a shop with its PINs, not both', '请只给出 --from FILE，或只给出店铺及其 PIN'));
+  }
+  const key = loadOrCreateGatewayKey(o.data);
+  const { result: shops } = runBulk(file, PIN_COLUMN_SPEC, o, tr('PINs', '密码'), (records, errors) =>
+    withDb(o.data, (db) => importPins(db, key, records, errors, { dryRun: !!o.dryRun, actor })),
+  );
+  if (o.json) printJson({ file, dryRun: !!o.dryRun, shops });
+  else process.stdout.write(tr(`PINs of ${shops.length} shop(s) set (stored as keyed hashes only)\n`, `已设置 ${shops.length} 家店铺的 PIN（只保存带密钥的散列）\n`));
+  if (o.dryRun) note(tr('(dry run: nothing was written)', '（试运行：未写入任何内容）'));
+  else if (shops.length) await notifyGateway(o.data);
 }
 
 export function registerShop(program: Command): void {
@@ -240,16 +258,21 @@ export function registerShop(program: Command): void {
     });
 
   shop
-    .command('pin <shopId>')
-    .description("set the shop's cancel and duress PINs (4–8 digits, different), or --clear them; stored only as keyed hashes, never printed")
+    .command('pin [shopId]')
+    .description("set the shop's cancel and duress PINs (4–8 digits, different), or --clear them, or set many shops' from a CSV file (--from); stored only as keyed hashes, never printed")
+    .option('--from <file>', tr('a CSV file with the columns shop, pin, duress-pin: every row checked first, all set or none', '含 shop、pin、duress-pin 列的 CSV 文件：先检查每一行，全部设置或全部不设置'))
+    .addOption(dryRunOption())
+    .addOption(encodingOption())
     .option('--pin <digits>', 'the cancel PIN (or env LF_PIN, to keep it out of shell history)')
     .option('--duress-pin <digits>', 'the duress PIN: looks like a cancel at the shop, the console gets a duress alarm (or env LF_DURESS_PIN)')
     .option('--clear', 'remove both PINs (and any wrong-PIN lock-out)')
     .addOption(dataOption())
     .addOption(jsonOption())
-    .addHelpText('after', '\nExamples:\n  $ LF_PIN=2468 LF_DURESS_PIN=1357 lianfang shop pin S01\n  $ lianfang shop pin S01 --clear')
-    .action(async (shopId: string, o: { pin?: string; duressPin?: string; clear?: boolean; data: string; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  $ LF_PIN=2468 LF_DURESS_PIN=1357 lianfang shop pin S01\n  $ lianfang shop pin S01 --clear\n  $ lianfang shop pin --from pins.csv   # columns shop,pin,duress-pin')
+    .action(async (shopId: string | undefined, o: { pin?: string; duressPin?: string; clear?: boolean; from?: string; dryRun?: boolean; encoding?: Encoding; data: string; json?: boolean }) => {
       const actor = `user:${userInfo().username}`;
+      if (o.from !== undefined) return pinsFromFile(o.from, shopId, o, actor);
+      if (shopId === undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', 'shop', tr('name the shop, or give --from FILE', '请指定店铺，或给出 --from FILE'));
       const at = new Date().toISOString();
       const pin = o.pin ?? process.env.LF_PIN;
       const duressPin = o.duressPin ?? process.env.LF_DURESS_PIN;
