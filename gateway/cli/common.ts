@@ -51,14 +51,9 @@ export function gatewayNote(viaGateway: boolean): void {
   );
 }
 
-/** Tell a running gateway to reload (or send it the given requests, in order), and say whether one did. */
-export async function notifyGateway(dataDir: string, ...reqs: { op: string; [k: string]: unknown }[]): Promise<void> {
-  let result: unknown = null;
-  for (const req of reqs.length ? reqs : [{ op: 'reload' }]) {
-    result = await adminRequest(dataDir, req);
-    if (result === null) break;
-  }
-  gatewayNote(result !== null);
+/** Tell a running gateway to reload (or do `req`), and say whether one did. */
+export async function notifyGateway(dataDir: string, req: { op: string; [k: string]: unknown } = { op: 'reload' }): Promise<void> {
+  gatewayNote((await adminRequest(dataDir, req)) !== null);
 }
 
 /** Who runs a command, as the audit trail names it. */

@@ -189,7 +189,8 @@ export function registerShop(program: Command): void {
         process.stdout.write(tr(`shop ${r.shop.id} retired (its alarms and events stay on record)\n`, `商铺 ${r.shop.id} 已注销（其报警和事件仍保留）\n`));
         for (const d of r.revokedDevices) process.stdout.write(tr(`  device ${d} revoked\n`, `  设备 ${d} 已吊销\n`));
       }
-      await notifyGateway(o.data, ...(r.revokedDevices.length ? r.revokedDevices.map((deviceId) => ({ op: 'revoke', deviceId })) : [{ op: 'reload' }]));
+      // One request: the gateway reloads once and drops every revoked device's session.
+      await notifyGateway(o.data, r.revokedDevices.length ? { op: 'revoke', deviceIds: r.revokedDevices } : { op: 'reload' });
     });
   shop
     .command('list')
