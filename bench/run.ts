@@ -31,7 +31,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir, cpus, platform, release, totalmem, arch, loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { provisionStreet } from '../simulators/street.js';
+import { provisionStreet } from '../test/helpers/street.js';
 import { openDatabase } from '../gateway/store/db.js';
 import { listShops, addDevice } from '../gateway/registry/registry.js';
 import { loadOrCreateGatewayKey } from '../gateway/secrets.js';

@@ -1,28 +1,33 @@
 /**
  * A whole simulated street: a station, N shops facing each other along Changping Road, a keypad per
- * shop and a duty officer's console, all MQTT-native on the real wire. `provisionStreet` creates (or
- * reuses) them in a data directory; `runStreet` connects them to a gateway and makes alarms flow:
- * a shop presses 9#, its neighbours answer, the officer acknowledges, dispatches and closes.
+ * shop and a duty officer's console, all on the real wire. The simulator is the devices: it is
+ * provisioned the way an installer would do it (`lianfang import`, see gateway/cli/demo-street.ts),
+ * and reads what the installer hands a device: the shop sheet, the device sheet (bus addresses) and
+ * the credentials file. `runStreet` connects them to a gateway and makes alarms flow: a shop presses
+ * 9#, its neighbours answer, the officer acknowledges, dispatches and closes.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { openDatabase } from '../gateway/store/db.js';
-import { loadOrCreateGatewayKey } from '../gateway/secrets.js';
-import { addDevice, addShop, addStation, addUser, getShop, getStation, getUser, getDevice } from '../gateway/registry/registry.js';
-import { adminRequest } from '../gateway/admin/channel.js';
-import type { Logger } from '../gateway/logger.js';
+import { parse } from 'csv-parse/sync';
 import { SimConsole, SimKeypad, type Credentials } from './mqtt-devices.js';
 import { SerialKeypadSim } from './serial-keypad.js';
 import { openPtyPair } from './wire/pty-pair.js';
 import type { ConsoleAlarm, ShopAlert } from '../firmware-contracts/mqtt/payloads.js';
+import { parseCredentials, type IssuedCredential } from '../firmware-contracts/provisioning/credentials.js';
 
 export const STREET_STATION = 'DEMO-PS';
 export const STREET_OFFICER = 'demo-officer';
-/** Credentials of the simulated devices: the simulator is the devices, so it holds their secrets. */
-export const STREET_FILE = 'street-sim.json';
+/** The street's RS-485 line (its bus id). */
+export const STREET_LINE = 'street-line';
 
-const NAMES = [
+/** Where the installer keeps the demo street's sheets and what they issued, in the data directory. */
+export function streetDir(dataDir: string): string {
+  return join(resolve(dataDir), 'demo-street');
+}
+/** The files in streetDir: the sheets imported, the officer's login, the credentials files (one per import). */
+export const STREET_FILES = { shops: 'shops.csv', devices: 'devices.csv', officer: 'officer.json', credentialsPrefix: 'credentials-' } as const;
+
+export const STREET_NAMES = [
   '李记茶行', '陈氏五金', '潮汕牛肉丸', '老王水果', '林家药房', '金辉手机', '海鲜大排档', '明珠理发', '福来便利店', '永安粮油',
   '好运彩票', '华南眼镜', '德记烧腊', '新新服装', '万和电器', '阿妹粿条', '大发文具', '顺风快递', '平安诊所', '春风花店',
 ];
@@ -66,68 +71,60 @@ export function streetPosition(i: number): { lat: number; lon: number } {
   return { lat: 23.3586 + (side * 12) / mPerDegLat, lon: 116.6832 + (along * 8) / mPerDegLon };
 }
 
-/** Create (or reuse) the street in `dataDir`. Tells a running gateway to reload. */
-export async function provisionStreet(dataDir: string, shops: number, wire: StreetWire = 'mqtt'): Promise<StreetFile> {
-  const file = join(dataDir, STREET_FILE);
-  let saved: StreetFile | null = null;
-  if (existsSync(file)) saved = JSON.parse(readFileSync(file, 'utf8')) as StreetFile;
-  const key = loadOrCreateGatewayKey(dataDir);
-  const db = openDatabase(dataDir);
-  try {
-    if (!getStation(db, STREET_STATION)) addStation(db, { id: STREET_STATION, name: 'Changping Road Police Station 长平路派出所' });
-    let officer = saved?.officer;
-    if (!officer || !getUser(db, officer.username)) {
-      const password = randomBytes(18).toString('base64url');
-      const name = getUser(db, STREET_OFFICER) ? `${STREET_OFFICER}-${randomBytes(3).toString('hex')}` : STREET_OFFICER;
-      await addUser(db, { name, role: 'officer', stationId: STREET_STATION, password });
-      officer = { username: name, password };
+/** Shop i's name and its keypads' ids: the street's layout, shared by the installer and the test fixtures. */
+export function streetShop(i: number): { shopId: string; name: string; address: string; doorPlate: string; mqttKeypad: string; serialKeypad: string; address485: number } {
+  const shopId = streetShopId(i);
+  const name = STREET_NAMES[i % STREET_NAMES.length] + (i >= STREET_NAMES.length ? ` ${Math.floor(i / STREET_NAMES.length) + 1}` : '');
+  return { shopId, name, address: `Changping Road ${i + 1} 长平路${i + 1}号`, doorPlate: `${i + 1}号`, mqttKeypad: `${shopId}.keypad`, serialKeypad: `${shopId}.keypad-485`, address485: i + 1 };
+}
+
+type Sheet = Record<string, string>[];
+const readSheet = (path: string): Sheet => parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true, bom: true }) as Sheet;
+
+/**
+ * The street as its devices know it, from the installer's files in streetDir: which shops, each
+ * keypad's credentials (the newest credentials file that names a device wins) and, on the serial
+ * line, its bus address. A shop whose keypad has no credentials is left out (its keypad was never
+ * loaded).
+ */
+export function loadStreet(dataDir: string, wire: StreetWire = 'mqtt'): StreetFile {
+  const dir = streetDir(dataDir);
+  if (!existsSync(join(dir, STREET_FILES.shops))) throw new Error(`no demo street in ${dir}: provision it first (lianfang simulate street)`);
+  const shops = readSheet(join(dir, STREET_FILES.shops));
+  const devices = readSheet(join(dir, STREET_FILES.devices));
+  const creds = new Map<string, IssuedCredential>();
+  const files = readdirSync(dir).filter((f) => f.startsWith(STREET_FILES.credentialsPrefix) && f.endsWith('.csv')).sort();
+  for (const f of files) for (const c of parseCredentials(readFileSync(join(dir, f), 'utf8'))) creds.set(c.deviceId, c);
+  const officer = JSON.parse(readFileSync(join(dir, STREET_FILES.officer), 'utf8')) as { stationId: string; username: string; password: string };
+  const out: StreetShop[] = [];
+  for (const row of shops) {
+    const shopId = row.id!;
+    const mine = devices.filter((d) => d.shop === shopId);
+    const mqttRow = mine.find((d) => d.transport === 'mqtt' && d.type === 'keypad');
+    const mqttCreds = mqttRow && creds.get(mqttRow.id!);
+    if (!mqttRow || !mqttCreds?.password) continue;
+    let shop: StreetShop = { shopId, name: row.name!, deviceId: mqttRow.id!, creds: { username: mqttCreds.username ?? mqttRow.id!, password: mqttCreds.password } };
+    if (wire === 'serial') {
+      const serialRow = mine.find((d) => d.transport === 'serial');
+      const key = serialRow && creds.get(serialRow.id!)?.macKey;
+      if (!serialRow || !key) continue;
+      shop = { ...shop, serial: { deviceId: serialRow.id!, address: Number(serialRow['bus-address']), key } };
     }
-    const byShop = new Map((saved?.shops ?? []).map((s) => [s.shopId, s]));
-    const out: StreetShop[] = [];
-    for (let i = 0; i < shops; i++) {
-      const shopId = streetShopId(i);
-      const name = NAMES[i % NAMES.length] + (i >= NAMES.length ? ` ${Math.floor(i / NAMES.length) + 1}` : '');
-      if (!getShop(db, shopId)) {
-        addShop(db, {
-          id: shopId,
-          name,
-          address: `Changping Road ${i + 1} 长平路${i + 1}号`,
-          ...streetPosition(i),
-          stationId: STREET_STATION,
-          doorPlate: `${i + 1}号`,
-        });
-      }
-      const alive = (id: string | undefined) => id !== undefined && getDevice(db, id) !== undefined && !getDevice(db, id)!.revokedAt;
-      let shop = byShop.get(shopId);
-      if (!shop || !alive(shop.deviceId)) {
-        const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'mqtt' });
-        shop = { shopId, name: getShop(db, shopId)!.name, deviceId: issued.device.id, creds: { username: issued.username!, password: issued.password! } };
-      }
-      if (wire === 'serial' && !alive(shop.serial?.deviceId)) {
-        const address = i + 1;
-        const issued = addDevice(db, key, { shopId, type: 'keypad', transport: 'serial', busId: 'street-line', port: join(streetLineDir(dataDir), 'a'), busAddress: address, baud: 19200 });
-        shop = { ...shop, serial: { deviceId: issued.device.id, address, key: issued.macKey! } };
-      }
-      out.push(shop);
-    }
-    const street: StreetFile = { stationId: STREET_STATION, officer, shops: out };
-    writeFileSync(file, JSON.stringify(street, null, 2) + '\n', { mode: 0o600 });
-    return street;
-  } finally {
-    db.close();
-    await adminRequest(dataDir, { op: 'reload' }).catch(() => null);
+    out.push(shop);
   }
+  return { stationId: officer.stationId, officer: { username: officer.username, password: officer.password }, shops: out };
 }
 
 export interface StreetOptions {
   dataDir: string;
-  shops: number;
+  /** The street to run; default: the one provisioned in dataDir (loadStreet). */
+  street?: StreetFile;
   mqttUrl: string;
   /** Time between alarms (default 10 s). */
   intervalMs?: number;
   /** Stop after this many alarms (0 = never). */
   count?: number;
-  log: Logger;
+  log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   /** Where the human-readable lines go (default stderr). */
   out?: (line: string) => void;
   /** Put the shops' keypads on a simulated RS-485 line instead of MQTT (shops ≤ 247). */
@@ -215,8 +212,8 @@ async function serialKeypads(street: StreetFile, opts: StreetOptions, onAlert: O
 export async function runStreet(opts: StreetOptions): Promise<RunningStreet> {
   const out = opts.out ?? ((line: string) => process.stderr.write(line + '\n'));
   const wire = opts.wire ?? 'mqtt';
-  if (wire === 'serial' && opts.shops > 247) throw new Error('one RS-485 line carries at most 247 keypads');
-  const street = await provisionStreet(opts.dataDir, opts.shops, wire);
+  const street = opts.street ?? loadStreet(opts.dataDir, wire);
+  if (street.shops.length === 0) throw new Error('the demo street has no shop whose keypad has credentials');
   const names = new Map(street.shops.map((s) => [s.shopId, s.name]));
   let stopped = false;
   const onAlert: OnAlert = (shopId, text, reply) => {

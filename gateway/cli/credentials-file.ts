@@ -1,26 +1,14 @@
 /**
  * Where credentials issued in bulk go (`import devices --credentials OUT.csv`, `device rotate --all`):
  * a CSV file the installer names, created with mode 0600 and never overwritten, never the
- * terminal. Columns: shop, device id, transport, username, password (MQTT) or MAC key (wired).
+ * terminal. Its format is the devices' contract: firmware-contracts/provisioning/credentials.ts.
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync, constants } from 'node:fs';
 import { lfError } from '../errors.js';
 import { DATA_FILE_MODE } from '../data-dir.js';
+import { credentialsHeader, credentialsRow, type IssuedCredential } from '../../firmware-contracts/provisioning/credentials.js';
 
-export interface IssuedCredential {
-  shopId: string;
-  deviceId: string;
-  transport: string;
-  /** MQTT devices: username (= client id = device id) and password. */
-  username?: string;
-  password?: string;
-  /** Wired keypads: the MAC key in hex. */
-  macKey?: string;
-}
-
-export const CREDENTIAL_COLUMNS = ['shop', 'device-id', 'transport', 'username', 'password', 'mac-key'] as const;
-
-const cell = (v: string | undefined) => (v === undefined ? '' : /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+export type { IssuedCredential } from '../../firmware-contracts/provisioning/credentials.js';
 
 /**
  * A new file of the installer's, mode 0600, open for writing: one that exists is refused (a key,
@@ -42,7 +30,7 @@ export function createPrivateFile(path: string, option: string): number {
  */
 export function openCredentialsFile(path: string): { write(c: IssuedCredential): void; close(): void; discard(): void } {
   let fd: number | null = createPrivateFile(path, '--credentials');
-  writeSync(fd, CREDENTIAL_COLUMNS.join(',') + '\n');
+  writeSync(fd, credentialsHeader());
   const close = () => {
     if (fd === null) return;
     const f = fd;
@@ -56,7 +44,7 @@ export function openCredentialsFile(path: string): { write(c: IssuedCredential):
   return {
     write(c) {
       if (fd === null) throw new Error('credentials file already closed');
-      writeSync(fd, [c.shopId, c.deviceId, c.transport, c.username, c.password, c.macKey].map(cell).join(',') + '\n');
+      writeSync(fd, credentialsRow(c));
     },
     close,
     discard() {

@@ -9,7 +9,7 @@ import t from 'tap';
 import { userInfo } from 'node:os';
 import { tempDataDir, query, cli } from '../helpers/gateway.js';
 import { eventually } from '../helpers/wired.js';
-import { provisionStreet } from '../../simulators/street.js';
+import { provisionStreet } from '../helpers/street.js';
 import { ManualClock } from '../../gateway/clock.js';
 import { FAULT_AFTER_MS, startGateway as start, url, faultConsole as console_, keypad } from '../helpers/faults.js';
 

@@ -124,7 +124,7 @@ t.test('the demo street, heartbeating, runs several fault intervals without a fa
   const gw = await GatewayProcess.start(t, data, { LF_SUPERVISION_MQTT_FAULT_AFTER_MS: '1500', LF_SUPERVISION_CHECK_INTERVAL_MS: '100' });
   const street = await provisionStreet(data, 6);
   const faults = await watchFaults(t, gw.mqttUrl, street);
-  const running = await runStreet({ dataDir: data, shops: 6, mqttUrl: gw.mqttUrl, log: createLogger('silent'), out: () => {}, intervalMs: 60_000, count: 0, heartbeatMs: 400 });
+  const running = await runStreet({ dataDir: data, street, mqttUrl: gw.mqttUrl, log: createLogger('silent'), out: () => {}, intervalMs: 60_000, count: 0, heartbeatMs: 400 });
   t.teardown(() => running.stop());
   await sleep(5000);
   t.same(faults.filter((f) => f.state === 'raised'), [], 'no fault in more than three fault intervals');

@@ -8,7 +8,8 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { provisionStreet, type StreetFile } from '../../simulators/street.js';
+import type { StreetFile } from '../../simulators/street.js';
+import { provisionStreet } from './street.js';
 import { loadConfig } from '../../config/load.js';
 import type { ManualClock } from '../../gateway/clock.js';
 import { openDatabase, type Db } from '../../gateway/store/db.js';

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-export { provisionStreet, STREET_STATION } from '../../simulators/street.js';
+export { STREET_STATION } from '../../simulators/street.js';
+export { provisionStreet } from './street.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'gateway', 'cli', 'lianfang.js');

@@ -5,7 +5,7 @@
  * file named by --credentials (mode 0600, never overwritten), never to the terminal.
  */
 import { type Command, Option } from 'commander';
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadOrCreateGatewayKey } from '../../secrets.js';
 import { lfError } from '../../errors.js';
 import { note, printJson } from '../output.js';
@@ -86,8 +86,7 @@ function writeCredentials(path: string, issued: IssuedCredential[]): void {
     for (const c of issued) out.write(c);
     out.close();
   } catch (err) {
-    out.close();
-    unlinkSync(path);
+    out.discard();
     throw err;
   }
 }

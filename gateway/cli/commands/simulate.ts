@@ -37,10 +37,11 @@ export function registerSimulate(program: Command): void {
     .addHelpText('after', '\nExamples (with `lianfang start` running on ./data):\n  $ lianfang simulate street --shops 30 --data ./data\n  $ lianfang simulate street --shops 30 --wire serial --data ./data')
     .action(async (o: { shops: number; mqttUrl: string; intervalMs: number; count: number; wire: 'mqtt' | 'serial'; data: string }) => {
       const { runStreet } = await import('../../../simulators/street.js');
+      const { provisionDemoStreet } = await import('../demo-street.js');
       const { createLogger } = await import('../../logger.js');
+      await provisionDemoStreet(o.data, o.shops, o.wire);
       const street = await runStreet({
         dataDir: o.data,
-        shops: o.shops,
         mqttUrl: o.mqttUrl,
         intervalMs: o.intervalMs,
         count: o.count,

@@ -37,9 +37,10 @@ export function registerStart(program: Command): void {
       process.once('SIGTERM', () => void stop('SIGTERM'));
       if (o.street) {
         const { runStreet } = await import('../../../simulators/street.js');
+        const { provisionDemoStreet } = await import('../demo-street.js');
+        await provisionDemoStreet(config.dataDir, o.street, o.streetWire);
         street = await runStreet({
           dataDir: config.dataDir,
-          shops: o.street,
           wire: o.streetWire,
           mqttUrl: `mqtt://127.0.0.1:${gw.ports().mqtt}`,
           log: gw.log.child({ module: 'street' }),
