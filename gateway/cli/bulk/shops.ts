@@ -6,7 +6,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import type { Db } from '../../store/db.js';
-import { addShop, getShop, listShops, ShopInput, updateShop, type Shop, type ShopField } from '../../registry/registry.js';
+import { addShop, getShop, listShops, SHOP_FLAGS, ShopInput, updateShop, type Shop, type ShopField } from '../../registry/registry.js';
 import { compile } from '../../../firmware-contracts/mqtt/payloads.js';
 import { list } from '../common.js';
 import { tr } from '../i18n.js';
@@ -22,25 +22,17 @@ export interface ShopColumn {
   kind: CellKind;
 }
 
-/** The shop file's columns, in the order export writes them. */
+/** The shop file's fields, in the order export writes them (after id). */
+const CSV_ORDER: readonly ShopField[] = [
+  'name', 'address', 'lat', 'lon', 'stationId', 'doorPlate', 'poleNumber', 'grid', 'sector',
+  'ownerName', 'ownerPhone', 'dutyName', 'dutyPhone', 'cameraIds', 'compoundId', 'neighbours',
+];
+const KINDS: Partial<Record<ShopField, CellKind>> = { lat: 'number', lon: 'number', cameraIds: 'list', neighbours: 'list' };
+
+/** The shop file's columns: each named as `shop add`'s flag for its field (SHOP_FLAGS). */
 export const SHOP_CSV_COLUMNS: readonly ShopColumn[] = [
   { column: 'id', field: 'id', kind: 'text' },
-  { column: 'name', field: 'name', kind: 'text' },
-  { column: 'address', field: 'address', kind: 'text' },
-  { column: 'lat', field: 'lat', kind: 'number' },
-  { column: 'lon', field: 'lon', kind: 'number' },
-  { column: 'station', field: 'stationId', kind: 'text' },
-  { column: 'door-plate', field: 'doorPlate', kind: 'text' },
-  { column: 'pole', field: 'poleNumber', kind: 'text' },
-  { column: 'grid', field: 'grid', kind: 'text' },
-  { column: 'sector', field: 'sector', kind: 'text' },
-  { column: 'owner', field: 'ownerName', kind: 'text' },
-  { column: 'owner-phone', field: 'ownerPhone', kind: 'text' },
-  { column: 'duty', field: 'dutyName', kind: 'text' },
-  { column: 'duty-phone', field: 'dutyPhone', kind: 'text' },
-  { column: 'cameras', field: 'cameraIds', kind: 'list' },
-  { column: 'compound', field: 'compoundId', kind: 'text' },
-  { column: 'neighbours', field: 'neighbours', kind: 'list' },
+  ...CSV_ORDER.map((field) => ({ column: SHOP_FLAGS[field], field, kind: KINDS[field] ?? 'text' })),
 ];
 
 export const SHOP_COLUMN_SPEC: ColumnSpec = {
