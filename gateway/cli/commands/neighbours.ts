@@ -25,6 +25,7 @@ interface Options {
   never?: string;
   reset?: string;
   svg?: string;
+  all?: boolean;
 }
 
 /** One row of the listing; --json prints these as they are. */
@@ -96,6 +97,22 @@ function printListing(origin: Shop, rows: NeighbourRow[], rings: number, ringSiz
   }
 }
 
+/**
+ * `--all`: every shop's first ring as the engine would cut it, one line per shop (or its rows in
+ * JSON): a whole street checked at once after an import.
+ */
+function printAll(shops: Shop[], rankingOf: (s: Shop) => NeighbourRanking, rings: number, count: number | undefined, json: boolean): void {
+  const byId = new Map(shops.map((s) => [s.id, s]));
+  const live = shops.filter((s) => !s.retiredAt);
+  const all = live.map((s) => ({ shopId: s.id, neighbours: rowsOf(rankingOf(s), byId, rings, count).filter((r) => !r.excluded) }));
+  if (json) return printJson(all);
+  for (const a of all) {
+    const list = a.neighbours.map((r) => `${r.shopId}${r.pinned ? '*' : ''}${r.distanceM === null ? '' : ` ${r.distanceM}`}`).join(', ');
+    process.stdout.write(`${a.shopId}: ${list || tr('(none)', '（无）')}\n`);
+  }
+  process.stdout.write(tr(`${all.length} shops; distances in metres, * pinned (--always)`, `共 ${all.length} 家店铺；距离单位为米，* 为固定邻居（--always）`) + '\n');
+}
+
 function printSketch(lines: string[], unplaced: string[]): void {
   process.stdout.write('\n' + lines.map((l) => (l ? `  ${l}` : '')).join('\n') + '\n');
   process.stdout.write(
@@ -114,7 +131,7 @@ function writeSvg(file: string, svg: string): void {
 
 export function registerNeighbours(program: Command): void {
   program
-    .command('neighbours <shopId>')
+    .command('neighbours [shopId]')
     .description('the shops an alarm of this shop alerts, ring by ring, with distances; pin one in (--always) or keep one out (--never); draw the street (--svg)')
     .option('--always <shopId>', 'always alert this shop in the first ring (the farthest of the ring makes room)')
     .option('--never <shopId>', 'never alert these two shops for each other (works both ways)')
@@ -122,6 +139,7 @@ export function registerNeighbours(program: Command): void {
     .option('--svg <file>', 'draw the street as an SVG file: every shop, the rings in three colours, pinned and excluded shops')
     .option('--config <file>', 'the gateway\'s configuration file, for its ring size (LF_* variables apply as for start)')
     .option('--count <n>', 'list at most this many (default: every ring)', int('--count', 1, 1000))
+    .option('--all', "every shop's neighbours instead of one shop's (with --count 10: each first ring), to check a street after an import")
     .addOption(dataOption())
     .addOption(jsonOption())
     .addHelpText(
@@ -133,12 +151,19 @@ Examples:
   $ lianfang neighbours S01 --never S12         # across a six-lane road: not each other's neighbours
   $ lianfang neighbours S01 --reset S07
   $ lianfang neighbours S01 --svg street.svg    # open it in a browser
-  $ lianfang neighbours S01 --json`,
+  $ lianfang neighbours S01 --json
+  $ lianfang neighbours --all --count 10 --json  # every shop's first ring`,
     )
-    .action(async (shopId: string, o: Options) => {
+    .action(async (shopId: string | undefined, o: Options) => {
       const changes = [o.always, o.never, o.reset].filter((v) => v !== undefined);
       if (changes.length > 1) throw lfError('LF_ERR_INVALID_ARGUMENT', '--always/--never/--reset', tr('give one of them at a time', '每次只能给其中一个'));
       const { ringSize, rings } = ringSettings(o);
+      if (o.all) {
+        if (shopId !== undefined || changes.length || o.svg) throw lfError('LF_ERR_INVALID_ARGUMENT', '--all', tr('takes no shop, rule or --svg', '不能与店铺、规则或 --svg 同用'));
+        const { shops, rules } = withDb(o.data, (db) => ({ shops: listShops(db), rules: listNeighbourRules(db) }));
+        return printAll(shops, (s) => rankWithRules(s, shops, rules, ringSize), rings, o.count, !!o.json);
+      }
+      if (shopId === undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', 'shop', tr('name the shop (or give --all)', '请指定店铺（或使用 --all）'));
       const { origin, shops, ranking, changed } = withDb(o.data, (db) => {
         const origin = getShop(db, shopId);
         if (!origin) throw lfError('LF_ERR_NOT_FOUND', 'shop', shopId);
