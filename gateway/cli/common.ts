@@ -6,7 +6,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { withDatabase } from '../store/db.js';
 import { adminRequest } from '../admin/channel.js';
 import { note } from './output.js';
-import { tr } from './i18n.js';
+import { tr } from '../i18n.js';
 import { userInfo } from 'node:os';
 
 export const DEFAULT_DATA = process.env.LF_DATA_DIR ?? './data';

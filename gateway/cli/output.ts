@@ -4,7 +4,7 @@
  * the terminal directly.
  */
 import { isLianfangError } from '../errors.js';
-import { currentLang, tr } from './i18n.js';
+import { currentLang, tr } from '../i18n.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');

@@ -18,7 +18,7 @@ import { freeBytesAt } from './disk-watch.js';
 import { listBuses, describeBus, type Bus } from '../registry/buses.js';
 import { listDevices, listShops, type Device } from '../registry/registry.js';
 import { lastSeenByDevice } from '../registry/device-status.js';
-import { both, type Text } from '../cli/i18n.js';
+import { both, type Text } from '../i18n.js';
 import type { ScanHit } from '../../devices/bridge.js';
 
 export interface Finding {

@@ -4,7 +4,7 @@
  * and lon are swapped back). Pure functions: each returns what is wrong, in the installer's
  * language, or null; `checkShop` (registry.ts) names the flag and throws.
  */
-import { tr } from '../cli/i18n.js';
+import { tr } from '../i18n.js';
 
 /** Optional +86 / 86 / 0086, then a separator or none. */
 const COUNTRY = String.raw`(?:(?:\+|00)?86[ -]?)?`;

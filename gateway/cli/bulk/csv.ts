@@ -10,7 +10,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import iconv from 'iconv-lite';
 import { isLianfangError, lfError } from '../../errors.js';
-import { currentLang, tr } from '../i18n.js';
+import { currentLang, tr } from '../../i18n.js';
 import type { Db } from '../../store/db.js';
 
 export const ENCODINGS = ['utf8', 'gbk'] as const;

@@ -10,7 +10,7 @@ import type { Db } from '../../store/db.js';
 import { addDevice, DeviceInput, getDevice, listDevices, updateDevice, type Device, type DeviceWireField } from '../../registry/registry.js';
 import { listBuses, type Bus } from '../../registry/buses.js';
 import { compile } from '../../../firmware-contracts/mqtt/payloads.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { IssuedCredential } from '../credentials-file.js';
 import { applyRows, columnNamed, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
 import type { Progress } from './progress.js';

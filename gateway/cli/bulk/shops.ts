@@ -9,7 +9,7 @@ import type { Db } from '../../store/db.js';
 import { addShop, getShop, listShops, SHOP_FLAGS, ShopInput, updateShop, type Shop, type ShopField } from '../../registry/registry.js';
 import { compile } from '../../../firmware-contracts/mqtt/payloads.js';
 import { list } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { applyRows, columnNamed, FirstLines, RowErrors, type ColumnSpec, type CsvRecord } from './csv.js';
 import type { Progress } from './progress.js';
 

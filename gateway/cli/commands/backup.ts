@@ -23,7 +23,7 @@ import { secureDataDir, DATA_FILE_MODE } from '../../data-dir.js';
 import { lfError, isLianfangError } from '../../errors.js';
 import { printJson } from '../output.js';
 import { dataOption, jsonOption } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { createPrivateFile } from '../credentials-file.js';
 
 export const META_KEY_FINGERPRINT = 'backup.key_fingerprint';

@@ -1,5 +1,5 @@
 /** `lianfang bus`. */
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { Command } from 'commander';
 import { listDevices } from '../../registry/registry.js';
 import { describeBus, listBuses } from '../../registry/buses.js';

@@ -12,7 +12,7 @@ import { lastWalkTests } from '../../alarm/test-mode.js';
 import { cliActor, dataOption, definedOnly, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
 import { lastSeenByDevice, newer, openFaultsByDevice, type LiveDeviceStatus } from '../../registry/device-status.js';
 import { openCredentialsFile } from '../credentials-file.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { Db } from '../../store/db.js';
 
 export function registerDevice(program: Command): void {

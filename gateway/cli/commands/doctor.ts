@@ -11,7 +11,7 @@ import type { ScanHit } from '../../../devices/bridge.js';
 import { isLianfangError } from '../../errors.js';
 import { printJson } from '../output.js';
 import { dataOption, int, jsonOption } from '../common.js';
-import { inUserLang, tr } from '../i18n.js';
+import { inUserLang, tr } from '../../i18n.js';
 
 /** `lianfang doctor`'s exit status when a check found a problem. */
 export const DOCTOR_PROBLEM_EXIT = 3;

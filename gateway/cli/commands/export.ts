@@ -6,7 +6,7 @@
 import { type Command, Option } from 'commander';
 import { note } from '../output.js';
 import { dataOption, withDb } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { ENCODINGS, toCsv, writeCsvOut, type Encoding } from '../bulk/csv.js';
 import { exportShops } from '../bulk/shops.js';
 import { exportDevices } from '../bulk/devices.js';

@@ -8,7 +8,7 @@
  * LF_ERR_FAULT_ACTIVE unless `--force`: a ticket marked fixed while the device is still dead is the
  * silent failure tickets are there to prevent. A ticket closes itself when the cause recovers.
  */
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { Command, Option } from 'commander';
 import { withDatabase } from '../../store/db.js';
 import { adminRequest } from '../../admin/channel.js';

@@ -10,7 +10,7 @@ import { loadOrCreateGatewayKey } from '../../secrets.js';
 import { lfError } from '../../errors.js';
 import { note, printJson } from '../output.js';
 import { dataOption, jsonOption, notifyGateway, withDb } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { openCredentialsFile, type IssuedCredential } from '../credentials-file.js';
 import { ENCODINGS, failOnRowErrors, parseCsv, readText, RowErrors, type ColumnSpec, type CsvRecord, type Encoding } from '../bulk/csv.js';
 import { progressBar, type Progress } from '../bulk/progress.js';

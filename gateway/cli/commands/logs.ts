@@ -9,7 +9,7 @@ import PinoPretty from 'pino-pretty';
 import { lastLogLines, logDir, readLogSince, type LogPosition } from '../../log-files.js';
 import { lfError } from '../../errors.js';
 import { dataOption, int, jsonOption } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 
 /** pino's level numbers. */
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;

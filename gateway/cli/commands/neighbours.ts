@@ -13,7 +13,7 @@ import { loadConfig } from '../../../config/load.js';
 import { lfError } from '../../errors.js';
 import { note, printJson, printTable } from '../output.js';
 import { cliActor, dataOption, int, jsonOption, notifyGateway, withDb } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { renderSketch, renderSvg, streetMap } from '../neighbour-map.js';
 
 interface Options {

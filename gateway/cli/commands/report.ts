@@ -1,5 +1,5 @@
 /** `lianfang report`. */
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { Command } from 'commander';
 import { loadConfig } from '../../../config/load.js';
 import { note, printJson, printTable } from '../output.js';

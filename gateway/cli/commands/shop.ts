@@ -4,7 +4,7 @@ import { loadOrCreateGatewayKey } from '../../secrets.js';
 import {
   addShop, getShop, listShops, REQUIRED_SHOP_FIELDS, retireShop, SHOP_FIELDS, SHOP_FLAGS, updateShop, type ShopField, type ShopInput,
 } from '../../registry/registry.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { adminRequest } from '../../admin/channel.js';
 import { lfError } from '../../errors.js';
 import { note, printJson, printRecords } from '../output.js';

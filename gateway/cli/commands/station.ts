@@ -1,5 +1,5 @@
 /** `lianfang station`. */
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import type { Command } from 'commander';
 import { addStation, listStations } from '../../registry/registry.js';
 import { printJson, printRecords } from '../output.js';

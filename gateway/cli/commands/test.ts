@@ -1,5 +1,5 @@
 /** `lianfang test`. */
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Db } from '../../store/db.js';
 import { getShop } from '../../registry/registry.js';

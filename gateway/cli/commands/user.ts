@@ -5,7 +5,7 @@ import { addUser, listUsers, revokeUser, ROLES, setUserPassword } from '../../re
 import { lfError } from '../../errors.js';
 import { printJson, printRecords } from '../output.js';
 import { dataOption, jsonOption, list, notifyGateway, withDb } from '../common.js';
-import { tr } from '../i18n.js';
+import { tr } from '../../i18n.js';
 
 export function registerUser(program: Command): void {
   const user = program.command('user').description('console logins (officers) and installers');

@@ -1,5 +1,6 @@
 /**
- * The CLI's two languages. Every message a person reads (a line on stdout or stderr, a table
+ * The two languages of what installers read: the CLI, and what it reports from the registry's
+ * checks and the doctor. Every message a person reads (a line on stdout or stderr, a table
  * heading, an error) is written in English and in Chinese at the place it is written:
  * `tr('device added', '设备已添加')`. `LANG` (or `LC_ALL`, `LC_MESSAGES`) starting with `zh` picks
  * Chinese (zh_CN.UTF-8 on the station's machines); anything else English. --json output is for
