@@ -19,7 +19,7 @@ export function printTable(rows: Record<string, unknown>[], columns: Record<stri
   const line = (vals: string[]) => vals.map((v, i) => v + ' '.repeat(Math.max(0, widths[i] - width(v)))).join('  ').trimEnd();
   process.stdout.write(line(keys.map((k) => columns[k])) + '\n');
   for (const r of rows) process.stdout.write(line(keys.map((k) => cell(r[k]))) + '\n');
-  if (rows.length === 0) process.stdout.write('(none)\n');
+  if (rows.length === 0) process.stdout.write(tr('(none)\n', '（无）\n'));
 }
 
 export function printRecords(json: boolean, rows: Record<string, unknown>[], columns: Record<string, string>): void {

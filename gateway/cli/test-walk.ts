@@ -19,6 +19,7 @@
  * - a door contact, or a module's door input, on a door event with open = true (of that input).
  * A module passes when each of its panic and door inputs has passed.
  */
+import { tr } from '../i18n.js';
 import { withDatabase, type Db } from '../store/db.js';
 import { openDatabaseForReport } from '../reports/false-alarms.js';
 import { adminRequest } from '../admin/channel.js';
@@ -245,7 +246,8 @@ export async function runWalk(o: WalkOptions): Promise<WalkReport> {
           await recordPass(o.data, { deviceId: d.deviceId, shopId: o.shopId, eventId: ev.id, eventType: ev.type, eventAt: ev.at, ...(s.alarmId ? { alarmId: s.alarmId } : {}) }, o.actor);
           d.recorded = true;
         } catch (err) {
-          o.warn(`the pass of ${d.deviceId} was not recorded: ${(err as Error).message}`);
+          const why = (err as Error).message;
+          o.warn(tr(`the pass of ${d.deviceId} was not recorded: ${why}`, `${d.deviceId} 的通过结果未能记录：${why}`));
         }
         o.progress(`${ev.at}  PASS 通过  ${d.deviceId}  ${what}  [${passedCount()}/${testable.length}]`);
       }

@@ -9,7 +9,7 @@ import { note, printJson, printRecords } from '../output.js';
 import { getDevice, getShop } from '../../registry/registry.js';
 import { resetDeviceCounter, type CounterResetDone } from '../../ingest/sequence.js';
 import { lastWalkTests } from '../../alarm/test-mode.js';
-import { cliActor, dataOption, definedOnly, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
+import { cliActor, dataOption, definedOnly, gatewayNote, int, jsonOption, list, notifyGateway, withDb } from '../common.js';
 import { lastSeenByDevice, newer, openFaultsByDevice, type LiveDeviceStatus } from '../../registry/device-status.js';
 import { openCredentialsFile } from '../credentials-file.js';
 import { tr } from '../../i18n.js';
@@ -81,7 +81,7 @@ A running gateway opens a new bus and polls a new device at once.`,
           model: o.model,
         }) as DeviceInput;
         const issued = withDb(o.data, (db) => addDevice(db, key, input));
-        printIssued(issued, !!o.json, `device ${issued.device.id} added to shop ${issued.device.shopId}`);
+        printIssued(issued, !!o.json, tr(`device ${issued.device.id} added to shop ${issued.device.shopId}`, `设备 ${issued.device.id} 已添加到商户 ${issued.device.shopId}`));
         await notifyGateway(o.data);
       },
     );
@@ -147,7 +147,7 @@ A running gateway opens a new bus and polls a new device at once.`,
     .action(async (deviceId: string, o: { data: string; json?: boolean }) => {
       const d = withDb(o.data, (db) => revokeDevice(db, deviceId));
       if (o.json) printJson({ deviceId: d.id, revokedAt: d.revokedAt });
-      else process.stdout.write(`device ${d.id} revoked\n`);
+      else process.stdout.write(tr(`device ${d.id} revoked\n`, `设备 ${d.id} 已吊销\n`));
       await notifyGateway(o.data, { op: 'revoke', deviceIds: [deviceId] });
     });
   device
@@ -219,14 +219,16 @@ Modbus 模块没有可更换的凭据。`
       const done = viaGateway ?? withDb(o.data, (db) => db.transaction(() => resetDeviceCounter(db, deviceId, who, new Date().toISOString())).immediate());
       if (o.json) printJson({ ...done, gatewayRunning: viaGateway !== null });
       else {
-        const was = done.previous ? `it was boot ${done.previous.boot}, seq ${done.previous.seq ?? '-'}` : 'it had no counter yet';
+        const boot = done.previous?.boot;
+        const seq = done.previous?.seq ?? '-';
+        const was = done.previous ? tr(`it was boot ${boot}, seq ${seq}`, `原为 boot ${boot}，seq ${seq}`) : tr('it had no counter yet', '此前尚无计数');
         process.stdout.write(
-          `device ${done.deviceId}: counter reset (${was}); its next event is accepted in any sequence\n` +
-            (done.faultsCleared ? `  counter-reset fault cleared\n` : '') +
-            `  audit row written (reset-counter by ${who})\n`,
+          tr(`device ${done.deviceId}: counter reset (${was}); its next event is accepted in any sequence\n`, `设备 ${done.deviceId}：计数已重置（${was}）；其下一条事件按任意序号接收\n`) +
+            (done.faultsCleared ? tr('  counter-reset fault cleared\n', '  计数重置故障已清除\n') : '') +
+            tr(`  audit row written (reset-counter by ${who})\n`, `  已记入审计（reset-counter，操作人 ${who}）\n`),
         );
       }
-      note(viaGateway ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
+      gatewayNote(viaGateway !== null);
     });
 }
 
@@ -238,13 +240,21 @@ function printIssued(issued: IssuedDevice, json: boolean, headline: string): voi
     : { deviceId: d.id, shopId: d.shopId, type: d.type, transport: d.transport, username: issued.username, password: issued.password };
   if (json) printJson(out);
   else if (issued.bus) {
+    const bus = `${issued.bus.id} (${describeBus(issued.bus)})`;
     process.stdout.write(
-      `${headline}\n  bus ${issued.bus.id} (${describeBus(issued.bus)}), address ${d.busAddress}\n` +
-        (issued.macKey ? `  MAC key: ${issued.macKey}\n  (shown once: load it into the keypad; the gateway keeps it encrypted)\n` : ''),
+      `${headline}\n` +
+        tr(`  bus ${bus}, address ${d.busAddress}\n`, `  总线 ${bus}，地址 ${d.busAddress}\n`) +
+        (issued.macKey
+          ? tr(`  MAC key: ${issued.macKey}\n  (shown once: load it into the keypad; the gateway keeps it encrypted)\n`, `  MAC 密钥：${issued.macKey}\n  （仅显示一次：请载入键盘；网关只保存其加密副本）\n`)
+          : ''),
     );
   } else {
     process.stdout.write(
-      `${headline}\n  MQTT username (and client id): ${issued.username}\n  MQTT password: ${issued.password}\n` + `  (shown once: the gateway stores only a keyed hash of it)\n`,
+      `${headline}\n` +
+        tr(
+          `  MQTT username (and client id): ${issued.username}\n  MQTT password: ${issued.password}\n  (shown once: the gateway stores only a keyed hash of it)\n`,
+          `  MQTT 用户名（即客户端 ID）：${issued.username}\n  MQTT 口令：${issued.password}\n  （仅显示一次：网关只保存其带密钥的哈希）\n`,
+        ),
     );
   }
 }

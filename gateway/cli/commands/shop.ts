@@ -11,7 +11,7 @@ import { note, printJson, printRecords } from '../output.js';
 import { userInfo } from 'node:os';
 import { clearShopPins, setShopPins, validatePins } from '../../alarm/pins.js';
 import { formatSchedule, getArming, listArming, parseSchedule, setArmed, setSchedule, shopTimeZone, type Arming } from '../../alarm/arming.js';
-import { cliActor, dataOption, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
+import { cliActor, dataOption, gatewayNote, jsonOption, list, notifyGateway, num, withDb } from '../common.js';
 import type { Encoding } from '../bulk/csv.js';
 import { importPins, PIN_COLUMN_SPEC } from '../bulk/pins.js';
 import { dryRunOption, encodingOption, runBulk, type BulkOptions } from './import.js';
@@ -105,8 +105,11 @@ async function armingCommand(o: { data: string; json?: boolean }, shopId: string
     );
   const view = { shopId, ...armingView(arming), gatewayRunning: via !== null };
   if (o.json) printJson(view);
-  else process.stdout.write(`shop ${shopId}: ${view.armed ? 'armed 已布防' : 'disarmed 已撤防'}; schedule ${view.schedule}\n`);
-  note(via ? '(the running gateway has taken the change)' : '(no gateway is running on this data directory; it will read the change when it starts)');
+  else {
+    const state = view.armed ? tr('armed', '已布防') : tr('disarmed', '已撤防');
+    process.stdout.write(tr(`shop ${shopId}: ${state}; schedule ${view.schedule}\n`, `商户 ${shopId}：${state}；布防计划 ${view.schedule}\n`));
+  }
+  gatewayNote(via !== null);
 }
 
 /** `shop pin --from FILE`: the PINs of many shops, every row checked first (gateway/cli/bulk/pins.ts). */
@@ -139,7 +142,7 @@ export function registerShop(program: Command): void {
       const input = { id: o.id, ...recordFrom(o) } as ShopInput;
       const s = withDb(o.data, (db) => addShop(db, input));
       if (o.json) printJson(s);
-      else process.stdout.write(`shop ${s.id} added (${s.name}, station ${s.stationId})\n`);
+      else process.stdout.write(tr(`shop ${s.id} added (${s.name}, station ${s.stationId})\n`, `已添加商户 ${s.id}（${s.name}，接处警中心 ${s.stationId}）\n`));
       await notifyGateway(o.data);
     });
 
@@ -281,13 +284,13 @@ export function registerShop(program: Command): void {
         if (o.pin !== undefined || o.duressPin !== undefined) throw lfError('LF_ERR_INVALID_ARGUMENT', '--clear', 'give either --clear or the PINs, not both');
         const had = withDb(o.data, (db) => clearShopPins(db, shopId, actor, at));
         if (o.json) printJson({ shopId, pins: false, had });
-        else process.stdout.write(had ? `PINs of shop ${shopId} removed\n` : `shop ${shopId} had no PINs\n`);
+        else process.stdout.write(had ? tr(`PINs of shop ${shopId} removed\n`, `商户 ${shopId} 的 PIN 已删除\n`) : tr(`shop ${shopId} had no PINs\n`, `商户 ${shopId} 没有 PIN\n`));
       } else {
         const pins = validatePins(pin, duressPin);
         const key = loadOrCreateGatewayKey(o.data);
         withDb(o.data, (db) => setShopPins(db, key, shopId, pins, actor, at));
         if (o.json) printJson({ shopId, pins: true });
-        else process.stdout.write(`PINs of shop ${shopId} set (stored as keyed hashes only)\n`);
+        else process.stdout.write(tr(`PINs of shop ${shopId} set (stored as keyed hashes only)\n`, `商户 ${shopId} 的 PIN 已设置（只保存带密钥的哈希）\n`));
       }
       await notifyGateway(o.data);
     });

@@ -25,7 +25,8 @@ export function registerUser(program: Command): void {
       try {
         const u = await addUser(db, { name: o.name, role: o.role, password, ...(o.station ? { stationId: o.station } : {}) });
         if (o.json) printJson({ name: u.name, role: u.role, stationId: u.stationId, createdAt: u.createdAt });
-        else process.stdout.write(`user ${u.name} added (${u.role}${u.stationId ? `, station ${u.stationId}` : ''})\n`);
+        else if (u.stationId) process.stdout.write(tr(`user ${u.name} added (${u.role}, station ${u.stationId})\n`, `已添加用户 ${u.name}（${u.role}，接处警中心 ${u.stationId}）\n`));
+        else process.stdout.write(tr(`user ${u.name} added (${u.role})\n`, `已添加用户 ${u.name}（${u.role}）\n`));
       } finally {
         db.close();
       }

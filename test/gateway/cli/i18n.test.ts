@@ -60,3 +60,71 @@ t.test('LANG picks the language', async (t) => {
   const en = await cli(['shop', 'show', 'NOPE', '--data', data], { LANG: 'en_US.UTF-8' });
   t.match(en.stderr, /error LF_ERR_NOT_FOUND: shop NOPE does not exist\n\s+remedy: /);
 });
+
+/** The argument text of a call whose '(' is just before `i`, strings and templates kept whole. */
+function argumentAt(src: string, i: number): string {
+  let depth = 1;
+  let out = '';
+  while (i < src.length && depth > 0) {
+    const c = src[i]!;
+    if (c === "'" || c === '"' || c === '`') {
+      let j = i + 1;
+      while (j < src.length && src[j] !== c) j += src[j] === '\\' ? 2 : 1;
+      out += src.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (c === '(') depth++;
+    if (c === ')') depth--;
+    if (depth > 0) out += c;
+    i++;
+  }
+  return out;
+}
+
+/** `text` without its tr()/both() calls and without the ${…} of its templates. */
+function untranslatedPart(text: string): string {
+  let out = '';
+  let i = 0;
+  const call = /\b(?:tr|both)\(/g;
+  for (let m = call.exec(text); m; m = call.exec(text)) {
+    out += text.slice(i, m.index);
+    i = m.index + m[0].length + argumentAt(text, m.index + m[0].length).length + 1;
+    call.lastIndex = i;
+  }
+  out += text.slice(i);
+  // Drop ${…} (balanced), then comparisons with a literal (a value, not a message).
+  let flat = '';
+  for (let k = 0, depth = 0; k < out.length; k++) {
+    if (depth === 0 && out[k] === '$' && out[k + 1] === '{') {
+      depth = 1;
+      k++;
+      continue;
+    }
+    if (depth > 0) {
+      if (out[k] === '{') depth++;
+      if (out[k] === '}') depth--;
+      continue;
+    }
+    flat += out[k];
+  }
+  return flat.replace(/[!=]==\s*(['"`])(?:\\.|(?!\1).)*\1/g, '');
+}
+
+t.test('what the CLI writes for a person to read goes through tr()', async (t) => {
+  let writes = 0;
+  for (const file of sources(join(import.meta.dirname, '../../../gateway/cli'))) {
+    const src = readFileSync(file, 'utf8');
+    for (const m of src.matchAll(/(?:process\.(?:stdout|stderr)\.write|\bnote|\bwarn)\(/g)) {
+      writes++;
+      const rest = untranslatedPart(argumentAt(src, m.index + m[0].length));
+      const words = [...rest.matchAll(/'((?:\\.|[^'\\])*)'|"((?:\\.|[^"\\])*)"|`((?:\\.|[^`\\])*)`/g)]
+        .map((l) => (l[1] ?? l[2] ?? l[3])!.replace(/\\n/g, ' '))
+        // Words for a person; a lone lowercase token ('gbk', 'utf8') is a value handed on, not a message.
+        .filter((l) => /[A-Za-z]{3,}/.test(l) && !/^[a-z0-9._-]+$/.test(l.trim()));
+      const line = src.slice(0, m.index).split('\n').length;
+      t.same(words, [], `${file}:${line}: English-only text written (wrap it in tr(en, zh))`);
+    }
+  }
+  t.ok(writes > 50, `${writes} writes checked`);
+});
