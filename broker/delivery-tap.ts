@@ -3,7 +3,7 @@
  * the original packet only for persistent sessions (clean = false), and devices and consoles
  * connect with clean sessions; so the packet-size guard hands us what the broker writes to the
  * client and the packet id of every PUBACK the client sends, and we pair them
- * (DESIGN.md "Delivered means answered").
+ * (docs/concepts.md "Delivered means answered").
  */
 import mqttPacket from 'mqtt-packet';
 import { performance } from 'node:perf_hooks';

@@ -1,6 +1,6 @@
 /**
  * Who may connect, publish and subscribe: pure functions over data (STYLE.md 4), adapted to Aedes
- * in broker/broker.ts and unit-tested without sockets. Least privilege (DESIGN.md "MQTT
+ * in broker/broker.ts and unit-tested without sockets. Least privilege (README "MQTT topic
  * contract v1"): a device publishes only under its own devices/{id}/…, receives only its own
  * commands and its own shop's alerts, replies only for its own shop; a console acts only for its
  * station. Wildcard subscriptions are refused outright, so `#` and `$SYS/#` never match anything.

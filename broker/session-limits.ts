@@ -4,7 +4,7 @@
  * #839, #1087); its `maxInflightInbound` bounds QoS 2 packets awaiting PUBREL per *connection*
  * only, so a client that reconnects with the same persistent session piles them up. Here:
  *
- * - QoS 2 is not in the contract (DESIGN.md "MQTT contract v1": all QoS 1). A QoS 2 PUBLISH is
+ * - QoS 2 is not in the contract (README "MQTT topic contract v1": all QoS 1). A QoS 2 PUBLISH is
  *   taken as QoS 1 (`downgradePublish`, called from authorizePublish, which runs before aedes'
  *   publish handler looks at the QoS): the event takes the one ingest, is answered with a PUBACK,
  *   and nothing waits for a PUBREL. A QoS 2 SUBSCRIBE is granted QoS 1.

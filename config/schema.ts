@@ -135,7 +135,7 @@ export const ConfigSchema = Type.Object(
     ),
     keypad: Type.Object(
       {
-        entryTimeoutMs: Millis(3_000, 'A pause this long ends a keypad entry (DESIGN "Keypad codes").'),
+        entryTimeoutMs: Millis(3_000, 'A pause this long ends a keypad entry (docs/concepts.md "Keypad codes").'),
         pinLockoutMs: Millis(300_000, 'Five wrong PINs in a row lock cancelling for the shop this long (its duress PIN still reaches the console).'),
       },
       { default: {}, additionalProperties: false },

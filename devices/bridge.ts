@@ -1,7 +1,7 @@
 /**
  * What the wired bridges (serial keypads, Modbus I/O modules) get from the gateway, and what they
  * give back. Bridges are in-process: Aedes' own publish() skips authorizePublish, so they call the
- * one ingest directly (DESIGN.md "One ingest") and tell the device "got it" (serial ACK, Modbus
+ * one ingest directly (docs/concepts.md "One ingest") and tell the device "got it" (serial ACK, Modbus
  * latch-clear) only once that has resolved, i.e. after the commit.
  *
  * The bridges know ports and the devices on them, not the gateway: every type here is the bridge's
@@ -197,7 +197,7 @@ export type AlertAction = 'show' | 'clear' | 'confirm' | 'skip';
 /**
  * What one wired device (a keypad's display, a module's sounder) has been told about alarms. A
  * device shows one alert at a time, the latest raised; receivers de-duplicate by (alarmId, rev) and
- * ignore a lower rev (DESIGN "At least once on the wire"). A re-sent alert whose delivery failed is
+ * ignore a lower rev (docs/concepts.md "At least once on the wire"). A re-sent alert whose delivery failed is
  * tried again; one already delivered or under way is skipped.
  */
 export class AlertBook {

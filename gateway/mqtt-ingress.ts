@@ -1,7 +1,7 @@
 /**
  * What the gateway does with MQTT traffic the broker policy let through (the BrokerBackend):
  * logins, the one ingest for device events, shop replies, console actions, deliveries.
- * "Refuse without a loop" (DESIGN.md): an authorised device's bad JSON, schema failure or duplicate
+ * "Refuse without a loop" (docs/concepts.md): an authorised device's bad JSON, schema failure or duplicate
  * is acknowledged, dropped, logged with its code and counted; only a failed commit withholds the
  * PUBACK (the device will resend, and nothing acknowledged is lost).
  */
@@ -146,7 +146,7 @@ export class MqttIngress implements BrokerBackend {
     }
     const event = parsed.value;
     if (event.boot === undefined) {
-      // No boot: de-duplicated by seq within this MQTT connection (DESIGN.md "Fields").
+      // No boot: de-duplicated by seq within this MQTT connection (README "MQTT topic contract v1").
       if (conn.lastSeqWithoutBoot !== undefined && event.seq <= conn.lastSeqWithoutBoot) {
         this.ctx.counters.inc('events.duplicate');
         return this.refuse('LF_ERR_DUPLICATE', { deviceId, seq: event.seq }, 'seq already seen on this connection');

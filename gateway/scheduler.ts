@@ -1,5 +1,5 @@
 /**
- * Drives the stored deadlines (DESIGN.md "Deadlines are rows"): one timer, armed for the earliest
+ * Drives the stored deadlines (docs/concepts.md "Deadlines are rows"): one timer, armed for the earliest
  * pending row, by the injectable clock. After a restart it re-arms from the table, so a deadline
  * that fell due while the gateway was down fires at once.
  */

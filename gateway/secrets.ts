@@ -1,5 +1,5 @@
 /**
- * Secrets, as DESIGN.md "Secrets" says: what is only checked is stored as a keyed hash
+ * Secrets, as docs/concepts.md "Secrets" says: what is only checked is stored as a keyed hash
  * (HMAC-SHA-256 under the gateway key in <data>/gateway.key, mode 0600): device tokens, PINs.
  * People's passwords use scrypt, checked asynchronously, off the alarm path. What the gateway must
  * use (a serial keypad's MAC key) is stored encrypted under the gateway key. Comparisons are in

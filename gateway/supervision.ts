@@ -1,5 +1,5 @@
 /**
- * Link supervision of every device (DESIGN.md "Kinds, priority, faults and test mode"; "Deadlines
+ * Link supervision of every device (docs/concepts.md "Faults and test mode"; "Deadlines
  * are rows", the exception): silence is the signal. Wired bridges report every authenticated answer
  * with `seen()` (a serial keypad's unauthenticated NOTHING does not count); the MQTT ingress reports
  * every publish of a device on its own topics (keep-alive PINGREQs never reach it). A wired device

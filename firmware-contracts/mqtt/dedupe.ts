@@ -1,5 +1,5 @@
 /**
- * The receiver's side of "at least once on the wire, once after de-duplication" (DESIGN.md): keep
+ * The receiver's side of "at least once on the wire, once after de-duplication" (docs/concepts.md): keep
  * the highest rev seen per alarm; a message with a rev not higher than that is a repeat.
  */
 export class RevTracker {

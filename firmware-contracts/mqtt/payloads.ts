@@ -1,5 +1,5 @@
 /**
- * MQTT contract v1: one JSON schema per topic (DESIGN.md "MQTT contract v1"). TypeScript types are
+ * MQTT contract v1: one JSON schema per topic (README "MQTT topic contract v1"). TypeScript types are
  * derived from these schemas; validators are compiled once. More fields may be added by later
  * versions; none is renamed, so unknown fields are allowed on what devices and consoles send.
  */
@@ -103,7 +103,7 @@ export type DeviceCommand = Static<typeof DeviceCommand>;
 export const AlarmKind = Type.Union([Type.Literal('panic'), Type.Literal('duress'), Type.Literal('help'), Type.Literal('intrusion')]);
 
 /**
- * Console priority (DESIGN "Kinds, priority"), 1 = first: duress, then panic and intrusion, then
+ * Console priority (docs/concepts.md "Alarm kinds and states"), 1 = first: duress, then panic and intrusion, then
  * help (`0#`: someone needs help, no crime); within one priority the oldest first.
  */
 export const ALARM_PRIORITY = { duress: 1, panic: 2, intrusion: 2, help: 3 } as const;

@@ -1,5 +1,5 @@
 /**
- * MQTT contract v1: the topic tree (DESIGN.md "MQTT contract v1"). Builders and one parser, shared by
+ * MQTT contract v1: the topic tree (README "MQTT topic contract v1"). Builders and one parser, shared by
  * the gateway, the broker policy, the simulators and the tests.
  */
 

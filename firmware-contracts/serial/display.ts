@@ -102,7 +102,7 @@ export function decodeDisplayLine(line: Buffer): string {
 
 /**
  * The neighbour alert: "报警" and the origin's door plate on line 1, the origin shop's name on
- * line 2 (DESIGN.md "The path of one alarm"), e.g. "报警 23号" / "李记茶行".
+ * line 2 (docs/concepts.md "The path of one alarm"), e.g. "报警 23号" / "李记茶行".
  */
 export function alertDisplay(doorPlate: string | undefined, shopName: string): RenderedDisplay {
   const plate = doorPlate?.trim();

@@ -14,7 +14,7 @@ import type { Db } from '../store/db.js';
 import { iso } from '../clock.js';
 import { lfError } from '../errors.js';
 
-/** Stations without a time zone of their own are in this one (DESIGN "Shop records"). */
+/** Stations without a time zone of their own are in this one (docs/concepts.md "Shop records"). */
 export const DEFAULT_TIME_ZONE = 'Asia/Shanghai';
 
 /** Who changes an arming by the schedule, in audit rows. */

@@ -3,7 +3,7 @@
  * ingest.ts, which de-duplicates and stores them: `readEvent` before the store, `onEvent` after),
  * shop replies, console actions and due deadlines into alarm changes, their audit rows, their
  * outbox rows and their deadlines, and tells the keypads what to show (EngineContext.commands), all
- * inside the caller's writer transaction (DESIGN.md "The path of one alarm", "Alarm states",
+ * inside the caller's writer transaction (docs/concepts.md "The path of one alarm", "Alarm states",
  * "Rings", "Keypad codes"). Every state it writes is a transition's `to` from the table of
  * gateway/alarm/state-machine.ts. Its repository and keypad assembler are its own. Nothing here
  * publishes directly: the outbox publishes after the commit.
@@ -149,7 +149,7 @@ export class AlarmEngine {
     return alarmId;
   }
 
-  /** The answer the keypad that typed an entry shows (DESIGN "Keypad codes"). */
+  /** The answer the keypad that typed an entry shows (docs/concepts.md "Keypad codes"). */
   private feedback(fx: Effects, device: Device, what: KeypadFeedback): void {
     this.ctx.commands?.feedback(fx, this.ctx.clock.now(), device, what);
   }
@@ -162,7 +162,7 @@ export class AlarmEngine {
   // ---------------------------------------------------------------- PINs
 
   /**
-   * A `*` PIN `#` entry from `device` of `shop` (DESIGN "Keypad codes", "Alarm states"): cancel,
+   * A `*` PIN `#` entry from `device` of `shop` (docs/concepts.md "Keypad codes", "Alarm kinds and states"): cancel,
    * duress, a wrong PIN (five in a row lock cancelling for `keypad.pinLockoutMs`), or nothing; the
    * pressing keypad is told what it shows. Returns the alarm it changed or raised.
    */

@@ -1,6 +1,6 @@
 /**
  * Assembles key presses into entries, per keypad, timed by the gateway's clock as events are
- * committed (DESIGN.md "Keypad codes"): a pause of `entryTimeoutMs` or a `#` ends an entry; an entry
+ * committed (docs/concepts.md "Keypad codes"): a pause of `entryTimeoutMs` or a `#` ends an entry; an entry
  * half-typed when the gateway restarts is forgotten (the state lives only in memory).
  * What is typed after `*` (a PIN) is masked before the event is stored and never logged.
  */
@@ -36,7 +36,7 @@ interface KeypadState {
   lastKeyAt: number;
 }
 
-/** What may follow a PIN after a second `*` (DESIGN "Keypad codes"): `1` arms. */
+/** What may follow a PIN after a second `*` (docs/concepts.md "Keypad codes"): `1` arms. */
 const PIN_COMMANDS: Readonly<Record<string, 'arm'>> = { '1': 'arm' };
 
 export function classifyEntry(entry: string, starEntry: boolean): Entry {

@@ -1,5 +1,5 @@
 /**
- * A shop's cancel and duress PINs (DESIGN.md "Keypad codes", "Secrets"): stored only as keyed
+ * A shop's cancel and duress PINs (docs/concepts.md "Keypad codes", "Secrets"): stored only as keyed
  * hashes (HMAC-SHA-256 under the gateway key, over the shop id and the PIN, so one PIN in two shops
  * gives two hashes), checked in constant time, never logged, printed or written to an audit row.
  * The wrong-PIN count and the lock-out's end are columns of the same row: a restart lifts nothing.
@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { keyedHash } from '../secrets.js';
 import { lfError } from '../errors.js';
 
-/** 4–8 digits (DESIGN "Keypad codes"). */
+/** 4–8 digits (docs/concepts.md "Keypad codes"). */
 export const PIN_PATTERN = /^[0-9]{4,8}$/;
 
 /** Wrong PINs in a row that lock cancelling for a shop. */

@@ -1,5 +1,5 @@
 /**
- * The alarm state machine, as data (DESIGN.md "Alarm states"): the one authority on which state an
+ * The alarm state machine, as data (docs/concepts.md "Alarm kinds and states"): the one authority on which state an
  * alarm may leave by which action and which state it reaches. The engine applies `to` (gateway/
  * alarm/engine.ts `change`), and the alarm repository's SQL lists of states are rendered from the
  * lists here (gateway/alarm/alarm-repo.ts). Every transition is an audit row, written by the engine

@@ -1,5 +1,5 @@
 /**
- * Test mode (DESIGN "Kinds, priority, faults and test mode"): a shop or a device, for a stored
+ * Test mode (docs/concepts.md "Faults and test mode"): a shop or a device, for a stored
  * time. What it raises is an alarm marked `test` that reaches only the audit trail and the
  * installer. Its expiry is a row in `deadlines` (kind `test-expiry`), so it is re-armed after a
  * restart. These functions run inside the caller's transaction: the running gateway's writer, or

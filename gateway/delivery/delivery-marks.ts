@@ -1,5 +1,5 @@
 /**
- * Recording deliveries (DESIGN.md "Delivered means answered"): an MQTT subscriber's PUBACK or a
+ * Recording deliveries (docs/concepts.md "Delivered means answered"): an MQTT subscriber's PUBACK or a
  * wired bridge's confirmation that a keypad shows the alert (or a sounder rings). The marks that
  * arrive in one turn of the event loop are written by one writer item; a mark that says nothing
  * new (a rev of an alarm already marked for that recipient: the other alert commands a keypad

@@ -1,5 +1,5 @@
 /**
- * What keypads are told besides the shop alert messages (DESIGN "Keypad codes"; issue 8 "What the
+ * What keypads are told besides the shop alert messages (docs/concepts.md "Keypad codes"; issue 8 "What the
  * pressing keypad shows"): the pressing keypad's answer to an entry, and the buzzer, display and
  * LED commands a neighbour shop's MQTT keypad gets for an alert, the same a wired neighbour gets.
  *
@@ -24,7 +24,7 @@ import { alertDisplay } from '../../firmware-contracts/serial/display.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { NewDeviceCommand, Outbox } from './outbox.js';
 
-/** What the keypad that typed an entry shows (DESIGN "Keypad codes"; issue 8 "What the pressing keypad shows"). */
+/** What the keypad that typed an entry shows (docs/concepts.md "Keypad codes"; issue 8 "What the pressing keypad shows"). */
 export type KeypadFeedback = 'raised' | 'cancelled' | 'no-alarm' | 'wrong-pin' | 'locked-out' | 'armed' | 'disarmed';
 
 export interface DeviceCommandSink {

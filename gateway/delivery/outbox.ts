@@ -1,6 +1,6 @@
 /**
  * The outbox: one row per recipient of each message about an alarm, written in the same
- * transaction as the change it announces, kept until the recipient has it (DESIGN.md "Delivered
+ * transaction as the change it announces, kept until the recipient has it (docs/concepts.md "Delivered
  * means answered"): a shop when one of its devices PUBACKs the alert, a console when an officer's
  * console PUBACKs the alarm. Re-sent when a recipient (re)subscribes, after a restart, and
  * periodically while a recipient is connected but has not answered. A newer rev for the same

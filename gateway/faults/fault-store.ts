@@ -1,5 +1,5 @@
 /**
- * The one fault store (DESIGN.md "Kinds, priority, faults and test mode"; issue 9, "Faults and
+ * The one fault store (docs/concepts.md "Faults and test mode"; issue 9, "Faults and
  * maintenance tickets"). Every fault, whoever detects it (the supervisor's device conditions, the
  * ingest's counter-reset, the flood guard, the alarm engine's PIN lock-out, the gateway's own
  * monitors through GatewayFaultSink), is a row of `faults` with a UUIDv7 `faultId` and a `rev` (1

@@ -1,5 +1,5 @@
 /**
- * Faults of the gateway itself (DESIGN.md "Kinds, priority, faults and test mode"): free disk below
+ * Faults of the gateway itself (docs/concepts.md "Faults and test mode"): free disk below
  * its floor, a database that cannot be written, a bridge that cannot open its port. Each is a fault
  * the console sees, never only a log line. Monitors (gateway/health/) report through this sink;
  * the fault store (gateway/faults/) implements it.

@@ -1,5 +1,5 @@
 /**
- * Database errors as a fault (DESIGN "Kinds, priority, faults and test mode"): a commit of the
+ * Database errors as a fault (docs/concepts.md "Faults and test mode"): a commit of the
  * group-commit writer that fails for a reason of the store itself (the disk is full, an I/O error,
  * a read-only or corrupt file) raises `db-error` for `db`, with the SQLite code and the operation
  * that failed, never the data. It clears when a probe write (one meta row through the writer)

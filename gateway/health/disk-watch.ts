@@ -1,5 +1,5 @@
 /**
- * Free disk of the data directory's filesystem (DESIGN "Kinds, priority, faults and test mode": the
+ * Free disk of the data directory's filesystem (docs/concepts.md "Faults and test mode": the
  * gateway's own disk is a fault the console sees). Checked every `checkIntervalMs` on the injected
  * clock; free space below `floorBytes` raises `disk-low` for `disk:<path>`, and it clears only once
  * free space is back at `floorBytes + clearMarginBytes`, so a disk hovering at the floor (a WAL

@@ -1,5 +1,5 @@
 /**
- * A bridge that cannot open its port (DESIGN "Kinds, priority, faults and test mode"): the bus's
+ * A bridge that cannot open its port (docs/concepts.md "Faults and test mode"): the bus's
  * PortWatch (devices/bridge.ts) as a `port-failed` fault of `bus:<busId>`. The fault is raised once
  * `failAfter` attempts in a row have failed (the bridge retries with backoff between them), so a
  * USB adapter that re-enumerates, or a Modbus TCP reopen after a timeout that fails once, does not

@@ -1,5 +1,5 @@
 /**
- * The one ingest (DESIGN.md "One ingest"): every device event, whatever brought it (MQTT, the
+ * The one ingest (docs/concepts.md "One ingest"): every device event, whatever brought it (MQTT, the
  * serial bridge, the Modbus bridge), goes through `deviceIngest`, read top to bottom:
  *   the flood guard (a routine event beyond its device's rate is dropped before the writer) →
  *   the writer's transaction → its place in the device's sequence (gateway/ingest/sequence.ts: a

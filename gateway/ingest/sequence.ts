@@ -1,5 +1,5 @@
 /**
- * De-duplication by (device, boot, seq) (DESIGN.md "Refuse without a loop"): the one owner of a
+ * De-duplication by (device, boot, seq) (docs/concepts.md "Refuse without a loop"): the one owner of a
  * device's high-water mark, the stored `devices.last_boot/last_seq` and the copy on the registry's
  * device record (which the serial bridge reads to resume a keypad's sequence). Nothing else writes
  * either: the ingest moves the mark past each event it takes (gateway/ingest/device-ingest.ts), the

@@ -146,7 +146,7 @@ export interface Device {
   busAddress: number | null;
   /** Modbus register map of an I/O module (e.g. generic-8io). */
   model: string | null;
-  /** A serial keypad's MAC key, encrypted under the gateway key (DESIGN "Secrets"). */
+  /** A serial keypad's MAC key, encrypted under the gateway key (docs/concepts.md "Secrets"). */
   macKeyEnc: Buffer | null;
   lastBoot: number | null;
   lastSeq: number | null;

@@ -152,7 +152,7 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_alarm ON audit(alarm_id, id);
 
--- One row per recipient of a message about an alarm, until delivered (DESIGN "Delivered means answered").
+-- One row per recipient of a message about an alarm, until delivered (docs/concepts.md "Delivered means answered").
 CREATE TABLE outbox (
   id             INTEGER PRIMARY KEY,
   alarm_id       TEXT NOT NULL,
@@ -171,7 +171,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(recipient_kind, recipient_id) WHERE delivered_at IS NULL AND superseded = 0;
 CREATE INDEX outbox_alarm ON outbox(alarm_id, recipient_kind, recipient_id);
 
--- Every timer that matters is a row (DESIGN "Deadlines are rows").
+-- Every timer that matters is a row (docs/concepts.md "Deadlines are rows").
 CREATE TABLE deadlines (
   id        INTEGER PRIMARY KEY,
   alarm_id  TEXT,

@@ -1,6 +1,6 @@
 /**
  * Broker policy as pure functions (STYLE.md 4), table-driven, no sockets: who may publish, subscribe,
- * set a will and use which client id (DESIGN.md "MQTT contract v1": least privilege).
+ * set a will and use which client id (README "MQTT topic contract v1": least privilege).
  */
 import t from 'tap';
 import {

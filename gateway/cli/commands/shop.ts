@@ -131,7 +131,7 @@ export function registerShop(program: Command): void {
   const shop = program.command('shop').description('shops and households on the joint-defence network');
   const add = shop
     .command('add')
-    .description('register a shop with its record (DESIGN.md "Shop records")')
+    .description('register a shop with its record (docs/concepts.md "Shop records")')
     .requiredOption('--id <id>', 'shop id');
   for (const o of recordOptions(true)) add.addOption(o);
   add

@@ -188,7 +188,7 @@ t.test('a second 9# while the alarm is open joins it: an audit row, no new fan-o
   checkRevChain(t, h, alarmId);
 });
 
-t.test('console actions follow DESIGN "Alarm states"; every change is rev+1 and an audit row', async (t) => {
+t.test('console actions follow docs/concepts.md "Alarm kinds and states"; every change is rev+1 and an audit row', async (t) => {
   const clock = new ManualClock();
   const h = new Harness(t, streetCopy(t), clock);
   const officer = STREET.officer.username;
@@ -613,7 +613,7 @@ t.test('a bridge boot is a u32 above the stored mark', async (t) => {
   t.ok(nextBridgeBoot(null, Date.now()) <= U32);
 });
 
-// ---------------------------------------------------------------- PINs (DESIGN "Keypad codes", "Alarm states")
+// ---------------------------------------------------------------- PINs (docs/concepts.md "Keypad codes", "Alarm kinds and states")
 
 const PIN = '24680864';
 const DURESS = '13577531';

@@ -1,5 +1,5 @@
 /**
- * `0#`, the request for help that is not a crime (DESIGN "Keypad codes", "Kinds, priority"), in the
+ * `0#`, the request for help that is not a crime (docs/concepts.md "Keypad codes", "Kinds, priority"), in the
  * engine in-process: a real SQLite database, a ManualClock, the group-commit writer and an outbox
  * whose publisher records. A help alarm reaches the 10 nearest neighbours and the station as kind
  * `help` at the lowest priority (3; a panic is 2); a 0# while it is open joins it; a 9# while it is

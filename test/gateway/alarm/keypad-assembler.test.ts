@@ -1,5 +1,5 @@
 /**
- * Keypad entries (DESIGN.md "Keypad codes"): assembled per keypad, timed by the gateway's clock;
+ * Keypad entries (docs/concepts.md "Keypad codes"): assembled per keypad, timed by the gateway's clock;
  * a pause of entryTimeoutMs or a `#` ends an entry; what is typed after `*` is masked.
  */
 import t from 'tap';

@@ -1,6 +1,6 @@
 /**
  * What the engine asks the keypads to show (EngineContext.commands, gateway/delivery/device-
- * commands.ts; DESIGN "Keypad codes", issue 8 "What the pressing keypad shows"), in-process with a
+ * commands.ts; docs/concepts.md "Keypad codes", issue 8 "What the pressing keypad shows"), in-process with a
  * sink that records and the ManualClock: the pressing keypad's answer to each entry. (A neighbour's
  * MQTT keypads get each shop alert from the outbox's publisher: test/gateway/delivery/device-commands*.)
  */

@@ -1,5 +1,5 @@
 /**
- * Test mode in the engine in-process (gateway/alarm/test-mode.ts, DESIGN "Kinds, priority, faults
+ * Test mode in the engine in-process (gateway/alarm/test-mode.ts, docs/concepts.md "Faults
  * and test mode", "Deadlines are rows"): a real SQLite database, a ManualClock, the group-commit
  * writer, the deadline scheduler and an outbox whose publisher records. A 9# from a shop (or a
  * device) in test mode raises an alarm marked `test` with no recipient, no outbox row and no
