@@ -13,7 +13,7 @@ import { openDatabase, getMeta, setMeta, DB_FILE, type Db } from './store/db.js'
 import { Checkpointer } from './store/checkpointer.js';
 import { join, resolve } from 'node:path';
 import { loadOrCreateGatewayKey } from './secrets.js';
-import { RegistryCache } from './registry/registry.js';
+import { RegistryCache } from './registry/registry-cache.js';
 import { Counters, Latencies } from './metrics.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import { deviceIngest } from './ingest/device-ingest.js';

@@ -14,7 +14,7 @@ import type { GroupCommitWriter } from './ingest/writer.js';
 import type { DeviceIngest } from './ingest/device-ingest.js';
 import type { DeliveryMarks } from './delivery/delivery-marks.js';
 import type { AlarmEngine } from './alarm/engine.js';
-import type { RegistryCache } from './registry/registry.js';
+import type { RegistryCache } from './registry/registry-cache.js';
 import type { Outbox } from './delivery/outbox.js';
 import type { DeviceCommands } from './delivery/device-commands.js';
 import type { Counters } from './metrics.js';

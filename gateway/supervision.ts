@@ -36,7 +36,7 @@ import type { Logger } from './logger.js';
 import type { Counters } from './metrics.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Db } from './store/db.js';
-import type { RegistryCache } from './registry/registry.js';
+import type { RegistryCache } from './registry/registry-cache.js';
 import { setMeta } from './store/db.js';
 import type { DeviceEvent } from '../firmware-contracts/mqtt/payloads.js';
 import type { Effects } from './ingest/writer.js';

@@ -18,7 +18,8 @@
  * text a robber could read), and a duress PIN shows exactly what a cancel shows.
  */
 import type { Effects } from '../ingest/writer.js';
-import type { Device, RegistryCache } from '../registry/registry.js';
+import type { Device } from '../registry/registry.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
 import type { ShopAlert } from '../../firmware-contracts/mqtt/payloads.js';
 import { alertDisplay } from '../../firmware-contracts/serial/display.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';

@@ -31,7 +31,7 @@ import { createLogger, type Logger } from '../logger.js';
 import type { Counters } from '../metrics.js';
 import type { Db } from '../store/db.js';
 import type { Effects, GroupCommitWriter } from '../ingest/writer.js';
-import { RegistryCache } from '../registry/registry.js';
+import { RegistryCache } from '../registry/registry-cache.js';
 import { Outbox } from '../delivery/outbox.js';
 import { getMeta } from '../store/db.js';
 import { newAlarmId } from '../ids.js';

@@ -8,7 +8,7 @@
 import type { GroupCommitWriter } from './writer.js';
 import type { AlarmEngine } from '../alarm/engine.js';
 import { resetDeviceCounter, type CounterResetDone } from './sequence.js';
-import type { RegistryCache } from '../registry/registry.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
 import type { Supervisor } from '../supervision.js';
 import type { FaultStore } from '../faults/fault-store.js';
 import type { Clock } from '../clock.js';

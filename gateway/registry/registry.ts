@@ -10,11 +10,10 @@ import { ID_PATTERN, isValidId } from '../../firmware-contracts/mqtt/topics.js';
 import { lfError } from '../errors.js';
 import { encryptSecret, hashPassword, keyedHash, newDeviceSecret, newMacKey } from '../secrets.js';
 import { shortId } from '../ids.js';
-import { PARITIES, findOrCreateBus, getBus, listBuses, type Bus, type BusSpec } from './buses.js';
+import { PARITIES, findOrCreateBus, getBus, type Bus, type BusSpec } from './buses.js';
 import { BUILT_IN_MAPS } from '../../firmware-contracts/modbus/register-map.js';
 import { coordinatesProblem, phoneProblem } from './shop-checks.js';
 import { OPEN_STATES, sqlStates } from '../alarm/state-machine.js';
-import { listNeighbourRules, rankWithRules, type NeighbourRanking, type NeighbourRule } from './neighbour-rules.js';
 
 /** The register map of a Modbus device registered without `--model`. */
 export const DEFAULT_MODEL = 'generic-8io';
@@ -640,44 +639,4 @@ export function revokeUser(db: Db, name: string): User {
   const info = db.prepare('UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL').run(now(), name);
   if (info.changes === 0 && !getUser(db, name)) throw lfError('LF_ERR_NOT_FOUND', 'user', name);
   return getUser(db, name)!;
-}
-
-/** What a running gateway keeps in memory, rebuilt from the database on start and on reload. */
-export class RegistryCache {
-  stations = new Map<string, Station>();
-  shops = new Map<string, Shop>();
-  devices = new Map<string, Device>();
-  users = new Map<string, User>();
-  buses = new Map<string, Bus>();
-  /** Devices of each shop, for delivery by shop. */
-  devicesByShop = new Map<string, Device[]>();
-  /** The installer's always/never rules (`lianfang neighbours`). */
-  neighbourRules: NeighbourRule[] = [];
-
-  constructor(private readonly db: Db) {}
-
-  reload(): void {
-    this.stations = new Map(listStations(this.db).map((s) => [s.id, s]));
-    this.shops = new Map(listShops(this.db).map((s) => [s.id, s]));
-    this.devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
-    this.users = new Map(listUsers(this.db).map((u) => [u.name, u]));
-    this.buses = new Map(listBuses(this.db).map((b) => [b.id, b]));
-    this.neighbourRules = listNeighbourRules(this.db);
-    this.devicesByShop = new Map();
-    for (const d of this.devices.values()) {
-      const list = this.devicesByShop.get(d.shopId) ?? [];
-      list.push(d);
-      this.devicesByShop.set(d.shopId, list);
-    }
-  }
-
-  /** A shop's neighbours in rings of `ringSize`, the installer's rules and retired shops applied. */
-  neighboursOf(origin: Shop, ringSize: number): NeighbourRanking {
-    return rankWithRules(origin, this.shops.values(), this.neighbourRules, ringSize);
-  }
-
-  /** The consoles whose scope covers a shop: its station and, when it has one, its compound. */
-  consolesFor(shop: Shop): string[] {
-    return shop.compoundId ? [shop.stationId, shop.compoundId] : [shop.stationId];
-  }
 }

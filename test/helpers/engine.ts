@@ -13,7 +13,7 @@ import { provisionStreet } from './street.js';
 import { loadConfig } from '../../config/load.js';
 import type { ManualClock } from '../../gateway/clock.js';
 import { openDatabase, type Db } from '../../gateway/store/db.js';
-import { RegistryCache } from '../../gateway/registry/registry.js';
+import { RegistryCache } from '../../gateway/registry/registry-cache.js';
 import { Outbox, type OutboxMessage } from '../../gateway/delivery/outbox.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../../gateway/delivery/device-commands.js';
 import { GroupCommitWriter } from '../../gateway/ingest/writer.js';
