@@ -27,11 +27,11 @@ export function printRecords(json: boolean, rows: Record<string, unknown>[], col
   else printTable(rows, columns);
 }
 
-/** Print an error the way installers see them: code, message, remedy. Returns the exit code. */
+/** Print an error the way installers see them: one line with the code, the message and the remedy. Returns the exit code. */
 export function reportError(err: unknown): number {
   if (isLianfangError(err)) {
     const zh = currentLang() === 'zh';
-    process.stderr.write(`${tr('error', '错误')} ${err.code}: ${zh ? err.zh.message : err.message}\n  ${tr('remedy', '处理')}: ${zh ? err.zh.remedy : err.remedy}\n`);
+    process.stderr.write(`${tr('error', '错误')} ${err.code}: ${zh ? err.zh.message : err.message} — ${tr('remedy', '处理')}: ${zh ? err.zh.remedy : err.remedy}\n`);
     return 2;
   }
   process.stderr.write(`${tr('error', '错误')}: ${(err as Error)?.message ?? String(err)}\n`);

@@ -65,7 +65,7 @@ t.test('coded errors with a remedy, exit code 2, and nothing half-written', asyn
   const d = ['--data', data];
   let r = await cli(['shop', 'add', '--id', 'S1', '--name', 'x', '--address', 'y', '--station', 'NOPE', ...d]);
   t.equal(r.code, 2);
-  t.match(r.stderr, /error LF_ERR_NOT_FOUND: station NOPE does not exist\n\s+remedy: /);
+  t.match(r.stderr, /^error LF_ERR_NOT_FOUND: station NOPE does not exist — remedy: \S.*\n$/);
   r = await cli(['station', 'add', '--id', 'bad/id', '--name', 'x', ...d]);
   t.equal(r.code, 2);
   t.match(r.stderr, /LF_ERR_INVALID_ARGUMENT/);

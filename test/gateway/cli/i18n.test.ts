@@ -56,9 +56,9 @@ t.test('LANG picks the language', async (t) => {
   const data = tempDataDir(t);
   const zh = await cli(['shop', 'show', 'NOPE', '--data', data], { LANG: 'zh_CN.UTF-8' });
   t.equal(zh.code, 2);
-  t.match(zh.stderr, /错误 LF_ERR_NOT_FOUND: shop NOPE 不存在\n\s+处理: /);
+  t.match(zh.stderr, /^错误 LF_ERR_NOT_FOUND: shop NOPE 不存在 — 处理: \S.*\n$/);
   const en = await cli(['shop', 'show', 'NOPE', '--data', data], { LANG: 'en_US.UTF-8' });
-  t.match(en.stderr, /error LF_ERR_NOT_FOUND: shop NOPE does not exist\n\s+remedy: /);
+  t.match(en.stderr, /^error LF_ERR_NOT_FOUND: shop NOPE does not exist — remedy: \S.*\n$/);
 });
 
 /** The argument text of a call whose '(' is just before `i`, strings and templates kept whole. */
