@@ -19,6 +19,9 @@ function helpOf(cmd: Command): string {
   return out;
 }
 
+/** Commands whose output is not records: they run (start, the simulators), or write a file format (CSV, a shell script). */
+const NO_JSON = new Set(['start', 'simulate street', 'simulate keypad', 'simulate modbus', 'export shops', 'export devices', 'completion']);
+
 t.test('every command has --help with a description and an example', async (t) => {
   const all = leaves(buildProgram());
   t.ok(all.length >= 30, `${all.length} commands`);
@@ -29,5 +32,8 @@ t.test('every command has --help with a description and an example', async (t) =
     t.match(help, /Example|示例/, `${name}: --help has an example`);
     t.match(help, new RegExp(`\\$ (\\S+=('[^']*'|\\S+) )*lianfang ${path[0]}\\b`), `${name}: the example runs lianfang ${path[0]}`);
     for (const o of cmd.options) t.ok(o.description, `${name} ${o.long}: explained`);
+    // Every command that touches a gateway's data takes --data (a Modbus simulator and a completion script do not).
+    if (name !== 'simulate modbus' && name !== 'completion') t.ok(cmd.options.some((o) => o.long === '--data'), `${name}: takes --data`);
+    if (!NO_JSON.has(name)) t.ok(cmd.options.some((o) => o.long === '--json'), `${name}: takes --json, for scripts`);
   }
 });
