@@ -38,6 +38,11 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
+/** Colours only for a person at a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function colourWanted(): boolean {
+  return !!process.stdout.isTTY && !process.env.NO_COLOR;
+}
+
 export function note(message: string): void {
   process.stderr.write(message + '\n');
 }

@@ -9,6 +9,7 @@ import PinoPretty from 'pino-pretty';
 import { lastLogLines, logDir, readLogSince, type LogPosition } from '../../log-files.js';
 import { lfError } from '../../errors.js';
 import { dataOption, int, jsonOption } from '../common.js';
+import { colourWanted } from '../output.js';
 import { tr } from '../../i18n.js';
 
 /** pino's level numbers. */
@@ -31,14 +32,9 @@ function levelFilter(min: number | null): (line: string) => boolean {
   };
 }
 
-/** Colours only for a person at a terminal, and never when NO_COLOR is set (no-color.org). */
-function wantsColour(): boolean {
-  return !!process.stdout.isTTY && !process.env.NO_COLOR;
-}
-
 function printer(json: boolean): (line: string) => void {
   if (json) return (line) => process.stdout.write(line + '\n');
-  const pretty = PinoPretty.prettyFactory({ colorize: wantsColour(), translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name' });
+  const pretty = PinoPretty.prettyFactory({ colorize: colourWanted(), translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name' });
   return (line) => {
     let out: string;
     try {

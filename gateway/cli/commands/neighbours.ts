@@ -11,7 +11,7 @@ import { getShop, listShops, type Shop } from '../../registry/registry.js';
 import { listNeighbourRules, rankWithRules, resetNeighbourRule, setNeighbourRule, type NeighbourRanking } from '../../registry/neighbour-rules.js';
 import { loadConfig } from '../../../config/load.js';
 import { lfError } from '../../errors.js';
-import { note, printJson, printTable } from '../output.js';
+import { colourWanted, note, printJson, printTable } from '../output.js';
 import { cliActor, dataOption, int, jsonOption, notifyGateway, withDb } from '../common.js';
 import { tr } from '../../i18n.js';
 import { renderSketch, renderSvg, streetMap } from '../neighbour-map.js';
@@ -74,8 +74,6 @@ function rowsOf(ranking: NeighbourRanking, byId: Map<string, Shop>, rings: numbe
   return [...ringed, ...apart];
 }
 
-/** Colours only on a terminal, and not when NO_COLOR is set (https://no-color.org). */
-const colourWanted = () => !!process.stdout.isTTY && !process.env.NO_COLOR;
 
 function printListing(origin: Shop, rows: NeighbourRow[], rings: number, ringSize: number): void {
   const ringed = rows.filter((r) => !r.excluded);
