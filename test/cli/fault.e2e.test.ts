@@ -30,7 +30,7 @@ t.test('lianfang fault list / assign / fix: with the gateway running each change
   t.equal(listed.code, 0, listed.stderr);
   t.match(JSON.parse(listed.stdout), [{ faultId, kind: 'silent', deviceId: id, state: 'raised', ticket: { state: 'open' } }]);
   const table = await cli(['fault', 'list', '--data', data]);
-  t.match(table.stdout, /^id\s+raised\s+device\/subject\s+shop\s+kind\s+fault\s+ticket\s+assigned to/);
+  t.match(table.stdout, /^ID\s+RAISED\s+DEVICE\/SUBJECT\s+SHOP\s+KIND\s+FAULT\s+TICKET\s+ASSIGNED TO/);
   t.match(table.stdout, new RegExp(`${faultId}\\s+\\S+\\s+${id.replace(/\./g, '\\.')}\\s+${street.shops[0]!.shopId}\\s+silent\\s+raised\\s+open`));
 
   // By a unique prefix, like git.

@@ -22,7 +22,7 @@ export function registerBus(program: Command): void {
         const devices = listDevices(db).filter((d) => d.bus && !d.revokedAt);
         return listBuses(db).map((b) => ({ busId: b.id, kind: b.kind, where: describeBus(b), devices: devices.filter((d) => d.bus === b.id).length }));
       });
-      printRecords(!!o.json, rows, { busId: 'BUS', kind: 'KIND', where: 'WHERE', devices: 'DEVICES' });
+      printRecords(!!o.json, rows, { busId: tr('BUS', '总线'), kind: tr('KIND', '类型'), where: tr('WHERE', '位置'), devices: tr('DEVICES', '设备数') });
     });
   busCmd
     .command('scan <busId>')
@@ -53,7 +53,7 @@ export function registerBus(program: Command): void {
       printRecords(
         !!o.json,
         hits.map((h) => ({ address: h.address, deviceId: h.deviceId ?? '', answer: h.detail })),
-        { address: 'ADDRESS', deviceId: 'DEVICE', answer: 'ANSWER' },
+        { address: tr('ADDRESS', '地址'), deviceId: tr('DEVICE', '设备'), answer: tr('ANSWER', '应答') },
       );
       const n = o.to - o.from + 1;
       const via = viaGateway ? tr(', through the running gateway', '，经运行中的网关') : '';

@@ -124,17 +124,17 @@ A running gateway opens a new bus and polls a new device at once.`,
       }));
       const shown = o.json ? rows : rows.map((r) => ({ ...r, online: r.online === null ? '-' : r.online ? tr('yes', '是') : tr('no', '否') }));
       printRecords(!!o.json, shown, {
-        deviceId: 'DEVICE',
-        shopId: 'SHOP',
-        type: 'TYPE',
-        transport: 'TRANSPORT',
-        bus: 'BUS',
-        busAddress: 'ADDR',
-        revoked: 'REVOKED',
-        createdAt: 'CREATED',
+        deviceId: tr('DEVICE', '设备'),
+        shopId: tr('SHOP', '商户'),
+        type: tr('TYPE', '类型'),
+        transport: tr('TRANSPORT', '接入方式'),
+        bus: tr('BUS', '总线'),
+        busAddress: tr('ADDR', '地址'),
+        revoked: tr('REVOKED', '已吊销'),
+        createdAt: tr('CREATED', '创建时间'),
         online: tr('ONLINE', '在线'),
         lastSeen: tr('LAST SEEN', '最后联系'),
-        lastTested: 'LAST TESTED 上次测试',
+        lastTested: tr('LAST TESTED', '上次测试'),
         openFaults: tr('OPEN FAULTS', '未结故障'),
       });
     });

@@ -23,7 +23,16 @@ export interface FaultCliContext {
   actor: () => string;
 }
 
-const COLUMNS = { faultId: 'id', raisedAt: 'raised', what: 'device/subject', shopId: 'shop', kind: 'kind', state: 'fault', ticket: 'ticket', assignedTo: 'assigned to' };
+const columns = () => ({
+  faultId: tr('ID', '编号'),
+  raisedAt: tr('RAISED', '发生时间'),
+  what: tr('DEVICE/SUBJECT', '设备/对象'),
+  shopId: tr('SHOP', '商户'),
+  kind: tr('KIND', '类型'),
+  state: tr('FAULT', '故障'),
+  ticket: tr('TICKET', '工单'),
+  assignedTo: tr('ASSIGNED TO', '指派给'),
+});
 
 /** A fault as `fault list --json` and the change commands print it. */
 function view(f: FaultRecord): Record<string, unknown> {
@@ -83,7 +92,7 @@ export function registerFaultCommands(program: Command, ctx: FaultCliContext): v
       printRecords(
         false,
         rows.map((f) => ({ faultId: f.faultId, raisedAt: f.raisedAt, what: f.deviceId ?? f.subject, shopId: f.shopId, kind: f.kind, state: f.clearedAt ? 'cleared' : 'raised', ticket: f.ticket, assignedTo: f.assignedTo })),
-        COLUMNS,
+        columns(),
       );
     });
   fault

@@ -210,16 +210,16 @@ export function registerShop(program: Command): void {
           .map((s) => ({ ...s, ...armingView(arming.get(s.id) ?? getArming(db, s.id)) }));
       });
       printRecords(!!o.json, rows as unknown as Record<string, unknown>[], {
-        id: 'ID',
-        name: 'NAME',
-        doorPlate: 'PLATE',
-        address: 'ADDRESS',
-        stationId: 'STATION',
-        compoundId: 'COMPOUND',
-        lat: 'LAT',
-        lon: 'LON',
-        armed: 'ARMED',
-        schedule: 'SCHEDULE',
+        id: tr('ID', '编号'),
+        name: tr('NAME', '名称'),
+        doorPlate: tr('PLATE', '门牌'),
+        address: tr('ADDRESS', '地址'),
+        stationId: tr('STATION', '接处警中心'),
+        compoundId: tr('COMPOUND', '次级接处警点'),
+        lat: tr('LAT', '纬度'),
+        lon: tr('LON', '经度'),
+        armed: tr('ARMED', '布防'),
+        schedule: tr('SCHEDULE', '布防计划'),
         retiredAt: tr('RETIRED', '已注销'),
       });
     });

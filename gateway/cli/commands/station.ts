@@ -32,6 +32,6 @@ export function registerStation(program: Command): void {
     .addOption(jsonOption())
     .action((o: { data: string; json?: boolean }) => {
       const rows = withDb(o.data, (db) => listStations(db));
-      printRecords(!!o.json, rows as unknown as Record<string, unknown>[], { id: 'ID', name: 'NAME', compoundOf: 'COMPOUND OF', timeZone: 'TIME ZONE' });
+      printRecords(!!o.json, rows as unknown as Record<string, unknown>[], { id: tr('ID', '编号'), name: tr('NAME', '名称'), compoundOf: tr('COMPOUND OF', '隶属'), timeZone: tr('TIME ZONE', '时区') });
     });
 }

@@ -77,7 +77,7 @@ export function registerTest(program: Command): void {
       if (o.json) return printJson(rows);
       printTable(
         rows.map((r) => ({ ...r, alarms: r.alarms.map((a) => `${a.alarmId} (${a.kind} ${a.raisedAt})`) })),
-        { scope: 'SCOPE', targetId: 'ID', until: 'UNTIL', startedBy: 'BY', alarms: 'TEST ALARMS' },
+        { scope: tr('SCOPE', '范围'), targetId: tr('ID', '编号'), until: tr('UNTIL', '截止'), startedBy: tr('BY', '操作人'), alarms: tr('TEST ALARMS', '测试报警') },
       );
     });
   testCmd

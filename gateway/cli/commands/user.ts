@@ -71,7 +71,7 @@ export function registerUser(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ lianfang user list --json')
     .action((o: { data: string; json?: boolean }) => {
       const rows = withDb(o.data, (db) => listUsers(db)).map((u) => ({ name: u.name, role: u.role, stationId: u.stationId, revoked: u.revokedAt !== null, createdAt: u.createdAt }));
-      printRecords(!!o.json, rows, { name: 'NAME', role: 'ROLE', stationId: 'STATION', revoked: 'REVOKED', createdAt: 'CREATED' });
+      printRecords(!!o.json, rows, { name: tr('NAME', '名称'), role: tr('ROLE', '角色'), stationId: tr('STATION', '接处警中心'), revoked: tr('REVOKED', '已吊销'), createdAt: tr('CREATED', '创建时间') });
     });
 }
 
