@@ -452,10 +452,10 @@ export class Gateway {
         return { devices: this.registry.devices.size, shops: this.registry.shops.size, users: this.registry.users.size };
       case 'revoke':
       case 'rotate': {
-        // Revoked, or issued new credentials (`deviceIds`: one request for `rotate --all`; or one
-        // `deviceId`): what each typed so far is forgotten, a serial keypad is polled with its new
-        // key (or no longer), and each live session ends (the old password no longer logs in).
-        const ids = new Set(Array.isArray(req.deviceIds) ? req.deviceIds.map(String) : [String(req.deviceId ?? '')]);
+        // Revoked, or issued new credentials (`deviceIds`: one request however many, as `rotate
+        // --all` and `shop remove --force` send them): what each typed so far is forgotten, a serial
+        // keypad is polled with its new key (or no longer), and each live session ends.
+        const ids = new Set(Array.isArray(req.deviceIds) ? req.deviceIds.map(String) : []);
         await this.reload();
         for (const id of ids) this.engine.forgetKeys(id);
         const n = this.broker.disconnect((p) => p.kind === 'device' && ids.has(p.deviceId));

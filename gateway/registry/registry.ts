@@ -469,6 +469,12 @@ function wiredSpec(input: DeviceInput): BusSpec | null {
   return { kind: transport, busId: input.busId, path: input.port, baud: input.baud, parity: input.parity, host: input.host, port: input.tcpPort };
 }
 
+/** One live device per address on a bus (`self`: the device being moved, which may keep its own). */
+function refuseTakenAddress(db: Db, busId: string, address: number, self = ''): void {
+  const taken = db.prepare('SELECT id FROM devices WHERE bus = ? AND bus_address = ? AND revoked_at IS NULL AND id <> ?').get(busId, address, self) as { id: string } | undefined;
+  if (taken) throw lfError('LF_ERR_ALREADY_EXISTS', `address ${address} on bus ${busId}`, taken.id);
+}
+
 /** Register a device and issue its credentials. The password is returned once and never stored. */
 export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): IssuedDevice {
   validate('device', input);
@@ -490,8 +496,7 @@ export function addDevice(db: Db, gatewayKey: Buffer, input: DeviceInput): Issue
       return { device: getDevice(db, id)!, username: id, password, macKey: null, bus: null };
     }
     const bus = findOrCreateBus(db, spec, createdAt);
-    const taken = db.prepare('SELECT id FROM devices WHERE bus = ? AND bus_address = ? AND revoked_at IS NULL').get(bus.id, input.busAddress) as { id: string } | undefined;
-    if (taken) throw lfError('LF_ERR_ALREADY_EXISTS', `address ${input.busAddress} on bus ${bus.id}`, taken.id);
+    refuseTakenAddress(db, bus.id, input.busAddress!);
     // Serial keypads sign their frames with a per-device key the gateway must use, so it is kept
     // encrypted (not hashed) and shown once. Modbus has no authentication of its own.
     const macKey = input.transport === 'serial' ? newMacKey() : null;
@@ -539,8 +544,7 @@ export function updateDevice(db: Db, id: string, input: DeviceInput): DeviceUpda
     const spec = wiredSpec(merged);
     if (!spec) return { device: current, changed: [] };
     const bus = findOrCreateBus(db, spec, now());
-    const taken = db.prepare('SELECT id FROM devices WHERE bus = ? AND bus_address = ? AND revoked_at IS NULL AND id <> ?').get(bus.id, merged.busAddress, id) as { id: string } | undefined;
-    if (taken) throw lfError('LF_ERR_ALREADY_EXISTS', `address ${merged.busAddress} on bus ${bus.id}`, taken.id);
+    refuseTakenAddress(db, bus.id, merged.busAddress!, id);
     const next = { bus: bus.id, busAddress: merged.busAddress!, model: current.transport === 'serial' ? null : (merged.model ?? DEFAULT_MODEL) };
     const changed = (['bus', 'busAddress', 'model'] as const).filter((f) => next[f] !== current[f]);
     if (changed.length) db.prepare('UPDATE devices SET bus = ?, bus_address = ?, model = ? WHERE id = ?').run(next.bus, next.busAddress, next.model, id);
