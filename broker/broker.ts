@@ -7,7 +7,7 @@
 import { Aedes, type Client, type AuthenticateError, type PublishPacket, type Subscription } from 'aedes';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../gateway/logger.js';
@@ -311,13 +311,7 @@ export class Broker {
     // Admission counts from the TCP accept, before the HTTP upgrade.
     this.http.on('connection', (socket: Socket) => void this.admission.admit(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxPacketBytes });
-    this.wss.on('connection', (ws, req: IncomingMessage) => {
-      const stream = createWebSocketStream(ws);
-      stream.on('error', () => stream.destroy());
-      const g = this.guard(stream, req.socket.remoteAddress);
-      this.admission.bind(g, req.socket as Socket);
-      this.sessions.adapt(this.aedes.handle(g as unknown as Socket, req as never));
-    });
+    this.wss.on('connection', (ws, req: IncomingMessage) => this.attachWebSocket(ws, req));
     return new Promise((resolve, reject) => {
       this.http!.once('error', reject);
       this.http!.listen(this.opts.wsPort, this.opts.host, () => {
@@ -325,6 +319,21 @@ export class Broker {
         resolve();
       });
     });
+  }
+
+  /**
+   * An MQTT-over-WebSocket client upgraded elsewhere: the WebSocket listener's, or the console's
+   * `/mqtt` on the HTTP port (which lets in only a request with a live session). It logs in like
+   * any client; admission counts it from its TCP accept on the HTTP port.
+   */
+  attachWebSocket(ws: WebSocket, req: IncomingMessage, opts: { admit?: boolean } = {}): void {
+    // The console's sockets were not accepted by a broker listener: admission counts them here.
+    if (opts.admit && !this.admission.admit(req.socket as Socket)) return ws.terminate();
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => stream.destroy());
+    const g = this.guard(stream, req.socket.remoteAddress);
+    this.admission.bind(g, req.socket as Socket);
+    this.sessions.adapt(this.aedes.handle(g as unknown as Socket, req as never));
   }
 
   /** Publish from the gateway itself, QoS 1 (bypasses authorizePublish by design). */

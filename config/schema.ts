@@ -126,6 +126,18 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    console: Type.Object(
+      {
+        sessionIdleMs: Millis(
+          3_600_000,
+          'A console session without a request for this long ends (an open page asks every minute, so this ends a page that was closed, or a computer left logged in).',
+          1_000,
+        ),
+        sessionMaxAgeMs: Millis(14 * 3_600_000, 'A console session ends this long after its login, however busy (a night shift and its handover).', 1_000),
+        secureCookie: Type.Boolean({ default: false, description: 'Mark the session cookie Secure: set it when the console is served over HTTPS (by a reverse proxy).' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     store: Type.Object(
       {
         busyTimeoutMs: Millis(5_000, 'How long a writer waits for a lock held by another process (the CLI).', 0),

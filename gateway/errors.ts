@@ -194,6 +194,32 @@ export const ERRORS = {
     remedy: 'refresh the console: the alarm id is wrong or belongs to another station',
     zh: { message: "本站没有报警 %s", remedy: "刷新接警台：报警编号有误或属于其他派出所" },
   },
+  LF_ERR_TAKEN: {
+    message: 'alarm %s is held by %s',
+    remedy: 'leave it to them, or take it over with force (audited as taken from them)',
+    zh: { message: "报警 %s 已由 %s 接手", remedy: "交由对方处理，或强制接手（审计记录为从对方接手）" },
+  },
+  // Refusals of the web console (answered as JSON with an HTTP status).
+  LF_ERR_NOT_SIGNED_IN: {
+    message: 'not signed in, or the session has ended',
+    remedy: 'sign in again on the console\'s login page',
+    zh: { message: "未登录，或会话已结束", remedy: "在接警台登录页重新登录" },
+  },
+  LF_ERR_CSRF: {
+    message: 'the request lacks this session\'s CSRF token',
+    remedy: 'reload the console page; requests from other sites are refused by design',
+    zh: { message: "请求缺少本会话的防伪令牌", remedy: "重新加载接警台页面；来自其他网站的请求按设计被拒绝" },
+  },
+  LF_ERR_SCOPE: {
+    message: '%s may not see %s',
+    remedy: 'an officer sees only their station\'s (or compound\'s) shops; ask an admin to change the account\'s station',
+    zh: { message: "%s 无权查看 %s", remedy: "民警只能查看本所（或本小区）的商户；如需变更请联系管理员修改账号所属单位" },
+  },
+  LF_ERR_NOT_ON_DUTY: {
+    message: '%s is not signed on to a shift in %s',
+    remedy: 'sign on to the shift first',
+    zh: { message: "%s 未在 %s 签到值班", remedy: "先签到值班" },
+  },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERRORS;

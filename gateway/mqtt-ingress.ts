@@ -7,6 +7,7 @@
  */
 import type { BrokerBackend, ConnectionState } from '../broker/broker.js';
 import type { Principal, Recipient } from '../broker/policy.js';
+import { GRANT_PREFIX } from './console/sessions.js';
 import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { validators, type ConsoleError } from '../firmware-contracts/mqtt/payloads.js';
@@ -45,6 +46,8 @@ export interface IngressContext {
   publish: (topic: string, payload: string) => void;
   /** Supervision (gateway/supervision.ts), read at each publish (it is built after the ingress). */
   supervision?: () => DeviceLiveness | undefined;
+  /** A console page's live-feed grant (gateway/console/sessions.ts): true when it is a live session's of `username`. */
+  consoleGrant?: (username: string, grant: string) => boolean;
 }
 
 /** What the ingress tells supervision: a device published on its own topics, or said it went offline. */
@@ -80,7 +83,12 @@ export class MqttIngress implements BrokerBackend {
       await verifyPassword(password.toString('utf8'), await this.decoyHash());
       return null;
     }
-    if (!(await verifyPassword(password.toString('utf8'), user.passwordHash))) return null;
+    const presented = password.toString('utf8');
+    // A console page logs in with its session's grant, never the officer's password.
+    if (presented.startsWith(GRANT_PREFIX)) {
+      return this.ctx.consoleGrant?.(username, presented.slice(GRANT_PREFIX.length)) ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId } : null;
+    }
+    if (!(await verifyPassword(presented, user.passwordHash))) return null;
     // The registry was reloaded during the slow check (a `user passwd` or `user revoke` may be why):
     // what it holds now decides, or a login begun just before the revoke would outlive it.
     if (registry.users.get(username) !== user) return this.authenticate(username, password);

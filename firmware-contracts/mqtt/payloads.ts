@@ -194,6 +194,8 @@ export const ConsoleAction = Type.Object(
     disposition: Type.Optional(Disposition),
     patrol: Type.Optional(Type.String({ maxLength: 64 })),
     note: Type.Optional(Type.String({ maxLength: 1000 })),
+    /** `take` or `ack` of an alarm another officer holds: take it over (audited as taken from them). */
+    force: Type.Optional(Type.Boolean()),
   },
   Open,
 );

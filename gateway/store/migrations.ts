@@ -422,6 +422,40 @@ CREATE TABLE neighbour_rules (
 CREATE INDEX neighbour_rules_other ON neighbour_rules(other_id);
 `,
   },
+  {
+    version: 10,
+    name: 'console sessions and shifts',
+    sql: `
+-- The web console's sessions (issue 11). The cookie holds a random session id; only its keyed hash
+-- is stored (as device tokens are), so a copy of the database opens no console. The page's live
+-- feed logs in to the broker with a grant derived from the session (never the officer's password);
+-- its keyed hash is stored to find the session again. ended_at set: logged out or expired.
+CREATE TABLE console_sessions (
+  id_hash      TEXT PRIMARY KEY,
+  grant_hash   TEXT NOT NULL UNIQUE,
+  user_name    TEXT NOT NULL REFERENCES users(name),
+  address      TEXT,
+  user_agent   TEXT,
+  created_at   TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  ended_at     TEXT,
+  end_reason   TEXT
+);
+CREATE INDEX console_sessions_user ON console_sessions(user_name) WHERE ended_at IS NULL;
+-- Officers on duty: one row per officer per shift in a scope (a station's or a compound's id).
+-- signed_off_at set: the shift is over; handover_note is what the officer left for the next one.
+CREATE TABLE shifts (
+  id            INTEGER PRIMARY KEY,
+  scope_id      TEXT NOT NULL REFERENCES stations(id),
+  user_name     TEXT NOT NULL REFERENCES users(name),
+  signed_on_at  TEXT NOT NULL,
+  signed_off_at TEXT,
+  handover_note TEXT,
+  handed_to     TEXT
+);
+CREATE INDEX shifts_on_duty ON shifts(scope_id) WHERE signed_off_at IS NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -301,6 +301,13 @@ const EXPECTED: Record<string, (t: Test, db: Database.Database) => Promise<void>
     // v8's arming survives.
     t.same(db.prepare("SELECT armed, arm_at AS armAt, disarm_at AS disarmAt FROM shop_arming WHERE shop_id = 'CP-001'").get(), { armed: 1, armAt: '23:00', disarmAt: '06:00' }, 'an armed shop keeps its schedule');
   },
+  'v9.sqlite': async (t, db) => {
+    // Migration 10: no console session and no shift exist after the upgrade.
+    t.same(db.prepare('SELECT count(*) AS n FROM console_sessions').get(), { n: 0 }, 'no console session yet');
+    t.same(db.prepare('SELECT count(*) AS n FROM shifts').get(), { n: 0 }, 'nobody signed on yet');
+    // v9's neighbour rule survives.
+    t.same(db.prepare('SELECT shop_id AS shopId, other_id AS otherId, rule FROM neighbour_rules').all(), [{ shopId: 'CP-001', otherId: 'CP-002', rule: 'always' }], 'a neighbour rule survives');
+  },
 };
 
 t.test('a fixture exists for every released schema version', async (t) => {

@@ -1,0 +1,4 @@
+/** Device health and maintenance tickets. */
+import type { Route } from './api.js';
+
+export const HEALTH_ROUTES: Route[] = [];
