@@ -18,6 +18,12 @@
  * 5. `--runs N` (default 1; 3 with `--only fanout`): the latency phase N times on each target, the
  *    median of the gateway/bare p50 ratios compared with the ratio recorded in
  *    bench/results/latest.json (issue 7: it must not get worse by more than 10 %).
+ * 6. The console (bench/console.ts, issue 11): keypress → screen in a real headless Chromium page
+ *    (p50/p99 over --console-alarms alarms; target p99 < 1 s), and `--page-consoles N` (default 2)
+ *    protocol clients connected the way the page connects (HTTP sign-in, MQTT over ws://…/mqtt with
+ *    the session's grant) present during every gateway run, so the fan-out ratio is the one with
+ *    the station's screens open. `--only console`: the browser phase and the fan-out latency runs
+ *    (median of --runs, default 3) with the page consoles, against the recorded ratio.
  * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md
  * (`--quick`: bench/results/quick.*; `--only X`: bench/results/latest-X.*, so a partial run never
  * replaces the full one).
@@ -41,12 +47,13 @@ import { ConfigSchema } from '../config/schema.js';
 import { rankNeighbours } from '../gateway/geo.js';
 import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type PhaseResult, type TargetSpec, type Credentials } from './fanout.js';
 import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
-import type { Summary } from './stats.js';
+import { newHistogram, summarize, type Summary } from './stats.js';
+import { runKeypressToScreen, PageConsoles, type KeypressScreenResult } from './console.js';
 import { runSerialLine, runModbusCycle, NEIGHBOURS, type SerialLineParams, type ModbusCycleParams, type SerialLineResult, type ModbusCycleResult } from './wired.js';
 
 // ------------------------------------------------------------------ parameters
 
-const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired|fanout] [--runs N] [--quick]
+const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired|fanout|console] [--runs N] [--quick]
   --alarms N               alarms recorded in the latency phase (default 10000)
   --rate R                 offered alarms/s in the latency phase (default 100)
   --throughput-seconds S   measured seconds of the throughput phase (default 15)
@@ -56,11 +63,15 @@ const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughp
                            being the limit
   --windows A,B,...        outstanding-alarm windows swept before the throughput run (default 16,32,64,128)
   --log-level L            the gateway's log level (default info, its shipped default)
-  --only gateway|bare|wired|fanout
-                           run one part only: the gateway's or bare Aedes' fan-out (no ratio), the wired buses, or
+  --only gateway|bare|wired|fanout|console
+                           run one part only: the gateway's or bare Aedes' fan-out (no ratio), the wired buses,
                            fanout: the latency phase only, --runs times on each target (median ratio against the
-                           recorded one), and with a stalled subscriber; results to bench/results/latest-<part>.*
-  --runs N                 latency phases per target for the median p50 ratio (default 1; 3 with --only fanout)
+                           recorded one), and with a stalled subscriber; or console: keypress → screen in headless
+                           Chromium and the fan-out latency runs with the page-style consoles (no stalled phase);
+                           results to bench/results/latest-<part>.*
+  --runs N                 latency phases per target for the median p50 ratio (default 1; 3 with --only fanout or console)
+  --console-alarms N       alarms of the keypress → screen phase, each from its own shop (default 100; --quick 30)
+  --page-consoles N        console clients connected as the page connects during every gateway run (default 2; 0 = none)
   --stalled-alarms N       alarms of the phase with a stalled subscriber present (default: --alarms; 0 = skip it)
   --serial-alarms N        alarms raised on the serial keypad line (default 200; --quick 30)
   --serial-baud B          the keypad line's baud rate (default 19200)
@@ -97,6 +108,8 @@ const { values: flags } = parseArgs({
     'modbus-seconds': { type: 'string' },
     runs: { type: 'string' },
     'stalled-alarms': { type: 'string' },
+    'console-alarms': { type: 'string' },
+    'page-consoles': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -129,8 +142,10 @@ const params = {
   sweepSeconds: quick ? 1.5 : 3,
   throughputWarmupSeconds: quick ? 1 : 2,
   logLevel: flags['log-level'] ?? 'info',
-  only: flags.only as 'gateway' | 'bare' | 'wired' | 'fanout' | undefined,
-  runs: intFlag('runs', flags.runs, flags.only === 'fanout' ? 3 : 1, 1, 9),
+  only: flags.only as 'gateway' | 'bare' | 'wired' | 'fanout' | 'console' | undefined,
+  runs: intFlag('runs', flags.runs, flags.only === 'fanout' || flags.only === 'console' ? 3 : 1, 1, 9),
+  consoleAlarms: intFlag('console-alarms', flags['console-alarms'], quick ? 30 : 100, 1, 10_000),
+  pageConsoles: intFlag('page-consoles', flags['page-consoles'], 2, 0, 16),
   stalledAlarms: 0,
   seed: intFlag('seed', flags.seed, 1, 0, 2 ** 31),
   quietWaitSeconds: intFlag('quiet-wait', flags['quiet-wait'], 180, 0, 3600),
@@ -156,9 +171,9 @@ const params = {
 };
 params.throughputShops = Math.max(params.shops, intFlag('throughput-shops', flags['throughput-shops'], 400, 11, 2_000));
 params.warmupAlarms = Math.min(quick ? 100 : 500, Math.max(10, Math.round(params.alarms / 10)));
-params.stalledAlarms = intFlag('stalled-alarms', flags['stalled-alarms'], params.alarms, 0, 1_000_000);
-if (params.only && params.only !== 'gateway' && params.only !== 'bare' && params.only !== 'wired' && params.only !== 'fanout') {
-  process.stderr.write(`--only must be gateway, bare, wired or fanout\n`);
+params.stalledAlarms = intFlag('stalled-alarms', flags['stalled-alarms'], params.only === 'console' ? 0 : params.alarms, 0, 1_000_000);
+if (params.only && !['gateway', 'bare', 'wired', 'fanout', 'console'].includes(params.only)) {
+  process.stderr.write(`--only must be gateway, bare, wired, fanout or console\n`);
   process.exit(2);
 }
 if (params.serial.parity !== 'none' && params.serial.parity !== 'even') {
@@ -170,7 +185,9 @@ const runs = {
   gateway: !params.only || params.only === 'gateway',
   wired: !params.only || params.only === 'wired',
   /** The extra latency runs (median ratio) and the stalled-subscriber phase. */
-  fanout: !params.only || params.only === 'fanout',
+  fanout: !params.only || params.only === 'fanout' || params.only === 'console',
+  /** Keypress → screen in the browser (bench/console.ts). */
+  console: !params.only || params.only === 'console',
 };
 if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(params.logLevel)) {
   process.stderr.write(`--log-level must be a pino level\n`);
@@ -211,6 +228,7 @@ const phaseBudgetS =
   (runs.fanout
     ? (params.runs * 2 + 1) * ((params.alarms + params.warmupAlarms) / params.rate + 60 + params.quietWaitSeconds)
     : 0) +
+  (runs.console ? params.consoleAlarms * 3 + 120 : 0) +
   (runs.wired ? params.serial.alarms * 4 + params.modbus.seconds + params.modbus.warmupSeconds + 60 + params.quietWaitSeconds : 0) +
   params.quietWaitSeconds +
   240;
@@ -352,7 +370,26 @@ interface TargetResult {
   writer?: { latency?: WriterDelta; throughput?: WriterDelta };
   /** Gateway only: log lines by level, and the last warnings. */
   logs?: { byLevel: Record<string, number>; lastWarnings: string[] };
+  /** Gateway only: the page-style consoles present (--page-consoles). */
+  pageConsoles?: PageConsolesResult;
 }
+
+/** The page-style consoles of a gateway run: how many, what each received, disconnects. */
+interface PageConsolesResult {
+  count: number;
+  received: number[];
+  disconnects: number;
+}
+
+/** --page-consoles clients on a gateway run (none on bare Aedes, which has no console port). */
+async function connectPageConsoles(gw: GatewayChild | null, street: Street): Promise<PageConsoles | null> {
+  if (!gw || params.pageConsoles === 0) return null;
+  const pc = await PageConsoles.connect(gw.ports.http, street.officer, street.stationId, params.pageConsoles);
+  log(`  ${pc.count} page-style console(s) on ws://127.0.0.1:${gw.ports.http}/mqtt (session grant), subscribed to ${street.stationId}'s alarms`);
+  return pc;
+}
+
+const pageConsolesResult = (pc: PageConsoles): PageConsolesResult => ({ count: pc.count, received: [...pc.received], disconnects: pc.disconnects });
 
 interface WriterDelta {
   batches: number;
@@ -387,9 +424,11 @@ async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string):
   bench.traceEnabled = Boolean(flags.trace);
   const gw = kind === 'gateway' ? (child as GatewayChild) : null;
   const cpu = () => ({ target: cpuTimeMs(child.pid), self: selfCpuMs(), system: systemBusyMs() });
+  let pages: PageConsoles | null = null;
   try {
     await bench.connect();
     log(`connected ${street.shops.length} shop clients and a console to ${child.mqttUrl}`);
+    pages = await connectPageConsoles(gw, street);
 
     // 1. latency at the offered rate, pressing the first --shops shops
     bench.setPressable(params.shops);
@@ -451,6 +490,7 @@ async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string):
         `CPU ${kind} ${throughput.cpu?.targetCoreShare ?? '?'} core, clients ${throughput.cpu?.clientsCoreShare} core`,
     );
     const result: TargetResult = { before, latency, sweep, throughput };
+    if (pages) result.pageConsoles = pageConsolesResult(pages);
     if (gw) {
       result.writer = { latency: writerDelta(w0, w1), throughput: writerDelta(w2, w3) };
       const names: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -461,6 +501,7 @@ async function runTarget(kind: 'gateway' | 'bare', street: Street, dir: string):
     }
     return result;
   } finally {
+    await pages?.close();
     await bench.close();
     await child.stop();
   }
@@ -509,6 +550,8 @@ interface LatencyRun {
   latency: PhaseResult & { cpu?: CpuShare };
   /** Gateway: clients it cut off as stalled during the phase (mqtt.stalled-cut). */
   stalledCuts?: number | null;
+  /** Gateway: the page-style consoles present (--page-consoles). */
+  pageConsoles?: PageConsolesResult;
 }
 
 interface FanoutResult {
@@ -640,8 +683,10 @@ async function runLatency(kind: 'gateway' | 'bare', street: Street, dir: string,
   const gw = kind === 'gateway' ? (child as GatewayChild) : null;
   const cpu = () => ({ target: cpuTimeMs(child.pid), self: selfCpuMs(), system: systemBusyMs() });
   let loop: StalledLoop | null = null;
+  let pages: PageConsoles | null = null;
   try {
     await bench.connect();
+    pages = await connectPageConsoles(gw, street);
     bench.setPressable(params.shops);
     const cuts0 = gw ? (((await gw.health()).counters?.['mqtt.stalled-cut'] as number | undefined) ?? 0) : 0;
     if (stalled && gw) {
@@ -655,6 +700,7 @@ async function runLatency(kind: 'gateway' | 'bare', street: Street, dir: string,
     latency.cpu = cpuShare(c0, cpu(), performance.now() - t0);
     log(`  p50 ${latency.latencyMs.p50} ms, p99 ${latency.latencyMs.p99} ms, max ${latency.latencyMs.max} ms; ${latency.completed}/${latency.alarms} complete`);
     const out: LatencyRun & { subscriber?: StalledResult } = { before, latency };
+    if (pages) out.pageConsoles = pageConsolesResult(pages);
     if (gw && !loop) {
       const h = await gw.health().catch(() => null);
       out.stalledCuts = h ? ((h.counters?.['mqtt.stalled-cut'] as number | undefined) ?? 0) - cuts0 : null;
@@ -672,6 +718,7 @@ async function runLatency(kind: 'gateway' | 'bare', street: Street, dir: string,
     return out;
   } finally {
     if (loop) await loop.stop();
+    await pages?.close();
     await bench.close();
     await child.stop();
   }
@@ -732,8 +779,16 @@ interface Target {
   met: boolean | null;
 }
 
-function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult, fanout?: FanoutResult): Target[] {
+function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult, fanout?: FanoutResult, screen?: ConsoleResult): Target[] {
   const out: Target[] = [];
+  if (screen) {
+    out.push({
+      name: `keypress → screen (headless Chromium, queue item in the DOM), p99 over ${screen.params.alarms} alarms`,
+      goal: '< 1000 ms (the US fire-alarm rule allows 90 s)',
+      measured: screen.skipped ? `skipped: ${screen.skipped}` : screen.error ? `failed: ${screen.error}` : `${fmt(screen.domMs.p99)} ms (p50 ${fmt(screen.domMs.p50)}; ${screen.completed}/${screen.params.alarms} shown, ${screen.missed} missed)`,
+      met: screen.skipped ? null : !screen.error && screen.missed === 0 && screen.strays === 0 && screen.completed === screen.params.alarms && screen.domMs.p99 < 1000,
+    });
+  }
   if (fanout) {
     const b = fanout.baseline;
     out.push({
@@ -783,6 +838,44 @@ function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResul
   }
   if (wired) out.push(...wiredTargets(wired));
   return out;
+}
+
+// ------------------------------------------------------------------ the console in a browser
+
+type ConsoleResult = KeypressScreenResult & { before: { waitedSeconds: number; otherCores: number | null } };
+
+async function runConsole(): Promise<ConsoleResult> {
+  log(`\n== console: keypress → screen in headless Chromium ==`);
+  const before = params.quietWaitSeconds > 0 ? await waitForQuiet('the console phase') : { waitedSeconds: 0, otherCores: null };
+  log(`console: ${params.consoleAlarms} alarms (+5 warm-up), one at a time, each from its own shop, each closed once shown`);
+  const p = { alarms: params.consoleAlarms, warmup: 5, timeoutMs: 10_000 };
+  // A page that does not come up is a result of this phase (reported, target not met), not the end of the run.
+  const r = await runKeypressToScreen(p, { log, track: (c) => void children.push(c), keepData: flags['keep-data'], logLevel: params.logLevel, deadlinesMs: params.escalationDeadlinesMs }).catch(
+    (err: Error): KeypressScreenResult => {
+      const none = summarize(newHistogram(), false);
+      return { params: p, browser: '', domMs: none, frameMs: none, pubackMs: none, completed: 0, missed: p.alarms, strays: 0, wallSeconds: 0, error: err.message.split('\n')[0] };
+    },
+  );
+  if (r.error) log(`  failed: ${r.error}`);
+  if (r.skipped) log(`  skipped: ${r.skipped}`);
+  else log(`  DOM p50 ${fmt(r.domMs.p50)} ms, p99 ${fmt(r.domMs.p99)} ms, max ${fmt(r.domMs.max)} ms; ${r.completed}/${r.params.alarms} shown, ${r.missed} missed`);
+  return { ...r, before };
+}
+
+function consoleTable(c: ConsoleResult): Table {
+  const row = (name: string, x: Summary) => [name, fmt(x.p50), fmt(x.p90), fmt(x.p99), fmt(x.max)];
+  return {
+    section: `Console: keypad publish → the alarm on the officer's screen (headless Chromium ${c.browser || '?'}, ${c.params.alarms} alarms one at a time; ms)`,
+    header: ['', 'p50', 'p90', 'p99', 'max'],
+    rows: c.skipped
+      ? [['skipped: ' + c.skipped, '', '', '', '']]
+      : [row('queue item in the page\'s DOM', c.domMs), row('next animation frame (about the paint)', c.frameMs), row('PUBACK to the keypad (stored)', c.pubackMs)],
+    notes: [
+      `shown ${c.completed} / ${c.params.alarms} (+${c.params.warmup} warm-up), missed ${c.missed} (not on the page within ${c.params.timeoutMs} ms), strays ${c.strays}; ${c.wallSeconds} s`,
+      'the page signed in through the login form as the station officer (1366×768); a MutationObserver in the page stamps performance.timeOrigin + performance.now() when a [data-testid=queue-item] with the alarm id first exists; the keypad side stamps the same clock just before its publish',
+      `each alarm acknowledged and closed (disposition test) over MQTT once shown, before the next press; other processes at start ${fmt(c.before.otherCores)} cores`,
+    ],
+  };
 }
 
 // ------------------------------------------------------------------ the wired phase
@@ -927,7 +1020,7 @@ function fanoutTables(f: FanoutResult): Table[] {
       [b ? `recorded (${b.file}, ${b.date.slice(0, 10)})` : 'recorded', '', '', b ? `${fmt(b.ratio)}×` : '–'],
       ['change against the recorded ratio (limit +10 %)', '', '', f.change === null ? '–' : `${f.change >= 0 ? '+' : ''}${fmt(f.change * 100, 1)} %`],
     ],
-    notes: [],
+    notes: pageConsolesNotes(f),
   };
   const tables = [ratioTable];
   const sum = (x: Summary) => [fmt(x.p50), fmt(x.p90), fmt(x.p99), fmt(x.p999), fmt(x.max)];
@@ -954,6 +1047,15 @@ function fanoutTables(f: FanoutResult): Table[] {
   };
   tables.push(stalledTable);
   return tables;
+}
+
+function pageConsolesNotes(f: FanoutResult): string[] {
+  const pcs = f.extraRuns.gateway.map((r) => r.pageConsoles).filter((x): x is PageConsolesResult => Boolean(x));
+  if (params.pageConsoles === 0) return ['no page-style consoles (--page-consoles 0)'];
+  return [
+    `gateway runs with ${params.pageConsoles} page-style console(s) present: signed in over HTTP, MQTT over ws://…/mqtt with the session's grant, subscribed to the station's alarms ` +
+      `(messages received per run: ${pcs.map((p) => p.received.join('+')).join(', ') || '–'}; disconnects ${pcs.reduce((a, p) => a + p.disconnects, 0)}); bare Aedes has no console port and runs as before`,
+  ];
 }
 
 function tableText(t: Table): string[] {
@@ -1114,6 +1216,7 @@ function markdown(report: Report): string {
   }
   if (wired) for (const t of wiredTables(wired)) out.push(...tableMarkdown(t));
   if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push(...tableMarkdown(t));
+  if (report.results.console) out.push(...tableMarkdown(consoleTable(report.results.console)));
   out.push('## Targets', '', '| target | goal | measured | met |', '|---|---|---|---|');
   for (const t of report.targets) out.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
   out.push('');
@@ -1137,7 +1240,7 @@ interface Report {
   command: string;
   machine: typeof machine & { diskCommitMs: ReturnType<typeof probeDisk> };
   parameters: typeof params;
-  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult; fanout?: FanoutResult };
+  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult; fanout?: FanoutResult; console?: ConsoleResult };
   /** latencyP50Median: the median over --runs pairs of latency phases (issue 7's figure). */
   ratios: { latencyP50: number | null; latencyP50Median: number | null; latencyP99: number | null; throughput: number | null };
   targets: Target[];
@@ -1163,6 +1266,7 @@ async function main(): Promise<void> {
       results.fanout = await runFanout(street, dataDir, first);
     }
   }
+  if (runs.console) results.console = await runConsole();
   if (runs.wired) results.wired = await runWired();
   const g = results.gateway;
   const b = results.bare;
@@ -1181,7 +1285,7 @@ async function main(): Promise<void> {
       latencyP99: g && b ? round(g.latency.latencyMs.p99 / b.latency.latencyMs.p99, 2) : null,
       throughput: g && b ? round(g.throughput.throughput!.alarmsPerS / b.throughput.throughput!.alarmsPerS, 2) : null,
     },
-    targets: targets(g, b, wired, results.fanout),
+    targets: targets(g, b, wired, results.fanout, results.console),
     notes: [
       'Latency: t0 = performance.now() in the benchmark process just before the keypad publish; the alarm is complete when the last of its 11 expected recipients (10 nearest shops + console) has it, de-duplicated by (alarmId, rev).',
       'Gateway: the console acknowledges each raised alarm and closes it (disposition test); a shop is pressed again only once its alarm is closed. Per alarm the clients therefore receive 23 messages (11 raised, 2 console updates, 10 ended alerts) and the gateway commits 3 client messages plus one delivery mark per PUBACK.',
@@ -1212,6 +1316,7 @@ async function main(): Promise<void> {
     if (g || b) out.push(textTable(g, b));
   }
   if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push('', ...tableText(t));
+  if (report.results.console) out.push('', ...tableText(consoleTable(report.results.console)));
   if (wired) for (const t of wiredTables(wired)) out.push('', ...tableText(t));
   out.push('', 'Targets');
   for (const t of report.targets) out.push(`  [${t.met === null ? '—' : t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
