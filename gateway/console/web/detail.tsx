@@ -45,6 +45,7 @@ export function Detail(props: {
   const refusal = props.refusal;
   const holder = refusal?.code === 'LF_ERR_TAKEN' ? (errorArgs(refusal.code, refusal.message)?.[1] ?? alarm.takenBy) : null;
   const open = alarm.state !== 'closed';
+  const names = new Map(detail?.neighbours.map((n) => [n.shopId, n.name]) ?? []);
   return (
     <section
       class={`detail ${alarm.duress ? 'duress' : ''} ${alarm.overdue ? 'overdue' : ''} state-${alarm.state}`}
@@ -188,7 +189,7 @@ export function Detail(props: {
                 <span class="tl-actor">{e.actor}</span>
                 <span class="tl-action">{hasText(`action_${e.action}`) ? t(`action_${e.action}` as never) : e.action}</span>
                 {e.toState && e.toState !== e.fromState && <span class="tl-state">{textOr(t, `state_${e.toState}`, 'state_raised')}</span>}
-                <TimelineDetail detail={e.detail} action={e.action} t={t} />
+                <TimelineDetail detail={e.detail} action={e.action} t={t} names={names} />
               </li>
             ))}
           </ol>
@@ -259,7 +260,7 @@ export function Detail(props: {
   );
 }
 
-function TimelineDetail(props: { detail: Record<string, unknown>; action: string; t: T }) {
+function TimelineDetail(props: { detail: Record<string, unknown>; action: string; t: T; names: Map<string, string> }) {
   const { detail: d, t } = props;
   const str = (k: string) => (typeof d[k] === 'string' && d[k] ? (d[k] as string) : null);
   const parts: string[] = [];
@@ -267,7 +268,7 @@ function TimelineDetail(props: { detail: Record<string, unknown>; action: string
   if (props.action === 'handover' && !str('from')) parts.push(t('handedOver'));
   if (str('patrol')) parts.push(`${t('patrolLabel')}: ${str('patrol')}`);
   if (str('disposition')) parts.push(textOr(t, `disp_${str('disposition')}`, 'disp_real'));
-  if (str('reply')) parts.push(`${str('shopId') ?? ''} ${textOr(t, `reply_${str('reply')}`, 'reply_none')}`);
+  if (str('reply')) parts.push(`${props.names.get(str('shopId') ?? '') ?? str('shopId') ?? ''} ${textOr(t, `reply_${str('reply')}`, 'reply_none')}`);
   if (typeof d.ring === 'number') parts.push(`${t('ring')} ${d.ring}`);
   if (str('note')) parts.push(`${t('note')}: ${str('note')}`);
   if (parts.length === 0) return null;

@@ -61,6 +61,8 @@ export class Live {
       connectTimeout: 5000,
       protocolVersion: 4,
       resubscribe: false,
+      // The worker timers mqtt.js prefers are made from a blob: URL, which the page's CSP refuses.
+      timerVariant: 'native',
     });
     this.client = client;
     client.on('connect', () => {
