@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { join, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { isLianfangError, lfError, type ErrorCode } from '../errors.js';
 import { hashPassword, verifyPassword } from '../secrets.js';
@@ -28,8 +29,12 @@ import type { User } from '../registry/registry.js';
 /** Every route of the API, in one list (the anonymous-401 test walks it). */
 export const ROUTES: readonly Route[] = [...ALARM_ROUTES, ...SHIFT_ROUTES, ...HEALTH_ROUTES, ...REPORT_ROUTES];
 
-/** Where the page's built assets are (esbuild writes them there at build time). */
-const ASSETS = fileURLToPath(new URL('../../console-web/', import.meta.url));
+/**
+ * Where the page's built assets are: esbuild writes them to dist/console-web/ at build time. This
+ * module runs from dist/gateway/console/ (two folders up is dist/), or from its source in tests
+ * (two folders up is the project, which holds dist/).
+ */
+const ASSETS = ((up) => (existsSync(join(up, 'console-web')) ? join(up, 'console-web') : join(up, 'dist', 'console-web')))(fileURLToPath(new URL('../../', import.meta.url))) + sep;
 
 const ASSET_TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.map': 'application/json' };
 
@@ -99,6 +104,8 @@ export interface ConsoleHttpOptions {
   loginThrottle: LoginThrottle;
   /** Hand an upgraded `/mqtt` WebSocket to the broker. */
   attachMqtt: (ws: WebSocket, req: IncomingMessage) => void;
+  /** Close the live feed of a session that ended (its grant no longer logs in either). */
+  endLive: (sessionIdHash: string) => void;
 }
 
 export class ConsoleHttp {
@@ -155,7 +162,10 @@ export class ConsoleHttp {
     if (!sessionId) return null;
     const users = this.o.deps.registry.users;
     const { session, expired } = this.o.sessions.lookup(sessionId, users);
-    if (expired) this.audit(expired.session.user, 'console-session-ended', { reason: expired.reason, address: req.socket.remoteAddress ?? null });
+    if (expired) {
+      this.audit(expired.session.user, 'console-session-ended', { reason: expired.reason, address: req.socket.remoteAddress ?? null });
+      this.o.endLive(expired.session.idHash);
+    }
     if (!session) return null;
     const user = users.get(session.user);
     return user ? { session, sessionId, user } : null;
@@ -219,6 +229,7 @@ export class ConsoleHttp {
       this.o.sessions.end(s.session.idHash, 'logout');
       this.auditRow(s.user.name, 'console-logout', { address: req.socket.remoteAddress ?? null });
     }, 'console-logout');
+    this.o.endLive(s.session.idHash);
     res.setHeader('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
     this.json(res, 200, { ok: true });
   }
