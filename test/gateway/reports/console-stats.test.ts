@@ -13,15 +13,15 @@ import { parse } from 'csv-parse/sync';
 import { openDatabase, type Db } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import type { Scope } from '../../../gateway/console/contract.js';
-import { bulletinDay, consoleStats, dailyBulletin, devicesHealth, periodOf, requestedPeriod, scopeTimeZone } from '../../../gateway/reports/console-stats.js';
+import { bulletinDay, consoleStats, dailyBulletin, devicesHealth, periodOf, requestedPeriod, zoneOf } from '../../../gateway/reports/console-stats.js';
 import { alarmsCsv, alarmsCsvName, safeCell } from '../../../gateway/reports/alarms-csv.js';
 import { bulletinHtml } from '../../../gateway/reports/bulletin-html.js';
 import { FaultStore } from '../../../gateway/faults/fault-store.js';
 import { SEED_BULLETIN_DAY, SEED_EXPECTED, SEED_NOW, SEED_PERIOD, SEED_SHOPS, SEED_STATIONS, seedConsoleDb, type Seeded } from '../../helpers/console-seed.js';
 
-const STATION: Scope = { id: 'PS1', name: SEED_STATIONS.station.name, kind: 'station', stationId: 'PS1' };
-const COMPOUND: Scope = { id: 'PS1-C1', name: SEED_STATIONS.compound.name, kind: 'compound', stationId: 'PS1' };
-const OTHER: Scope = { id: 'PS2', name: SEED_STATIONS.other.name, kind: 'station', stationId: 'PS2' };
+const STATION: Scope = { id: 'PS1', name: SEED_STATIONS.station.name, kind: 'station', stationId: 'PS1', timeZone: 'Asia/Shanghai' };
+const COMPOUND: Scope = { id: 'PS1-C1', name: SEED_STATIONS.compound.name, kind: 'compound', stationId: 'PS1', timeZone: 'Asia/Shanghai' };
+const OTHER: Scope = { id: 'PS2', name: SEED_STATIONS.other.name, kind: 'station', stationId: 'PS2', timeZone: 'Asia/Shanghai' };
 const OPTS = { ratePercent: 50, minDecided: 3 };
 
 function seeded(t: { teardown(fn: () => unknown): void }): { db: Db; seed: Seeded } {
@@ -34,7 +34,7 @@ function seeded(t: { teardown(fn: () => unknown): void }): { db: Db; seed: Seede
   return { db, seed: seedConsoleDb(db, loadOrCreateGatewayKey(dir)) };
 }
 
-const period = (db: Db, scope: Scope) => requestedPeriod(scopeTimeZone(db, scope), SEED_NOW, SEED_PERIOD.from, SEED_PERIOD.to);
+const period = (_db: Db, scope: Scope) => requestedPeriod(zoneOf(scope), SEED_NOW, SEED_PERIOD.from, SEED_PERIOD.to);
 
 t.test('statistics of the seeded week: every figure, for the station and for its compound', async (t) => {
   const { db } = seeded(t);
@@ -128,15 +128,11 @@ t.test('the day boundary is Shanghai\'s: 23:30 local is that day, 00:30 local th
   // 2 Dec local: A11 (16:30Z on 1 Dec, 00:30 on 2 Dec local); F7 fixed at 09:00.
   const dec2 = dailyBulletin(db, STATION, 'Asia/Shanghai', '2026-12-02', SEED_NOW);
   t.same(dec2.totals, { received: 1, dispatched: 0, real: 0, false: 0, malicious: 0, open: 1, test: 0, faultsOpened: 0, faultsFixed: 1, faultsOpen: 3 }, 'A11 only; F2, F4, F5 open');
-  // The same rows with the station's zone set to UTC: 1 Dec holds A09, A10, A11 (and the tests A08, A12).
-  db.prepare("UPDATE stations SET time_zone = 'UTC' WHERE id = 'PS1'").run();
-  const tz = scopeTimeZone(db, STATION, 'Asia/Shanghai');
-  t.equal(tz, 'UTC', 'the station\'s own zone wins over the configuration\'s');
-  t.equal(scopeTimeZone(db, COMPOUND, 'Asia/Shanghai'), 'UTC', 'a compound without a zone takes its station\'s');
-  const utc = dailyBulletin(db, STATION, tz, '2026-12-01', SEED_NOW);
+  // The same rows in a scope whose zone is UTC: 1 Dec holds A09, A10, A11 (and the tests A08, A12).
+  const utc = dailyBulletin(db, { ...STATION, timeZone: 'UTC' }, 'UTC', '2026-12-01', SEED_NOW);
   t.same([utc.totals.received, utc.totals.test, utc.start], [3, 2, '2026-12-01T00:00:00.000Z']);
-  db.prepare("UPDATE stations SET time_zone = 'Mars/Olympus' WHERE id = 'PS1'").run();
-  t.equal(scopeTimeZone(db, STATION, 'Europe/Berlin'), 'Europe/Berlin', 'a zone the runtime does not know falls back to the configuration\'s');
+  t.equal(zoneOf({ timeZone: 'Mars/Olympus' }), 'Asia/Shanghai', 'a zone the runtime does not know: the default');
+  t.equal(zoneOf({ timeZone: 'Europe/Berlin' }), 'Europe/Berlin');
 });
 
 t.test('device health: problems with since and how long, last heard and last tested, in scope', async (t) => {
