@@ -258,8 +258,8 @@ export const SEED_EXPECTED = {
     ],
     'PS1-C1': ['S04.keypad', 'S03.keypad'],
   },
-  /** Open tickets (`open=1`) of PS1: not cleared or not fixed, oldest first (F1, F3 closed; F6 other station). */
-  openTickets: { PS1: ['F4', 'F7', 'F2', 'F5'], 'PS1-C1': ['F4', 'F7'] },
+  /** Open tickets (`open=1`) at SEED_NOW: not cleared or not fixed, oldest first (F1, F3, F7 recovered; F6 other station). */
+  openTickets: { PS1: ['F4', 'F2', 'F5'], 'PS1-C1': ['F4'] },
   /** Alarms in the CSV of SEED_PERIOD for PS1 (test alarms included, marked): every PS1 alarm but A14. */
   csvAlarms: { PS1: 13, 'PS1-C1': 4 },
 } as const;
