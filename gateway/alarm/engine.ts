@@ -619,8 +619,11 @@ export class AlarmEngine {
 
   /**
    * Inside a transaction: an officer's action for `stationId`. Throws a LianfangError
-   * (LF_ERR_UNKNOWN_ALARM, LF_ERR_BAD_TRANSITION, LF_ERR_BAD_PAYLOAD) that the caller answers on
-   * the station's errors topic.
+   * (LF_ERR_UNKNOWN_ALARM, LF_ERR_BAD_TRANSITION, LF_ERR_BAD_PAYLOAD, LF_ERR_TAKEN) that the caller
+   * answers on the station's errors topic. Two officers cannot both take an alarm (the station and
+   * a compound's receiving point see it at the same moment): a `take` or `ack` of an alarm another
+   * officer holds is refused with LF_ERR_TAKEN naming the holder, unless it says `force: true`,
+   * which is audited as taken from them.
    */
   consoleAction(fx: Effects, stationId: string, user: string, action: ConsoleAction): AlarmRow {
     const alarm = this.repo.get(action.alarmId);
@@ -631,16 +634,28 @@ export class AlarmEngine {
     if (!allowed(t, alarm.state)) throw lfError('LF_ERR_BAD_TRANSITION', action.action, alarm.id, alarm.state);
     const actor = `user:${user}`;
     const now = this.ctx.clock.now();
+    const takesOver = (action.action === 'take' || action.action === 'ack') && alarm.takenBy !== null && alarm.takenBy !== user;
+    if (takesOver && action.force !== true) throw lfError('LF_ERR_TAKEN', alarm.id, alarm.takenBy);
+    // Who had it, who has it now: a take always says so; an ack only when it took the alarm over.
+    const handedFrom = takesOver ? { from: alarm.takenBy, to: user, force: true } : undefined;
     switch (action.action) {
       case 'ack': {
         this.repo.finishAlarmDeadlines(alarm.id, now, 'ack');
-        return this.change(fx, alarm, actor, 'ack', t, (a) => {
-          a.takenBy = user;
-          a.overdue = false;
-        });
+        return this.change(
+          fx,
+          alarm,
+          actor,
+          'ack',
+          t,
+          (a) => {
+            a.takenBy = user;
+            a.overdue = false;
+          },
+          handedFrom,
+        );
       }
       case 'take':
-        return this.change(fx, alarm, actor, 'take', t, (a) => (a.takenBy = user), { from: alarm.takenBy, to: user });
+        return this.change(fx, alarm, actor, 'take', t, (a) => (a.takenBy = user), handedFrom ?? { from: alarm.takenBy, to: user });
       case 'dispatch':
         return this.change(
           fx,
