@@ -30,6 +30,7 @@ import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
 import type { FaultStore } from '../faults/fault-store.js';
+import { anyoneOnDuty, nobodyOnDutySubject } from '../console/shifts.js';
 import { expireEntryDelay, getArming, runSchedule, setArmed, setSchedule, startEntryDelay, type Arming, type Schedule } from './arming.js';
 
 export interface EngineContext {
@@ -295,6 +296,7 @@ export class AlarmEngine {
     // No neighbour is alerted: on the shops' side there is nothing to end or join.
     const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
+    this.noticeNobodyOnDuty(fx, shop, now);
     this.addDeadline(id, 'ack', now + this.ctx.config.escalation.ackDeadlineMs);
     this.ctx.counters.inc('alarms.raised');
     this.ctx.log.warn({ alarmId: id, shopId: shop.id }, 'duress alarm raised (console only)');
@@ -401,6 +403,7 @@ export class AlarmEngine {
     const alarm = this.repo.get(id)!;
     this.alertRing(fx, alarm, shop, 1, now);
     this.publishToConsoles(fx, alarm, now);
+    this.noticeNobodyOnDuty(fx, shop, now);
     const esc = this.ctx.config.escalation;
     this.addDeadline(id, 'ack', now + esc.ackDeadlineMs);
     if (esc.maxRings > 1) this.addDeadline(id, 'ring', now + esc.ringIntervalMs);
@@ -686,6 +689,39 @@ export class AlarmEngine {
         return closed;
       }
     }
+  }
+
+  // ---------------------------------------------------------------- shifts (gateway/console/shifts.ts)
+
+  /**
+   * Inside a transaction: a handover. The open alarms of `scope` (a station's: every shop of it; a
+   * compound's: its shops) that `from` holds pass to `to`: each a change like any other (audit
+   * action `handover` with `{from, to, note}`, rev + 1, published to its consoles). Returns them.
+   */
+  passAlarms(fx: Effects, scope: { kind: 'station' | 'compound'; id: string }, from: string, to: string, note: string | null, actor: Actor): AlarmRow[] {
+    if (from === to) return [];
+    const passed = this.repo.openHeldBy(scope, from).map((alarm) => this.change(fx, alarm, actor, 'handover', null, (a) => (a.takenBy = to), { from, to, note }));
+    if (passed.length) this.ctx.log.info({ scope: scope.id, from, to, alarms: passed.length }, 'open alarms passed to the new shift');
+    return passed;
+  }
+
+  /**
+   * A new alarm (not a test) of `shop` while no officer is signed on to a shift in any scope that
+   * covers it (its station, its compound): a `nobody-on-duty` fault as well, in the same
+   * transaction, for whoever signs on next and for Node-RED (it clears at the next sign-on in a
+   * covering scope). One open fault per uncovered scope, subject `station:<compound or station id>`.
+   */
+  private noticeNobodyOnDuty(fx: Effects, shop: Shop, now: number): void {
+    if (!this.ctx.config.console.nobodyOnDutyFault) return;
+    if (anyoneOnDuty(this.ctx.db, shop.stationId, shop.compoundId)) return;
+    this.ctx.faults.raiseIn(fx, {
+      kind: 'nobody-on-duty',
+      subject: nobodyOnDutySubject(shop.stationId, shop.compoundId),
+      stationId: shop.stationId,
+      compoundId: shop.compoundId,
+      detail: { stationId: shop.stationId, compoundId: shop.compoundId },
+      at: now,
+    });
   }
 
   // ---------------------------------------------------------------- deadlines (gateway/scheduler.ts)
