@@ -28,6 +28,8 @@ import { MqttIngress } from './mqtt-ingress.js';
 import { Broker } from '../broker/broker.js';
 import { LoginThrottle } from './security/login-throttle.js';
 import { HttpServer } from './http/http-server.js';
+import { ConsoleHttp } from './console/console-http.js';
+import { SessionStore } from './console/sessions.js';
 import { AdminServer, adminSocketPath, type AdminRequest } from './admin/channel.js';
 import { acquireLock, type Lock } from './admin/lock.js';
 import { usePrivateUmask } from './data-dir.js';
@@ -77,6 +79,8 @@ export class Gateway {
   loginThrottle!: LoginThrottle;
   scheduler!: DeadlineScheduler;
   http!: HttpServer;
+  /** The web console's sessions (its live feed logs in to the broker with a session's grant). */
+  sessions!: SessionStore;
   admin!: AdminServer;
   supervisor!: Supervisor;
   /**
@@ -291,6 +295,7 @@ export class Gateway {
       gatewayKey,
       publish: (topic, payload) => this.broker.publish(topic, payload),
       supervision: () => this.supervisor,
+      consoleGrant: (username, grant) => this.sessions.byGrant(username, grant, this.registry.users) !== null,
     });
     this.supervisor = new Supervisor({
       db: this.db,
@@ -324,12 +329,31 @@ export class Gateway {
       }),
     );
     this.scheduler = new DeadlineScheduler({ clock: this.clock, log: log.child({ module: 'deadlines' }), writer: this.writer, engine: this.engine });
+    this.sessions = new SessionStore(this.db, gatewayKey, this.clock, () => ({ idleMs: config.console.sessionIdleMs, maxAgeMs: config.console.sessionMaxAgeMs }));
+    const consoleHttp = new ConsoleHttp({
+      deps: {
+        db: this.db,
+        registry: this.registry,
+        writer: this.writer,
+        engine: this.engine,
+        faults: this.faults,
+        clock: this.clock,
+        config,
+        log: log.child({ module: 'console' }),
+        counters: this.counters,
+        gatewayId: this.gatewayId,
+      },
+      sessions: this.sessions,
+      loginThrottle: this.loginThrottle,
+      attachMqtt: (ws, req) => this.broker.attachWebSocket(ws, req, { admit: true }),
+    });
     this.http = new HttpServer({
       host: config.http.host,
       port: config.http.port,
       healthDetailFrom: config.http.healthDetailFrom,
       log: log.child({ module: 'http' }),
       health: (detail) => (detail ? this.health() : this.publicHealth()),
+      console: consoleHttp,
     });
     this.admin = new AdminServer(socketPath, (req) => this.adminRequest(req), log.child({ module: 'admin' }));
 

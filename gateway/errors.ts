@@ -215,6 +215,11 @@ export const ERRORS = {
     remedy: 'an officer sees only their station\'s (or compound\'s) shops; ask an admin to change the account\'s station',
     zh: { message: "%s 无权查看 %s", remedy: "民警只能查看本所（或本小区）的商户；如需变更请联系管理员修改账号所属单位" },
   },
+  LF_ERR_INTERNAL: {
+    message: 'the console request failed inside the gateway (the cause is in its log)',
+    remedy: 'try again; if it repeats, send the gateway log (`lianfang logs`) to the maintainer',
+    zh: { message: "接警台请求在网关内部失败（原因见网关日志）", remedy: "重试；如反复出现，请把网关日志（`lianfang logs`）发给维护人员" },
+  },
   LF_ERR_NOT_ON_DUTY: {
     message: '%s is not signed on to a shift in %s',
     remedy: 'sign on to the shift first',

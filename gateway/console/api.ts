@@ -69,10 +69,13 @@ export interface Route {
 }
 
 /** Every scope (station or compound) a user may see: an officer their own, an admin all. */
-export function scopesOf(user: User, registry: RegistryCache): Scope[] {
+export function scopesOf(user: User, registry: RegistryCache, defaultZone: string): Scope[] {
   const toScope = (id: string): Scope | null => {
     const st = registry.stations.get(id);
-    return st ? { id: st.id, name: st.name, kind: st.compoundOf ? 'compound' : 'station', stationId: st.compoundOf ?? st.id } : null;
+    if (!st) return null;
+    const parent = st.compoundOf ? registry.stations.get(st.compoundOf) : undefined;
+    const timeZone = st.timeZone ?? parent?.timeZone ?? defaultZone;
+    return { id: st.id, name: st.name, kind: st.compoundOf ? 'compound' : 'station', stationId: st.compoundOf ?? st.id, timeZone };
   };
   if (user.role === 'admin') return [...registry.stations.keys()].map(toScope).filter((s): s is Scope => s !== null);
   if (user.role !== 'officer' || !user.stationId) return [];

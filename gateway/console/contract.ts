@@ -14,6 +14,8 @@ export interface Scope {
   kind: 'station' | 'compound';
   /** The station itself, or the station a compound belongs to. */
   stationId: string;
+  /** The IANA zone its times are shown in (the station's, else the gateway's `timeZone`). */
+  timeZone: string;
 }
 
 /** GET /api/me: who is signed in, what they see, and how the page reaches the live feed. */
@@ -82,6 +84,8 @@ export interface AlarmDetail {
   timeline: TimelineEntry[];
   /** Other open alarms of the scope near this one (for the map), nearest first. */
   nearby: { alarm: ConsoleAlarm; lat: number | null; lon: number | null; distanceM: number | null }[];
+  /** The other shops within the map's radius, to draw the street. */
+  street: { id: string; name: string; lat: number; lon: number }[];
 }
 
 /** GET /api/alarms: the open alarms of a scope (and those closed since `closedSince`). */

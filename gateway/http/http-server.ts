@@ -1,13 +1,15 @@
 /**
- * The gateway's HTTP server. For now it serves `/health`: to anyone, that the gateway is up and its
+ * The gateway's HTTP server. It serves `/health`: to anyone, that the gateway is up and its
  * version; in full (counts, open alarms, faults, counters, device ids) only to callers whose address
  * is in `http.healthDetailFrom` (loopback by default), since the listener is on the street's network
- * and open alarms tell a robber whether the 9# went through. The console and Node-RED come with
- * their own issues and will sit behind a login (a session will then also unlock the details).
+ * and open alarms tell a robber whether the 9# went through. Everything else is the web console's
+ * (gateway/console/console-http.ts), behind its login.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { BlockList, isIP, type AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
+import type { Duplex } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import { lfError } from '../errors.js';
 
 /** `::ffff:127.0.0.1` (an IPv4 caller on a dual-stack listener) → `127.0.0.1`. */
@@ -52,6 +54,12 @@ export class HttpServer {
       log: Logger;
       /** Called per /health request; `detail` is false for an anonymous caller. */
       health: (detail: boolean) => Record<string, unknown>;
+      /** The web console: every other request, and WebSocket upgrades. */
+      console?: {
+        handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+        upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+        stop(): void;
+      };
     },
   ) {}
 
@@ -73,7 +81,20 @@ export class HttpServer {
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
         return;
       }
+      if (this.opts.console) {
+        this.opts.console.handle(req, res).catch((err: unknown) => {
+          this.opts.log.error({ err }, 'console request failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+          res.end();
+        });
+        return;
+      }
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    });
+    this.server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => socket.destroy());
+      if (this.opts.console) this.opts.console.upgrade(req, socket, head);
+      else socket.destroy();
     });
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 10_000;
@@ -87,6 +108,7 @@ export class HttpServer {
   }
 
   async stop(): Promise<void> {
+    this.opts.console?.stop();
     this.server?.closeAllConnections();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }

@@ -1,0 +1,54 @@
+/**
+ * The two HTML documents the console serves: the login page (to anyone; it works without script,
+ * and with it signs in without leaving the page so that the click also unlocks the alarm sound)
+ * and the page's shell (to a session). Both are static apart from the language; every text is
+ * escaped, and the Content-Security-Policy allows only this gateway's own scripts.
+ */
+import { pickLang, text, type Lang, type TextKey } from './web/i18n.js';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function head(lang: Lang, title: TextKey, assets: string): string {
+  return `<!doctype html>
+<html lang="${lang === 'zh' ? 'zh-CN' : 'en'}" data-theme="dark">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="dark light">
+<title>${escapeHtml(text(lang, title))}</title>
+${assets}
+</head>`;
+}
+
+/** The login form: fields `username` and `password`, posted to /login. */
+export function loginPage(acceptLanguage: string | undefined, error?: 'failed'): string {
+  const lang = pickLang(acceptLanguage);
+  const t = (k: TextKey) => escapeHtml(text(lang, k));
+  return `${head(lang, 'loginTitle', '<link rel="stylesheet" href="/app/login.css"><script type="module" src="/app/login.js"></script>')}
+<body class="login">
+<main class="login-box">
+<h1 data-t="appTitle">${t('appTitle')}</h1>
+<form method="post" action="/login" id="login-form" autocomplete="on">
+<label><span data-t="username">${t('username')}</span><input name="username" id="username" autocomplete="username" required maxlength="64" autofocus></label>
+<label><span data-t="password">${t('password')}</span><input name="password" id="password" type="password" autocomplete="current-password" required maxlength="256"></label>
+<p class="login-error" id="login-error" role="alert">${error ? t('loginFailed') : ''}</p>
+<button type="submit" id="login-submit" data-t="signIn">${t('signIn')}</button>
+</form>
+<p class="login-hint" data-t="loginHint">${t('loginHint')}</p>
+<button type="button" class="lang-switch" id="lang-switch" data-t="language">${t('language')}</button>
+</main>
+</body>
+</html>
+`;
+}
+
+/** The console's shell: the page's script builds everything inside #app. */
+export function appPage(acceptLanguage: string | undefined): string {
+  const lang = pickLang(acceptLanguage);
+  return `${head(lang, 'appTitle', '<link rel="stylesheet" href="/app/console.css"><script type="module" src="/app/console.js"></script>')}
+<body><div id="app"></div></body>
+</html>
+`;
+}

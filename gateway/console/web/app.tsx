@@ -1,0 +1,3 @@
+/** Placeholder of the console page (replaced by the console UI). */
+import { render } from 'preact';
+render(<p>console</p>, document.getElementById('app')!);
