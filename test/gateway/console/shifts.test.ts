@@ -59,19 +59,10 @@ class Harness extends EngineHarness {
     super(t, dir, clock, 'gw-test', { console: { nobodyOnDutyFault: dutyFault }, escalation: { ringIntervalMs: 24 * 3600_000, ackDeadlineMs: 24 * 3600_000 } });
   }
 
+  /** The gateway's parts a route handler uses, from this harness. */
   deps(): ConsoleDeps {
-    return {
-      db: this.db,
-      registry: this.registry,
-      writer: this.writer,
-      engine: this.engine,
-      faults: this.faults,
-      clock: this.clock,
-      config: this.config,
-      log: createLogger('silent'),
-      counters: this.counters,
-      gatewayId: 'gw-test',
-    };
+    const { db, registry, writer, engine, faults, clock, config, counters } = this;
+    return { db, registry, writer, engine, faults, clock, config, counters, log: createLogger('silent'), gatewayId: 'gw-test' };
   }
 
   /** Call a shift route as `user` (its session is not looked at by these handlers). */
