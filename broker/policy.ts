@@ -9,7 +9,8 @@ import { parseTopic, type ParsedTopic } from '../firmware-contracts/mqtt/topics.
 
 export type Principal =
   | { kind: 'device'; deviceId: string; shopId: string }
-  | { kind: 'user'; name: string; role: 'officer' | 'installer' | 'admin'; stationId: string | null };
+  /** `session`: a console page's live feed, logged in with that console session's grant (its id hash). */
+  | { kind: 'user'; name: string; role: 'officer' | 'installer' | 'admin'; stationId: string | null; session?: string };
 
 export type Decision = { ok: true; topic: ParsedTopic } | { ok: false; reason: string };
 
@@ -84,6 +85,8 @@ export function canSubscribe(p: Principal, filter: string): Decision {
     return refuse('devices receive only their commands and their shop\'s alerts');
   }
   if (t.kind === 'station-alarms' || t.kind === 'station-errors' || t.kind === 'station-faults') {
+    // An admin may look at any scope (issue 11); acting stays with the station's own officers.
+    if (p.role === 'admin') return { ok: true, topic: t };
     return stationOf(p) === t.id ? { ok: true, topic: t } : refuse('not an officer of this station');
   }
   return refuse('consoles receive only their station\'s alarms, errors and faults');

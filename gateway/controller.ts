@@ -295,7 +295,7 @@ export class Gateway {
       gatewayKey,
       publish: (topic, payload) => this.broker.publish(topic, payload),
       supervision: () => this.supervisor,
-      consoleGrant: (username, grant) => this.sessions.byGrant(username, grant, this.registry.users) !== null,
+      consoleGrant: (username, grant) => this.sessions.byGrant(username, grant, this.registry.users)?.idHash ?? null,
     });
     this.supervisor = new Supervisor({
       db: this.db,
@@ -346,6 +346,7 @@ export class Gateway {
       sessions: this.sessions,
       loginThrottle: this.loginThrottle,
       attachMqtt: (ws, req) => this.broker.attachWebSocket(ws, req, { admit: true }),
+      endLive: (idHash) => this.broker.disconnect((p) => p.kind === 'user' && p.session === idHash),
     });
     this.http = new HttpServer({
       host: config.http.host,

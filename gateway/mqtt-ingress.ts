@@ -46,8 +46,8 @@ export interface IngressContext {
   publish: (topic: string, payload: string) => void;
   /** Supervision (gateway/supervision.ts), read at each publish (it is built after the ingress). */
   supervision?: () => DeviceLiveness | undefined;
-  /** A console page's live-feed grant (gateway/console/sessions.ts): true when it is a live session's of `username`. */
-  consoleGrant?: (username: string, grant: string) => boolean;
+  /** A console page's live-feed grant (gateway/console/sessions.ts): the id hash of the live session of `username` it belongs to, or null. */
+  consoleGrant?: (username: string, grant: string) => string | null;
 }
 
 /** What the ingress tells supervision: a device published on its own topics, or said it went offline. */
@@ -86,7 +86,8 @@ export class MqttIngress implements BrokerBackend {
     const presented = password.toString('utf8');
     // A console page logs in with its session's grant, never the officer's password.
     if (presented.startsWith(GRANT_PREFIX)) {
-      return this.ctx.consoleGrant?.(username, presented.slice(GRANT_PREFIX.length)) ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId } : null;
+      const session = this.ctx.consoleGrant?.(username, presented.slice(GRANT_PREFIX.length));
+      return session ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId, session } : null;
     }
     if (!(await verifyPassword(presented, user.passwordHash))) return null;
     // The registry was reloaded during the slow check (a `user passwd` or `user revoke` may be why):

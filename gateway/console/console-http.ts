@@ -104,6 +104,8 @@ export interface ConsoleHttpOptions {
   loginThrottle: LoginThrottle;
   /** Hand an upgraded `/mqtt` WebSocket to the broker. */
   attachMqtt: (ws: WebSocket, req: IncomingMessage) => void;
+  /** Close the live feed of a session that ended (its grant no longer logs in either). */
+  endLive: (sessionIdHash: string) => void;
 }
 
 export class ConsoleHttp {
@@ -160,7 +162,10 @@ export class ConsoleHttp {
     if (!sessionId) return null;
     const users = this.o.deps.registry.users;
     const { session, expired } = this.o.sessions.lookup(sessionId, users);
-    if (expired) this.audit(expired.session.user, 'console-session-ended', { reason: expired.reason, address: req.socket.remoteAddress ?? null });
+    if (expired) {
+      this.audit(expired.session.user, 'console-session-ended', { reason: expired.reason, address: req.socket.remoteAddress ?? null });
+      this.o.endLive(expired.session.idHash);
+    }
     if (!session) return null;
     const user = users.get(session.user);
     return user ? { session, sessionId, user } : null;
@@ -224,6 +229,7 @@ export class ConsoleHttp {
       this.o.sessions.end(s.session.idHash, 'logout');
       this.auditRow(s.user.name, 'console-logout', { address: req.socket.remoteAddress ?? null });
     }, 'console-logout');
+    this.o.endLive(s.session.idHash);
     res.setHeader('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
     this.json(res, 200, { ok: true });
   }

@@ -4,6 +4,7 @@
  * Alarm and fault messages are those of the MQTT contract (firmware-contracts/mqtt/payloads.ts).
  */
 import type { ConsoleAlarm, ConsoleFault } from '../../firmware-contracts/mqtt/payloads.js';
+import type { Shop } from '../registry/registry.js';
 
 export type { ConsoleAlarm, ConsoleFault };
 
@@ -32,25 +33,12 @@ export interface Me {
   live: { path: string; username: string; password: string; clientIdPrefix: string };
 }
 
-/** A shop as the console shows it with an alarm (DESIGN "Shop records"). */
-export interface ShopCard {
-  id: string;
-  name: string;
-  address: string;
-  doorPlate: string | null;
-  poleNumber: string | null;
-  grid: string | null;
-  sector: string | null;
-  ownerName: string | null;
-  ownerPhone: string | null;
-  dutyName: string | null;
-  dutyPhone: string | null;
-  cameraIds: string[];
-  lat: number | null;
-  lon: number | null;
-  stationId: string;
-  compoundId: string | null;
-}
+/** A shop as the console shows it with an alarm (docs/concepts.md "Shop records"). */
+export type ShopCard = Pick<
+  Shop,
+  | 'id' | 'name' | 'address' | 'doorPlate' | 'poleNumber' | 'grid' | 'sector' | 'ownerName' | 'ownerPhone'
+  | 'dutyName' | 'dutyPhone' | 'cameraIds' | 'lat' | 'lon' | 'stationId' | 'compoundId'
+>;
 
 /** A neighbour alerted for an alarm, and what it answered. */
 export interface NeighbourAnswer {

@@ -136,7 +136,10 @@ t.test('canSubscribe', async (t) => {
     ['officer PS1', officer1, topics.deviceCommands(devA.deviceId), false],
     ['officer without station', officerNoStation, topics.stationAlarms('PS1'), false],
     ['admin PS1', admin1, topics.stationAlarms('PS1'), true],
-    ['admin PS1', admin1, topics.stationAlarms('PS2'), false],
+    // an admin may look at any scope (issue 11), and acts only for their own station (canPublish)
+    ['admin PS1', admin1, topics.stationAlarms('PS2'), true],
+    ['admin PS1', admin1, topics.stationFaults('PS2'), true],
+    ['admin PS1', admin1, topics.shopAlerts('S1'), false],
   ];
   for (const [who, p, filter, allowed] of rows) {
     const d = canSubscribe(p, filter);

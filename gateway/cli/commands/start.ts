@@ -3,16 +3,18 @@ import { type Command, Option } from 'commander';
 import { loadConfig } from '../../../config/load.js';
 import type { ConfigInput } from '../../../config/schema.js';
 import { dataOption, int } from '../common.js';
+import { join } from 'node:path';
+import { tr } from '../../i18n.js';
 
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('start the gateway (embedded MQTT broker, SQLite store, HTTP /health) on the data directory')
+    .description('start the gateway (embedded MQTT broker, SQLite store, HTTP /health and the alarm console) on the data directory')
     .addOption(dataOption())
     .option('--config <file>', 'JSON configuration file (see config/schema.ts); LF_* environment variables override it')
     .option('--mqtt-port <port>', 'MQTT over TCP port (0 = any free port; the chosen port is logged)', int('--mqtt-port', 0, 65535))
     .option('--ws-port <port>', 'MQTT over WebSocket port (0 = any free port)', int('--ws-port', 0, 65535))
-    .option('--http-port <port>', 'HTTP port for /health (0 = any free port)', int('--http-port', 0, 65535))
+    .option('--http-port <port>', 'HTTP port for /health and the alarm console (0 = any free port)', int('--http-port', 0, 65535))
     .option('--street <shops>', 'also create and run a simulated street of this many shops, to see alarms flow', int('--street', 11, 500))
     .addOption(new Option('--street-wire <wire>', 'how the street\'s keypads reach the gateway: MQTT, or a simulated RS-485 line (a pty pair)').choices(['mqtt', 'serial']).default('mqtt'))
     .addHelpText('after', '\nExample:\n  $ LF_ESCALATION_ACK_DEADLINE_MS=60000 lianfang start --data ./data --mqtt-port 1883 --http-port 8080')
@@ -47,6 +49,14 @@ export function registerStart(program: Command): void {
           // Three heartbeats per supervision interval: one lost is no fault.
           heartbeatMs: Math.max(1000, Math.floor(config.supervision.mqttFaultAfterMs / 3)),
         });
+        const { streetDir, STREET_FILES } = await import('../../../simulators/street.js');
+        const login = join(streetDir(config.dataDir), STREET_FILES.officer);
+        process.stderr.write(
+          tr(
+            `alarm console: http://127.0.0.1:${gw.ports().http}/ (sign in with the username and password in ${login})\n`,
+            `接警台：http://127.0.0.1:${gw.ports().http}/（用 ${login} 中的账号和密码登录）\n`,
+          ),
+        );
       }
     });
 }

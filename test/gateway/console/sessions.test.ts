@@ -181,8 +181,11 @@ t.test('the live feed opens only with a session, and logs in with the grant, nev
   t.equal(detail.neighbours.length, 3, 'the three other shops were alerted');
   t.ok(detail.timeline.some((e) => e.action === 'raised'), 'the timeline starts at the raise');
 
-  // The grant of a session that ended opens nothing any more.
+  // Logout closes the page's live feed, and the grant of a session that ended opens nothing any more.
+  const closed = new Promise<void>((resolve) => page.client.once('close', () => resolve()));
   await fetch(`${base}/logout`, { method: 'POST', headers: { cookie, 'x-csrf-token': me.csrf } });
+  await closed;
+  t.pass("logout closed the page's live feed");
   const { cookie: c2 } = await login(base, street.officer.username, street.officer.password);
   const stale = mqtt.connect(`ws://127.0.0.1:${http}/mqtt`, { username: me.live.username, password: me.live.password, reconnectPeriod: 0, wsOptions: { headers: { cookie: c2 } } } as never);
   const staleResult = await new Promise<string>((resolve) => {
