@@ -64,7 +64,7 @@ export const SELF_TEST_DECLARED: Readonly<Record<Device['transport'], readonly D
 };
 
 /** Meta key prefix of a device's last self-test (ms since the epoch). */
-const SELF_TEST_META = 'last_selftest:';
+export const SELF_TEST_META = 'last_selftest:';
 
 export function declaresSelfTest(device: Pick<Device, 'transport' | 'type'>): boolean {
   return SELF_TEST_DECLARED[device.transport].includes(device.type);

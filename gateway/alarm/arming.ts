@@ -77,7 +77,7 @@ export function isTimeZone(timeZone: string): boolean {
 }
 
 /** The wall clock in `timeZone` at `ms`. */
-function wallClock(timeZone: string, ms: number): { y: number; mo: number; d: number; minute: number; asUtcMs: number } {
+export function wallClock(timeZone: string, ms: number): { y: number; mo: number; d: number; minute: number; asUtcMs: number } {
   const parts = formatter(timeZone)!.formatToParts(new Date(ms));
   const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
   const [y, mo, d, h, mi, s] = [get('year'), get('month'), get('day'), get('hour'), get('minute'), get('second')];
@@ -85,7 +85,7 @@ function wallClock(timeZone: string, ms: number): { y: number; mo: number; d: nu
 }
 
 /** The instant at which the wall clock of `timeZone` shows minute `minute` of the day y-mo-d. */
-function instantOf(timeZone: string, y: number, mo: number, d: number, minute: number): number {
+export function instantOf(timeZone: string, y: number, mo: number, d: number, minute: number): number {
   const wanted = Date.UTC(y, mo - 1, d, 0, minute);
   // The zone's offset at the guess, applied twice so an offset change between the two is followed.
   let t = wanted;

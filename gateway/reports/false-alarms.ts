@@ -14,6 +14,8 @@ import { lfError } from '../errors.js';
 export interface FalseAlarmOptions {
   /** Alarms raised at or after this instant. */
   since: Date;
+  /** … and before this instant (default: no end). */
+  until?: Date;
   /** Flag when false / (real + false) is above this many percent. */
   ratePercent: number;
   /** … and at least this many alarms were closed real or false. */
@@ -96,13 +98,13 @@ export function falseAlarmReport(db: Db, o: FalseAlarmOptions): FalseAlarmRow[] 
               coalesce(sum(a.disposition = 'malicious'), 0) AS malicious,
               coalesce(sum(a.disposition IS NULL), 0) AS open
          FROM alarms a LEFT JOIN shops s ON s.id = a.shop_id
-        WHERE a.raised_at >= @since
+        WHERE a.raised_at >= @since AND (@until IS NULL OR a.raised_at < @until)
           AND a.test = 0 AND a.disposition IS NOT 'test'
           AND (@station IS NULL OR a.station_id = @station OR a.compound_id = @station)
         GROUP BY a.shop_id, a.station_id
         ORDER BY a.shop_id, a.station_id`,
     )
-    .all({ since: o.since.toISOString(), station: o.stationId ?? null }) as Omit<FalseAlarmRow, 'falseAlarmRate' | 'flagged'>[];
+    .all({ since: o.since.toISOString(), until: o.until?.toISOString() ?? null, station: o.stationId ?? null }) as Omit<FalseAlarmRow, 'falseAlarmRate' | 'flagged'>[];
   return rows
     .map((r) => {
       const decided = r.real + r.false;
