@@ -137,9 +137,10 @@ export async function openConsole(
   browser: Browser,
   base: string,
   login: Login,
-  opts: { viewport?: { width: number; height: number }; locale?: string; appTimeoutMs?: number } = {},
+  opts: { viewport?: { width: number; height: number }; locale?: string; appTimeoutMs?: number; prepare?: (c: BrowserContext) => Promise<void> } = {},
 ): Promise<OfficerPage> {
   const context = await browser.newContext({ viewport: opts.viewport ?? { width: 1366, height: 768 }, locale: opts.locale ?? 'zh-CN' });
+  if (opts.prepare) await opts.prepare(context);
   const page = await context.newPage();
   const dialogs: string[] = [];
   const errors: string[] = [];
