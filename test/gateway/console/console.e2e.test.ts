@@ -7,7 +7,8 @@
  * each reach the database (alarms row and audit rows) and the other screen; the shop named
  * `<img src=x onerror=alert(1)>` shows as that text and no dialog ever opens; a duress cancel shows
  * as duress and not as cancelled; the `a` key acknowledges the top alarm. Screenshots of the main
- * screens go to docs/screenshots/ (overwritten each run).
+ * screens go to docs/screenshots/ (overwritten each run; the stats and bulletin ones are
+ * console-numbers.e2e's, with the seeded figures; the offline one console-restart.e2e's).
  *
  * Timeouts are generous guards (a loaded 2-core machine), not the 1 s figure: that one is the
  * bench's (bench/console.ts).
@@ -173,16 +174,17 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   t.ok(await station.page.locator('[data-testid=map] svg [data-role=origin]').count(), 'the map marks the origin');
   await station.page.screenshot({ path: join(SHOTS, 'console-queue-zh.png') });
 
-  for (const [tab, file, selector] of [
-    ['stats', 'console-stats.png', '[data-testid=stats]'],
-    ['bulletin', 'console-bulletin.png', '[data-testid=bulletin]'],
+  // The stats and bulletin tabs open (their figures and screenshots: console-numbers.e2e, on a seeded street).
+  for (const [tab, selector] of [
+    ['stats', '[data-testid=stats]'],
+    ['bulletin', '[data-testid=bulletin]'],
+    ['health', '[data-testid=device-health]'],
   ] as const) {
     await station.page.click(`[data-tab=${tab}]`);
     await station.page.waitForSelector(selector, { timeout: SEEN_MS });
-    await station.page.waitForTimeout(500); // charts finish drawing
-    await station.page.screenshot({ path: join(SHOTS, file) });
   }
   await station.page.click('[data-tab=queue]');
+  await queueItem(station.page, stationAlarm).waitFor({ timeout: SEEN_MS });
 
   await station.page.click('[data-testid=lang-switch]');
   await station.page.waitForSelector('[data-testid=app][data-lang=en]', { timeout: SEEN_MS });
