@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import mqtt, { type MqttClient } from 'mqtt';
-import { cli, provisionStreet, tempDataDir } from './gateway.js';
+import { cli, provisionStreet, tempDataDir, query, until } from './gateway.js';
+import type { SimKeypad } from '../../simulators/mqtt-devices.js';
 import type { StreetFile } from '../../simulators/street.js';
 import type { Me } from '../../gateway/console/contract.js';
 
@@ -162,3 +163,12 @@ export async function openConsole(
 
 /** The queue item of an alarm (a locator; waits are the caller's). */
 export const queueItem = (page: Page, alarmId: string) => page.locator(`[data-testid=queue-item][data-alarm-id="${alarmId}"]`);
+
+/** 9# on a keypad; the id of the new alarm of its shop, once it is in the database. */
+export async function raiseAlarm(data: string, keypad: SimKeypad, timeoutMs = 20_000): Promise<string> {
+  const ids = () => query<{ id: string }>(data, 'SELECT id FROM alarms WHERE shop_id = ?', keypad.shopId).map((r) => r.id);
+  const before = new Set(ids());
+  await keypad.press('9#');
+  const fresh = await until(`a new alarm of ${keypad.shopId}`, async () => ids().filter((id) => !before.has(id)), (r) => r.length === 1, timeoutMs);
+  return fresh[0]!;
+}

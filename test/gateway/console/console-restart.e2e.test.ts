@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocketRoute } from 'playwright-core';
 import { GatewayProcess, connectStreet, query, until, ROOT } from '../../helpers/gateway.js';
-import { provisionConsoleStreet, launchBrowser, openConsole, queueItem } from '../../helpers/console-street.js';
+import { provisionConsoleStreet, launchBrowser, openConsole, queueItem, raiseAlarm } from '../../helpers/console-street.js';
 
 const SHOTS = join(ROOT, 'docs', 'screenshots');
 const SEEN_MS = 10_000;
@@ -53,12 +53,7 @@ t.test('the page catches up by rev after a lost feed and survives a gateway rest
   await page.waitForSelector('[data-testid=app][data-connected=true]', { timeout: SEEN_MS });
   t.equal(await page.locator('[data-testid=offline-banner]').count(), 0, 'no banner while connected');
 
-  const newAlarm = async (shopId: string) => {
-    const before = new Set(query<{ id: string }>(cs.data, 'SELECT id FROM alarms WHERE shop_id = ?', shopId).map((r) => r.id));
-    await keypads.get(shopId)!.press('9#');
-    const rows = await until(`a new alarm of ${shopId}`, async () => query<{ id: string }>(cs.data, 'SELECT id FROM alarms WHERE shop_id = ?', shopId).filter((r) => !before.has(r.id)), (r) => r.length === 1, BACK_MS);
-    return rows[0]!.id;
-  };
+  const newAlarm = (shopId: string) => raiseAlarm(cs.data, keypads.get(shopId)!, BACK_MS);
   const stateOf = (id: string) => query<{ state: string }>(cs.data, 'SELECT state FROM alarms WHERE id = ?', id)[0]?.state;
   const [s1, s2, s3, s4] = cs.stationOnlyShops;
 

@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { GatewayProcess, connectStreet, query, until, ROOT } from '../../helpers/gateway.js';
-import { provisionConsoleStreet, launchBrowser, openConsole, queueItem, XSS_NAME, DURESS_PIN } from '../../helpers/console-street.js';
+import { provisionConsoleStreet, launchBrowser, openConsole, queueItem, raiseAlarm, XSS_NAME, DURESS_PIN } from '../../helpers/console-street.js';
 
 const SHOTS = join(ROOT, 'docs', 'screenshots');
 const SEEN_MS = 10_000;
@@ -57,12 +57,7 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   t.equal(await compound.page.getAttribute('[data-testid=app]', 'data-user'), cs.users.compound.username, 'the compound page is the guard’s');
 
   const alarmRow = (id: string) => query<AlarmDb>(cs.data, 'SELECT state, taken_by, patrol, disposition, duress FROM alarms WHERE id = ?', id)[0]!;
-  const newAlarm = async (shopId: string, keys = '9#') => {
-    const before = new Set(query<{ id: string }>(cs.data, 'SELECT id FROM alarms WHERE shop_id = ?', shopId).map((r) => r.id));
-    await keypads.get(shopId)!.press(keys);
-    const rows = await until(`a new alarm of ${shopId}`, async () => query<{ id: string }>(cs.data, 'SELECT id FROM alarms WHERE shop_id = ?', shopId).filter((r) => !before.has(r.id)), (r) => r.length === 1);
-    return rows[0]!.id;
-  };
+  const newAlarm = (shopId: string) => raiseAlarm(cs.data, keypads.get(shopId)!);
   /** Wait for an attribute of the alarm's queue item on a page. */
   const itemHas = (p: Page, id: string, attr: string, value: string) =>
     p.waitForSelector(`[data-testid=queue-item][data-alarm-id="${id}"][${attr}="${value}"]`, { timeout: SEEN_MS });
@@ -107,23 +102,26 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   t.pass('acknowledged: in the database and on the station screen');
 
   // ---------------------------------------------------------------- dispatch
-  await detail.locator('[data-action=dispatch]').click();
-  const confirm = compound.page.locator('[data-testid=confirm]');
-  await confirm.waitFor({ timeout: SEEN_MS });
-  await confirm.locator('[name=patrol]').fill('巡逻二组 P-07');
-  await confirm.locator('[name=note]').fill('派往现场 sent to the door');
-  await confirm.locator('[data-testid=confirm-ok]').click();
+  /** An action that opens the confirmation dialog: fill its fields, confirm. */
+  const confirmed = async (action: 'dispatch' | 'close', fields: Record<string, string>) => {
+    await detail.locator(`[data-action=${action}]`).click();
+    const confirm = compound.page.locator('[data-testid=confirm]');
+    await confirm.waitFor({ timeout: SEEN_MS });
+    for (const [name, value] of Object.entries(fields)) {
+      const field = confirm.locator(`[name=${name}]`);
+      if (name === 'disposition') await field.selectOption(value);
+      else await field.fill(value);
+    }
+    await confirm.locator('[data-testid=confirm-ok]').click();
+  };
+  await confirmed('dispatch', { patrol: '巡逻二组 P-07', note: '派往现场 sent to the door' });
   const dispatched = await until('dispatched in the database', async () => alarmRow(alarmId), (r) => r.state === 'dispatched', SEEN_MS);
   t.equal(dispatched.patrol, '巡逻二组 P-07', 'the patrol is stored');
   await itemHas(station.page, alarmId, 'data-state', 'dispatched');
   t.pass('dispatched: in the database and on the station screen');
 
   // ---------------------------------------------------------------- close (false alarm)
-  await detail.locator('[data-action=close]').click();
-  await confirm.waitFor({ timeout: SEEN_MS });
-  await confirm.locator('[name=disposition]').selectOption('false');
-  await confirm.locator('[name=note]').fill('误按 pressed by mistake');
-  await confirm.locator('[data-testid=confirm-ok]').click();
+  await confirmed('close', { disposition: 'false', note: '误按 pressed by mistake' });
   const closed = await until('closed in the database', async () => alarmRow(alarmId), (r) => r.state === 'closed', SEEN_MS);
   t.equal(closed.disposition, 'false', 'disposition false');
   await station.page.waitForFunction(
