@@ -43,6 +43,8 @@ export interface ConsoleStreet {
   /** Street shops not in the compound. */
   stationOnlyShops: string[];
   users: { station: Login; compound: Login; other: Login; admin: Login };
+  /** An MQTT keypad of the other station's shop. */
+  otherKeypad: { deviceId: string; username: string; password: string };
 }
 
 async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
@@ -60,6 +62,7 @@ export async function provisionConsoleStreet(t: T, shops = 12, compoundShops = 4
   await run(['station', 'add', '--id', COMPOUND, '--name', '花园小区门卫室 Garden Court guard room', '--compound-of', stationId, ...d]);
   await run(['station', 'add', '--id', OTHER_STATION, '--name', '东湖派出所 East Lake Station', ...d]);
   await run(['shop', 'add', '--id', OTHER_SHOP, '--name', '东湖书店', '--address', 'East Lake Rd 1', '--station', OTHER_STATION, '--lat', '23.36', '--lon', '116.69', ...d]);
+  const otherKeypad = JSON.parse(await run(['device', 'add', '--shop', OTHER_SHOP, '--type', 'keypad', '--json', ...d])) as ConsoleStreet['otherKeypad'];
   // The compound: the street's shops 2..2+n (neighbours of each other, so rings stay in the street).
   const inCompound = street.shops.slice(2, 2 + compoundShops).map((s) => s.shopId);
   for (const id of inCompound) await run(['shop', 'edit', id, '--compound', COMPOUND, ...d]);
@@ -80,7 +83,7 @@ export async function provisionConsoleStreet(t: T, shops = 12, compoundShops = 4
     admin: await user('admin1', 'admin'),
   };
   const stationOnlyShops = street.shops.map((s) => s.shopId).filter((id) => !inCompound.includes(id));
-  return { data, street, stationId, compoundId: COMPOUND, compoundShops: inCompound, xssShop, pinShop, stationOnlyShops, users };
+  return { data, street, stationId, compoundId: COMPOUND, compoundShops: inCompound, xssShop, pinShop, stationOnlyShops, users, otherKeypad };
 }
 
 // ------------------------------------------------------------------ HTTP, as the page

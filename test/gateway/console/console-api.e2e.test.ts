@@ -5,7 +5,8 @@
  * refused, while /health stays open with counts only; an officer of another station is refused the
  * street's scope (403), does not find its alarm (404), sees an empty queue of its own, and its live
  * feed grant cannot subscribe to the street station's topics; the station's and the compound's
- * officers do see the alarm (the control that makes those refusals mean something).
+ * officers do see the alarm (the control that makes those refusals mean something), and an admin
+ * may look at any scope.
  */
 import t from 'tap';
 import WebSocket from 'ws';
@@ -92,6 +93,15 @@ t.test('anonymous requests, /health, and an officer of another station', async (
     t.same(clist.alarms.map((a) => a.alarmId), [compoundAlarm], 'the compound sees its own shop only');
     t.equal((await co.get(`/api/alarms/${stationAlarm}`)).status, 404, "the compound does not find the station's other alarm");
     t.equal((await co.get(`/api/alarms?scope=${cs.stationId}`)).status, 403, 'the compound may not ask for the whole station');
+  });
+
+  await t.test('an admin may look at any scope', async (t) => {
+    const admin = await signIn(base, cs.users.admin);
+    t.same(admin.me.scopes.map((s) => s.id).sort(), [cs.compoundId, cs.stationId, 'PS2'].sort(), 'every station and compound');
+    const st = (await (await admin.get(`/api/alarms?scope=${cs.stationId}`)).json()) as AlarmList;
+    t.same(st.alarms.map((a) => a.alarmId).sort(), [stationAlarm, compoundAlarm].sort(), "the street station's queue");
+    const ps2 = (await (await admin.get('/api/alarms?scope=PS2')).json()) as AlarmList;
+    t.same(ps2.alarms, [], "the other station's (empty) queue");
   });
 
   await t.test('an officer of another station sees none of it', async (t) => {

@@ -6,7 +6,8 @@
  * station's screen shows who has it; acknowledge, dispatch (patrol, note) and close (false, note)
  * each reach the database (alarms row and audit rows) and the other screen; the shop named
  * `<img src=x onerror=alert(1)>` shows as that text and no dialog ever opens; a duress cancel shows
- * as duress and not as cancelled; the `a` key acknowledges the top alarm. Screenshots of the main
+ * as duress and not as cancelled; the `a` key acknowledges the top alarm; an officer of another
+ * station sees only its own station's alarm on its page while the street's are open. Screenshots of the main
  * screens go to docs/screenshots/ (overwritten each run; the stats and bulletin ones are
  * console-numbers.e2e's, with the seeded figures; the offline one console-restart.e2e's).
  *
@@ -18,7 +19,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { GatewayProcess, connectStreet, query, until, ROOT } from '../../helpers/gateway.js';
-import { provisionConsoleStreet, launchBrowser, openConsole, queueItem, raiseAlarm, XSS_NAME, DURESS_PIN } from '../../helpers/console-street.js';
+import { provisionConsoleStreet, launchBrowser, openConsole, queueItem, raiseAlarm, XSS_NAME, DURESS_PIN, OTHER_SHOP } from '../../helpers/console-street.js';
+import { SimKeypad } from '../../../simulators/mqtt-devices.js';
 
 const SHOTS = join(ROOT, 'docs', 'screenshots');
 const SEEN_MS = 10_000;
@@ -165,6 +167,23 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   await itemHas(compound.page, duressId, 'data-state', 'acknowledged');
   await station.page.screenshot({ path: join(SHOTS, 'console-duress.png') });
 
+  // ---------------------------------------------------------------- an officer of another station sees none of it
+  const otherKp = await new SimKeypad(cs.otherKeypad.deviceId, OTHER_SHOP, cs.otherKeypad, 1).connect(gw.mqttUrl);
+  t.teardown(() => otherKp.close());
+  const other = await openConsole(browser, base, cs.users.other);
+  await connected(other.page);
+  const streetAlarm = await newAlarm(cs.stationOnlyShops[1]!);
+  await queueItem(station.page, streetAlarm).waitFor({ timeout: SEEN_MS });
+  const ownAlarm = await raiseAlarm(cs.data, otherKp);
+  await queueItem(other.page, ownAlarm).waitFor({ timeout: SEEN_MS });
+  t.same(
+    await other.page.locator('[data-testid=queue-item]').evaluateAll((els) => els.map((e) => e.getAttribute('data-alarm-id'))),
+    [ownAlarm],
+    "the other station's page shows its own alarm only, while the street has open ones",
+  );
+  t.equal(await queueItem(station.page, ownAlarm).count(), 0, "and the street's page does not show the other station's");
+  await other.context.close();
+
   // ---------------------------------------------------------------- screenshots of the main screens
   await queueItem(station.page, stationAlarm).click();
   await station.page.locator(`[data-testid=alarm-detail][data-alarm-id="${stationAlarm}"] [data-testid=map] svg`).waitFor({ timeout: SEEN_MS });
@@ -193,7 +212,7 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   await queueItem(phone.page, duressId).waitFor({ timeout: SEEN_MS });
   await phone.page.screenshot({ path: join(SHOTS, 'console-phone.png') });
 
-  for (const o of [station, compound, phone]) {
+  for (const o of [station, compound, other, phone]) {
     t.same(o.dialogs, [], 'no dialog ever opened (no injected script ran)');
     if (o.errors.length) t.comment(`page errors: ${o.errors.join(' | ')}`);
   }
