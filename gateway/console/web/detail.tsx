@@ -188,7 +188,7 @@ export function Detail(props: {
                 <time>{fmtTime(e.at, scope.timeZone, lang)}</time>
                 <span class="tl-actor">{e.actor}</span>
                 <span class="tl-action">{hasText(`action_${e.action}`) ? t(`action_${e.action}` as never) : e.action}</span>
-                {e.toState && e.toState !== e.fromState && <span class="tl-state">{textOr(t, `state_${e.toState}`, 'state_raised')}</span>}
+                {e.toState && e.toState !== e.fromState && e.action !== 'raised' && <span class="tl-state">{textOr(t, `state_${e.toState}`, 'state_raised')}</span>}
                 <TimelineDetail detail={e.detail} action={e.action} t={t} names={names} />
               </li>
             ))}
