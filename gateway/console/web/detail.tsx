@@ -264,8 +264,8 @@ function TimelineDetail(props: { detail: Record<string, unknown>; action: string
   const { detail: d, t } = props;
   const str = (k: string) => (typeof d[k] === 'string' && d[k] ? (d[k] as string) : null);
   const parts: string[] = [];
-  if ((props.action === 'take' || props.action === 'handover') && str('from')) parts.push(`${t('takenFrom')}${str('from')}`);
-  if (props.action === 'handover' && !str('from')) parts.push(t('handedOver'));
+  if ((props.action === 'take' || props.action === 'ack') && str('from')) parts.push(`${t('takenFrom')}${str('from')}${d.force === true ? ` (${t('forced')})` : ''}`);
+  if (props.action === 'handover') parts.push(`${t('handedOver')}: ${str('from') ?? '—'} → ${str('to') ?? '—'}`);
   if (str('patrol')) parts.push(`${t('patrolLabel')}: ${str('patrol')}`);
   if (str('disposition')) parts.push(textOr(t, `disp_${str('disposition')}`, 'disp_real'));
   if (str('reply')) parts.push(`${props.names.get(str('shopId') ?? '') ?? str('shopId') ?? ''} ${textOr(t, `reply_${str('reply')}`, 'reply_none')}`);
