@@ -68,6 +68,9 @@ function App(props: { me: Me; live: Live }) {
   const sound = soundFor(state.connected, alarms);
   const current = alarms.find((a) => a.alarmId === selected) ?? null;
 
+  // A dialog belongs to the alarm it was opened for.
+  useEffect(() => setDialog(null), [current?.alarmId]);
+
   useEffect(() => {
     document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
     document.title = t('appTitle');

@@ -8,6 +8,7 @@ import type { Scope } from '../contract.js';
 import type { Bulletin } from '../contract-reports.js';
 import type { Lang } from './i18n.js';
 import { ErrorLine, failureText } from './shifts.js';
+import { DayInput, Thead } from './dialog.js';
 import { api, dayIn, fmtTime, type T } from './util.js';
 
 export function BulletinTab(props: { scope: Scope; t: T; lang: Lang }) {
@@ -38,10 +39,7 @@ export function BulletinTab(props: { scope: Scope; t: T; lang: Lang }) {
   return (
     <section class="panel bulletin" data-testid="bulletin">
       <form class="period no-print" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          <span>{t('day')}</span>
-          <input type="date" name="day" value={day} onChange={(e) => setDay((e.target as HTMLInputElement).value)} />
-        </label>
+        <DayInput label={t('day')} name="day" value={day} onChange={setDay} />
         <button type="button" data-testid="print" onClick={() => window.print()}>
           {t('print')}
         </button>
@@ -65,18 +63,7 @@ export function BulletinTab(props: { scope: Scope; t: T; lang: Lang }) {
             ))}
           </dl>
           <table class="by-grid" data-testid="by-grid">
-            <thead>
-              <tr>
-                <th>{t('grid')}</th>
-                <th>{t('sector')}</th>
-                <th>{t('received')}</th>
-                <th>{t('dispatched')}</th>
-                <th>{t('real')}</th>
-                <th>{t('falseAlarms')}</th>
-                <th>{t('malicious')}</th>
-                <th>{t('openAlarms')}</th>
-              </tr>
-            </thead>
+            <Thead t={t} keys={['grid', 'sector', 'received', 'dispatched', 'real', 'falseAlarms', 'malicious', 'openAlarms']} />
             <tbody>
               {b.byGrid.length === 0 && (
                 <tr>

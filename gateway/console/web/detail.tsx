@@ -10,7 +10,7 @@ import type { AlarmDetail, ConsoleAlarm, Scope } from '../contract.js';
 import type { Lang } from './i18n.js';
 import type { Live, Refusal } from './live.js';
 import { StreetMap } from './map.js';
-import { Confirm, Field } from './dialog.js';
+import { Confirm, Contact, Field, NoteField } from './dialog.js';
 import { kindKey } from './queue.js';
 import { api, ApiFailure, errorArgs, errorText, fmtDuration, fmtTime, hasText, textOr, type T } from './util.js';
 
@@ -123,23 +123,11 @@ export function Detail(props: {
             <dd>{shop?.poleNumber ?? '—'}</dd>
             <dt>{t('owner')}</dt>
             <dd>
-              {shop?.ownerName ?? '—'}
-              {shop?.ownerPhone && (
-                <>
-                  {' '}
-                  <a href={`tel:${shop.ownerPhone}`}>{shop.ownerPhone}</a>
-                </>
-              )}
+              <Contact name={shop?.ownerName} phone={shop?.ownerPhone} />
             </dd>
             <dt>{t('duty')}</dt>
             <dd>
-              {shop?.dutyName ?? '—'}
-              {shop?.dutyPhone && (
-                <>
-                  {' '}
-                  <a href={`tel:${shop.dutyPhone}`}>{shop.dutyPhone}</a>
-                </>
-              )}
+              <Contact name={shop?.dutyName} phone={shop?.dutyPhone} />
             </dd>
             <dt>{t('cameras')}</dt>
             <dd>{shop && shop.cameraIds.length ? shop.cameraIds.join(', ') : '—'}</dd>
@@ -188,7 +176,7 @@ export function Detail(props: {
                 <time>{fmtTime(e.at, scope.timeZone, lang)}</time>
                 <span class="tl-actor">{e.actor}</span>
                 <span class="tl-action">{hasText(`action_${e.action}`) ? t(`action_${e.action}` as never) : e.action}</span>
-                {e.toState && e.toState !== e.fromState && <span class="tl-state">{textOr(t, `state_${e.toState}`, 'state_raised')}</span>}
+                {e.toState && e.toState !== e.fromState && e.action !== 'raised' && <span class="tl-state">{textOr(t, `state_${e.toState}`, 'state_raised')}</span>}
                 <TimelineDetail detail={e.detail} action={e.action} t={t} names={names} />
               </li>
             ))}
@@ -208,9 +196,7 @@ export function Detail(props: {
           <Field label={t('patrolLabel')}>
             <input name="patrol" maxLength={64} />
           </Field>
-          <Field label={t('note')}>
-            <textarea name="note" maxLength={1000} rows={3} />
-          </Field>
+          <NoteField t={t} />
         </Confirm>
       )}
       {props.dialog === 'close' && (
@@ -225,15 +211,14 @@ export function Detail(props: {
         >
           <Field label={t('dispositionLabel')}>
             <select name="disposition">
-              <option value="real">{t('disp_real')}</option>
-              <option value="false">{t('disp_false')}</option>
-              <option value="test">{t('disp_test')}</option>
-              <option value="malicious">{t('disp_malicious')}</option>
+              {(['real', 'false', 'test', 'malicious'] as const).map((d) => (
+                <option key={d} value={d}>
+                  {t(`disp_${d}`)}
+                </option>
+              ))}
             </select>
           </Field>
-          <Field label={t('note')}>
-            <textarea name="note" maxLength={1000} rows={3} />
-          </Field>
+          <NoteField t={t} />
         </Confirm>
       )}
       {props.dialog === 'force' && (
@@ -264,8 +249,8 @@ function TimelineDetail(props: { detail: Record<string, unknown>; action: string
   const { detail: d, t } = props;
   const str = (k: string) => (typeof d[k] === 'string' && d[k] ? (d[k] as string) : null);
   const parts: string[] = [];
-  if ((props.action === 'take' || props.action === 'handover') && str('from')) parts.push(`${t('takenFrom')}${str('from')}`);
-  if (props.action === 'handover' && !str('from')) parts.push(t('handedOver'));
+  if ((props.action === 'take' || props.action === 'ack') && str('from')) parts.push(`${t('takenFrom')}${str('from')}${d.force === true ? ` (${t('forced')})` : ''}`);
+  if (props.action === 'handover') parts.push(`${t('handedOver')}: ${str('from') ?? '—'} → ${str('to') ?? '—'}`);
   if (str('patrol')) parts.push(`${t('patrolLabel')}: ${str('patrol')}`);
   if (str('disposition')) parts.push(textOr(t, `disp_${str('disposition')}`, 'disp_real'));
   if (str('reply')) parts.push(`${props.names.get(str('shopId') ?? '') ?? str('shopId') ?? ''} ${textOr(t, `reply_${str('reply')}`, 'reply_none')}`);

@@ -5,6 +5,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import type { T } from './util.js';
+import type { TextKey } from './i18n.js';
 
 export function Confirm(props: { title: string; t: T; onOk: (values: Record<string, string>) => void; onCancel: () => void; children?: ComponentChildren }) {
   const form = useRef<HTMLFormElement>(null);
@@ -50,5 +51,52 @@ export function Field(props: { label: string; children: ComponentChildren }) {
       <span>{props.label}</span>
       {props.children}
     </label>
+  );
+}
+
+/** A table's heading row: one column per text key (an empty key: a column without a heading). */
+export function Thead(props: { t: T; keys: (TextKey | '')[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.keys.map((k, i) => (
+          <th key={i}>{k ? props.t(k) : null}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** A person and their phone (a tel: link), or a dash. */
+export function Contact(props: { name: string | null | undefined; phone: string | null | undefined }) {
+  return (
+    <>
+      {props.name ?? '—'}
+      {props.phone && (
+        <>
+          {' '}
+          <a href={`tel:${props.phone}`}>{props.phone}</a>
+        </>
+      )}
+    </>
+  );
+}
+
+/** A day picker (YYYY-MM-DD) with its label, for a period or a bulletin's day. */
+export function DayInput(props: { label: string; name: string; value: string; onChange: (day: string) => void }) {
+  return (
+    <label>
+      <span>{props.label}</span>
+      <input type="date" name={props.name} value={props.value} onChange={(e) => props.onChange((e.target as HTMLInputElement).value)} />
+    </label>
+  );
+}
+
+/** The optional note of an action's dialog. */
+export function NoteField(props: { t: T }) {
+  return (
+    <Field label={props.t('note')}>
+      <textarea name="note" maxLength={1000} rows={3} />
+    </Field>
   );
 }

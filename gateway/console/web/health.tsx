@@ -7,7 +7,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Scope } from '../contract.js';
 import type { DevicesHealth, Ticket, TicketList } from '../contract-reports.js';
 import type { Lang } from './i18n.js';
-import { Confirm, Field } from './dialog.js';
+import { Confirm, Field, Thead } from './dialog.js';
 import { ErrorLine, failureText } from './shifts.js';
 import { api, fmtDuration, fmtTime, textOr, type T } from './util.js';
 
@@ -60,16 +60,7 @@ export function Health(props: { scope: Scope; t: T; lang: Lang }) {
         {!health && !error && <p class="muted">{t('loading')}</p>}
         <div class="table-wrap">
           <table data-testid="device-health">
-            <thead>
-              <tr>
-                <th>{t('device')}</th>
-                <th>{t('shop')}</th>
-                <th>{t('type')}</th>
-                <th>{t('problems')}</th>
-                <th>{t('lastSeen')}</th>
-                <th>{t('lastTested')}</th>
-              </tr>
-            </thead>
+            <Thead t={t} keys={['device', 'shop', 'type', 'problems', 'lastSeen', 'lastTested']} />
             <tbody>
               {health?.devices.map((d) => (
                 <tr key={d.deviceId} data-device-id={d.deviceId} data-problem={d.problems.map((p) => p.kind).join(' ')} class={d.problems.length ? 'has-problem' : ''}>
@@ -103,15 +94,7 @@ export function Health(props: { scope: Scope; t: T; lang: Lang }) {
         {tickets && tickets.length === 0 && <p class="muted">{t('noTickets')}</p>}
         <div class="table-wrap">
           <table data-testid="tickets">
-            <thead>
-              <tr>
-                <th>{t('faultLabel')}</th>
-                <th>{t('shop')}</th>
-                <th>{t('raisedAt')}</th>
-                <th>{t('ticketState')}</th>
-                <th />
-              </tr>
-            </thead>
+            <Thead t={t} keys={['faultLabel', 'shop', 'raisedAt', 'ticketState', '']} />
             <tbody>
               {tickets?.map((k) => (
                 <tr key={k.faultId} data-fault-id={k.faultId} data-ticket={k.ticket.state}>

@@ -29,8 +29,8 @@ export function StreetMap(props: { detail: AlarmDetail; t: T }) {
   const lat0 = shop.lat;
   const lon0 = shop.lon;
   const cos = Math.cos((lat0 * Math.PI) / 180);
-  // Fit the farthest point drawn (at least 100 m, at most the map's radius).
-  let far = 100;
+  // Fit the farthest point drawn (at least 25 m, at most the map's radius).
+  let far = 25;
   const pts: { lat: number | null; lon: number | null }[] = [...neighbours, ...nearby, ...street];
   for (const p of pts) {
     if (p.lat === null || p.lon === null) continue;
@@ -38,7 +38,7 @@ export function StreetMap(props: { detail: AlarmDetail; t: T }) {
     const dy = (p.lat - lat0) * M_PER_DEG;
     far = Math.max(far, Math.min(RADIUS_M, Math.hypot(dx, dy)));
   }
-  const scale = (SIZE / 2 - 24) / far;
+  const scale = (SIZE / 2 - 44) / far;
   const xy = (lat: number, lon: number) => ({
     x: SIZE / 2 + (lon - lon0) * M_PER_DEG * cos * scale,
     y: SIZE / 2 - (lat - lat0) * M_PER_DEG * scale,
@@ -46,7 +46,8 @@ export function StreetMap(props: { detail: AlarmDetail; t: T }) {
   const inView = (p: { x: number; y: number }) => p.x >= 0 && p.x <= SIZE && p.y >= 0 && p.y <= SIZE;
   const alerted = new Set(neighbours.map((n) => n.shopId));
   const nearbyShops = new Set(nearby.map((n) => n.alarm.shopId));
-  const ringR = [100, 200, 300, 400, 500].filter((r) => r <= far * 1.05);
+  const step = far <= 50 ? 10 : far <= 150 ? 25 : far <= 300 ? 50 : 100;
+  const ringR = Array.from({ length: Math.floor(far / step) }, (_, i) => (i + 1) * step);
   return (
     <div class="map" data-testid="map">
       <svg viewBox={`0 0 ${SIZE} ${SIZE}`} class="map-svg" role="img" aria-label={t('map')}>
@@ -60,14 +61,18 @@ export function StreetMap(props: { detail: AlarmDetail; t: T }) {
             const p = xy(s.lat, s.lon);
             return inView(p) ? <circle key={s.id} cx={p.x} cy={p.y} r="3" class="m-street" data-shop-id={s.id} data-role="street" /> : null;
           })}
-        {neighbours.map((n) => {
+        {neighbours.map((n, i) => {
           if (n.lat === null || n.lon === null) return null;
           const p = xy(n.lat, n.lon);
           const reply = n.reply ?? 'none';
+          // Shops along a street sit close together: slanted labels, alternately above and below.
+          const up = i % 2 === 0;
+          const lx = p.x + (up ? 6 : -6);
+          const ly = p.y + (up ? -9 : 17);
           return (
             <g key={n.shopId} data-shop-id={n.shopId} data-role="neighbour" data-reply={reply}>
               <circle cx={p.x} cy={p.y} r="7" class={`m-neighbour reply-${reply}`} />
-              <text x={p.x + 9} y={p.y + 4} class="m-label">
+              <text x={lx} y={ly} class="m-label" text-anchor={up ? 'start' : 'end'} transform={`rotate(-35 ${lx} ${ly})`}>
                 {n.name}
               </text>
             </g>

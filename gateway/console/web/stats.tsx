@@ -9,6 +9,7 @@ import type { DurationStats, Stats } from '../contract-reports.js';
 import type { Lang } from './i18n.js';
 import { BarChart, COLORS } from './chart.js';
 import { ErrorLine, failureText } from './shifts.js';
+import { DayInput, Thead } from './dialog.js';
 import { api, dayIn, type T } from './util.js';
 
 export function StatsTab(props: { scope: Scope; t: T; lang: Lang }) {
@@ -33,14 +34,8 @@ export function StatsTab(props: { scope: Scope; t: T; lang: Lang }) {
   return (
     <section class="panel stats" data-testid="stats">
       <form class="period" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          <span>{t('from')}</span>
-          <input type="date" name="from" value={from} onChange={(e) => setFrom((e.target as HTMLInputElement).value)} />
-        </label>
-        <label>
-          <span>{t('to')}</span>
-          <input type="date" name="to" value={to} onChange={(e) => setTo((e.target as HTMLInputElement).value)} />
-        </label>
+        <DayInput label={t('from')} name="from" value={from} onChange={setFrom} />
+        <DayInput label={t('to')} name="to" value={to} onChange={setTo} />
         <a class="button" data-testid="csv-export" href={csv} download>
           {t('csvExport')}
         </a>
@@ -59,15 +54,7 @@ export function StatsTab(props: { scope: Scope; t: T; lang: Lang }) {
             />
             <div class="table-wrap">
               <table data-testid="stats-table-per-day">
-                <thead>
-                  <tr>
-                    <th>{t('day')}</th>
-                    {kinds.map((k) => (
-                      <th key={k}>{kindText[k]}</th>
-                    ))}
-                    <th>{t('total')}</th>
-                  </tr>
-                </thead>
+                <Thead t={t} keys={['day', 'kind_duress', 'kind_panic', 'kind_intrusion', 'kind_help', 'total']} />
                 <tbody>
                   {stats.perDay.map((d) => (
                     <tr key={d.day} data-day={d.day}>
@@ -109,17 +96,7 @@ export function StatsTab(props: { scope: Scope; t: T; lang: Lang }) {
             />
             <div class="table-wrap">
               <table data-testid="stats-table-false-share">
-                <thead>
-                  <tr>
-                    <th>{t('shop')}</th>
-                    <th>{t('total')}</th>
-                    <th>{t('realCount')}</th>
-                    <th>{t('falseCount')}</th>
-                    <th>{t('malicious')}</th>
-                    <th>{t('share')}</th>
-                    <th>{t('flagged')}</th>
-                  </tr>
-                </thead>
+                <Thead t={t} keys={['shop', 'total', 'realCount', 'falseCount', 'malicious', 'share', 'flagged']} />
                 <tbody>
                   {stats.falseShare.map((s) => (
                     <tr key={s.shopId} data-shop-id={s.shopId} data-flagged={String(s.flagged)} class={s.flagged ? 'flagged' : ''}>
@@ -150,13 +127,7 @@ export function StatsTab(props: { scope: Scope; t: T; lang: Lang }) {
             />
             <div class="table-wrap">
               <table data-testid="stats-table-faults">
-                <thead>
-                  <tr>
-                    <th>{t('day')}</th>
-                    <th>{t('opened')}</th>
-                    <th>{t('fixed')}</th>
-                  </tr>
-                </thead>
+                <Thead t={t} keys={['day', 'opened', 'fixed']} />
                 <tbody>
                   {stats.faults.perDay.map((d) => (
                     <tr key={d.day} data-day={d.day}>
@@ -195,14 +166,7 @@ function DurationCard(props: { name: string; title: string; d: DurationStats; t:
       />
       <div class="table-wrap">
         <table data-testid={`stats-table-${props.name}`}>
-          <thead>
-            <tr>
-              <th>{t('count')}</th>
-              <th>{t('p50')}</th>
-              <th>{t('p90')}</th>
-              <th>{t('max')}</th>
-            </tr>
-          </thead>
+          <Thead t={t} keys={['count', 'p50', 'p90', 'max']} />
           <tbody>
             <tr>
               <td data-field="n">{d.n}</td>
