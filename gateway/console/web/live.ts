@@ -20,6 +20,8 @@ export interface Refusal {
 
 export interface LiveState {
   connected: boolean;
+  /** Has the feed been up since the page started? */
+  everConnected: boolean;
   alarms: Map<string, ConsoleAlarm>;
   faults: Map<string, ConsoleFault>;
   /** Actions sent and not answered by a refusal (the newest few). */
@@ -30,7 +32,7 @@ export interface LiveState {
 const topic = (scopeId: string, leaf: string) => `lianfang/v1/stations/${scopeId}/${leaf}`;
 
 export class Live {
-  state: LiveState = { connected: false, alarms: new Map(), faults: new Map(), pending: new Map(), refusals: [] };
+  state: LiveState = { connected: false, everConnected: false, alarms: new Map(), faults: new Map(), pending: new Map(), refusals: [] };
   private client: MqttClient | null = null;
   private scopeId = '';
   /** The server's time of the last snapshot: the next catch-up asks for alarms closed since then. */
@@ -68,6 +70,7 @@ export class Live {
     client.on('connect', () => {
       this.subscribeScope();
       this.state.connected = true;
+      this.state.everConnected = true;
       this.emit();
     });
     const down = () => {
