@@ -38,6 +38,7 @@ export class Live {
   /** The server's time of the last snapshot: the next catch-up asks for alarms closed since then. */
   private snapshotAt: string | null = null;
   private listeners = new Set<() => void>();
+  private probedAt = 0;
 
   constructor(private readonly me: Me) {}
 
@@ -74,6 +75,11 @@ export class Live {
       this.emit();
     });
     const down = () => {
+      // A feed closed because the session ended: /api/me answers 401 and api() goes back to the login page.
+      if (Date.now() - this.probedAt > 10_000) {
+        this.probedAt = Date.now();
+        api('/api/me').catch(() => undefined);
+      }
       if (!this.state.connected) return;
       this.state.connected = false;
       this.emit();
