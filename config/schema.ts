@@ -135,6 +135,11 @@ export const ConfigSchema = Type.Object(
         ),
         sessionMaxAgeMs: Millis(14 * 3_600_000, 'A console session ends this long after its login, however busy (a night shift and its handover).', 1_000),
         secureCookie: Type.Boolean({ default: false, description: 'Mark the session cookie Secure: set it when the console is served over HTTPS (by a reverse proxy).' }),
+        nobodyOnDutyFault: Type.Boolean({
+          default: true,
+          description:
+            'An alarm raised while no officer is signed on to a shift in its station or compound also raises a nobody-on-duty fault (to the consoles and Node-RED), cleared when an officer of that scope signs on.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -93,6 +93,8 @@ export class AlarmRepo {
       ),
       inJoinableStateForShop: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE shop_id = ? AND ${JOINABLE_STATE_SQL} ORDER BY raised_at DESC LIMIT 1`),
       countOpen: p(`SELECT count(*) AS n FROM alarms WHERE state IN (${sqlStates(OPEN_STATES)})`),
+      openHeldInStation: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE station_id = ? AND taken_by = ? AND state IN (${sqlStates(OPEN_STATES)}) ORDER BY raised_at, id`),
+      openHeldInCompound: p(`SELECT ${ALARM_COLUMNS} FROM alarms WHERE compound_id = ? AND taken_by = ? AND state IN (${sqlStates(OPEN_STATES)}) ORDER BY raised_at, id`),
       updateAlarm: p(
         `UPDATE alarms SET state = @state, rev = @rev, overdue = @overdue, duress = @duress, taken_by = @takenBy,
            disposition = @disposition, patrol = @patrol, ring = @ring, updated_at = @updatedAt, closed_at = @closedAt,
@@ -153,6 +155,12 @@ export class AlarmRepo {
   /** Alarms an officer still has to close (OPEN_STATES), for /health. */
   countOpen(): number {
     return (this.s.countOpen.get() as { n: number }).n;
+  }
+
+  /** The open alarms of a station's (every shop of it) or a compound's scope that `user` holds, oldest first. */
+  openHeldBy(scope: { kind: 'station' | 'compound'; id: string }, user: string): AlarmRow[] {
+    const stmt = scope.kind === 'station' ? this.s.openHeldInStation : this.s.openHeldInCompound;
+    return (stmt.all(scope.id, user) as Record<string, unknown>[]).map((r) => toAlarm(r)!);
   }
 
   update(a: AlarmRow): void {

@@ -30,6 +30,7 @@ import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
 import type { FaultStore } from '../faults/fault-store.js';
+import { anyoneOnDuty, nobodyOnDutySubject } from '../console/shifts.js';
 import { expireEntryDelay, getArming, runSchedule, setArmed, setSchedule, startEntryDelay, type Arming, type Schedule } from './arming.js';
 
 export interface EngineContext {
@@ -295,6 +296,7 @@ export class AlarmEngine {
     // No neighbour is alerted: on the shops' side there is nothing to end or join.
     const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
+    this.noticeNobodyOnDuty(fx, shop, now);
     this.addDeadline(id, 'ack', now + this.ctx.config.escalation.ackDeadlineMs);
     this.ctx.counters.inc('alarms.raised');
     this.ctx.log.warn({ alarmId: id, shopId: shop.id }, 'duress alarm raised (console only)');
@@ -401,6 +403,7 @@ export class AlarmEngine {
     const alarm = this.repo.get(id)!;
     this.alertRing(fx, alarm, shop, 1, now);
     this.publishToConsoles(fx, alarm, now);
+    this.noticeNobodyOnDuty(fx, shop, now);
     const esc = this.ctx.config.escalation;
     this.addDeadline(id, 'ack', now + esc.ackDeadlineMs);
     if (esc.maxRings > 1) this.addDeadline(id, 'ring', now + esc.ringIntervalMs);
@@ -619,8 +622,11 @@ export class AlarmEngine {
 
   /**
    * Inside a transaction: an officer's action for `stationId`. Throws a LianfangError
-   * (LF_ERR_UNKNOWN_ALARM, LF_ERR_BAD_TRANSITION, LF_ERR_BAD_PAYLOAD) that the caller answers on
-   * the station's errors topic.
+   * (LF_ERR_UNKNOWN_ALARM, LF_ERR_BAD_TRANSITION, LF_ERR_BAD_PAYLOAD, LF_ERR_TAKEN) that the caller
+   * answers on the station's errors topic. Two officers cannot both take an alarm (the station and
+   * a compound's receiving point see it at the same moment): a `take` or `ack` of an alarm another
+   * officer holds is refused with LF_ERR_TAKEN naming the holder, unless it says `force: true`,
+   * which is audited as taken from them.
    */
   consoleAction(fx: Effects, stationId: string, user: string, action: ConsoleAction): AlarmRow {
     const alarm = this.repo.get(action.alarmId);
@@ -631,16 +637,28 @@ export class AlarmEngine {
     if (!allowed(t, alarm.state)) throw lfError('LF_ERR_BAD_TRANSITION', action.action, alarm.id, alarm.state);
     const actor = `user:${user}`;
     const now = this.ctx.clock.now();
+    const takesOver = (action.action === 'take' || action.action === 'ack') && alarm.takenBy !== null && alarm.takenBy !== user;
+    if (takesOver && action.force !== true) throw lfError('LF_ERR_TAKEN', alarm.id, alarm.takenBy);
+    // Who had it, who has it now: a take always says so; an ack only when it took the alarm over.
+    const handedFrom = takesOver ? { from: alarm.takenBy, to: user, force: true } : undefined;
     switch (action.action) {
       case 'ack': {
         this.repo.finishAlarmDeadlines(alarm.id, now, 'ack');
-        return this.change(fx, alarm, actor, 'ack', t, (a) => {
-          a.takenBy = user;
-          a.overdue = false;
-        });
+        return this.change(
+          fx,
+          alarm,
+          actor,
+          'ack',
+          t,
+          (a) => {
+            a.takenBy = user;
+            a.overdue = false;
+          },
+          handedFrom,
+        );
       }
       case 'take':
-        return this.change(fx, alarm, actor, 'take', t, (a) => (a.takenBy = user), { from: alarm.takenBy, to: user });
+        return this.change(fx, alarm, actor, 'take', t, (a) => (a.takenBy = user), handedFrom ?? { from: alarm.takenBy, to: user });
       case 'dispatch':
         return this.change(
           fx,
@@ -671,6 +689,39 @@ export class AlarmEngine {
         return closed;
       }
     }
+  }
+
+  // ---------------------------------------------------------------- shifts (gateway/console/shifts.ts)
+
+  /**
+   * Inside a transaction: a handover. The open alarms of `scope` (a station's: every shop of it; a
+   * compound's: its shops) that `from` holds pass to `to`: each a change like any other (audit
+   * action `handover` with `{from, to, note}`, rev + 1, published to its consoles). Returns them.
+   */
+  passAlarms(fx: Effects, scope: { kind: 'station' | 'compound'; id: string }, from: string, to: string, note: string | null, actor: Actor): AlarmRow[] {
+    if (from === to) return [];
+    const passed = this.repo.openHeldBy(scope, from).map((alarm) => this.change(fx, alarm, actor, 'handover', null, (a) => (a.takenBy = to), { from, to, note }));
+    if (passed.length) this.ctx.log.info({ scope: scope.id, from, to, alarms: passed.length }, 'open alarms passed to the new shift');
+    return passed;
+  }
+
+  /**
+   * A new alarm (not a test) of `shop` while no officer is signed on to a shift in any scope that
+   * covers it (its station, its compound): a `nobody-on-duty` fault as well, in the same
+   * transaction, for whoever signs on next and for Node-RED (it clears at the next sign-on in a
+   * covering scope). One open fault per uncovered scope, subject `station:<compound or station id>`.
+   */
+  private noticeNobodyOnDuty(fx: Effects, shop: Shop, now: number): void {
+    if (!this.ctx.config.console.nobodyOnDutyFault) return;
+    if (anyoneOnDuty(this.ctx.db, shop.stationId, shop.compoundId)) return;
+    this.ctx.faults.raiseIn(fx, {
+      kind: 'nobody-on-duty',
+      subject: nobodyOnDutySubject(shop.stationId, shop.compoundId),
+      stationId: shop.stationId,
+      compoundId: shop.compoundId,
+      detail: { stationId: shop.stationId, compoundId: shop.compoundId },
+      at: now,
+    });
   }
 
   // ---------------------------------------------------------------- deadlines (gateway/scheduler.ts)

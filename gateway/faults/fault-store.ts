@@ -44,7 +44,8 @@ import type { GatewayFaultKind, GatewayFaultSink, GatewaySubject } from './gatew
 export const CONDITION_FAULTS = ['silent', 'offline', 'tamper', 'low-battery', 'selftest-failed', 'selftest-missed', 'line-errors', 'door-held'] as const;
 export type ConditionFault = (typeof CONDITION_FAULTS)[number];
 export type DeviceFaultKind = ConditionFault | 'counter-reset' | 'flood';
-export type FaultKind = DeviceFaultKind | 'pin-lockout' | GatewayFaultKind;
+/** `nobody-on-duty`: an alarm raised while no officer was signed on in any scope covering it (gateway/console/shifts.ts). */
+export type FaultKind = DeviceFaultKind | 'pin-lockout' | 'nobody-on-duty' | GatewayFaultKind;
 
 /** What an officer reads for each kind (console notices are also in Chinese). */
 export const FAULT_TEXT: Readonly<Record<FaultKind, { en: string; zh: string }>> = {
@@ -59,6 +60,7 @@ export const FAULT_TEXT: Readonly<Record<FaultKind, { en: string; zh: string }>>
   'counter-reset': { en: 'Device counter went back', zh: '设备计数器回退' },
   flood: { en: 'Device floods events', zh: '设备事件过多' },
   'pin-lockout': { en: 'PIN locked out', zh: '密码错误次数过多，已锁定' },
+  'nobody-on-duty': { en: 'Alarm raised with nobody on duty', zh: '报警时无人值班' },
   'disk-low': { en: 'Gateway disk low', zh: '网关磁盘空间不足' },
   'db-error': { en: 'Gateway database error', zh: '网关数据库错误' },
   'port-failed': { en: 'Bus port failed', zh: '总线端口故障' },
@@ -74,6 +76,9 @@ export interface RaiseSpec {
   subject?: string;
   /** A fault without a device that has a shop (pin-lockout). */
   shopId?: string;
+  /** A fault of a scope without a shop (nobody-on-duty): its station and compound. */
+  stationId?: string;
+  compoundId?: string | null;
   detail?: Record<string, unknown>;
   /** The message's `at` (silent: when the device was last heard); default now. */
   at?: number;
@@ -540,6 +545,7 @@ export class FaultStore implements GatewayFaultSink {
     const { registry } = this.ctx;
     const shopId = spec.shopId ?? (spec.deviceId ? registry.devices.get(spec.deviceId)?.shopId : undefined);
     const shop = shopId ? registry.shops.get(shopId) : undefined;
+    if (!shop && spec.stationId) return { shopId: null, stationId: spec.stationId, compoundId: spec.compoundId ?? null };
     return { shopId: shopId ?? null, stationId: shop?.stationId ?? null, compoundId: shop?.compoundId ?? null };
   }
 

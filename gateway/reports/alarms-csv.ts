@@ -5,7 +5,7 @@
  * station's wall clock (the zone in the header), and every cell that a spreadsheet would take for a
  * formula (`=`, `+`, `-`, `@`, a tab or a carriage return first: a shop called `=HYPERLINK(…)`) made
  * text with a leading apostrophe, which Excel hides. Quoting of commas, quotes and line breaks is
- * csv-stringify's. Test alarms are in it, marked: an export is the record, not a statistic.
+ * csv-stringify's (told to quote a lone LF too: it quotes only its own record delimiter, CRLF). Test alarms are in it, marked: an export is the record, not a statistic.
  */
 import { stringify } from 'csv-stringify/sync';
 import type { Db } from '../store/db.js';
@@ -54,7 +54,7 @@ function columns(timeZone: string): { zh: string; en: string; cell: (a: AlarmFac
 export function alarmsCsv(db: Db, scope: Scope, period: Period): string {
   const cols = columns(period.timeZone);
   const rows = alarmFacts(db, scope, period.startMs, period.endMs).map((a) => cols.map((c) => safeCell(c.cell(a))));
-  return BOM + stringify([cols.map((c) => `${c.zh} ${c.en}`), ...rows], { record_delimiter: 'windows' });
+  return BOM + stringify([cols.map((c) => `${c.zh} ${c.en}`), ...rows], { record_delimiter: 'windows', quoted_match: /[\r\n]/ });
 }
 
 /** The file name the browser saves it as: only ASCII letters, digits and `._-`. */

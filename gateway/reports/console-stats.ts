@@ -4,7 +4,7 @@
  * straight from the database. Pure functions of the database and the instant given: nothing is
  * written, nothing is cached, so a figure on the page is what the rows say when it was asked.
  *
- * Days are calendar days in the scope's time zone (its station's `time_zone`, else the
+ * Days are calendar days in the scope's time zone (`Scope.timeZone`: its station's, else the
  * configuration's `timeZone`): an alarm at 23:30 in Shanghai is on that day, although it is 15:30
  * UTC. Rows are stored in UTC, so a period is a pair of instants (its first local midnight, the
  * midnight after its last day) and each row is put on its day here, not in SQL.
@@ -34,11 +34,9 @@ export const DEFAULT_PERIOD_DAYS = 7;
 
 const DAY_RE = /^(\d{4})-(\d\d)-(\d\d)$/;
 
-/** The time zone of a scope: the compound's own, else its station's, else `fallback` (the configuration's). */
-export function scopeTimeZone(db: Db, scope: Scope, fallback: string = DEFAULT_TIME_ZONE): string {
-  const tz = (id: string) => (db.prepare('SELECT time_zone AS tz FROM stations WHERE id = ?').get(id) as { tz: string | null } | undefined)?.tz;
-  for (const z of [tz(scope.id), tz(scope.stationId), fallback]) if (z && isTimeZone(z)) return z;
-  return DEFAULT_TIME_ZONE;
+/** The zone the scope's days are counted in: its own (scopesOf: the station's, else the configuration's), if this runtime knows it. */
+export function zoneOf(scope: Pick<Scope, 'timeZone'>): string {
+  return isTimeZone(scope.timeZone) ? scope.timeZone : DEFAULT_TIME_ZONE;
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');

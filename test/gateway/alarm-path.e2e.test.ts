@@ -166,11 +166,15 @@ t.test("a compound's receiving point gets its shops' alarms beside the station, 
   await guard.act({ alarmId: atGuard.alarmId, action: 'ack' });
   const acked = await officer.waitFor((a) => a.alarmId === atGuard.alarmId && a.state === 'acknowledged');
   t.equal(acked.takenBy, 'guard1', 'the station sees the guard room took it');
-  await officer.act({ alarmId: acked.alarmId, action: 'take' });
+  // The guard holds it: the station's take is refused naming the holder, unless forced.
+  await officer.act({ alarmId: acked.alarmId, action: 'take', requestId: 'take-1' });
+  const refused = await officer.waitForError((e) => e.requestId === 'take-1');
+  t.match(refused, { code: 'LF_ERR_TAKEN', alarmId: acked.alarmId, message: /held by guard1/ });
+  await officer.act({ alarmId: acked.alarmId, action: 'take', force: true });
   const taken = await guard.waitFor((a) => a.alarmId === acked.alarmId && a.takenBy === street.officer.username);
   t.equal(taken.state, 'acknowledged');
   // Neighbours are chosen by distance whatever their station or compound.
   t.ok([...keypads.values()].some((k) => k.alerts.some((a) => a.alarmId === acked.alarmId)));
   const take = query<{ detail: string }>(data, "SELECT detail FROM audit WHERE action = 'take'")[0];
-  t.same(JSON.parse(take.detail), { from: 'guard1', to: street.officer.username }, 'who took it from whom');
+  t.same(JSON.parse(take.detail), { from: 'guard1', to: street.officer.username, force: true }, 'who took it from whom, by force');
 });

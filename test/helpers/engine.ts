@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import type { StreetFile } from '../../simulators/street.js';
 import { provisionStreet } from './street.js';
 import { loadConfig } from '../../config/load.js';
+import type { ConfigInput } from '../../config/schema.js';
+import { NO_DUTY_FAULT } from './gateway.js';
 import type { ManualClock } from '../../gateway/clock.js';
 import { openDatabase, type Db } from '../../gateway/store/db.js';
 import { RegistryCache } from '../../gateway/registry/registry-cache.js';
@@ -91,8 +93,10 @@ export class EngineHarness {
     readonly dataDir: string,
     readonly clock: ManualClock,
     gatewayId = 'gw-test',
+    overrides: ConfigInput = {},
   ) {
-    this.config = loadConfig({ env: {}, overrides: { dataDir } });
+    // No shift is signed on in most engine tests: the nobody-on-duty fault is off unless a test turns it on.
+    this.config = loadConfig({ env: NO_DUTY_FAULT, overrides: { dataDir, ...overrides } });
     const log = createLogger('silent');
     this.db = openDatabase(dataDir);
     this.registry = new RegistryCache(this.db);

@@ -14,6 +14,14 @@ export { provisionStreet } from './street.js';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'gateway', 'cli', 'lianfang.js');
 
+/**
+ * The environment that turns off the nobody-on-duty fault (console.nobodyOnDutyFault): no officer
+ * signs on to a shift in most tests, so every alarm would raise one as well. The gateways the
+ * helpers start run with it unless a test says otherwise (`LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'true'`
+ * in its env, or `console: { nobodyOnDutyFault: true }` in its overrides).
+ */
+export const NO_DUTY_FAULT: Readonly<Record<string, string>> = { LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'false' };
+
 interface Teardown {
   teardown(fn: () => unknown): void;
 }
@@ -85,7 +93,7 @@ export class GatewayProcess {
     const child = spawn(
       process.execPath,
       [CLI, 'start', '--data', data, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', ...extraArgs],
-      { env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_LOG_LEVEL: 'info', ...NO_DUTY_FAULT, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const gw = new GatewayProcess(child);
     t.teardown(() => gw.kill('SIGKILL'));
@@ -221,7 +229,7 @@ import type { ConfigInput } from '../../config/schema.js';
  */
 export async function startGateway(t: Teardown, data: string, overrides: ConfigInput = {}, opts: { clock?: Clock; mqttPort?: number } = {}): Promise<Gateway> {
   const config = loadConfig({
-    env: {},
+    env: NO_DUTY_FAULT,
     overrides: {
       dataDir: data,
       log: { level: 'silent' },

@@ -227,11 +227,13 @@ t.test('console actions follow docs/concepts.md "Alarm kinds and states"; every 
   await refuse({ alarmId, action: 'close', disposition: 'real' });
   await accept({ alarmId, action: 'take' }, { state: 'raised', takenBy: officer });
   t.match(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: null, to: officer }, 'take audits who took it from whom');
-  await accept({ alarmId, action: 'ack' }, { state: 'acknowledged', takenBy: 'other-officer' }, 'other-officer');
+  // Another officer's ack of an alarm the officer holds takes it over only by force (below, in detail).
+  await accept({ alarmId, action: 'ack', force: true }, { state: 'acknowledged', takenBy: 'other-officer' }, 'other-officer');
+  t.same(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: officer, to: 'other-officer', force: true }, 'a forced ack audits whom it was taken from');
   // from acknowledged
-  await refuse({ alarmId, action: 'ack' });
-  await accept({ alarmId, action: 'take' }, { state: 'acknowledged', takenBy: officer });
-  t.match(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: 'other-officer', to: officer });
+  await refuse({ alarmId, action: 'ack', force: true });
+  await accept({ alarmId, action: 'take', force: true }, { state: 'acknowledged', takenBy: officer });
+  t.same(JSON.parse(h.audit(alarmId).at(-1)!.detail), { from: 'other-officer', to: officer, force: true });
   const dispatched = await accept({ alarmId, action: 'dispatch', patrol: 'P-07', note: 'two officers' }, { state: 'dispatched' });
   t.equal(dispatched.patrol, 'P-07');
   // from dispatched

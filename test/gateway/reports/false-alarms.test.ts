@@ -86,6 +86,11 @@ t.test('counts per shop, the rate over real + false, test alarms left out, flagg
   t.match(falseAlarmReport(ro, { since: parseSince('60d', NOW), ratePercent: 50, minDecided: 3 }).find((r) => r.shopId === 'S04'), { alarms: 2, false: 1, falseAlarmRate: 1 });
   t.same(falseAlarmReport(ro, { since: parseSince('30d', NOW), ratePercent: 50, minDecided: 3, stationId: 'PS2' }).map((r) => r.shopId), ['S05']);
   t.same(falseAlarmReport(ro, { since: parseSince('12h', NOW), ratePercent: 50, minDecided: 3 }), [], 'nothing raised in the last 12 hours');
+  // An end (the console's periods): before it only; 60d to 30d ago holds S04's old false alarm alone.
+  t.same(
+    falseAlarmReport(ro, { since: parseSince('60d', NOW), until: parseSince('30d', NOW), ratePercent: 50, minDecided: 3 }).map((r) => [r.shopId, r.alarms, r.false]),
+    [['S04', 1, 1]],
+  );
 });
 
 t.test('--since: durations and ISO dates; anything else is LF_ERR_BAD_SINCE', async (t) => {
