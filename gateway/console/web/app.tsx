@@ -65,7 +65,11 @@ function App(props: { me: Me; live: Live }) {
 
   const alarms = useMemo(() => queueAlarms(state.alarms), [state.alarms, state]);
   const faults = useMemo(() => queueFaults(state.faults), [state.faults]);
-  const sound = soundFor(state.connected, alarms);
+  // The feed is down once it was up, or when it has not come up within a few seconds of the start
+  // (not in the moment between loading the page and the first connect).
+  const [started] = useState(Date.now());
+  const down = !state.connected && (state.everConnected || now - started > 3000);
+  const sound = soundFor(!down, alarms);
   const current = alarms.find((a) => a.alarmId === selected) ?? null;
 
   // A dialog belongs to the alarm it was opened for.
@@ -148,29 +152,23 @@ function App(props: { me: Me; live: Live }) {
 
   return (
     <div class="app" data-testid="app" data-connected={String(state.connected)} data-sound={sound} data-lang={lang} data-user={me.user} onClick={unlockAudio}>
-      {!state.connected && (
+      {down && (
         <div class="offline-banner" data-testid="offline-banner" role="alert">
           {t('offline')}
         </div>
       )}
       <header class="top">
         <h1>{t('appTitle')}</h1>
-        {me.scopes.length > 1 ? (
-          <label class="scope-pick">
-            <span>{t('scope')}</span>
-            <select data-testid="scope" value={scope.id} onChange={(e) => (setScopeId((e.target as HTMLSelectElement).value), setSelected(null))}>
-              {me.scopes.map((s) => (
-                <option key={s.id} value={s.id}>
-                  {s.name}
-                </option>
-              ))}
-            </select>
-          </label>
-        ) : (
-          <span class="scope-name" data-testid="scope-name">
-            {scope.name}
-          </span>
-        )}
+        <label class="scope-pick">
+          <span>{t('scope')}</span>
+          <select data-testid="scope" value={scope.id} onChange={(e) => (setScopeId((e.target as HTMLSelectElement).value), setSelected(null))}>
+            {me.scopes.map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.name}
+              </option>
+            ))}
+          </select>
+        </label>
         <span class="duty-head" data-testid="duty-header">
           {t('onDutyHeader')}
           {': '}

@@ -55,7 +55,7 @@ export function Detail(props: {
     >
       <header class="detail-head">
         {alarm.duress && <span class="badge badge-duress big">{t('duressBadge')}</span>}
-        <h2>{textOr(t, kindKey(alarm), 'kind_other')}</h2>
+        {kindKey(alarm) && <h2>{textOr(t, kindKey(alarm)!, 'kind_other')}</h2>}
         <span class={`badge state-badge state-${alarm.state}`}>{textOr(t, `state_${alarm.state}`, 'state_raised')}</span>
         {alarm.overdue && <span class="badge badge-overdue">{t('overdue')}</span>}
         <span class="age">

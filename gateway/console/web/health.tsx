@@ -9,7 +9,7 @@ import type { DevicesHealth, Ticket, TicketList } from '../contract-reports.js';
 import type { Lang } from './i18n.js';
 import { Confirm, Field, Thead } from './dialog.js';
 import { ErrorLine, failureText } from './shifts.js';
-import { api, fmtDuration, fmtTime, textOr, type T } from './util.js';
+import { api, ApiFailure, fmtDuration, fmtTime, textOr, type T } from './util.js';
 
 export function Health(props: { scope: Scope; t: T; lang: Lang }) {
   const { t, lang, scope } = props;
@@ -34,17 +34,32 @@ export function Health(props: { scope: Scope; t: T; lang: Lang }) {
     };
   }, [scope.id, tick]);
   const tz = scope.timeZone;
+  // A fix refused because the fault still holds (LF_ERR_FAULT_ACTIVE) may be confirmed anyway.
+  const [stillHolds, setStillHolds] = useState<{ faultId: string; note: string } | null>(null);
+  const send = (kind: 'assign' | 'fix', faultId: string, body: Record<string, unknown>) => {
+    setStillHolds(null);
+    api(`/api/tickets/${encodeURIComponent(faultId)}/${kind}`, body)
+      .then(() => (setError(null), setTick((n) => n + 1)))
+      .catch((e: unknown) => {
+        setError(failureText(e, t, lang));
+        if (kind === 'fix' && e instanceof ApiFailure && e.code === 'LF_ERR_FAULT_ACTIVE') setStillHolds({ faultId, note: String(body.note ?? '') });
+      });
+  };
   const submit = (v: Record<string, string>) => {
     const d = dialog!;
     setDialog(null);
-    const body = d.kind === 'assign' ? { to: v.to ?? '' } : { note: v.note ?? '' };
-    api(`/api/tickets/${encodeURIComponent(d.faultId)}/${d.kind}`, body)
-      .then(() => (setError(null), setTick((n) => n + 1)))
-      .catch((e: unknown) => setError(failureText(e, t, lang)));
+    send(d.kind, d.faultId, d.kind === 'assign' ? { to: v.to ?? '' } : { note: v.note ?? '' });
   };
   return (
     <section class="panel health">
       <ErrorLine error={error} />
+      {stillHolds && (
+        <p class="actions">
+          <button class="danger" data-ticket-action="fix-force" onClick={() => send('fix', stillHolds.faultId, { note: stillHolds.note, force: true })}>
+            {t('fixAnyway')}
+          </button>
+        </p>
+      )}
       <div class="card">
         <h3>
           {t('deviceHealth')}
@@ -106,12 +121,16 @@ export function Health(props: { scope: Scope; t: T; lang: Lang }) {
                     {k.ticket.assignedTo ? ` · ${k.ticket.assignedTo}` : ''}
                   </td>
                   <td class="row-actions">
-                    <button data-ticket-action="assign" onClick={() => setDialog({ kind: 'assign', faultId: k.faultId })}>
-                      {t('assign')}
-                    </button>
-                    <button data-ticket-action="fix" onClick={() => setDialog({ kind: 'fix', faultId: k.faultId })}>
-                      {t('fix')}
-                    </button>
+                    {k.ticket.state !== 'fixed' && (
+                      <>
+                        <button data-ticket-action="assign" onClick={() => setDialog({ kind: 'assign', faultId: k.faultId })}>
+                          {t('assign')}
+                        </button>
+                        <button data-ticket-action="fix" onClick={() => setDialog({ kind: 'fix', faultId: k.faultId })}>
+                          {t('fix')}
+                        </button>
+                      </>
+                    )}
                   </td>
                 </tr>
               ))}

@@ -20,6 +20,8 @@ export interface Refusal {
 
 export interface LiveState {
   connected: boolean;
+  /** Has the feed been up since the page started? */
+  everConnected: boolean;
   alarms: Map<string, ConsoleAlarm>;
   faults: Map<string, ConsoleFault>;
   /** Actions sent and not answered by a refusal (the newest few). */
@@ -30,12 +32,13 @@ export interface LiveState {
 const topic = (scopeId: string, leaf: string) => `lianfang/v1/stations/${scopeId}/${leaf}`;
 
 export class Live {
-  state: LiveState = { connected: false, alarms: new Map(), faults: new Map(), pending: new Map(), refusals: [] };
+  state: LiveState = { connected: false, everConnected: false, alarms: new Map(), faults: new Map(), pending: new Map(), refusals: [] };
   private client: MqttClient | null = null;
   private scopeId = '';
   /** The server's time of the last snapshot: the next catch-up asks for alarms closed since then. */
   private snapshotAt: string | null = null;
   private listeners = new Set<() => void>();
+  private probedAt = 0;
 
   constructor(private readonly me: Me) {}
 
@@ -68,9 +71,15 @@ export class Live {
     client.on('connect', () => {
       this.subscribeScope();
       this.state.connected = true;
+      this.state.everConnected = true;
       this.emit();
     });
     const down = () => {
+      // A feed closed because the session ended: /api/me answers 401 and api() goes back to the login page.
+      if (Date.now() - this.probedAt > 10_000) {
+        this.probedAt = Date.now();
+        api('/api/me').catch(() => undefined);
+      }
       if (!this.state.connected) return;
       this.state.connected = false;
       this.emit();

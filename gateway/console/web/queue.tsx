@@ -7,8 +7,10 @@ import type { ConsoleAlarm, ConsoleFault } from '../contract.js';
 import type { Lang } from './i18n.js';
 import { fmtDuration, textOr, type T } from './util.js';
 
-export function kindKey(a: ConsoleAlarm): string {
-  return a.duress ? 'kind_duress' : `kind_${a.kind}`;
+/** The kind's label key; a duress alarm shows its badge, and its kind only when that says more. */
+export function kindKey(a: ConsoleAlarm): string | null {
+  if (a.duress && (a.kind === 'duress' || a.kind === 'panic')) return null;
+  return `kind_${a.kind}`;
 }
 
 export function Queue(props: {
@@ -45,7 +47,7 @@ export function Queue(props: {
           >
             <div class="qi-top">
               {a.duress && <span class="badge badge-duress">{t('duressBadge')}</span>}
-              <span class="kind">{textOr(t, kindKey(a), 'kind_other')}</span>
+              {kindKey(a) && <span class="kind">{textOr(t, kindKey(a)!, 'kind_other')}</span>}
               <span class={`badge state-badge state-${a.state}`}>{textOr(t, `state_${a.state}`, 'state_raised')}</span>
               {a.overdue && <span class="badge badge-overdue">{t('overdue')}</span>}
               <span class="age">{fmtDuration((now - Date.parse(a.raisedAt)) / 1000, t)}</span>
