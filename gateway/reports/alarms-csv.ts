@@ -11,7 +11,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { Db } from '../store/db.js';
 import type { Scope } from '../console/contract.js';
 import { alarmFacts, localTime, type AlarmFacts, type Period } from './console-stats.js';
-import { both, DISPOSITION_TEXT, KIND_TEXT, STATE_TEXT } from './report-text.js';
+import { labelOf, DISPOSITION_TEXT, KIND_TEXT, STATE_TEXT } from './report-text.js';
 
 const BOM = '\uFEFF';
 
@@ -27,10 +27,10 @@ function columns(timeZone: string): { zh: string; en: string; cell: (a: AlarmFac
   return [
     { zh: '报警编号', en: 'Alarm id', cell: (a) => a.id },
     { zh: '报警时间', en: `Raised (${timeZone})`, cell: (a) => at(a.raisedAt) },
-    { zh: '类型', en: 'Kind', cell: (a) => both(KIND_TEXT, a.duress ? 'duress' : a.kind) },
+    { zh: '类型', en: 'Kind', cell: (a) => labelOf(KIND_TEXT, a.duress ? 'duress' : a.kind) },
     { zh: '测试', en: 'Test', cell: (a) => (a.test ? '是 yes' : '否 no') },
-    { zh: '状态', en: 'State', cell: (a) => both(STATE_TEXT, a.state) },
-    { zh: '处置结果', en: 'Disposition', cell: (a) => both(DISPOSITION_TEXT, a.disposition) },
+    { zh: '状态', en: 'State', cell: (a) => labelOf(STATE_TEXT, a.state) },
+    { zh: '处置结果', en: 'Disposition', cell: (a) => labelOf(DISPOSITION_TEXT, a.disposition) },
     { zh: '商户编号', en: 'Shop id', cell: (a) => a.shopId },
     { zh: '商户名称', en: 'Shop name', cell: (a) => text(a.shopName) },
     { zh: '地址', en: 'Address', cell: (a) => text(a.address) },

@@ -28,7 +28,7 @@ export const DISPOSITION_TEXT: Readonly<Record<string, Bilingual>> = {
 };
 
 /** `中文 english` for a known code, the code itself otherwise; '' for null. */
-export function both(table: Readonly<Record<string, Bilingual>>, code: string | null): string {
+export function labelOf(table: Readonly<Record<string, Bilingual>>, code: string | null): string {
   if (code === null) return '';
   const t = table[code];
   return t ? `${t.zh} ${t.en}` : code;

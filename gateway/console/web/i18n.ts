@@ -33,7 +33,7 @@ export const TEXT = {
   tabBulletin: { zh: '日报', en: 'Bulletin' },
   tabShifts: { zh: '班次', en: 'Shifts' },
   queueEmpty: { zh: '当前没有报警', en: 'No open alarms' },
-  selectAlarm: { zh: '选择左侧的报警查看详情', en: 'Select an alarm to see its details' },
+  selectAlarm: { zh: '选择一条报警查看详情', en: 'Select an alarm to see its details' },
   loading: { zh: '加载中…', en: 'Loading…' },
   loadFailed: { zh: '加载失败', en: 'Could not load' },
   notAvailable: { zh: '此功能暂不可用', en: 'Not available yet' },
