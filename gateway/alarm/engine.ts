@@ -30,7 +30,7 @@ import { PIN_PATTERN, PinStore } from './pins.js';
 import { activeTestMode, expireTestMode, startTestMode, stopTestMode, type TestModeRow, type TestScope } from './test-mode.js';
 import type { DeviceCommandSink, KeypadFeedback } from '../delivery/device-commands.js';
 import type { FaultStore } from '../faults/fault-store.js';
-import { anyoneOnDuty, nobodyOnDutySubject } from '../console/shifts.js';
+import { anyoneOnDuty, nobodyOnDutySubject } from './on-duty.js';
 import { expireEntryDelay, getArming, runSchedule, setArmed, setSchedule, startEntryDelay, type Arming, type Schedule } from './arming.js';
 
 export interface EngineContext {

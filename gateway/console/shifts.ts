@@ -54,17 +54,6 @@ export function lastHandover(db: Db, scopeId: string): ShiftView['lastHandover']
   return r ? { ...r, note: r.note ?? '' } : null;
 }
 
-/** True when an officer is signed on in the station's scope or the compound's (a scope that covers a shop of them). */
-export function anyoneOnDuty(db: Db, stationId: string, compoundId: string | null | undefined): boolean {
-  const r = db.prepare('SELECT 1 FROM shifts WHERE scope_id IN (?, ?) AND signed_off_at IS NULL LIMIT 1').get(stationId, compoundId ?? stationId);
-  return r !== undefined;
-}
-
-/** The subject of the nobody-on-duty fault of an alarm of (station, compound): the narrowest scope that covers it. */
-export function nobodyOnDutySubject(stationId: string, compoundId: string | null | undefined): string {
-  return `station:${compoundId ?? stationId}`;
-}
-
 /** What the page shows of a scope's shift, for `user`. */
 export function shiftView(db: Db, scope: Scope, user: string): ShiftView {
   const duty = onDuty(db, scope.id);
