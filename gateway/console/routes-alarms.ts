@@ -115,6 +115,17 @@ function alarmDetail(deps: ConsoleDeps, req: ApiRequest): AlarmDetail {
   const timeline: TimelineEntry[] = (
     db.prepare('SELECT at, actor, action, from_state AS fromState, to_state AS toState, rev, detail FROM audit WHERE alarm_id = ? ORDER BY id').all(alarm.id) as (Omit<TimelineEntry, 'detail'> & { detail: string })[]
   ).map((r) => ({ ...r, detail: safeJson(r.detail) }));
+  // The consoles' hop (tier 2): when each station's or compound's console first had the alarm.
+  const deliveries = db
+    .prepare(
+      `SELECT recipient_id AS scopeId, min(delivered_at) AS at, delivered_by AS by, min(rev) AS rev FROM outbox
+       WHERE alarm_id = ? AND recipient_kind = 'station' AND delivered_at IS NOT NULL GROUP BY recipient_id`,
+    )
+    .all(alarm.id) as { scopeId: string; at: string; by: string | null; rev: number }[];
+  for (const d of deliveries) {
+    timeline.push({ at: d.at, actor: d.by ?? 'gateway', action: 'delivered', fromState: null, toState: null, rev: d.rev, detail: { scopeId: d.scopeId, scopeName: registry.stations.get(d.scopeId)?.name ?? d.scopeId } });
+  }
+  timeline.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   const near = (lat: number | null, lon: number | null) => (shop.lat !== null && shop.lon !== null && lat !== null && lon !== null ? distanceM(shop.lat, shop.lon, lat, lon) : null);
   const nearby = openAlarmRows(db, scope, null)
     .filter((a) => a.id !== alarm.id)

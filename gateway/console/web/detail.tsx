@@ -250,6 +250,7 @@ function TimelineDetail(props: { detail: Record<string, unknown>; action: string
   const str = (k: string) => (typeof d[k] === 'string' && d[k] ? (d[k] as string) : null);
   const parts: string[] = [];
   if ((props.action === 'take' || props.action === 'ack') && str('from')) parts.push(`${t('takenFrom')}${str('from')}${d.force === true ? ` (${t('forced')})` : ''}`);
+  if (props.action === 'delivered' && str('scopeId')) parts.push(`${t('deliveredTo')}: ${str('scopeName') ?? str('scopeId')}`);
   if (props.action === 'handover') parts.push(`${t('handedOver')}: ${str('from') ?? '—'} → ${str('to') ?? '—'}`);
   if (str('patrol')) parts.push(`${t('patrolLabel')}: ${str('patrol')}`);
   if (str('disposition')) parts.push(textOr(t, `disp_${str('disposition')}`, 'disp_real'));

@@ -117,6 +117,8 @@ export const TEXT = {
   action_duress: { zh: '胁迫', en: 'Duress' },
   action_joined: { zh: '合并报警', en: 'Joined' },
   action_ring: { zh: '扩大通知', en: 'Next ring alerted' },
+  action_delivered: { zh: '接警台已收到', en: 'Received by a console' },
+  deliveredTo: { zh: '接警单位', en: 'Console of' },
   action_handover: { zh: '交接班', en: 'Handover' },
   onDuty: { zh: '当前值班', en: 'On duty' },
   since: { zh: '自', en: 'since' },

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import mqtt from 'mqtt';
-import { startGateway, tempDataDir, provisionStreet, sleep } from '../../helpers/gateway.js';
+import { startGateway, tempDataDir, provisionStreet, sleep, until } from '../../helpers/gateway.js';
 import { SimConsole, SimKeypad } from '../../../simulators/mqtt-devices.js';
 import { openDatabase } from '../../../gateway/store/db.js';
 import { addStation, addUser } from '../../../gateway/registry/registry.js';
@@ -180,6 +180,15 @@ t.test('the live feed opens only with a session, and logs in with the grant, nev
   t.equal(detail.shop.name, street.shops[0]!.name);
   t.equal(detail.neighbours.length, 3, 'the three other shops were alerted');
   t.ok(detail.timeline.some((e) => e.action === 'raised'), 'the timeline starts at the raise');
+  // The consoles' hop: the page's PUBACK is the station's delivery, and the timeline shows it.
+  const delivered = await until(
+    'the delivery in the timeline',
+    async () => ((await (await fetch(`${base}/api/alarms/${alarm.alarmId}`, { headers: { cookie } })).json()) as { timeline: { action: string; actor: string; detail: { scopeId?: string } }[] }).timeline,
+    (tl) => tl.some((e) => e.action === 'delivered'),
+  );
+  const hop = delivered.find((e) => e.action === 'delivered')!;
+  t.equal(hop.detail.scopeId, street.stationId, "delivered to the station's console");
+  t.equal(hop.actor, `user:${street.officer.username}`, 'by the officer whose page had it');
 
   // Logout closes the page's live feed, and the grant of a session that ended opens nothing any more.
   const closed = new Promise<void>((resolve) => page.client.once('close', () => resolve()));
