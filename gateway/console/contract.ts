@@ -93,6 +93,8 @@ export interface ShiftView {
   lastHandover: { from: string; to: string | null; note: string; at: string } | null;
   /** Is the caller signed on here? */
   mine: boolean;
+  /** A station's scope: its compounds' receiving points and who is on duty there. */
+  compounds?: { id: string; name: string; onDuty: { user: string; since: string }[] }[];
 }
 
 /** A refusal as the API answers it (HTTP 4xx), with the gateway's code. */

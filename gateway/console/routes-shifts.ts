@@ -7,7 +7,7 @@
 import type { ApiRequest, ConsoleDeps, Route } from './api.js';
 import { requireScope } from './api.js';
 import type { ShiftView } from './contract.js';
-import { HANDOVER_NOTE_MAX, handOverIn, shiftView, signOnIn } from './shifts.js';
+import { HANDOVER_NOTE_MAX, handOverIn, onDuty, shiftView, signOnIn } from './shifts.js';
 import { iso } from '../clock.js';
 import { lfError } from '../errors.js';
 
@@ -26,7 +26,14 @@ export const SHIFT_ROUTES: Route[] = [
     method: 'GET',
     path: '/api/shifts',
     summary: "who is on duty in a scope (?scope=, default the caller's), the last handover and its note",
-    handler: (deps, req): ShiftView => shiftView(deps.db, requireScope(req), req.user.name),
+    handler: (deps, req): ShiftView => {
+      const scope = requireScope(req);
+      const view = shiftView(deps.db, scope, req.user.name);
+      if (scope.kind !== 'station') return view;
+      // A station's officer sees every shop of the station: who guards its compounds is theirs to know.
+      const compounds = [...deps.registry.stations.values()].filter((s) => s.compoundOf === scope.id).map((c) => ({ id: c.id, name: c.name, onDuty: onDuty(deps.db, c.id) }));
+      return { ...view, compounds };
+    },
   },
   {
     method: 'POST',

@@ -59,17 +59,18 @@ export function Shifts(props: { scope: Scope; scopes: Scope[]; t: T; lang: Lang;
               <li key={s.id} data-scope={s.id}>
                 <strong>{s.name}</strong>
                 {': '}
-                {views[s.id]!.onDuty.length === 0 && <span class="muted">{t('nobodyOnDuty')}</span>}
-                {views[s.id]!.onDuty.map((d) => (
-                  <span key={d.user} class="duty-user" data-user={d.user}>
-                    {d.user}
-                    {' ('}
-                    {t('since')}
-                    {' '}
-                    {fmtTime(d.since, s.timeZone, lang)}
-                    {')'}
-                  </span>
-                ))}
+                <DutyUsers list={views[s.id]!.onDuty} zone={s.timeZone} t={t} lang={lang} />
+                {(views[s.id]!.compounds ?? []).length > 0 && (
+                  <ul class="on-duty-compounds">
+                    {views[s.id]!.compounds!.map((c) => (
+                      <li key={c.id} data-scope={c.id}>
+                        {c.name}
+                        {': '}
+                        <DutyUsers list={c.onDuty} zone={s.timeZone} t={t} lang={lang} />
+                      </li>
+                    ))}
+                  </ul>
+                )}
               </li>
             ))}
         </ul>
@@ -116,5 +117,25 @@ export function Shifts(props: { scope: Scope; scopes: Scope[]; t: T; lang: Lang;
         </Confirm>
       )}
     </section>
+  );
+}
+
+/** Who is on duty in one scope, each since when (or that nobody is). */
+function DutyUsers(props: { list: { user: string; since: string }[]; zone: string; t: T; lang: Lang }) {
+  const { t } = props;
+  if (props.list.length === 0) return <span class="muted">{t('nobodyOnDuty')}</span>;
+  return (
+    <>
+      {props.list.map((d) => (
+        <span key={d.user} class="duty-user" data-user={d.user}>
+          {d.user}
+          {' ('}
+          {t('since')}
+          {' '}
+          {fmtTime(d.since, props.zone, props.lang)}
+          {')'}
+        </span>
+      ))}
+    </>
   );
 }

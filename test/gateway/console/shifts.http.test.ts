@@ -117,3 +117,24 @@ t.test('an alarm with nobody on duty is a nobody-on-duty fault on the faults top
   const passed = await officer.waitFor((x) => x.alarmId === alarm.alarmId && x.takenBy === 'officer-b', 20_000);
   t.equal(passed.state, 'raised', 'passed to the new shift, state unchanged, on the consoles at once');
 });
+
+t.test("a station's officer sees who is on duty at its compounds' receiving points", async (t) => {
+  const data = tempDataDir(t);
+  const street = await provisionStreet(data, 4);
+  const db = openDatabase(data);
+  addStation(db, { id: 'C7', name: 'Garden Court 花园小区', compoundOf: street.stationId });
+  await addUser(db, { name: 'guard7', role: 'officer', stationId: 'C7', password: 'guard-pass-7' });
+  db.close();
+  const gw = await startGateway(t, data);
+  const base = `http://127.0.0.1:${gw.ports().http}`;
+  const station = await session(base, street.officer.username, street.officer.password);
+  const guard = await session(base, 'guard7', 'guard-pass-7');
+  t.match((await station.get('/api/shifts')).body, { compounds: [{ id: 'C7', onDuty: [] }] }, 'nobody at the compound yet');
+  t.equal((await guard.post('/api/shifts/sign-on', { scope: 'C7' })).status, 200, 'the guard signs on at the compound');
+  const view = (await station.get('/api/shifts')).body as ShiftView;
+  t.same(view.compounds?.map((c) => [c.id, c.onDuty.map((d) => d.user)]), [['C7', ['guard7']]], 'the station sees the guard on duty there');
+  t.same(view.onDuty, [], "and nobody at the station's own centre");
+  const own = (await guard.get('/api/shifts?scope=C7')).body as ShiftView;
+  t.equal(own.compounds, undefined, "a compound's view has no compounds of its own");
+  t.equal((await guard.get(`/api/shifts?scope=${street.stationId}`)).status, 403, "the guard may not look at the station's shift");
+});
