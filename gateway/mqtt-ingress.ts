@@ -8,6 +8,7 @@
 import type { BrokerBackend, ConnectionState } from '../broker/broker.js';
 import type { Principal, Recipient } from '../broker/policy.js';
 import { GRANT_PREFIX } from './console/sessions.js';
+import { UserPasswords } from './security/user-password.js';
 import type { ParsedTopic } from '../firmware-contracts/mqtt/topics.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import { validators, type ConsoleError } from '../firmware-contracts/mqtt/payloads.js';
@@ -21,10 +22,8 @@ import type { DeviceCommands } from './delivery/device-commands.js';
 import type { Counters } from './metrics.js';
 import type { Logger } from './logger.js';
 import type { Clock } from './clock.js';
-import { hashPassword, verifyKeyedHash, verifyPassword } from './secrets.js';
+import { verifyKeyedHash } from './secrets.js';
 import { isLianfangError, type ErrorCode, ERRORS } from './errors.js';
-
-import { randomBytes } from 'node:crypto';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -67,7 +66,11 @@ function parseJson(payload: Buffer): Parsed {
 }
 
 export class MqttIngress implements BrokerBackend {
-  constructor(private readonly ctx: IngressContext) {}
+  private readonly passwords: UserPasswords;
+
+  constructor(private readonly ctx: IngressContext) {
+    this.passwords = new UserPasswords(() => ctx.registry.users);
+  }
 
   async authenticate(username: string, password: Buffer): Promise<Principal | null> {
     const { registry, gatewayKey } = this.ctx;
@@ -76,32 +79,17 @@ export class MqttIngress implements BrokerBackend {
       if (device.revokedAt || !device.secretHash) return null;
       return verifyKeyedHash(gatewayKey, password, device.secretHash) ? { kind: 'device', deviceId: device.id, shopId: device.shopId } : null;
     }
-    const user = registry.users.get(username);
-    if (!user || user.revokedAt) {
-      // As slow as a wrong password (one scrypt), so the time of the answer does not tell which
-      // usernames exist. The login throttle bounds how many such checks run (login.*).
-      await verifyPassword(password.toString('utf8'), await this.decoyHash());
-      return null;
-    }
     const presented = password.toString('utf8');
     // A console page logs in with its session's grant, never the officer's password.
     if (presented.startsWith(GRANT_PREFIX)) {
-      const session = this.ctx.consoleGrant?.(username, presented.slice(GRANT_PREFIX.length));
-      return session ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId, session } : null;
+      const user = this.passwords.live(username);
+      const session = user ? this.ctx.consoleGrant?.(username, presented.slice(GRANT_PREFIX.length)) : null;
+      return user && session ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId, session } : null;
     }
-    if (!(await verifyPassword(presented, user.passwordHash))) return null;
-    // The registry was reloaded during the slow check (a `user passwd` or `user revoke` may be why):
-    // what it holds now decides, or a login begun just before the revoke would outlive it.
-    if (registry.users.get(username) !== user) return this.authenticate(username, password);
-    return { kind: 'user', name: user.name, role: user.role, stationId: user.stationId };
+    const user = await this.passwords.check(username, presented);
+    return user ? { kind: 'user', name: user.name, role: user.role, stationId: user.stationId } : null;
   }
 
-  private decoy: Promise<string> | null = null;
-
-  /** A scrypt hash of a random password no one knows, made once. */
-  private decoyHash(): Promise<string> {
-    return (this.decoy ??= hashPassword(randomBytes(18).toString('base64url')));
-  }
 
   isDeviceId(id: string): boolean {
     return this.ctx.registry.devices.has(id);

@@ -7,6 +7,7 @@
  */
 import type { Shop } from '../registry/registry.js';
 import type { NeighbourRanking } from '../registry/neighbour-rules.js';
+import { escapeMarkup as escapeXml } from '../escape.js';
 
 export type MapKind = 'origin' | 'ring1' | 'ring2' | 'ring3' | 'other' | 'excluded' | 'retired';
 
@@ -95,7 +96,6 @@ const LEGEND: { kind: MapKind | 'pinned'; text: string }[] = [
   { kind: 'retired', text: 'Retired 已撤销' },
 ];
 
-const escapeXml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** A round length for a scale bar of about `aboutM` metres: 1, 2 or 5 × 10^k. */
 export function niceLength(aboutM: number): number {

@@ -12,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { join, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { isLianfangError, lfError, type ErrorCode } from '../errors.js';
-import { hashPassword, verifyPassword } from '../secrets.js';
-import { randomBytes } from 'node:crypto';
+import { UserPasswords } from '../security/user-password.js';
 import { iso } from '../clock.js';
 import type { LoginThrottle } from '../security/login-throttle.js';
 import { SessionStore, SESSION_COOKIE, type ConsoleSession } from './sessions.js';
@@ -110,9 +109,11 @@ export interface ConsoleHttpOptions {
 
 export class ConsoleHttp {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
-  private decoy: Promise<string> | null = null;
+  private readonly passwords: UserPasswords;
 
-  constructor(private readonly o: ConsoleHttpOptions) {}
+  constructor(private readonly o: ConsoleHttpOptions) {
+    this.passwords = new UserPasswords(() => o.deps.registry.users);
+  }
 
   private get log() {
     return this.o.deps.log;
@@ -182,14 +183,7 @@ export class ConsoleHttp {
     const outcome = await this.o.loginThrottle.attempt<User>({
       address,
       account: username || '(none)',
-      check: async () => {
-        const user = username ? registry.users.get(username) : undefined;
-        if (!user || user.revokedAt || !password) {
-          await verifyPassword(password || 'x', await this.decoyHash());
-          return null;
-        }
-        return (await verifyPassword(password, user.passwordHash)) ? user : null;
-      },
+      check: () => this.passwords.check(username, password),
       abandoned: () => req.socket.destroyed,
     });
     if (outcome.status === 'busy') throw lfError('LF_ERR_LOGIN_THROTTLED', address ?? '?');
@@ -232,10 +226,6 @@ export class ConsoleHttp {
     this.o.endLive(s.session.idHash);
     res.setHeader('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
     this.json(res, 200, { ok: true });
-  }
-
-  private decoyHash(): Promise<string> {
-    return (this.decoy ??= hashPassword(randomBytes(18).toString('base64url')));
   }
 
   /** An audit row of the console (no alarm), through the writer. */

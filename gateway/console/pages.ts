@@ -5,10 +5,8 @@
  * escaped, and the Content-Security-Policy allows only this gateway's own scripts.
  */
 import { pickLang, text, type Lang, type TextKey } from './web/i18n.js';
+import { escapeMarkup as escapeHtml } from '../escape.js';
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
 
 function head(lang: Lang, title: TextKey, assets: string): string {
   return `<!doctype html>

@@ -7,11 +7,8 @@
  */
 import type { Bulletin, BulletinCounts } from '../console/contract-reports.js';
 import { localTime } from './console-stats.js';
+import { escapeMarkup as escapeHtml } from '../escape.js';
 
-const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESC[c]!);
-}
 
 /** The policy the page is served with: its own inline style, nothing else (no script, no image, no request). */
 export const BULLETIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
