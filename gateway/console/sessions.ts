@@ -40,6 +40,9 @@ interface Row {
   address: string | null;
 }
 
+/** What a session lookup reads (by the cookie's id, or by the live feed's grant). */
+const LIVE_COLUMNS = 'id_hash AS idHash, user_name AS user, created_at AS createdAt, last_seen_at AS lastSeenAt, address FROM console_sessions';
+
 /** The cookie's name. */
 export const SESSION_COOKIE = 'lf_session';
 
@@ -87,8 +90,7 @@ export class SessionStore {
     if (!sessionId || sessionId.length > 100) return { session: null };
     const row = this.db
       .prepare(
-        `SELECT id_hash AS idHash, user_name AS user, created_at AS createdAt, last_seen_at AS lastSeenAt, address
-         FROM console_sessions WHERE id_hash = ? AND ended_at IS NULL`,
+        `SELECT ${LIVE_COLUMNS} WHERE id_hash = ? AND ended_at IS NULL`,
       )
       .get(this.hash(sessionId)) as Row | undefined;
     return this.check(row, users);
@@ -99,8 +101,7 @@ export class SessionStore {
     if (grant.length > 100) return null;
     const row = this.db
       .prepare(
-        `SELECT id_hash AS idHash, user_name AS user, created_at AS createdAt, last_seen_at AS lastSeenAt, address
-         FROM console_sessions WHERE grant_hash = ? AND ended_at IS NULL`,
+        `SELECT ${LIVE_COLUMNS} WHERE grant_hash = ? AND ended_at IS NULL`,
       )
       .get(this.hash(grant)) as Row | undefined;
     if (!row || row.user !== user) return null;
