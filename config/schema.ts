@@ -143,6 +143,33 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    nodeRed: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            'Run embedded Node-RED (docs/node-red.md) in its own low-priority child process: the editor under /flows on the HTTP port, flows\' HTTP-in endpoints under /flows-api. Alarms never wait for it.',
+        }),
+        editor: Type.Union([Type.Literal('local'), Type.Literal('network')], {
+          default: 'local',
+          description: 'Who may reach the editor and its admin API under /flows: "local" = clients on this machine only (loopback), "network" = any client that logs in.',
+        }),
+        tokenExpiryMs: Millis(8 * 3_600_000, 'An editor login (a token from /flows/auth/token) expires this long after it was issued.', 60_000),
+        queueMax: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000,
+          default: 1000,
+          description: 'Messages to Node-RED (alarms, events, faults) waiting for it at most; what comes beyond is dropped and counted (nodered.dropped), never held on the alarm path.',
+        }),
+        heartbeatIntervalMs: Millis(5_000, 'How often the gateway asks the Node-RED process whether it still answers.', 100),
+        unresponsiveAfterMs: Millis(30_000, 'A Node-RED process that has not answered for this long (or has not finished starting in nodeRed.startTimeoutMs) is killed and restarted, and raised as a node-red-down fault.', 500),
+        startTimeoutMs: Millis(120_000, 'How long the Node-RED process may take to start before it is killed and started again.', 1_000),
+        restartMinMs: Millis(1_000, 'The first wait before restarting a Node-RED process that exited; it doubles at each failure in a row.', 10),
+        restartMaxMs: Millis(60_000, 'The longest wait between restarts of the Node-RED process.', 10),
+        nice: Type.Integer({ minimum: 0, maximum: 19, default: 19, description: 'Scheduling priority (nice) of the Node-RED process: 19 is the lowest, so a busy flow cannot starve the gateway of a core.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     store: Type.Object(
       {
         busyTimeoutMs: Millis(5_000, 'How long a writer waits for a lock held by another process (the CLI).', 0),

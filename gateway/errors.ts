@@ -225,6 +225,22 @@ export const ERRORS = {
     remedy: 'sign on to the shift first',
     zh: { message: "%s 未在 %s 签到值班", remedy: "先签到值班" },
   },
+  // Embedded Node-RED (docs/node-red.md).
+  LF_ERR_NODE_RED_DOWN: {
+    message: 'Node-RED is not running (it is starting, restarting, or switched off by nodeRed.enabled)',
+    remedy: 'wait a few seconds and reload; if it persists, see the node-red-down fault and `lianfang logs`',
+    zh: { message: "Node-RED 未运行（正在启动、重启，或已由 nodeRed.enabled 关闭）", remedy: "稍等几秒后刷新；如持续出现，请查看 node-red-down 故障和 `lianfang logs`" },
+  },
+  LF_ERR_EDITOR_LOCAL: {
+    message: 'the Node-RED editor is open to this machine only (nodeRed.editor "local")',
+    remedy: 'open it on the gateway itself (an SSH tunnel to port 8080 will do), or set nodeRed.editor to "network"',
+    zh: { message: "Node-RED 编辑器仅允许本机访问（nodeRed.editor 为 \"local\"）", remedy: "在网关本机打开（可用 SSH 隧道转发 8080 端口），或将 nodeRed.editor 设为 \"network\"" },
+  },
+  LF_ERR_DURESS_SILENT: {
+    message: 'shop %s has an open duress alarm: nothing may sound or show there',
+    remedy: 'a siren or a display would betray the shopkeeper to the robber; the command waits for a person to close the alarm',
+    zh: { message: "商户 %s 有未结束的胁迫报警：该处不得发声或显示", remedy: "警笛或显示会向劫匪暴露店主；须待民警结束报警后再发送" },
+  },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -64,6 +64,7 @@ export const FAULT_TEXT: Readonly<Record<FaultKind, { en: string; zh: string }>>
   'disk-low': { en: 'Gateway disk low', zh: '网关磁盘空间不足' },
   'db-error': { en: 'Gateway database error', zh: '网关数据库错误' },
   'port-failed': { en: 'Bus port failed', zh: '总线端口故障' },
+  'node-red-down': { en: 'Node-RED automations stopped', zh: 'Node-RED 自动化流程已停止' },
 };
 const CLEARED_TEXT = { en: ' (cleared)', zh: '（已恢复）' };
 
