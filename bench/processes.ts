@@ -132,7 +132,8 @@ export class GatewayChild extends Child {
       process.execPath,
       [...nodeArgs, CLI, 'start', '--data', dataDir, '--mqtt-port', String(chosen.mqtt), '--ws-port', String(chosen.ws), '--http-port', String(chosen.http)],
       {
-        env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', ...env },
+        // Node-RED off unless a bench part turns it on (bench/node-red.ts).
+        env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_NODE_RED_ENABLED: 'false', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

@@ -154,7 +154,7 @@ export const ConfigSchema = Type.Object(
           default: 'local',
           description: 'Who may reach the editor and its admin API under /flows: "local" = clients on this machine only (loopback), "network" = any client that logs in.',
         }),
-        tokenExpiryMs: Millis(8 * 3_600_000, 'An editor login (a token from /flows/auth/token) expires this long after it was issued.', 60_000),
+        tokenExpiryMs: Millis(8 * 3_600_000, 'An editor login (a token from /flows/auth/token) expires this long after it was issued (whole seconds).', 1_000),
         queueMax: Type.Integer({
           minimum: 1,
           maximum: 1_000_000,

@@ -49,6 +49,15 @@ import { recordWalkPass, type WalkPass } from './alarm/test-mode.js';
 import { DoorHeld } from './alarm/door-held.js';
 import { parseSchedule } from './alarm/arming.js';
 import type { LiveDeviceStatus } from './registry/device-status.js';
+import { activeTestMode } from './alarm/test-mode.js';
+import { FlowFeed, flowEvent } from './nodered/flow-feed.js';
+import { NodeRedSupervisor } from './nodered/node-red-supervisor.js';
+import { NodeRedProxy } from './nodered/node-red-proxy.js';
+import { EditorAuth } from './nodered/editor-auth.js';
+import { FlowCalls } from './nodered/flow-calls.js';
+import { auditRow } from './store/audit.js';
+import type { ConsoleAlarm, ConsoleFault, DeviceEvent } from '../firmware-contracts/mqtt/payloads.js';
+import type { Device } from './registry/registry.js';
 
 export interface GatewayOptions {
   config: Readonly<Config>;
@@ -97,6 +106,10 @@ export class Gateway {
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
+  /** Embedded Node-RED (config nodeRed.enabled): its child process, and what its flows are fed. */
+  nodeRed: NodeRedSupervisor | null = null;
+  flowFeed: FlowFeed | null = null;
+  private editorAuth: EditorAuth | null = null;
   private lock: Lock | null = null;
   /** The default logger's streams: stdout from the start, the log file added once the data directory is ours. */
   private readonly logStreams: pino.MultiStreamRes | null = null;
@@ -196,7 +209,12 @@ export class Gateway {
         this.commands.alertPublished(msg.recipientId, msg.body);
       },
     });
+    // What Node-RED's flows hear, after each commit; bounded, never waited for.
+    const feed = config.nodeRed.enabled
+      ? (this.flowFeed = new FlowFeed({ counters: this.counters, shops: () => this.registry.shops, max: config.nodeRed.queueMax, wake: () => this.nodeRed?.wake() }))
+      : null;
     this.faults = new FaultStore({
+      ...(feed ? { onMessage: (f: ConsoleFault) => feed.fault(f) } : {}),
       db: this.db,
       outbox: this.outbox,
       registry: this.registry,
@@ -248,6 +266,7 @@ export class Gateway {
       onDeadline: (due) => this.scheduler?.consider(due),
       commands: this.commands,
       onDoor: (device, event) => this.doorHeld.event(device, event),
+      ...(feed ? { onConsoleAlarm: (a: ConsoleAlarm) => feed.alarm(a) } : {}),
     });
     this.doorHeld = new DoorHeld({
       clock: this.clock,
@@ -277,6 +296,12 @@ export class Gateway {
       log: log.child({ module: 'ingest' }),
       faults: () => this.supervisor,
       flood: this.flood,
+      ...(feed
+        ? {
+            onStored: (device: Device, event: DeviceEvent, eventId: number, at: string) =>
+              feed.event(flowEvent(device, event, eventId, at, this.registry.shops.get(device.shopId)?.stationId ?? null, !!activeTestMode(this.db, device.shopId, device.id, this.clock.now()))),
+          }
+        : {}),
     });
     // What a stored event says about its device (tamper, battery, self-test) goes to supervision.
     const ingest = superviseEvents(oneIngest, () => this.supervisor);
@@ -348,7 +373,9 @@ export class Gateway {
       attachMqtt: (ws, req) => this.broker.attachWebSocket(ws, req, { admit: true }),
       endLive: (idHash) => this.broker.disconnect((p) => p.kind === 'user' && p.session === idHash),
     });
+    if (feed) this.nodeRed = this.nodeRedSupervisor(feed, gatewayKey);
     this.http = new HttpServer({
+      ...(this.nodeRed ? { nodeRed: this.nodeRedProxy(this.nodeRed) } : {}),
       host: config.http.host,
       port: config.http.port,
       healthDetailFrom: config.http.healthDetailFrom,
@@ -367,12 +394,56 @@ export class Gateway {
     this.portFaults.sweep(this.faults.openFaults(), (busId) => this.wired.holds(busId));
     this.scheduler.start();
     await this.http.start();
+    // Not awaited: alarms flow whether or not Node-RED ever gets ready.
+    this.nodeRed?.start();
     await this.admin.start();
     this.startRetries();
     log.info(
       { gatewayId: this.gatewayId, version: this.version, mqttPort: this.broker.ports.mqtt, wsPort: this.broker.ports.ws, httpPort: this.http.port, dataDir: config.dataDir },
       'gateway started',
     );
+  }
+
+  /** Embedded Node-RED's child process: its logins are the gateway's accounts, its nodes' calls FlowCalls, its deploys audit rows. */
+  private nodeRedSupervisor(feed: FlowFeed, gatewayKey: Buffer): NodeRedSupervisor {
+    const { config } = this.opts;
+    const log = this.log.child({ module: 'node-red' });
+    const auth = new EditorAuth({ users: () => this.registry.users, throttle: this.loginThrottle, counters: this.counters });
+    const calls = new FlowCalls({ db: this.db, writer: this.writer, outbox: this.outbox, registry: this.registry, clock: this.clock, wired: (id, commands) => this.wired.keypadCommand(id, commands) });
+    const failStarts = Number(process.env.LF_NODE_RED_FAIL_STARTS ?? 0);
+    const actions: Record<string, string> = { 'flows.set': 'flows-deployed', 'auth.login': 'node-red-login', 'auth.logout': 'node-red-logout' };
+    this.editorAuth = auth;
+    return new NodeRedSupervisor({
+      config: config.nodeRed,
+      dataDir: config.dataDir,
+      gatewayKey,
+      logLevel: config.log.level,
+      log,
+      counters: this.counters,
+      feed,
+      faults: this.faults,
+      authenticate: (name, password) => auth.editorLogin(name, password),
+      user: (name) => auth.editorUserNamed(name),
+      call: (op, args, flow) => calls.call(op, args, flow),
+      audit: (event, user, detail) => {
+        const action = actions[event];
+        if (!action) return;
+        void this.writer
+          .run(() => auditRow(this.db, iso(this.clock.now()), user ? `user:${user}` : 'node-red', action, detail), 'node-red-audit')
+          .catch((err: unknown) => log.error({ err }, 'a Node-RED audit row failed'));
+      },
+      ...(Number.isInteger(failStarts) && failStarts > 0 ? { failStarts } : {}),
+    });
+  }
+
+  private nodeRedProxy(nodeRed: NodeRedSupervisor): NodeRedProxy {
+    return new NodeRedProxy({
+      target: () => (nodeRed.state === 'running' && nodeRed.port ? { port: nodeRed.port, secret: nodeRed.proxySecret } : null),
+      editor: this.opts.config.nodeRed.editor,
+      authorize: (req) => this.editorAuth!.basic(req),
+      log: this.log.child({ module: 'node-red' }),
+      counters: this.counters,
+    });
   }
 
   /** The rotating log file (gateway/log-files.ts) beside stdout, for `lianfang logs`; a file that fails is dropped, stdout goes on. */
@@ -446,6 +517,7 @@ export class Gateway {
       latencies: this.latencies.snapshot(),
       writer: this.writer.stats,
       checkpoints: this.checkpointer?.stats,
+      nodeRed: this.nodeRed ? this.nodeRed.health() : { state: 'disabled' },
     };
   }
 
@@ -576,6 +648,7 @@ export class Gateway {
     this.flood?.stop();
     await this.wired?.close().catch((err) => this.log.error({ err }, 'closing the buses failed'));
     await this.admin?.stop().catch(() => {});
+    await this.nodeRed?.stop().catch((err) => this.log.error({ err }, 'stopping Node-RED failed'));
     await this.http?.stop().catch(() => {});
     await this.broker?.stop().catch(() => {});
     this.loginThrottle?.stop();

@@ -13,6 +13,7 @@
 import type { Db } from '../store/db.js';
 import { iso } from '../clock.js';
 import { lfError } from '../errors.js';
+import { auditRow } from '../store/audit.js';
 
 /** Stations without a time zone of their own are in this one (docs/concepts.md "Shop records"). */
 export const DEFAULT_TIME_ZONE = 'Asia/Shanghai';
@@ -167,9 +168,6 @@ function ensureRow(db: Db, shopId: string): void {
   db.prepare('INSERT OR IGNORE INTO shop_arming (shop_id) VALUES (?)').run(shopId);
 }
 
-function audit(db: Db, at: string, actor: string, action: string, detail: Record<string, unknown>): void {
-  db.prepare('INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, ?, ?)').run(at, actor, action, JSON.stringify(detail));
-}
 
 /** End a shop's running entry delay (its deadline done, its origin forgotten). */
 function endEntryDelay(db: Db, shopId: string, nowMs: number): boolean {
@@ -192,7 +190,7 @@ export function setArmed(db: Db, shopId: string, armed: boolean, actor: string, 
   const at = iso(nowMs);
   db.prepare('UPDATE shop_arming SET armed = ?, changed_at = ?, changed_by = ? WHERE shop_id = ?').run(armed ? 1 : 0, at, actor, shopId);
   const entryDelayEnded = !armed && actor !== SCHEDULE_ACTOR && before.entry !== null && endEntryDelay(db, shopId, nowMs);
-  audit(db, at, actor, armed ? 'armed' : 'disarmed', { shopId, was: before.armed ? 'armed' : 'disarmed', ...(entryDelayEnded ? { entryDelayEnded: true } : {}) });
+  auditRow(db, at, actor, armed ? 'armed' : 'disarmed', { shopId, was: before.armed ? 'armed' : 'disarmed', ...(entryDelayEnded ? { entryDelayEnded: true } : {}) });
   return { changed: before.armed !== armed, entryDelayEnded };
 }
 
@@ -214,7 +212,7 @@ export function setSchedule(db: Db, shopId: string, s: Schedule | null, actor: s
   db.prepare("UPDATE deadlines SET done_at = ? WHERE shop_id = ? AND kind = 'schedule' AND done_at IS NULL").run(nowMs, shopId);
   db.prepare('UPDATE shop_arming SET arm_at = ?, disarm_at = ? WHERE shop_id = ?').run(s?.armAt ?? null, s?.disarmAt ?? null, shopId);
   const timeZone = shopTimeZone(db, shopId);
-  audit(db, iso(nowMs), actor, s ? 'arming-schedule-set' : 'arming-schedule-removed', { shopId, schedule: formatSchedule(s), timeZone });
+  auditRow(db, iso(nowMs), actor, s ? 'arming-schedule-set' : 'arming-schedule-removed', { shopId, schedule: formatSchedule(s), timeZone });
   if (!s) return { dueAt: null };
   const armed = scheduledArmed(s, timeZone, nowMs);
   if (getArming(db, shopId).armed !== armed) setArmed(db, shopId, armed, SCHEDULE_ACTOR, nowMs);
@@ -240,7 +238,7 @@ export function startEntryDelay(db: Db, shopId: string, eventId: number, deviceI
   ensureRow(db, shopId);
   db.prepare('UPDATE shop_arming SET entry_event_id = ?, entry_device_id = ? WHERE shop_id = ?').run(eventId, deviceId, shopId);
   db.prepare("INSERT INTO deadlines (alarm_id, kind, due_at, shop_id) VALUES (NULL, 'entry-delay', ?, ?)").run(dueAt, shopId);
-  audit(db, iso(nowMs), `device:${deviceId}`, 'entry-delay-started', { shopId, eventId, until: iso(dueAt) });
+  auditRow(db, iso(nowMs), `device:${deviceId}`, 'entry-delay-started', { shopId, eventId, until: iso(dueAt) });
 }
 
 /**

@@ -56,6 +56,8 @@ export interface EngineContext {
   commands?: DeviceCommandSink;
   /** After the commit of a door event (open or closed): the door-held timers (gateway/alarm/door-held.ts). */
   onDoor?: (device: Device, event: DeviceEvent) => void;
+  /** After the commit of each change of an alarm: its console view, once per rev (to Node-RED's flows). */
+  onConsoleAlarm?: (alarm: ConsoleAlarm) => void;
 }
 
 /**
@@ -546,6 +548,8 @@ export class AlarmEngine {
 
   private publishToConsoles(fx: Effects, alarm: AlarmRow, now: number): void {
     const body = this.consoleView(alarm);
+    const tap = this.ctx.onConsoleAlarm;
+    if (tap) fx.afterCommit(() => tap(body));
     const consoles = alarm.compoundId ? [alarm.stationId, alarm.compoundId] : [alarm.stationId];
     for (const stationId of consoles) {
       this.ctx.outbox.enqueue(fx, now, {

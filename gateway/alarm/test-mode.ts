@@ -8,6 +8,7 @@
 import type { Db } from '../store/db.js';
 import { iso } from '../clock.js';
 import { lfError } from '../errors.js';
+import { auditRow } from '../store/audit.js';
 
 export type TestScope = 'shop' | 'device';
 export const TEST_SCOPES: readonly TestScope[] = ['shop', 'device'];
@@ -23,15 +24,12 @@ export interface TestModeRow {
 
 const COLUMNS = 'id, scope, target_id AS targetId, started_at AS startedAt, started_by AS startedBy, until_ms AS untilMs';
 
-function audit(db: Db, at: string, actor: string, action: string, detail: Record<string, unknown>): void {
-  db.prepare('INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, ?, ?)').run(at, actor, action, JSON.stringify(detail));
-}
 
 /** End a test mode (`stopped`, `expired`, `replaced`): the row, its expiry deadline, an audit row. */
 function endTestMode(db: Db, row: TestModeRow, how: 'stopped' | 'expired' | 'replaced', actor: string, nowMs: number): void {
   db.prepare('UPDATE test_modes SET ended_at = ?, ended_how = ? WHERE id = ? AND ended_at IS NULL').run(iso(nowMs), how, row.id);
   db.prepare('UPDATE deadlines SET done_at = ? WHERE test_mode_id = ? AND done_at IS NULL').run(nowMs, row.id);
-  audit(db, iso(nowMs), actor, `test-${how}`, { testModeId: row.id, scope: row.scope, targetId: row.targetId, until: iso(row.untilMs) });
+  auditRow(db, iso(nowMs), actor, `test-${how}`, { testModeId: row.id, scope: row.scope, targetId: row.targetId, until: iso(row.untilMs) });
 }
 
 /** Put a shop or a device in test mode until `nowMs + durationMs` (a running one for it is replaced). */
@@ -44,7 +42,7 @@ export function startTestMode(db: Db, scope: TestScope, targetId: string, durati
     db.prepare('INSERT INTO test_modes (scope, target_id, started_at, started_by, until_ms) VALUES (?, ?, ?, ?, ?)').run(scope, targetId, iso(nowMs), actor, untilMs).lastInsertRowid,
   );
   db.prepare("INSERT INTO deadlines (alarm_id, kind, due_at, test_mode_id) VALUES (NULL, 'test-expiry', ?, ?)").run(untilMs, id);
-  audit(db, iso(nowMs), actor, 'test-start', { testModeId: id, scope, targetId, until: iso(untilMs) });
+  auditRow(db, iso(nowMs), actor, 'test-start', { testModeId: id, scope, targetId, until: iso(untilMs) });
   return { id, scope, targetId, startedAt: iso(nowMs), startedBy: actor, untilMs };
 }
 
@@ -112,7 +110,7 @@ export function recordWalkPass(db: Db, pass: WalkPass, actor: string, nowMs: num
   const at = iso(nowMs);
   const detail: Record<string, unknown> = { deviceId: pass.deviceId, shopId: pass.shopId, eventId: pass.eventId, eventType: pass.eventType, eventAt: pass.eventAt };
   if (pass.alarmId) detail.alarmId = pass.alarmId;
-  audit(db, at, actor, WALK_PASS_ACTION, detail);
+  auditRow(db, at, actor, WALK_PASS_ACTION, detail);
   return at;
 }
 

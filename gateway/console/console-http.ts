@@ -24,6 +24,7 @@ import { REPORT_ROUTES } from './routes-reports.js';
 import type { Me } from './contract.js';
 import { loginPage, appPage } from './pages.js';
 import type { User } from '../registry/registry.js';
+import { auditRow } from '../store/audit.js';
 
 /** Every route of the API, in one list (the anonymous-401 test walks it). */
 export const ROUTES: readonly Route[] = [...ALARM_ROUTES, ...SHIFT_ROUTES, ...HEALTH_ROUTES, ...REPORT_ROUTES];
@@ -234,9 +235,7 @@ export class ConsoleHttp {
   }
 
   private auditRow(user: string, action: string, detail: Record<string, unknown>): void {
-    this.o.deps.db
-      .prepare('INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, ?, ?)')
-      .run(iso(this.o.deps.clock.now()), `user:${user}`, action, JSON.stringify(detail));
+    auditRow(this.o.deps.db, iso(this.o.deps.clock.now()), `user:${user}`, action, detail);
   }
 
   // ------------------------------------------------------------------ API

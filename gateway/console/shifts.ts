@@ -17,6 +17,7 @@ import type { AlarmEngine } from '../alarm/engine.js';
 import type { FaultStore } from '../faults/fault-store.js';
 import type { Scope, ShiftView } from './contract.js';
 import { lfError } from '../errors.js';
+import { auditRow } from '../store/audit.js';
 
 export interface ShiftRow {
   id: number;
@@ -111,9 +112,6 @@ export interface ShiftParts {
   faults: Pick<FaultStore, 'openFaults' | 'clearIn'>;
 }
 
-function audit(db: Db, at: string, actor: string, action: 'shift-sign-on' | 'shift-hand-over', detail: Record<string, unknown>): void {
-  db.prepare('INSERT INTO audit (alarm_id, at, actor, action, detail) VALUES (NULL, ?, ?, ?, ?)').run(at, actor, action, JSON.stringify(detail));
-}
 
 /**
  * Inside a transaction: `user` signs on in `scope`. An audit row (`shift-sign-on`); the open alarms
@@ -126,7 +124,7 @@ export function signOnIn(fx: Effects, parts: ShiftParts, scope: Scope, user: str
   if (r.already) return { already: true, passed: 0, handovers: [] };
   let passed = 0;
   for (const h of r.handovers) passed += parts.engine.passAlarms(fx, scope, h.from, user, h.note, actor).length;
-  audit(parts.db, at, actor, 'shift-sign-on', { scopeId: scope.id, note: null, ...(r.handovers.length ? { handedOverBy: r.handovers.map((h) => h.from), alarmsPassed: passed } : {}) });
+  auditRow(parts.db, at, actor, 'shift-sign-on', { scopeId: scope.id, note: null, ...(r.handovers.length ? { handedOverBy: r.handovers.map((h) => h.from), alarmsPassed: passed } : {}) });
   for (const f of parts.faults.openFaults()) {
     if (f.kind !== 'nobody-on-duty' || !f.subject) continue;
     const covered = scope.kind === 'station' ? f.stationId === scope.id : f.compoundId === scope.id;
@@ -143,6 +141,6 @@ export function handOverIn(fx: Effects, parts: ShiftParts, scope: Scope, user: s
   const actor = `user:${user}`;
   const { to } = handOver(parts.db, scope.id, user, note, at);
   const passed = to ? parts.engine.passAlarms(fx, scope, user, to, note, actor).length : 0;
-  audit(parts.db, at, actor, 'shift-hand-over', { scopeId: scope.id, note, to, alarmsPassed: passed });
+  auditRow(parts.db, at, actor, 'shift-hand-over', { scopeId: scope.id, note, to, alarmsPassed: passed });
   return { to, passed };
 }

@@ -181,6 +181,8 @@ export interface FaultStoreContext {
   writer?: GroupCommitWriter;
   /** A direct QoS 1 publish, for the db-error that cannot wait for the database. */
   publish?: (topic: string, payload: string) => void;
+  /** After the commit of each change of a fault or its ticket: its console message (to Node-RED's flows). */
+  onMessage?: (fault: ConsoleFault) => void;
 }
 
 /** What to do with a fault's id given on the command line: the whole id or a unique prefix. */
@@ -536,6 +538,8 @@ export class FaultStore implements GatewayFaultSink {
   private enqueue(fx: Effects, f: FaultRecord, at: string): void {
     const body = faultMessage(f, at, this.ctx.gatewayId);
     const now = this.ctx.clock.now();
+    const tap = this.ctx.onMessage;
+    if (tap) fx.afterCommit(() => tap(body));
     for (const stationId of this.consolesOf(f)) {
       this.ctx.outbox.enqueue(fx, now, { kind: 'fault', alarmId: f.faultId, rev: f.rev, recipientId: stationId, topic: topics.stationFaults(stationId), body });
     }

@@ -3,7 +3,8 @@
  * version; in full (counts, open alarms, faults, counters, device ids) only to callers whose address
  * is in `http.healthDetailFrom` (loopback by default), since the listener is on the street's network
  * and open alarms tell a robber whether the 9# went through. Everything else is the web console's
- * (gateway/console/console-http.ts), behind its login.
+ * (gateway/console/console-http.ts), behind its login, but /flows… and /flows-api…: embedded
+ * Node-RED's (gateway/nodered/node-red-proxy.ts).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { BlockList, isIP, type AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import type { Logger } from '../logger.js';
 import type { Duplex } from 'node:stream';
 import type { ServerResponse } from 'node:http';
 import { lfError } from '../errors.js';
+import { nodeRedRoot } from '../nodered/node-red-root.js';
 
 /** `::ffff:127.0.0.1` (an IPv4 caller on a dual-stack listener) → `127.0.0.1`. */
 function unmapped(address: string): string {
@@ -60,6 +62,11 @@ export class HttpServer {
         upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
         stop(): void;
       };
+      /** Embedded Node-RED (gateway/nodered/node-red-proxy.ts): /flows… and /flows-api…, requests and WebSocket upgrades. */
+      nodeRed?: {
+        handle(req: IncomingMessage, res: ServerResponse, root: 'admin' | 'node'): Promise<void>;
+        upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+      };
     },
   ) {}
 
@@ -81,6 +88,15 @@ export class HttpServer {
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
         return;
       }
+      const flowsRoot = this.opts.nodeRed && nodeRedRoot(url.pathname);
+      if (flowsRoot) {
+        this.opts.nodeRed!.handle(req, res, flowsRoot).catch((err: unknown) => {
+          this.opts.log.error({ err }, 'a Node-RED request failed');
+          if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
+          res.end();
+        });
+        return;
+      }
       if (this.opts.console) {
         this.opts.console.handle(req, res).catch((err: unknown) => {
           this.opts.log.error({ err }, 'console request failed');
@@ -93,7 +109,8 @@ export class HttpServer {
     });
     this.server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => socket.destroy());
-      if (this.opts.console) this.opts.console.upgrade(req, socket, head);
+      if (this.opts.nodeRed && nodeRedRoot(new URL(req.url ?? '/', 'http://localhost').pathname)) this.opts.nodeRed.upgrade(req, socket, head);
+      else if (this.opts.console) this.opts.console.upgrade(req, socket, head);
       else socket.destroy();
     });
     this.server.headersTimeout = 10_000;

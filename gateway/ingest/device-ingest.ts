@@ -57,6 +57,8 @@ export interface DeviceIngestContext {
    */
   faults?: () => CounterFaults | undefined;
   flood?: FloodGuard;
+  /** After the commit of each stored event but heartbeats (as stored: a keypad's keys masked), to Node-RED's flows. */
+  onStored?: (device: Device, event: DeviceEvent, eventId: number, at: string) => void;
 }
 
 export function deviceIngest(ctx: DeviceIngestContext): DeviceIngest {
@@ -70,8 +72,11 @@ export function deviceIngest(ctx: DeviceIngestContext): DeviceIngest {
     if (placed.status !== 'new') return placed;
     const now = clock.now();
     const read = engine.readEvent(fx, device, event, now, placed.newSequence);
-    const eventId = Number(insertEvent.run(device.id, event.boot ?? null, event.seq, event.type, JSON.stringify(read.stored), via, iso(now)).lastInsertRowid);
+    const at = iso(now);
+    const eventId = Number(insertEvent.run(device.id, event.boot ?? null, event.seq, event.type, JSON.stringify(read.stored), via, at).lastInsertRowid);
     counters.inc('events.stored');
+    const tap = ctx.onStored;
+    if (tap && event.type !== 'heartbeat') fx.afterCommit(() => tap(device, read.stored, eventId, at));
     const alarmId = engine.onEvent(fx, device, read, eventId);
     return {
       status: 'stored',

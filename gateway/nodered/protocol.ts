@@ -11,6 +11,9 @@
  */
 import type { ConsoleAlarm, ConsoleFault } from '../../firmware-contracts/mqtt/payloads.js';
 
+/** The header the gateway's proxy sets on every request it forwards to the child's listener (its per-start secret). */
+export const PROXY_HEADER = 'x-lianfang-proxy';
+
 /** The shop an alarm or event is about, as a flow needs it (a grid-per-day count, a webhook's text). */
 export interface FlowShop {
   shopId: string;

@@ -6,6 +6,7 @@
 import { loadConfig } from '../../config/load.js';
 import type { BridgeContext, BridgeLog, WiredDevice } from '../../devices/bridge.js';
 import type { DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
+import { HELPER_ENV } from './gateway.js';
 
 export interface Fakes {
   ctx: BridgeContext;
@@ -31,7 +32,7 @@ export function fakes(clock: { now(): number; setTimer(ms: number, fn: () => voi
     error: (fields, msg = '') => logs.push({ level: 'error', msg, fields }),
     child: () => log,
   };
-  const config = loadConfig({ env: {}, ...overrides });
+  const config = loadConfig({ env: HELPER_ENV, ...overrides });
   const ctx: BridgeContext = {
     log,
     clock,

@@ -12,7 +12,7 @@ import type { StreetFile } from '../../simulators/street.js';
 import { provisionStreet } from './street.js';
 import { loadConfig } from '../../config/load.js';
 import type { ConfigInput } from '../../config/schema.js';
-import { NO_DUTY_FAULT } from './gateway.js';
+import { HELPER_ENV } from './gateway.js';
 import type { ManualClock } from '../../gateway/clock.js';
 import { openDatabase, type Db } from '../../gateway/store/db.js';
 import { RegistryCache } from '../../gateway/registry/registry-cache.js';
@@ -96,7 +96,7 @@ export class EngineHarness {
     overrides: ConfigInput = {},
   ) {
     // No shift is signed on in most engine tests: the nobody-on-duty fault is off unless a test turns it on.
-    this.config = loadConfig({ env: NO_DUTY_FAULT, overrides: { dataDir, ...overrides } });
+    this.config = loadConfig({ env: HELPER_ENV, overrides: { dataDir, ...overrides } });
     const log = createLogger('silent');
     this.db = openDatabase(dataDir);
     this.registry = new RegistryCache(this.db);

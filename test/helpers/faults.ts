@@ -5,7 +5,7 @@
  */
 import type { Test } from 'tap';
 import mqtt from 'mqtt';
-import { NO_DUTY_FAULT, query } from './gateway.js';
+import { HELPER_ENV, query } from './gateway.js';
 import type { StreetFile } from '../../simulators/street.js';
 import { SimKeypad } from '../../simulators/mqtt-devices.js';
 import { Gateway } from '../../gateway/controller.js';
@@ -19,7 +19,7 @@ export const FAULT_AFTER_MS = 90_000;
 
 export async function startGateway(t: Test, data: string, clock: ManualClock): Promise<Gateway> {
   const config = loadConfig({
-    env: NO_DUTY_FAULT,
+    env: HELPER_ENV,
     overrides: {
       dataDir: data,
       log: { level: 'silent' },

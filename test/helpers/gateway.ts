@@ -15,12 +15,14 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'gateway', 'cli', 'lianfang.js');
 
 /**
- * The environment that turns off the nobody-on-duty fault (console.nobodyOnDutyFault): no officer
- * signs on to a shift in most tests, so every alarm would raise one as well. The gateways the
- * helpers start run with it unless a test says otherwise (`LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'true'`
- * in its env, or `console: { nobodyOnDutyFault: true }` in its overrides).
+ * The environment the gateways the helpers start run with, unless a test says otherwise:
+ * - the nobody-on-duty fault off (console.nobodyOnDutyFault): no officer signs on to a shift in
+ *   most tests, so every alarm would raise one as well (`LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'true'`
+ *   in a test's env, or `console: { nobodyOnDutyFault: true }` in its overrides, turns it on);
+ * - embedded Node-RED off (nodeRed.enabled): it takes seconds to start and loads hundreds of
+ *   modules; the tests of test/gateway/nodered/ turn it on (test/helpers/node-red.ts).
  */
-export const NO_DUTY_FAULT: Readonly<Record<string, string>> = { LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'false' };
+export const HELPER_ENV: Readonly<Record<string, string>> = { LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'false', LF_NODE_RED_ENABLED: 'false' };
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -43,7 +45,7 @@ export interface CliResult {
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     // English unless a test asks for another language (the CLI follows LANG).
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: '', LC_MESSAGES: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: '', LC_MESSAGES: '', ...HELPER_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -93,7 +95,7 @@ export class GatewayProcess {
     const child = spawn(
       process.execPath,
       [CLI, 'start', '--data', data, '--mqtt-port', '0', '--ws-port', '0', '--http-port', '0', ...extraArgs],
-      { env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_LOG_LEVEL: 'info', ...NO_DUTY_FAULT, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_LOG_LEVEL: 'info', ...HELPER_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const gw = new GatewayProcess(child);
     t.teardown(() => gw.kill('SIGKILL'));
@@ -229,7 +231,7 @@ import type { ConfigInput } from '../../config/schema.js';
  */
 export async function startGateway(t: Teardown, data: string, overrides: ConfigInput = {}, opts: { clock?: Clock; mqttPort?: number } = {}): Promise<Gateway> {
   const config = loadConfig({
-    env: NO_DUTY_FAULT,
+    env: HELPER_ENV,
     overrides: {
       dataDir: data,
       log: { level: 'silent' },

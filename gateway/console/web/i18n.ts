@@ -120,6 +120,7 @@ export const TEXT = {
   action_delivered: { zh: '接警台已收到', en: 'Received by a console' },
   deliveredTo: { zh: '接警单位', en: 'Console of' },
   action_handover: { zh: '交接班', en: 'Handover' },
+  action_note: { zh: '备注', en: 'Note' },
   onDuty: { zh: '当前值班', en: 'On duty' },
   since: { zh: '自', en: 'since' },
   signOn: { zh: '签到上班', en: 'Sign on' },

@@ -5,7 +5,7 @@
  * writer item; the keypad shows its LED and texts from the frames it confirmed on the wire.
  */
 import t from 'tap';
-import { tempDataDir } from '../../helpers/gateway.js';
+import { HELPER_ENV, tempDataDir } from '../../helpers/gateway.js';
 import { provisionRow, addWiredDevice, eventually } from '../../helpers/wired.js';
 import { openPtyPair } from '../../../simulators/wire/pty-pair.js';
 import { SerialKeypadSim } from '../../../simulators/serial-keypad.js';
@@ -21,7 +21,7 @@ t.test("a serial keypad shows the LED after 9#, and each PIN answer's text", asy
   t.teardown(() => line.close());
   const { deviceId, key } = addWiredDevice(data, { shopId: 'W00', type: 'keypad', transport: 'serial', port: line.a, busAddress: 3 });
   const config = loadConfig({
-    env: {},
+    env: HELPER_ENV,
     overrides: { dataDir: data, mqtt: { host: '127.0.0.1', port: 0, wsPort: 0 }, http: { host: '127.0.0.1', port: 0 }, serial: { pollPauseMs: 5 } },
   });
   const gw = await Gateway.start({ config, log: createLogger('silent') });

@@ -35,7 +35,7 @@ import { addDevice, revokeDevice } from '../../../gateway/registry/registry.js';
 import { topics } from '../../../firmware-contracts/mqtt/topics.js';
 import { validators } from '../../../firmware-contracts/mqtt/payloads.js';
 import { url } from '../../helpers/faults.js';
-import { NO_DUTY_FAULT } from '../../helpers/gateway.js';
+import { HELPER_ENV } from '../../helpers/gateway.js';
 import { addWiredDevice, eventually, faultWatcher, provisionRow } from '../../helpers/wired.js';
 import { openPtyPair, type PtyPair } from '../../../simulators/wire/pty-pair.js';
 import { ModbusTcpSlaveSim } from '../../../simulators/modbus-module.js';
@@ -108,7 +108,7 @@ function logLines(): { lines: Record<string, unknown>[]; stream: Writable } {
 
 async function startGateway(later: (fn: () => unknown) => void, data: string, clock: ManualClock, overrides: ConfigInput, stream?: Writable): Promise<Gateway> {
   const config = loadConfig({
-    env: NO_DUTY_FAULT,
+    env: HELPER_ENV,
     overrides: { dataDir: data, log: { level: 'info' }, mqtt: { host: '127.0.0.1', port: 0, wsPort: 0 }, http: { host: '127.0.0.1', port: 0 }, ...overrides },
   });
   const gw = await Gateway.start({ config, clock, log: createLogger(stream ? 'info' : 'silent', stream) });

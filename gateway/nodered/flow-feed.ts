@@ -1,0 +1,80 @@
+/**
+ * What the flows hear of the gateway (docs/node-red.md "What flows receive"): each committed change
+ * of an alarm (the console's view of it, once per rev however many consoles it goes to), each stored
+ * device event but heartbeats, each change of a fault or its ticket.
+ *
+ * The alarm path only ever calls `push`, after its commit: it copies nothing from the database and
+ * never waits. The queue is bounded (config nodeRed.queueMax): a message beyond it is dropped and
+ * counted (`nodered.dropped`), never held, whether Node-RED is slow, restarting or not there yet.
+ * The supervisor takes batches from it for the child process.
+ */
+import type { ConsoleAlarm, ConsoleFault, DeviceEvent } from '../../firmware-contracts/mqtt/payloads.js';
+import type { Counters } from '../metrics.js';
+import type { Device, Shop } from '../registry/registry.js';
+import type { FlowEvent, FlowMessage, FlowShop } from './protocol.js';
+
+/** Fields of a device event a flow never sees: its counters, and a keypad's keys (PINs). */
+const KEPT_BACK = new Set(['seq', 'boot', 'keys', 'type']);
+
+export function flowShop(shop: Shop | undefined): FlowShop | null {
+  if (!shop) return null;
+  const { id, name, address, doorPlate, grid, sector, stationId, compoundId, lat, lon } = shop;
+  return { shopId: id, name, address, doorPlate, grid, sector, stationId, compoundId, lat, lon };
+}
+
+/** A stored device event as a flow sees it (a keypad's keys never leave the gateway). */
+export function flowEvent(device: Device, event: DeviceEvent, eventId: number, at: string, stationId: string | null, test: boolean): FlowEvent {
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(event)) if (!KEPT_BACK.has(k)) fields[k] = v;
+  return { eventId, deviceId: device.id, deviceType: device.type, shopId: device.shopId, stationId, type: event.type, at, test, fields };
+}
+
+export interface FlowFeedContext {
+  counters: Counters;
+  /** The registry's shops, read when a message is made (in memory). */
+  shops: () => ReadonlyMap<string, Shop>;
+  /** config nodeRed.queueMax. */
+  max: number;
+  /** Something was queued: the supervisor sends it when the child can take it. */
+  wake: () => void;
+}
+
+export class FlowFeed {
+  private queue: FlowMessage[] = [];
+
+  constructor(private readonly ctx: FlowFeedContext) {}
+
+  /** An alarm's new rev, after its commit. */
+  alarm(alarm: ConsoleAlarm): void {
+    this.push({ kind: 'alarm', alarm, shop: flowShop(this.ctx.shops().get(alarm.shopId)) });
+  }
+
+  /** A stored device event, after its commit. */
+  event(event: FlowEvent): void {
+    this.push({ kind: 'event', event, shop: flowShop(this.ctx.shops().get(event.shopId)) });
+  }
+
+  /** A fault's or its ticket's change, after its commit. */
+  fault(fault: ConsoleFault): void {
+    this.push({ kind: 'fault', fault });
+  }
+
+  push(m: FlowMessage): void {
+    if (this.queue.length >= this.ctx.max) {
+      this.ctx.counters.inc('nodered.dropped');
+      return;
+    }
+    this.queue.push(m);
+    this.ctx.counters.inc('nodered.queued');
+    if (this.queue.length === 1) this.ctx.wake();
+  }
+
+  /** The oldest `n` messages, taken off the queue. */
+  take(n: number): FlowMessage[] {
+    return this.queue.splice(0, n);
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+}
