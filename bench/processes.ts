@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { createServer, type AddressInfo } from 'node:net';
 
 /** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -76,7 +76,13 @@ abstract class Child {
     return this.child.pid!;
   }
 
-  protected waitForLine(pred: (l: LogLine) => boolean, timeoutMs: number, what: string): Promise<LogLine> {
+  /** Every log line from now on. */
+  onLine(fn: (l: LogLine) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** The first log line matching `pred` from now on; rejects on a timeout or if the process exits. */
+  waitForLine(pred: (l: LogLine) => boolean, timeoutMs: number, what: string): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         done();
@@ -128,9 +134,29 @@ export class GatewayChild extends Child {
     const level = env.LF_LOG_LEVEL ?? 'info';
     const logsStart = ['trace', 'debug', 'info'].includes(level);
     const chosen = logsStart ? { mqtt: 0, ws: 0, http: 0 } : { mqtt: await freePort(), ws: await freePort(), http: await freePort() };
+    const gw = GatewayChild.spawn(dataDir, env, nodeArgs, chosen);
+    try {
+      if (logsStart) {
+        const started = await gw.waitForLine((l) => l.msg === 'gateway started', 30_000, 'gateway');
+        gw.ports = { mqtt: started.mqttPort as number, ws: started.wsPort as number, http: started.httpPort as number };
+      } else {
+        await gw.waitForHealth(30_000);
+      }
+    } catch (err) {
+      gw.kill();
+      throw err;
+    }
+    return gw;
+  }
+
+  /**
+   * Spawns `lianfang start` on the given ports (0: the gateway picks one, known from its 'gateway
+   * started' line) and returns at once, before the gateway is up (bench/node-red.ts times its start).
+   */
+  static spawn(dataDir: string, env: NodeJS.ProcessEnv, nodeArgs: string[], ports: { mqtt: number; ws: number; http: number }): GatewayChild {
     const child = spawn(
       process.execPath,
-      [...nodeArgs, CLI, 'start', '--data', dataDir, '--mqtt-port', String(chosen.mqtt), '--ws-port', String(chosen.ws), '--http-port', String(chosen.http)],
+      [...nodeArgs, CLI, 'start', '--data', dataDir, '--mqtt-port', String(ports.mqtt), '--ws-port', String(ports.ws), '--http-port', String(ports.http)],
       {
         // Node-RED off unless a bench part turns it on (bench/node-red.ts).
         env: { ...process.env, LF_MQTT_HOST: '127.0.0.1', LF_HTTP_HOST: '127.0.0.1', LF_NODE_RED_ENABLED: 'false', ...env },
@@ -138,18 +164,7 @@ export class GatewayChild extends Child {
       },
     );
     const gw = new GatewayChild(child);
-    try {
-      if (logsStart) {
-        const started = await gw.waitForLine((l) => l.msg === 'gateway started', 30_000, 'gateway');
-        gw.ports = { mqtt: started.mqttPort as number, ws: started.wsPort as number, http: started.httpPort as number };
-      } else {
-        gw.ports = chosen;
-        await gw.waitForHealth(30_000);
-      }
-    } catch (err) {
-      gw.kill();
-      throw err;
-    }
+    gw.ports = { ...ports };
     return gw;
   }
 

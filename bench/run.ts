@@ -24,6 +24,10 @@
  *    the session's grant) present during every gateway run, so the fan-out ratio is the one with
  *    the station's screens open. `--only console`: the browser phase and the fan-out latency runs
  *    (median of --runs, default 3) with the page consoles, against the recorded ratio.
+ * 7. Embedded Node-RED (bench/node-red.ts, issue 12): the gateway's start-up with and without it,
+ *    and keypad 9# → console latency (p50, median of --nodered-runs rounds) without Node-RED, with
+ *    a deployed flow that throws on every alarm message and with one that busy-loops 1 s on each,
+ *    against the target "within 20 %" of the gateway without Node-RED. `--only nodered`.
  * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md
  * (`--quick`: bench/results/quick.*; `--only X`: bench/results/latest-X.*, so a partial run never
  * replaces the full one).
@@ -49,11 +53,12 @@ import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type Phase
 import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
 import { newHistogram, summarize, type Summary } from './stats.js';
 import { runKeypressToScreen, PageConsoles, type KeypressScreenResult } from './console.js';
+import { runNodeRedBench, VARIANTS, VARIANT_NAMES, type NodeRedResult, type AlarmRun } from './node-red.js';
 import { runSerialLine, runModbusCycle, NEIGHBOURS, type SerialLineParams, type ModbusCycleParams, type SerialLineResult, type ModbusCycleResult } from './wired.js';
 
 // ------------------------------------------------------------------ parameters
 
-const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired|fanout|console] [--runs N] [--quick]
+const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughput-seconds S] [--shops N] [--only gateway|bare|wired|fanout|console|nodered] [--runs N] [--quick]
   --alarms N               alarms recorded in the latency phase (default 10000)
   --rate R                 offered alarms/s in the latency phase (default 100)
   --throughput-seconds S   measured seconds of the throughput phase (default 15)
@@ -63,15 +68,19 @@ const USAGE = `usage: node dist/bench/run.js [--alarms N] [--rate R] [--throughp
                            being the limit
   --windows A,B,...        outstanding-alarm windows swept before the throughput run (default 16,32,64,128)
   --log-level L            the gateway's log level (default info, its shipped default)
-  --only gateway|bare|wired|fanout|console
+  --only gateway|bare|wired|fanout|console|nodered
                            run one part only: the gateway's or bare Aedes' fan-out (no ratio), the wired buses,
                            fanout: the latency phase only, --runs times on each target (median ratio against the
-                           recorded one), and with a stalled subscriber; or console: keypress → screen in headless
+                           recorded one), and with a stalled subscriber; console: keypress → screen in headless
                            Chromium and the fan-out latency runs with the page-style consoles (no stalled phase);
+                           or nodered: embedded Node-RED's start-up time, and keypad → console latency with
+                           a throwing and a busy-looping flow against Node-RED off;
                            results to bench/results/latest-<part>.*
   --runs N                 latency phases per target for the median p50 ratio (default 1; 3 with --only fanout or console)
   --console-alarms N       alarms of the keypress → screen phase, each from its own shop (default 100; --quick 30)
   --page-consoles N        console clients connected as the page connects during every gateway run (default 2; 0 = none)
+  --nodered-alarms N       alarms measured on each gateway of the Node-RED part (default 300; --quick 50)
+  --nodered-runs N         rounds of its three gateways, and gateway starts of each kind (default 3; --quick 1)
   --stalled-alarms N       alarms of the phase with a stalled subscriber present (default: --alarms; 0 = skip it)
   --serial-alarms N        alarms raised on the serial keypad line (default 200; --quick 30)
   --serial-baud B          the keypad line's baud rate (default 19200)
@@ -110,6 +119,8 @@ const { values: flags } = parseArgs({
     'stalled-alarms': { type: 'string' },
     'console-alarms': { type: 'string' },
     'page-consoles': { type: 'string' },
+    'nodered-alarms': { type: 'string' },
+    'nodered-runs': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -142,10 +153,17 @@ const params = {
   sweepSeconds: quick ? 1.5 : 3,
   throughputWarmupSeconds: quick ? 1 : 2,
   logLevel: flags['log-level'] ?? 'info',
-  only: flags.only as 'gateway' | 'bare' | 'wired' | 'fanout' | 'console' | undefined,
+  only: flags.only as 'gateway' | 'bare' | 'wired' | 'fanout' | 'console' | 'nodered' | undefined,
   runs: intFlag('runs', flags.runs, flags.only === 'fanout' || flags.only === 'console' ? 3 : 1, 1, 9),
   consoleAlarms: intFlag('console-alarms', flags['console-alarms'], quick ? 30 : 100, 1, 10_000),
   pageConsoles: intFlag('page-consoles', flags['page-consoles'], 2, 0, 16),
+  nodeRed: {
+    alarms: intFlag('nodered-alarms', flags['nodered-alarms'], quick ? 50 : 300, 1, 100_000),
+    warmup: 10,
+    runs: intFlag('nodered-runs', flags['nodered-runs'], quick ? 1 : 3, 1, 9),
+    shops: 30,
+    timeoutMs: 10_000,
+  },
   stalledAlarms: 0,
   seed: intFlag('seed', flags.seed, 1, 0, 2 ** 31),
   quietWaitSeconds: intFlag('quiet-wait', flags['quiet-wait'], 180, 0, 3600),
@@ -172,8 +190,8 @@ const params = {
 params.throughputShops = Math.max(params.shops, intFlag('throughput-shops', flags['throughput-shops'], 400, 11, 2_000));
 params.warmupAlarms = Math.min(quick ? 100 : 500, Math.max(10, Math.round(params.alarms / 10)));
 params.stalledAlarms = intFlag('stalled-alarms', flags['stalled-alarms'], params.only === 'console' ? 0 : params.alarms, 0, 1_000_000);
-if (params.only && !['gateway', 'bare', 'wired', 'fanout', 'console'].includes(params.only)) {
-  process.stderr.write(`--only must be gateway, bare, wired, fanout or console\n`);
+if (params.only && !['gateway', 'bare', 'wired', 'fanout', 'console', 'nodered'].includes(params.only)) {
+  process.stderr.write(`--only must be gateway, bare, wired, fanout, console or nodered\n`);
   process.exit(2);
 }
 if (params.serial.parity !== 'none' && params.serial.parity !== 'even') {
@@ -188,6 +206,8 @@ const runs = {
   fanout: !params.only || params.only === 'fanout' || params.only === 'console',
   /** Keypress → screen in the browser (bench/console.ts). */
   console: !params.only || params.only === 'console',
+  /** Embedded Node-RED: start-up, and the alarm path with hostile flows (bench/node-red.ts). */
+  nodered: !params.only || params.only === 'nodered',
 };
 if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(params.logLevel)) {
   process.stderr.write(`--log-level must be a pino level\n`);
@@ -229,6 +249,8 @@ const phaseBudgetS =
     ? (params.runs * 2 + 1) * ((params.alarms + params.warmupAlarms) / params.rate + 60 + params.quietWaitSeconds)
     : 0) +
   (runs.console ? params.consoleAlarms * 3 + 120 : 0) +
+  // Node-RED: a start takes seconds to tens of seconds; an alarm tens of ms, up to its timeout when missed.
+  (runs.nodered ? params.nodeRed.runs * (2 * 90 + 3 * (params.nodeRed.alarms * 0.5 + 120) + 4 * params.quietWaitSeconds) : 0) +
   (runs.wired ? params.serial.alarms * 4 + params.modbus.seconds + params.modbus.warmupSeconds + 60 + params.quietWaitSeconds : 0) +
   params.quietWaitSeconds +
   240;
@@ -779,8 +801,9 @@ interface Target {
   met: boolean | null;
 }
 
-function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult, fanout?: FanoutResult, screen?: ConsoleResult): Target[] {
+function targets(gateway?: TargetResult, bare?: TargetResult, wired?: WiredResult, fanout?: FanoutResult, screen?: ConsoleResult, nodeRed?: NodeRedResult): Target[] {
   const out: Target[] = [];
+  if (nodeRed) out.push(...nodeRedTargets(nodeRed));
   if (screen) {
     out.push({
       name: `keypress → screen (headless Chromium, queue item in the DOM), p99 over ${screen.params.alarms} alarms`,
@@ -876,6 +899,120 @@ function consoleTable(c: ConsoleResult): Table {
       `each alarm acknowledged and closed (disposition test) over MQTT once shown, before the next press; other processes at start ${fmt(c.before.otherCores)} cores`,
     ],
   };
+}
+
+// ------------------------------------------------------------------ embedded Node-RED
+
+const QUEUE_MAX = ConfigSchema.properties.nodeRed.properties.queueMax.default;
+
+async function runNodeRedPart(): Promise<NodeRedResult> {
+  const quiet = (what: string) => (params.quietWaitSeconds > 0 ? waitForQuiet(what) : Promise.resolve({ waitedSeconds: 0, otherCores: null }));
+  return runNodeRedBench(params.nodeRed, {
+    log,
+    track: (c) => void children.push(c),
+    quiet,
+    keepData: flags['keep-data'],
+    logLevel: params.logLevel,
+    deadlinesMs: params.escalationDeadlinesMs,
+  });
+}
+
+const nodeRedRuns = (r: NodeRedResult, v: AlarmRun['variant']) => r.runs.filter((x) => x.variant === v);
+
+function nodeRedTargets(r: NodeRedResult): Target[] {
+  const n = r.params.runs;
+  const latency = (v: 'throws' | 'busy'): Target => {
+    const q = r.ratios[v];
+    const runs = nodeRedRuns(r, v);
+    return {
+      name: `alarm path p50 (keypad 9# → console), ${VARIANT_NAMES[v]} / ${VARIANT_NAMES.off}, median of ${n} round(s)`,
+      goal: '≤ 1.20× (issue 12: within 20 % of the gateway without Node-RED)',
+      measured:
+        `${fmt(q.medianOfRounds, 3)}× (rounds ${q.rounds.map((x) => `${fmt(x, 3)}×`).join(', ')}; ratio of the median p50s ${fmt(q.ofMedians, 3)}×: ` +
+        `${fmt(r.medians[v].p50, 3)} / ${fmt(r.medians.off.p50, 3)} ms)` +
+        (runs.some((x) => x.missed > 0) ? `; ${runs.reduce((a, x) => a + x.missed, 0)} alarms missed` : ''),
+      met: q.medianOfRounds <= 1.2 && [...runs, ...nodeRedRuns(r, 'off')].every((x) => x.missed === 0),
+    };
+  };
+  const busy = nodeRedRuns(r, 'busy');
+  const on = [...nodeRedRuns(r, 'throws'), ...busy];
+  const unexpected = on.reduce((a, x) => a + Math.max(0, (x.nodeRedExits?.exited ?? 0) - (x.nodeRedExits?.unresponsive ?? 0)), 0);
+  const s = r.startup.median;
+  return [
+    latency('throws'),
+    latency('busy'),
+    {
+      name: 'busy flow: messages to Node-RED beyond its queue are dropped and counted, not held',
+      goal: `nodered.dropped > 0 in every busy run, the queue never above nodeRed.queueMax (${QUEUE_MAX})`,
+      measured: busy.map((x) => `round ${x.run}: dropped ${x.counters?.dropped ?? '?'}, queued at the end ${x.nodeRed?.atEnd?.queued ?? '?'}`).join('; '),
+      met: busy.every((x) => (x.counters?.dropped ?? 0) > 0 && (x.nodeRed?.atEnd?.queued ?? Infinity) <= QUEUE_MAX),
+    },
+    {
+      name: 'Node-RED not restarted unexpectedly (only killed as unresponsive, after nodeRed.unresponsiveAfterMs, default 30 s)',
+      goal: 'no exit of the Node-RED process but those the gateway caused as unresponsive',
+      measured:
+        on.map((x) => `${x.variant} ${x.run}: restarts ${x.counters?.restarts ?? '?'} (killed as unresponsive ${x.nodeRedExits?.unresponsive ?? '?'}, exits ${x.nodeRedExits?.exited ?? '?'})`).join('; ') +
+        ` — unexpected exits ${unexpected}`,
+      met: unexpected === 0,
+    },
+    {
+      name: `gateway start-up with Node-RED on / off (spawn → 'gateway started'), median of ${n} start(s) each`,
+      goal: 'about equal: the gateway does not wait for Node-RED (no figure stated)',
+      measured: `${fmt(s.on.gatewayStartedMs, 0)} / ${fmt(s.off.gatewayStartedMs, 0)} ms = ${fmt(r.startup.startedRatio, 2)}×; 'node-red ready' ${fmt(s.on.nodeRedReadyMs, 0)} ms after the spawn`,
+      met: null,
+    },
+  ];
+}
+
+function nodeRedTables(r: NodeRedResult): Table[] {
+  const st = r.startup;
+  const list = (xs: (number | null)[]) => xs.map((x) => fmt(x, 0)).join(', ');
+  const startup: Table = {
+    section: `Node-RED: gateway start-up, spawn of \`lianfang start\` → … (ms, median of ${st.off.length} starts each, off and on in turns)`,
+    header: ['', "'gateway started'", '/health answers', "'node-red ready'", 'starts'],
+    rows: [
+      ['Node-RED off', fmt(st.median.off.gatewayStartedMs, 0), fmt(st.median.off.healthMs, 0), '–', `started ${list(st.off.map((x) => x.gatewayStartedMs))}`],
+      ['Node-RED on', fmt(st.median.on.gatewayStartedMs, 0), fmt(st.median.on.healthMs, 0), fmt(st.median.on.nodeRedReadyMs, 0), `started ${list(st.on.map((x) => x.gatewayStartedMs))}; ready ${list(st.on.map((x) => x.nodeRedReadyMs))}`],
+      ['on / off', `${fmt(st.startedRatio)}×`, ratio(st.median.on.healthMs, st.median.off.healthMs), '', ''],
+    ],
+    notes: [
+      'a provisioned data directory, log level info; /health polled every 20 ms from the spawn; Node-RED\'s own directory kept between starts (no flows deployed yet)',
+      `other processes at the start of the phase ${fmt(st.before.otherCores)} cores`,
+    ],
+  };
+  const p = r.params;
+  const rows: string[][] = [];
+  for (const v of VARIANTS) {
+    const runs = nodeRedRuns(r, v);
+    for (const x of runs) {
+      rows.push([`${VARIANT_NAMES[v]}, round ${x.run}`, fmt(x.latencyMs.p50, 3), fmt(x.latencyMs.p90, 3), fmt(x.latencyMs.p99, 3), fmt(x.latencyMs.max, 3), `${x.completed} / ${p.alarms}`, v === 'off' ? '' : `${fmt(x.latencyMs.p50 / nodeRedRuns(r, 'off')[x.run - 1]!.latencyMs.p50, 3)}×`]);
+    }
+    const m = r.medians[v];
+    rows.push([`${VARIANT_NAMES[v]}: median`, fmt(m.p50, 3), fmt(m.p90, 3), fmt(m.p99, 3), '', '', v === 'off' ? '' : `${fmt(r.ratios[v].medianOfRounds, 3)}× (median of rounds)`]);
+  }
+  const latency: Table = {
+    section: `Node-RED: alarm path, keypad 9# (MQTT publish) → the station console has the raised alarm (ms), ${p.alarms} alarms (+${p.warmup} warm-up) one at a time per gateway, ${p.runs} round(s) of (a), (b), (c)`,
+    header: ['', 'p50', 'p90', 'p99', 'max', 'at console', 'p50 / (a)'],
+    rows,
+    notes: [
+      `flows deployed with an installer's token (POST /flows/auth/token, POST /flows/flows, full): lianfang-alarm-in (every alarm message) → function; (b) ${JSON.stringify(r.flows.throws)}; (c) ${JSON.stringify(r.flows.busy)}`,
+      `each alarm from the next of ${p.shops} shops, acknowledged and closed by the console over MQTT before the next press; Node-RED at the shipped defaults (queueMax ${QUEUE_MAX}, unresponsiveAfterMs 30 s, nice 19)`,
+      ...r.runs.filter((x) => x.variant !== 'off').map((x) => nodeRedRunNote(x)),
+      `CPU cores gateway / Node-RED / bench / other processes over the measured alarms: ${r.runs.map((x) => `${x.variant} ${x.run}: ${fmt(x.cpu.gateway)} / ${fmt(x.cpu.nodeRed)} / ${fmt(x.cpu.bench)} / ${fmt(x.cpu.other)}`).join('; ')}`,
+    ],
+  };
+  return [startup, latency];
+}
+
+function nodeRedRunNote(x: AlarmRun): string {
+  const c = x.counters;
+  const h = x.nodeRed?.atEnd;
+  return (
+    `${x.variant}, round ${x.run}: over the measured alarms (${x.wallSeconds} s) nodered.queued ${c?.queued ?? '?'}, delivered ${c?.delivered ?? '?'}, dropped ${c?.dropped ?? '?'}, lost ${c?.lost ?? '?'}, restarts ${c?.restarts ?? '?'}; ` +
+    `/health nodeRed at the end: state ${h?.state ?? '?'}, pid ${h?.pid ?? '?'}, restarts ${h?.restarts ?? '?'}, queued ${h?.queued ?? '?'}, dropped ${h?.dropped ?? '?'}; ` +
+    `Node-RED error lines in the gateway's log ${x.nodeRedErrors?.lines ?? '?'}${x.nodeRedErrors?.sample ? ` (e.g. ${JSON.stringify(x.nodeRedErrors.sample.slice(0, 120))})` : ''}; ` +
+    `killed as unresponsive ${x.nodeRedExits?.unresponsive ?? '?'}, exits ${x.nodeRedExits?.exited ?? '?'}; deploy HTTP ${x.deploy?.status ?? '?'}`
+  );
 }
 
 // ------------------------------------------------------------------ the wired phase
@@ -1168,6 +1305,14 @@ function conditions(report: Report): string[] {
       );
     }
   }
+  const nr = report.results.nodered;
+  if (nr) {
+    const busy = nr.runs.filter((r) => (r.cpu.other ?? 0) > 0.25);
+    out.push(
+      `node-red runs: other processes used ${nr.runs.map((r) => `${r.variant} ${r.run} ${fmt(r.cpu.other)}`).join(', ')} cores` +
+        (busy.length ? ' — WARNING: some runs were disturbed by other work' : ''),
+    );
+  }
   const w = report.results.wired;
   for (const [name, r] of w ? ([['serial keypad line', w.serial], ['Modbus poll cycle', w.modbus]] as const) : []) {
     out.push(
@@ -1217,6 +1362,7 @@ function markdown(report: Report): string {
   if (wired) for (const t of wiredTables(wired)) out.push(...tableMarkdown(t));
   if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push(...tableMarkdown(t));
   if (report.results.console) out.push(...tableMarkdown(consoleTable(report.results.console)));
+  if (report.results.nodered) for (const t of nodeRedTables(report.results.nodered)) out.push(...tableMarkdown(t));
   out.push('## Targets', '', '| target | goal | measured | met |', '|---|---|---|---|');
   for (const t of report.targets) out.push(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} |`);
   out.push('');
@@ -1240,7 +1386,7 @@ interface Report {
   command: string;
   machine: typeof machine & { diskCommitMs: ReturnType<typeof probeDisk> };
   parameters: typeof params;
-  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult; fanout?: FanoutResult; console?: ConsoleResult };
+  results: { gateway?: TargetResult; bare?: TargetResult; wired?: WiredResult; fanout?: FanoutResult; console?: ConsoleResult; nodered?: NodeRedResult };
   /** latencyP50Median: the median over --runs pairs of latency phases (issue 7's figure). */
   ratios: { latencyP50: number | null; latencyP50Median: number | null; latencyP99: number | null; throughput: number | null };
   targets: Target[];
@@ -1268,6 +1414,7 @@ async function main(): Promise<void> {
   }
   if (runs.console) results.console = await runConsole();
   if (runs.wired) results.wired = await runWired();
+  if (runs.nodered) results.nodered = await runNodeRedPart();
   const g = results.gateway;
   const b = results.bare;
   const wired = results.wired;
@@ -1285,7 +1432,7 @@ async function main(): Promise<void> {
       latencyP99: g && b ? round(g.latency.latencyMs.p99 / b.latency.latencyMs.p99, 2) : null,
       throughput: g && b ? round(g.throughput.throughput!.alarmsPerS / b.throughput.throughput!.alarmsPerS, 2) : null,
     },
-    targets: targets(g, b, wired, results.fanout, results.console),
+    targets: targets(g, b, wired, results.fanout, results.console, results.nodered),
     notes: [
       'Latency: t0 = performance.now() in the benchmark process just before the keypad publish; the alarm is complete when the last of its 11 expected recipients (10 nearest shops + console) has it, de-duplicated by (alarmId, rev).',
       'Gateway: the console acknowledges each raised alarm and closes it (disposition test); a shop is pressed again only once its alarm is closed. Per alarm the clients therefore receive 23 messages (11 raised, 2 console updates, 10 ended alerts) and the gateway commits 3 client messages plus one delivery mark per PUBACK.',
@@ -1318,6 +1465,7 @@ async function main(): Promise<void> {
   if (report.results.fanout) for (const t of fanoutTables(report.results.fanout)) out.push('', ...tableText(t));
   if (report.results.console) out.push('', ...tableText(consoleTable(report.results.console)));
   if (wired) for (const t of wiredTables(wired)) out.push('', ...tableText(t));
+  if (report.results.nodered) for (const t of nodeRedTables(report.results.nodered)) out.push('', ...tableText(t));
   out.push('', 'Targets');
   for (const t of report.targets) out.push(`  [${t.met === null ? '—' : t.met ? 'MET' : 'NOT MET'}] ${t.name}: ${t.goal}; measured ${t.measured}`);
   const anomalies = [g && ['gateway', g] as const, b && ['bare', b] as const].filter(Boolean) as (readonly [string, TargetResult])[];
