@@ -28,9 +28,9 @@ import { addUser } from '../gateway/registry/registry.js';
 import { SimKeypad } from '../simulators/mqtt-devices.js';
 import { topics } from '../firmware-contracts/mqtt/topics.js';
 import type { ConsoleAlarm } from '../firmware-contracts/mqtt/payloads.js';
-import type { Credentials } from './fanout.js';
+import { round, type Credentials } from './fanout.js';
 import { GatewayChild, freePort, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
-import { newHistogram, recordMs, summarize, type Summary } from './stats.js';
+import { newHistogram, recordMs, summarize, median, type Summary } from './stats.js';
 
 export interface NodeRedBenchParams {
   /** Alarms measured on each gateway (one at a time). */
@@ -127,13 +127,6 @@ export interface NodeRedResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-export function median(xs: number[]): number {
-  const a = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(a.length / 2);
-  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
-}
 
 /** The function nodes' bodies, as the issue states them. */
 export const FLOW_FUNCTIONS: Record<'throws' | 'busy', string> = {

@@ -51,7 +51,7 @@ import { ConfigSchema } from '../config/schema.js';
 import { rankNeighbours } from '../gateway/geo.js';
 import { FanoutBench, round, cpuShare, type CpuShare, type BenchShop, type PhaseResult, type TargetSpec, type Credentials } from './fanout.js';
 import { GatewayChild, BareBrokerChild, ROOT, cpuTimeMs, selfCpuMs, systemBusyMs } from './processes.js';
-import { newHistogram, summarize, type Summary } from './stats.js';
+import { newHistogram, summarize, median, type Summary } from './stats.js';
 import { runKeypressToScreen, PageConsoles, type KeypressScreenResult } from './console.js';
 import { runNodeRedBench, VARIANTS, VARIANT_NAMES, type NodeRedResult, type AlarmRun } from './node-red.js';
 import { runSerialLine, runModbusCycle, NEIGHBOURS, type SerialLineParams, type ModbusCycleParams, type SerialLineResult, type ModbusCycleResult } from './wired.js';
@@ -591,12 +591,6 @@ interface FanoutResult {
   stalled: (LatencyRun & { subscriber: StalledResult }) | null;
   stalledSkipped?: string;
 }
-
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(a.length / 2);
-  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
-};
 
 /** The fan-out p50 ratio the last full run recorded (read before this run writes anything). */
 function recordedBaseline(): FanoutResult['baseline'] {

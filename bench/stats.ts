@@ -1,5 +1,5 @@
 /**
- * Latency histograms (the gateway's own, gateway/metrics.ts) and the benchmark's seeded PRNG.
+ * Latency histograms (the gateway's own, gateway/metrics.ts), the benchmark's seeded PRNG, a median.
  */
 export { newHistogram, recordMs, summarize, type Histogram, type Summary } from '../gateway/metrics.js';
 
@@ -13,4 +13,11 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
 }
