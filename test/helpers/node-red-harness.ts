@@ -4,11 +4,12 @@
  * gives the nodes as `RED.settings.lianfang`, without the gateway. For the nodes' own behaviour and
  * the example flows' logic; the gateway end to end is test/helpers/node-red.ts.
  *
- * Node-RED is a singleton: one harness per test process. Also here: an HTTP server that records what
- * flows POST to it, and a Modbus TCP server that records coil writes.
+ * Node-RED is a singleton: one harness per test process. Also here: the example flows with their
+ * settings, and a Modbus TCP server that records coil writes (test/helpers/node-red.ts `receiver`
+ * takes what flows POST).
  */
 import type { Test } from 'tap';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -153,36 +154,6 @@ export async function startHarness(t: Test): Promise<Harness> {
       return (await admin('GET', path)).json();
     },
   };
-}
-
-/** A POST a flow made to the receiver. */
-export interface Received {
-  path: string;
-  contentType: string | undefined;
-  body: any;
-}
-
-/** An HTTP server on a loopback port that records every request's JSON body and answers 200. */
-export async function startReceiver(t: Test): Promise<{ url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        // kept as text: the assertion will say what arrived
-      }
-      received.push({ path: req.url ?? '', contentType: req.headers['content-type'], body });
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
 }
 
 /** A coil write the Modbus server took. */
