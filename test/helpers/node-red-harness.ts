@@ -184,3 +184,18 @@ export async function startModbus(t: Test, unitID = 1, port = 0): Promise<{ port
   t.teardown(() => new Promise((resolve) => server.close(resolve)));
   return { port: (server._server.address() as AddressInfo).port, writes, coils };
 }
+
+/**
+ * A tab to deploy last with the flows under test: its inject fires once the flows have started and
+ * POSTs to `<url>/ready/<tag>`. Node-RED answers a deploy before it starts the flows, so a test
+ * that acts on the answer may act before the nodes listen; this POST says they do (the tabs start
+ * in order, this one last, and the inject waits a tenth of a second more).
+ */
+export function readyProbe(url: string, tag: string): FlowNode[] {
+  const z = 'lf7ead0000000000';
+  return [
+    { id: z, type: 'tab', label: 'ready probe' },
+    { id: 'lf7ead0000000001', z, type: 'inject', props: [{ p: 'payload' }], payload: tag, payloadType: 'str', once: true, onceDelay: 0.1, repeat: '', crontab: '', topic: '', wires: [['lf7ead0000000002']] },
+    { id: 'lf7ead0000000002', z, type: 'http request', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${url}/ready/${tag}`, tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [[]] },
+  ];
+}

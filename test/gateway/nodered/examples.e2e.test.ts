@@ -14,7 +14,7 @@ import t from 'tap';
 import { cli, connectStreet, query, until } from '../../helpers/gateway.js';
 import { raiseAlarm } from '../../helpers/console-street.js';
 import { provisionNodeRedStreet, startWithNodeRed, token, deploy, flowsUrl, receiver, INSTALLER, type Received } from '../../helpers/node-red.js';
-import { exampleFlow, withEnv, startModbus } from '../../helpers/node-red-harness.js';
+import { exampleFlow, withEnv, startModbus, readyProbe } from '../../helpers/node-red-harness.js';
 import type { SimConsole } from '../../../simulators/mqtt-devices.js';
 
 t.setTimeout(600_000);
@@ -50,9 +50,12 @@ t.test('the example flows', async (t) => {
   const gw = await startWithNodeRed(t, data);
   const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
   const bearer = await token(gw, INSTALLER);
+  const probe = await receiver(t);
+  /** Deploys an example with its settings; resolves once its flow runs. */
   const install = async (name: string, env: Record<string, string>) => {
-    const r = await deploy(gw, bearer, withEnv(exampleFlow(name), env));
+    const r = await deploy(gw, bearer, [...withEnv(exampleFlow(name), env), ...readyProbe(probe.url, name)]);
     if (r.status !== 200 && r.status !== 204) throw new Error(`deploy ${name}: ${r.status} ${r.body}`);
+    await probe.next((p) => p.path === `/ready/${name}`, 60_000);
   };
   const raise = (shopId: string) => raiseAlarm(data, keypads.get(shopId)!);
 
