@@ -6,9 +6,11 @@
  */
 import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { eventually } from '../../helpers/wired.js';
 import { receiver } from '../../helpers/node-red.js';
-import { startHarness, startModbus, exampleFlow, withEnv, type FlowNode, type Harness } from '../../helpers/node-red-harness.js';
+import { startHarness, startModbus, NODES_DIR, exampleFlow, withEnv, type FlowNode, type Harness } from '../../helpers/node-red-harness.js';
 import type { ConsoleAlarm, ConsoleFault } from '../../../firmware-contracts/mqtt/payloads.js';
 import type { FlowEvent, FlowShop } from '../../../gateway/nodered/protocol.js';
 
@@ -67,6 +69,29 @@ t.test('the package and its four examples are picked up', async (t) => {
   const flow = (await h.get('/library/examples/flows/node-red-contrib-lianfang/webhook-on-every-alarm')) as FlowNode[];
   t.equal(flow[0].type, 'tab');
   t.equal(flow[0].label, 'Webhook on every alarm');
+});
+
+t.test('outside the gateway (no bridge) every node says so and listens to nothing', async (t) => {
+  const types = new Map<string, new (config: object) => { statuses: unknown[]; handlers: string[] }>();
+  const RED = {
+    settings: {},
+    nodes: {
+      createNode(node: { statuses: unknown[]; handlers: string[]; status: unknown; on: unknown }) {
+        node.statuses = [];
+        node.handlers = [];
+        node.status = (s: unknown) => node.statuses.push(s);
+        node.on = (event: string) => node.handlers.push(event);
+      },
+      registerType: (name: string, ctor: never) => types.set(name, ctor),
+    },
+  };
+  createRequire(import.meta.url)(join(NODES_DIR, 'lianfang.js'))(RED);
+  t.equal(types.size, 5);
+  for (const [name, Ctor] of types) {
+    const node = new Ctor({});
+    t.same(node.statuses, [{ fill: 'red', shape: 'ring', text: 'no gateway / 未连接网关' }], name);
+    t.same(node.handlers, [], `${name} has no handler`);
+  }
 });
 
 t.test('alarm-in filters station/compound, kind, state and tests, and marks duress', async (t) => {
@@ -149,8 +174,9 @@ t.test('command-out: config or msg, device or shop; a refusal reaches a catch no
   h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'sounder', on: true } });
   h.receive('lf7e570000000002', { payload: { command: 'sounder', on: true } });
   h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'horn' } });
-  const errors = await caught(3);
-  t.same(errors.map((e) => e.code).sort(), ['LF_ERR_DURESS_SILENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT']);
+  h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'buzzer', on: true, seconds: 70000 } });
+  const errors = await caught(4);
+  t.same(errors.map((e) => e.code).sort(), ['LF_ERR_DURESS_SILENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT']);
   t.equal(h.bridge.calls.length, 2, 'an invalid command never reaches the gateway');
 });
 
