@@ -10,6 +10,7 @@ import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { WebSocket } from 'ws';
 import { cli, connectStreet, query, until } from '../../helpers/gateway.js';
 import { ADMIN, INSTALLER, OFFICER, adminGet, deploy, flowsUrl, nodeRedHealth, provisionNodeRedStreet, receiver, startWithNodeRed, token, tokenFor } from '../../helpers/node-red.js';
 
@@ -98,6 +99,19 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
       .end(),
   );
   t.equal(direct, 403, 'Node-RED\'s own port, even with a token, answers only the gateway');
+
+  // The editor's WebSocket, through the gateway's port: a token is needed, and enough.
+  const comms = async (auth: string) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${gw.ports.http}/flows/comms`);
+    await new Promise<void>((resolve, reject) => ((ws.onopen = () => resolve()), (ws.onerror = () => reject(new Error('no WebSocket')))));
+    const answer = new Promise<unknown>((resolve) => (ws.onmessage = (e) => resolve(JSON.parse(String(e.data)))));
+    ws.send(JSON.stringify({ auth }));
+    const a = await answer;
+    ws.close();
+    return a;
+  };
+  t.same(await comms(inst), { auth: 'ok' }, 'the editor\'s WebSocket accepts the installer\'s token');
+  t.same(await comms('not-a-token'), { auth: 'fail' }, 'and refuses a made-up one');
 
   // A revoked user's token stops working at once.
   t.equal((await cli(['user', 'revoke', ADMIN.username, '--data', data])).code, 0, 'admin revoked');
