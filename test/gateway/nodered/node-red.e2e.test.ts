@@ -132,6 +132,7 @@ t.test('tokens expire; flow credentials are encrypted with a key derived from th
   ];
   const d = await deploy(gw, r.token!, flows);
   t.ok(d.status === 200 || d.status === 204, 'deployed with a credential');
+  t.match(await (await adminGet(gw, '/credentials/http-request/lf7b0000000000b2', r.token)).json(), { user: 'city', has_password: true }, 'the credential was taken');
   const cred = readFileSync(join(data, 'node-red', 'flows_cred.json'), 'utf8');
   t.notMatch(cred, secret, 'the credential is not stored in clear');
   t.match(JSON.parse(cred), { $: String }, 'but encrypted');
