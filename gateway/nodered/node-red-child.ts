@@ -118,6 +118,19 @@ async function start(init: ChildInit): Promise<void> {
     if (sameSecret(req.headers[PROXY_HEADER], secret)) return next();
     res.writeHead(403, { 'content-type': 'text/plain' }).end('Node-RED is reached through the gateway only');
   };
+  // Node-RED answers a logged-in user who lacks the permission (an officer's deploy) 401, as if not
+  // logged in; it logs its audit event `permission.fail` just before, in the same turn: that is 403.
+  let permissionFailed = false;
+  const adminRequest = (req: IncomingMessage, res: ServerResponse & { status?: (code: number) => unknown }, next: () => void) =>
+    fromGateway(req, res, () => {
+      const status = res.status!.bind(res);
+      res.status = (code: number) => {
+        const forbidden = code === 401 && permissionFailed;
+        permissionFailed = false;
+        return status(forbidden ? 403 : code);
+      };
+      next();
+    });
   const app = express();
   app.disable('x-powered-by');
   const server = createServer(app);
@@ -133,7 +146,7 @@ async function start(init: ChildInit): Promise<void> {
     uiHost: '127.0.0.1',
     httpAdminRoot: init.httpAdminRoot,
     httpNodeRoot: init.httpNodeRoot,
-    httpAdminMiddleware: fromGateway,
+    httpAdminMiddleware: adminRequest,
     httpNodeMiddleware: fromGateway,
     adminAuth: {
       type: 'credentials',
@@ -162,7 +175,8 @@ async function start(init: ChildInit): Promise<void> {
         audit: true,
         handler: () => (msg: { level: number; msg?: unknown; event?: string; user?: { username?: string }; username?: string; type?: string }) => {
           if (msg.level === 98) {
-            if (msg.event === 'flows.set') deployBy = { user: msg.user?.username ?? null, type: String(msg.type ?? 'full') };
+            if (msg.event === 'permission.fail') permissionFailed = true;
+            else if (msg.event === 'flows.set') deployBy = { user: msg.user?.username ?? null, type: String(msg.type ?? 'full') };
             else if (msg.event === 'auth.login' || msg.event === 'auth.logout') send({ t: 'audit', event: msg.event, user: msg.user?.username ?? msg.username ?? null, detail: {} });
             return;
           }

@@ -4,11 +4,12 @@
  * gives the nodes as `RED.settings.lianfang`, without the gateway. For the nodes' own behaviour and
  * the example flows' logic; the gateway end to end is test/helpers/node-red.ts.
  *
- * Node-RED is a singleton: one harness per test process. Also here: an HTTP server that records what
- * flows POST to it, and a Modbus TCP server that records coil writes.
+ * Node-RED is a singleton: one harness per test process. Also here: the example flows with their
+ * settings, and a Modbus TCP server that records coil writes (test/helpers/node-red.ts `receiver`
+ * takes what flows POST).
  */
 import type { Test } from 'tap';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -155,36 +156,6 @@ export async function startHarness(t: Test): Promise<Harness> {
   };
 }
 
-/** A POST a flow made to the receiver. */
-export interface Received {
-  path: string;
-  contentType: string | undefined;
-  body: any;
-}
-
-/** An HTTP server on a loopback port that records every request's JSON body and answers 200. */
-export async function startReceiver(t: Test): Promise<{ url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        // kept as text: the assertion will say what arrived
-      }
-      received.push({ path: req.url ?? '', contentType: req.headers['content-type'], body });
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
-}
-
 /** A coil write the Modbus server took. */
 export interface CoilWrite {
   addr: number;
@@ -212,4 +183,19 @@ export async function startModbus(t: Test, unitID = 1, port = 0): Promise<{ port
   });
   t.teardown(() => new Promise((resolve) => server.close(resolve)));
   return { port: (server._server.address() as AddressInfo).port, writes, coils };
+}
+
+/**
+ * A tab to deploy last with the flows under test: its inject fires once the flows have started and
+ * POSTs to `<url>/ready/<tag>`. Node-RED answers a deploy before it starts the flows, so a test
+ * that acts on the answer may act before the nodes listen; this POST says they do (the tabs start
+ * in order, this one last, and the inject waits a tenth of a second more).
+ */
+export function readyProbe(url: string, tag: string): FlowNode[] {
+  const z = 'lf7ead0000000000';
+  return [
+    { id: z, type: 'tab', label: 'ready probe' },
+    { id: 'lf7ead0000000001', z, type: 'inject', props: [{ p: 'payload' }], payload: tag, payloadType: 'str', once: true, onceDelay: 0.1, repeat: '', crontab: '', topic: '', wires: [['lf7ead0000000002']] },
+    { id: 'lf7ead0000000002', z, type: 'http request', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${url}/ready/${tag}`, tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [[]] },
+  ];
 }

@@ -2,7 +2,8 @@
  * Embedded Node-RED's test fixture (issue 12 "Proof"): the gateway as a child process with Node-RED
  * on (the other helpers keep it off), a street of MQTT keypads provisioned through the CLI, the
  * three kinds of editor login (installer, officer, admin), and what the editor's client does over
- * HTTP: a token from /flows/auth/token, flows deployed with POST /flows/flows.
+ * HTTP: a token from /flows/auth/token (scope "": the account's own permissions, as the editor asks),
+ * flows deployed with POST /flows/flows.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,7 +70,7 @@ export async function tokenFor(gw: GatewayProcess, login: Login): Promise<{ stat
   const res = await fetch(flowsUrl(gw, '/auth/token'), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: login.username, password: login.password }),
+    body: new URLSearchParams({ client_id: 'node-red-admin', grant_type: 'password', scope: '', username: login.username, password: login.password }),
   });
   const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number };
   return { status: res.status, token: body.access_token ?? null, expiresIn: body.expires_in ?? null };

@@ -25,6 +25,7 @@ import { printJson } from '../output.js';
 import { dataOption, jsonOption } from '../common.js';
 import { tr } from '../../i18n.js';
 import { createPrivateFile } from '../credentials-file.js';
+import { FLOW_META_PREFIX, readFlowFiles, writeFlowFiles } from '../../nodered/flow-files.js';
 
 export const META_KEY_FINGERPRINT = 'backup.key_fingerprint';
 export const META_SCHEMA_VERSION = 'backup.schema_version';
@@ -63,6 +64,8 @@ interface BackupResult {
   schemaVersion: number;
   keyFingerprint: string;
   keyFile: string | null;
+  /** Node-RED's flow files carried in the backup (flows.json, flows_cred.json). */
+  flowFiles: string[];
 }
 
 function backup(dataDir: string, file: string, keyTo: string | undefined): BackupResult {
@@ -74,6 +77,7 @@ function backup(dataDir: string, file: string, keyTo: string | undefined): Backu
   // existing FILE, and a backup cut short never carries the final name.
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.partial`);
   let schemaVersion: number;
+  const flowFiles = readFlowFiles(dataDir);
   const db = openDatabase(dataDir);
   try {
     schemaVersion = db.pragma('user_version', { simple: true }) as number;
@@ -91,6 +95,7 @@ function backup(dataDir: string, file: string, keyTo: string | undefined): Backu
       setMeta(copy, META_KEY_FINGERPRINT, keyFingerprint(key));
       setMeta(copy, META_SCHEMA_VERSION, String(schemaVersion));
       setMeta(copy, META_CREATED_AT, new Date().toISOString());
+      for (const [name, text] of flowFiles) setMeta(copy, FLOW_META_PREFIX + name, text);
       // One self-contained file: no -wal beside it to lose on the way to the shelf.
       copy.pragma('journal_mode = DELETE');
     } finally {
@@ -104,12 +109,14 @@ function backup(dataDir: string, file: string, keyTo: string | undefined): Backu
     if (existsSync(tmp)) unlinkSync(tmp);
   }
   if (keyTo !== undefined) writeNewFile(keyTo, key.toString('hex') + '\n', '--key-to');
-  return { file, schemaVersion, keyFingerprint: keyFingerprint(key), keyFile: keyTo ?? null };
+  return { file, schemaVersion, keyFingerprint: keyFingerprint(key), keyFile: keyTo ?? null, flowFiles: flowFiles.map(([name]) => name) };
 }
 
 interface Checked {
   schemaVersion: number;
   keyFingerprint: string;
+  /** Node-RED's flow files the backup carries, as [name, text]. */
+  flowFiles: [string, string][];
 }
 
 /** The backup whole, not newer than this gateway, and made by `lianfang backup`; read-only. */
@@ -124,7 +131,8 @@ function checkBackup(file: string): Checked {
     if (schemaVersion > LATEST_VERSION) throw lfError('LF_ERR_DB_TOO_NEW', schemaVersion, LATEST_VERSION);
     const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(META_KEY_FINGERPRINT) as { value: string } | undefined;
     if (!row) throw lfError('LF_ERR_BACKUP_INVALID', file, tr('it records no key fingerprint (not written by `lianfang backup`)', '没有记录密钥指纹（不是 `lianfang backup` 生成的）'));
-    return { schemaVersion, keyFingerprint: row.value };
+    const flows = db.prepare("SELECT substr(key, ?) AS name, value FROM meta WHERE key LIKE ? ORDER BY key").all(FLOW_META_PREFIX.length + 1, `${FLOW_META_PREFIX}%`) as { name: string; value: string }[];
+    return { schemaVersion, keyFingerprint: row.value, flowFiles: flows.map((f) => [f.name, f.value]) };
   } catch (err) {
     if (isLianfangError(err)) throw err;
     // "file is not a database", "no such table: meta", …: whatever SQLite says, it is not a backup.
@@ -140,6 +148,8 @@ interface RestoreResult {
   keyFingerprint: string;
   keyInstalled: boolean;
   keptAside: string | null;
+  /** Node-RED's flow files put back (the current ones kept aside beside them). */
+  flowFiles: string[];
 }
 
 /**
@@ -170,9 +180,10 @@ async function restore(dataDir: string, file: string, keyOpt: string | undefined
   const lock = await acquireLock(dataDir, key);
   try {
     const dbPath = join(dataDir, DB_FILE);
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     let keptAside: string | null = null;
     if (existsSync(dbPath)) {
-      keptAside = `${dbPath}.before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      keptAside = `${dbPath}.before-restore-${stamp}`;
       renameSync(dbPath, keptAside);
     }
     // A -wal left by a gateway that was killed belongs to the old database: it goes aside with it
@@ -187,7 +198,8 @@ async function restore(dataDir: string, file: string, keyOpt: string | undefined
     chmodSync(tmp, DATA_FILE_MODE);
     renameSync(tmp, dbPath);
     if (install) writeNewFile(join(dataDir, GATEWAY_KEY_FILE), key.toString('hex') + '\n', '--key');
-    return { file, schemaVersion: checked.schemaVersion, keyFingerprint: checked.keyFingerprint, keyInstalled: install, keptAside };
+    const flowFiles = writeFlowFiles(dataDir, checked.flowFiles, stamp);
+    return { file, schemaVersion: checked.schemaVersion, keyFingerprint: checked.keyFingerprint, keyInstalled: install, keptAside, flowFiles };
   } finally {
     lock.release();
   }
@@ -207,6 +219,7 @@ export function registerBackup(program: Command): void {
       if (o.json) printJson(r);
       else {
         console.log(tr(`backup written: ${r.file} (schema ${r.schemaVersion}, key fingerprint ${r.keyFingerprint})`, `备份已写入：${r.file}（架构版本 ${r.schemaVersion}，密钥指纹 ${r.keyFingerprint}）`));
+        if (r.flowFiles.length) console.log(tr(`with Node-RED's flows: ${r.flowFiles.join(', ')}`, `含 Node-RED 流程：${r.flowFiles.join('、')}`));
         if (r.keyFile) console.log(tr(`gateway key written: ${r.keyFile} (keep it apart from the backup)`, `网关密钥已写入：${r.keyFile}（请与备份分开保管）`));
         else console.log(tr('the gateway key is not in the backup: keep a copy of it (--key-to FILE)', '备份不含网关密钥：请另行保存一份（--key-to FILE）'));
       }
@@ -227,6 +240,7 @@ export function registerBackup(program: Command): void {
         console.log(tr(`restored ${r.file} (schema ${r.schemaVersion})`, `已恢复 ${r.file}（架构版本 ${r.schemaVersion}）`));
         if (r.keptAside) console.log(tr(`the previous database was kept as ${r.keptAside}`, `原数据库已保留为 ${r.keptAside}`));
         if (r.keyInstalled) console.log(tr('the gateway key was installed', '网关密钥已安装'));
+        if (r.flowFiles.length) console.log(tr(`Node-RED's flows restored: ${r.flowFiles.join(', ')}`, `已恢复 Node-RED 流程：${r.flowFiles.join('、')}`));
       }
     });
 }

@@ -6,8 +6,11 @@
  */
 import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { eventually } from '../../helpers/wired.js';
-import { startHarness, startReceiver, startModbus, exampleFlow, withEnv, type FlowNode, type Harness } from '../../helpers/node-red-harness.js';
+import { receiver } from '../../helpers/node-red.js';
+import { startHarness, startModbus, NODES_DIR, exampleFlow, withEnv, type FlowNode, type Harness } from '../../helpers/node-red-harness.js';
 import type { ConsoleAlarm, ConsoleFault } from '../../../firmware-contracts/mqtt/payloads.js';
 import type { FlowEvent, FlowShop } from '../../../gateway/nodered/protocol.js';
 
@@ -35,12 +38,12 @@ function event(over: Partial<FlowEvent> = {}): FlowEvent {
 }
 
 /** A tab with one node under test wired to a function that collects what it sends in flow context. */
-function oneNode(node: Record<string, unknown>, inputs = false): FlowNode[] {
+function oneNode(node: Record<string, unknown> & { type: string }, inputs = false): FlowNode[] {
   const z = 'lf7e570000000000';
   const nodes: FlowNode[] = [
     { id: z, type: 'tab', label: 'node test' },
     { id: 'lf7e570000000001', z, type: 'function', name: 'collect', func: "global.get('sink')('got', RED.util.cloneMessage(msg)); return null;", outputs: 0, wires: [] },
-    { id: 'lf7e570000000002', z, ...node, wires: [['lf7e570000000001']] } as FlowNode,
+    { id: 'lf7e570000000002', z, ...node, wires: [['lf7e570000000001']] },
   ];
   if (inputs) {
     nodes.push({ id: 'lf7e570000000003', z, type: 'catch', scope: null, uncaught: false, wires: [['lf7e570000000004']] });
@@ -66,6 +69,29 @@ t.test('the package and its four examples are picked up', async (t) => {
   const flow = (await h.get('/library/examples/flows/node-red-contrib-lianfang/webhook-on-every-alarm')) as FlowNode[];
   t.equal(flow[0].type, 'tab');
   t.equal(flow[0].label, 'Webhook on every alarm');
+});
+
+t.test('outside the gateway (no bridge) every node says so and listens to nothing', async (t) => {
+  const types = new Map<string, new (config: object) => { statuses: unknown[]; handlers: string[] }>();
+  const RED = {
+    settings: {},
+    nodes: {
+      createNode(node: { statuses: unknown[]; handlers: string[]; status: unknown; on: unknown }) {
+        node.statuses = [];
+        node.handlers = [];
+        node.status = (s: unknown) => node.statuses.push(s);
+        node.on = (event: string) => node.handlers.push(event);
+      },
+      registerType: (name: string, ctor: never) => types.set(name, ctor),
+    },
+  };
+  createRequire(import.meta.url)(join(NODES_DIR, 'lianfang.js'))(RED);
+  t.equal(types.size, 5);
+  for (const [name, Ctor] of types) {
+    const node = new Ctor({});
+    t.same(node.statuses, [{ fill: 'red', shape: 'ring', text: 'no gateway / 未连接网关' }], name);
+    t.same(node.handlers, [], `${name} has no handler`);
+  }
 });
 
 t.test('alarm-in filters station/compound, kind, state and tests, and marks duress', async (t) => {
@@ -148,8 +174,9 @@ t.test('command-out: config or msg, device or shop; a refusal reaches a catch no
   h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'sounder', on: true } });
   h.receive('lf7e570000000002', { payload: { command: 'sounder', on: true } });
   h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'horn' } });
-  const errors = await caught(3);
-  t.same(errors.map((e) => e.code).sort(), ['LF_ERR_DURESS_SILENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT']);
+  h.receive('lf7e570000000002', { shopId: 'S01', payload: { command: 'buzzer', on: true, seconds: 70000 } });
+  const errors = await caught(4);
+  t.same(errors.map((e) => e.code).sort(), ['LF_ERR_DURESS_SILENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT', 'LF_ERR_INVALID_ARGUMENT']);
   t.equal(h.bridge.calls.length, 2, 'an invalid command never reaches the gateway');
 });
 
@@ -173,19 +200,19 @@ t.test('alarm-note: the alarm from msg, the text from the node, msg.note or a te
 });
 
 t.test('webhook on every alarm: a raised alarm POSTs its fields; other states do not', async (t) => {
-  const receiver = await startReceiver(t);
-  await h.deploy(withEnv(exampleFlow('webhook-on-every-alarm'), { WEBHOOK_URL: `${receiver.url}/hook` }));
+  const hooks = await receiver(t);
+  await h.deploy(withEnv(exampleFlow('webhook-on-every-alarm'), { WEBHOOK_URL: `${hooks.url}/hook` }));
   const a = alarm({ kind: 'panic', duress: true });
   h.bridge.feed({ kind: 'alarm', alarm: { ...alarm(), state: 'closed' }, shop: shop() });
   h.bridge.feed({ kind: 'alarm', alarm: a, shop: shop() });
-  await eventually(() => receiver.received.length >= 1, 'the webhook');
-  const [hook] = receiver.received;
+  await eventually(() => hooks.received.length >= 1, 'the webhook');
+  const [hook] = hooks.received;
   t.equal(hook.path, '/hook');
-  t.match(hook.contentType, /^application\/json/);
-  t.same(hook.body, { alarmId: a.alarmId, kind: 'panic', state: 'raised', duress: true, shopName: '李记茶行', address: '1 Test Road', doorPlate: '1号', grid: 'G7', raisedAt: a.raisedAt, station: 'PS1' });
+  t.match(hook.headers['content-type'], /^application\/json/);
+  t.same(JSON.parse(hook.body), { alarmId: a.alarmId, kind: 'panic', state: 'raised', duress: true, shopName: '李记茶行', address: '1 Test Road', doorPlate: '1号', grid: 'G7', raisedAt: a.raisedAt, station: 'PS1' });
   h.bridge.feed({ kind: 'alarm', alarm: alarm({ state: 'raised' }), shop: shop() });
-  await eventually(() => receiver.received.length >= 2, 'the second webhook');
-  t.equal(receiver.received.length, 2, 'the closed alarm did not post');
+  await eventually(() => hooks.received.length >= 2, 'the second webhook');
+  t.equal(hooks.received.length, 2, 'the closed alarm did not post');
 });
 
 t.test('street siren relay: on while a non-duress alarm is open, off when none is, never for duress', async (t) => {
@@ -239,8 +266,8 @@ t.test('street siren relay: a Modbus module that does not answer is an error, an
 });
 
 t.test('daily fault digest: open faults by kind, raised and cleared in the period', async (t) => {
-  const receiver = await startReceiver(t);
-  await h.deploy(withEnv(exampleFlow('daily-fault-digest'), { DIGEST_URL: `${receiver.url}/digest` }));
+  const hooks = await receiver(t);
+  await h.deploy(withEnv(exampleFlow('daily-fault-digest'), { DIGEST_URL: `${hooks.url}/digest` }));
   const old = new Date(Date.now() - 3 * 86400_000).toISOString();
   const open = fault({ fault: 'low-battery', deviceId: 'K02', raisedAt: old, text: { en: 'battery low', zh: '电量低' } });
   const silent = fault();
@@ -250,8 +277,8 @@ t.test('daily fault digest: open faults by kind, raised and cleared in the perio
   h.bridge.feed({ kind: 'fault', fault: { ...cleared, rev: 2, state: 'cleared', clearedAt: new Date().toISOString() } });
   await eventually(() => Object.keys((h.flowContext('lf03000000000002').get('faults') as object) ?? {}).length === 3, 'the faults kept (the one cleared 3 days ago is not)');
   await h.inject('lf03000000000003');
-  await eventually(() => receiver.received.length >= 1, 'the digest');
-  const { body } = receiver.received[0];
+  await eventually(() => hooks.received.length >= 1, 'the digest');
+  const body = JSON.parse(hooks.received[0]!.body);
   t.same(body.open.map((f: ConsoleFault) => f.faultId), [open.faultId, silent.faultId]);
   t.same(body.raised.map((f: ConsoleFault) => f.faultId).sort(), [silent.faultId, cleared.faultId].sort());
   t.same(body.cleared.map((f: ConsoleFault) => f.faultId), [cleared.faultId]);
@@ -262,8 +289,8 @@ t.test('daily fault digest: open faults by kind, raised and cleared in the perio
 });
 
 t.test('two robberies in one grid in one day: the second notifies every unit and notes the alarm, once', async (t) => {
-  const receiver = await startReceiver(t);
-  await h.deploy(withEnv(exampleFlow('two-robberies-per-grid'), { NOTIFY_URL: `${receiver.url}/grid`, TIME_ZONE: 'Asia/Shanghai' }));
+  const hooks = await receiver(t);
+  await h.deploy(withEnv(exampleFlow('two-robberies-per-grid'), { NOTIFY_URL: `${hooks.url}/grid`, TIME_ZONE: 'Asia/Shanghai' }));
   h.bridge.calls.length = 0;
   h.bridge.answer = () => ({ noted: true });
   const feed = (a: ConsoleAlarm, s = shop()) => h.bridge.feed({ kind: 'alarm', alarm: a, shop: s });
@@ -276,17 +303,17 @@ t.test('two robberies in one grid in one day: the second notifies every unit and
   feed(alarm({ raisedAt: yesterday })); // another day
   const second = alarm({ duress: true, stationId: 'PS2', compoundId: undefined });
   feed(second, shop({ stationId: 'PS2', compoundId: null }));
-  await eventually(() => receiver.received.length >= 1 && h.bridge.calls.length >= 1, 'the notification and the note');
+  await eventually(() => hooks.received.length >= 1 && h.bridge.calls.length >= 1, 'the notification and the note');
   const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date(second.raisedAt));
-  t.same(receiver.received[0].body, { grid: 'G7', date: today, count: 2, threshold: 2, alarms: [first.alarmId, second.alarmId], units: ['PS1', 'C1', 'PS2'] });
+  t.same(JSON.parse(hooks.received[0]!.body), { grid: 'G7', date: today, count: 2, threshold: 2, alarms: [first.alarmId, second.alarmId], units: ['PS1', 'C1', 'PS2'] });
   t.same(h.bridge.calls, [{ op: 'note', args: { alarmId: second.alarmId, text: 'Robbery alarm 2 in grid G7 today: every responsible unit notified / 网格 G7 今日第 2 起抢劫报警：已通知所有责任单位' }, flow: 'Two robbery alarms in one grid in one day' }]);
 
   const third = alarm();
   feed(third);
   const marker = alarm();
   feed(marker, shop({ grid: 'G8' })); // G8's second: notifies, after the third of G7 was handled
-  await eventually(() => receiver.received.length >= 2, 'the G8 notification');
-  t.same(receiver.received.map((r) => r.body.grid), ['G7', 'G8'], 'the third of G7 did not notify again');
+  await eventually(() => hooks.received.length >= 2, 'the G8 notification');
+  t.same(hooks.received.map((r) => JSON.parse(r.body).grid), ['G7', 'G8'], 'the third of G7 did not notify again');
 });
 
 /** A loopback port nothing listens on (until the test starts something there). */
