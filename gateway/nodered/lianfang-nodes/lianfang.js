@@ -179,8 +179,11 @@ function deviceCommand(c) {
   const out = { command: c.command };
   if (c.command === 'buzzer' || c.command === 'sounder') {
     out.on = c.on === true || c.on === 'true';
-    const seconds = Number(c.seconds);
-    if (c.seconds !== undefined && c.seconds !== '' && Number.isInteger(seconds) && seconds >= 0) out.seconds = seconds;
+    if (c.seconds !== undefined && c.seconds !== '') {
+      const seconds = Number(c.seconds);
+      if (!Number.isInteger(seconds) || seconds < 0 || seconds > 65535) throw invalid('seconds is a whole number from 0 to 65535');
+      out.seconds = seconds;
+    }
   } else if (c.command === 'display') {
     out.text = c.text === undefined ? '' : String(c.text);
     if (c.line2 !== undefined && c.line2 !== '') out.line2 = String(c.line2);
