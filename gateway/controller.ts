@@ -428,6 +428,8 @@ export class Gateway {
       audit: (event, user, detail) => {
         const action = actions[event];
         if (!action) return;
+        // Logged once the deployed flows have started (tests wait for it before they raise an alarm).
+        if (action === 'flows-deployed') log.info({ user, ...detail }, 'node-red flows deployed');
         void this.writer
           .run(() => auditRow(this.db, iso(this.clock.now()), user ? `user:${user}` : 'node-red', action, detail), 'node-red-audit')
           .catch((err: unknown) => log.error({ err }, 'a Node-RED audit row failed'));
