@@ -99,6 +99,17 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
       .end(),
   );
   t.equal(direct, 403, 'Node-RED\'s own port, even with a token, answers only the gateway');
+  // And that port listens on loopback only (the kernel's table of listening sockets).
+  const portHex = (listening.port as number).toString(16).toUpperCase().padStart(4, '0');
+  const listeners = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[1]?.endsWith(`:${portHex}`) && c[3] === '0A')
+      .map((c) => c[1]!.split(':')[0]),
+  );
+  t.same(listeners, ['0100007F'], 'Node-RED listens on 127.0.0.1 alone');
 
   // The editor's WebSocket, through the gateway's port: a token is needed, and enough.
   const comms = async (auth: string) => {
