@@ -443,6 +443,7 @@ export class Gateway {
       target: () => (nodeRed.state === 'running' && nodeRed.port ? { port: nodeRed.port, secret: nodeRed.proxySecret } : null),
       editor: this.opts.config.nodeRed.editor,
       authorize: (req) => this.editorAuth!.basic(req),
+      loginFrom: (name, address) => this.editorAuth!.loginFrom(name, address),
       log: this.log.child({ module: 'node-red' }),
       counters: this.counters,
     });

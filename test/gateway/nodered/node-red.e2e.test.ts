@@ -28,6 +28,9 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
   t.equal((await deploy(gw, null, [])).status, 401, 'anonymous deploy: 401');
   t.equal((await tokenFor(gw, { username: INSTALLER.username, password: 'wrong-password' })).status, 403, 'a wrong password gets no token');
   t.equal((await tokenFor(gw, { username: 'nobody', password: 'x' })).token, null, 'an unknown user gets no token');
+  // The editor's logins go through the gateway's throttle with the caller's address, like every other login.
+  const refusedLogin = await gw.waitForLog((l) => l.msg.startsWith('connection refused: bad credentials') && l.username === INSTALLER.username);
+  t.equal(refusedLogin.address, '127.0.0.1', 'the failed editor login is counted against its address');
 
   const inst = await token(gw, INSTALLER);
   const off = await token(gw, OFFICER);
