@@ -124,6 +124,9 @@ t.test('flows that throw, or block a second on every alarm, leave the alarm path
   t.ok(c['nodered.dropped']! > 0, `messages beyond the queue were dropped and counted (${c['nodered.dropped']})`);
   const h = await nodeRedHealth(gw);
   t.ok(h.queued <= 2, 'the queue never holds more than nodeRed.queueMax');
+  const thrown = await until('the flow\'s error in the log', async () => gw.logs.filter((l) => l.msg.startsWith('node-red: [function')), (l) => l.length > 0);
+  t.match(thrown[0]!.msg, /boom/, 'the flow\'s error is logged with its text');
+  t.ok(thrown.length <= 20, 'and the log is not flooded by it (at most 20 lines in 10 s)');
   t.equal(h.pid, pid, 'the busy and throwing flows did not take Node-RED down');
   t.equal(h.restarts, 0);
 });
