@@ -299,7 +299,7 @@ export class Gateway {
       ...(feed
         ? {
             onStored: (device: Device, event: DeviceEvent, eventId: number, at: string) =>
-              feed.event(flowEvent(device, event, eventId, at, this.registry.shops.get(device.shopId)?.stationId ?? null, !!activeTestMode(this.db, device.shopId, device.id, this.clock.now()))),
+              feed.event(() => flowEvent(device, event, eventId, at, this.registry.shops.get(device.shopId)?.stationId ?? null, !!activeTestMode(this.db, device.shopId, device.id, this.clock.now()))),
           }
         : {}),
     });
