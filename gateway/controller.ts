@@ -299,7 +299,7 @@ export class Gateway {
       ...(feed
         ? {
             onStored: (device: Device, event: DeviceEvent, eventId: number, at: string) =>
-              feed.event(flowEvent(device, event, eventId, at, this.registry.shops.get(device.shopId)?.stationId ?? null, !!activeTestMode(this.db, device.shopId, device.id, this.clock.now()))),
+              feed.event(() => flowEvent(device, event, eventId, at, this.registry.shops.get(device.shopId)?.stationId ?? null, !!activeTestMode(this.db, device.shopId, device.id, this.clock.now()))),
           }
         : {}),
     });
@@ -428,6 +428,8 @@ export class Gateway {
       audit: (event, user, detail) => {
         const action = actions[event];
         if (!action) return;
+        // Logged once the deployed flows have started (tests wait for it before they raise an alarm).
+        if (action === 'flows-deployed') log.info({ user, ...detail }, 'node-red flows deployed');
         void this.writer
           .run(() => auditRow(this.db, iso(this.clock.now()), user ? `user:${user}` : 'node-red', action, detail), 'node-red-audit')
           .catch((err: unknown) => log.error({ err }, 'a Node-RED audit row failed'));
@@ -441,6 +443,7 @@ export class Gateway {
       target: () => (nodeRed.state === 'running' && nodeRed.port ? { port: nodeRed.port, secret: nodeRed.proxySecret } : null),
       editor: this.opts.config.nodeRed.editor,
       authorize: (req) => this.editorAuth!.basic(req),
+      loginFrom: (name, address) => this.editorAuth!.loginFrom(name, address),
       log: this.log.child({ module: 'node-red' }),
       counters: this.counters,
     });

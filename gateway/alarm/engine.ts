@@ -56,7 +56,7 @@ export interface EngineContext {
   commands?: DeviceCommandSink;
   /** After the commit of a door event (open or closed): the door-held timers (gateway/alarm/door-held.ts). */
   onDoor?: (device: Device, event: DeviceEvent) => void;
-  /** After the commit of each change of an alarm: its console view, once per rev (to Node-RED's flows). */
+  /** After the commit of each change of an alarm: its console view, once per rev (to Node-RED's flows; a test-mode alarm's too, marked test). */
   onConsoleAlarm?: (alarm: ConsoleAlarm) => void;
 }
 
@@ -294,7 +294,7 @@ export class AlarmEngine {
     }
     // In test mode (the installer trying the PINs) a duress alarm is a test alarm like a 9#.
     const testMode = activeTestMode(this.ctx.db, shop.id, device?.id, now);
-    if (testMode) return { alarmId: this.raiseTest(shop, 'panic', actor, eventId, now, testMode, true), asCancel: false };
+    if (testMode) return { alarmId: this.raiseTest(fx, shop, 'panic', actor, eventId, now, testMode, true), asCancel: false };
     // No neighbour is alerted: on the shops' side there is nothing to end or join.
     const id = this.insertRaised(shop, 'panic', { duress: true, shopsEnded: true }, actor, eventId, now);
     this.publishToConsoles(fx, this.repo.get(id)!, now);
@@ -391,7 +391,7 @@ export class AlarmEngine {
   raiseOrJoin(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null, device?: Device): string {
     const now = this.ctx.clock.now();
     const testMode = activeTestMode(this.ctx.db, shop.id, device?.id, now);
-    if (testMode) return this.raiseTest(shop, kind, actor, eventId, now, testMode);
+    if (testMode) return this.raiseTest(fx, shop, kind, actor, eventId, now, testMode);
     const found = this.repo.joinableForShop(shop.id);
     // A 9# while the shop's help call is open is a crime, not more of the same: its own alarm, at
     // its own priority (a 0# while a panic is open joins the panic).
@@ -418,7 +418,7 @@ export class AlarmEngine {
    * Test mode: an alarm marked `test` that reaches only the audit trail and the installer (no
    * recipient, no outbox row, no deadline), closed at once with disposition `test`, never joinable.
    */
-  private raiseTest(shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow, duress = false): string {
+  private raiseTest(fx: Effects, shop: Shop, kind: string, actor: Actor, eventId: number | null, now: number, testMode: TestModeRow, duress = false): string {
     const id = this.insertRaised(shop, kind, { duress, shopsEnded: true, test: true }, actor, eventId, now);
     const raised = this.repo.get(id)!;
     const state = nextState(SYSTEM_TRANSITIONS.closeTest, raised.state);
@@ -428,6 +428,12 @@ export class AlarmEngine {
     this.repo.audit({ alarmId: id, at: iso(now), actor: 'gateway', action: 'close', fromState: raised.state, toState: state, rev: closed.rev, detail: { disposition: 'test', testModeId: testMode.id } });
     this.ctx.counters.inc('alarms.test');
     this.ctx.log.info({ alarmId: id, shopId: shop.id, kind, testModeId: testMode.id }, 'test alarm (test mode): audit trail only');
+    // No console hears of it; Node-RED's flows do, marked test (a node passes them on only when asked to).
+    const tap = this.ctx.onConsoleAlarm;
+    if (tap) {
+      const views = [this.consoleView(raised), this.consoleView(closed)];
+      fx.afterCommit(() => views.forEach(tap));
+    }
     return id;
   }
 

@@ -26,8 +26,13 @@ export function basicCredentials(req: IncomingMessage): { name: string; password
   return colon > 0 ? { name: text.slice(0, colon).slice(0, 64), password: text.slice(colon + 1).slice(0, 256) } : null;
 }
 
+/** How long the address of an editor login waits for its password check (the child asks within milliseconds). */
+const LOGIN_ADDRESS_MS = 30_000;
+
 export class EditorAuth {
   private readonly passwords: UserPasswords;
+  /** Who is logging in to the editor from where: the proxy sees the address, Node-RED's check does not. */
+  private readonly loginAddresses = new Map<string, { address: string | undefined; at: number }>();
 
   constructor(
     private readonly o: {
@@ -47,9 +52,18 @@ export class EditorAuth {
     return null;
   }
 
-  /** The editor's login (adminAuth.authenticate). Node-RED's listener sees only the gateway's proxy, so no address. */
+  /** The proxy forwards a token request of `name` from `address` (POST /flows/auth/token). */
+  loginFrom(name: string, address: string | undefined): void {
+    const now = Date.now();
+    for (const [k, v] of this.loginAddresses) if (now - v.at > LOGIN_ADDRESS_MS) this.loginAddresses.delete(k);
+    this.loginAddresses.set(name, { address, at: now });
+  }
+
+  /** The editor's login (adminAuth.authenticate), throttled by the address the proxy saw it come from. */
   async editorLogin(name: string, password: string): Promise<EditorUser | null> {
-    return editorUser(await this.login(name, password, undefined));
+    const from = this.loginAddresses.get(name);
+    this.loginAddresses.delete(name);
+    return editorUser(await this.login(name, password, from && Date.now() - from.at <= LOGIN_ADDRESS_MS ? from.address : undefined));
   }
 
   /** The account behind a token, at each request (adminAuth.users): a revoked one has no editor any more. */

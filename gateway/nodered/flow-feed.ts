@@ -3,8 +3,8 @@
  * of an alarm (the console's view of it, once per rev however many consoles it goes to), each stored
  * device event but heartbeats, each change of a fault or its ticket.
  *
- * The alarm path only ever calls `push`, after its commit: it copies nothing from the database and
- * never waits. The queue is bounded (config nodeRed.queueMax): a message beyond it is dropped and
+ * The alarm path only ever calls `push`, after its commit: it copies nothing from the database,
+ * never waits, and the sending to the child happens in a later turn of the event loop. The queue is bounded (config nodeRed.queueMax): a message beyond it is dropped and
  * counted (`nodered.dropped`), never held, whether Node-RED is slow, restarting or not there yet.
  * The supervisor takes batches from it for the child process.
  */
@@ -35,43 +35,63 @@ export interface FlowFeedContext {
   shops: () => ReadonlyMap<string, Shop>;
   /** config nodeRed.queueMax. */
   max: number;
-  /** Something was queued: the supervisor sends it when the child can take it. */
+  /** Something was queued: the supervisor sends it when the child can take it (called in a later turn, never on the alarm's). */
   wake: () => void;
 }
 
 export class FlowFeed {
-  private queue: FlowMessage[] = [];
+  /** Each message is made when it is taken, in a later turn: nothing of it is built on the alarm's. */
+  private queue: (() => FlowMessage)[] = [];
+  private waking = false;
 
   constructor(private readonly ctx: FlowFeedContext) {}
 
   /** An alarm's new rev, after its commit. */
   alarm(alarm: ConsoleAlarm): void {
-    this.push({ kind: 'alarm', alarm, shop: flowShop(this.ctx.shops().get(alarm.shopId)) });
+    this.push(() => ({ kind: 'alarm', alarm, shop: flowShop(this.ctx.shops().get(alarm.shopId)) }));
   }
 
-  /** A stored device event, after its commit. */
-  event(event: FlowEvent): void {
-    this.push({ kind: 'event', event, shop: flowShop(this.ctx.shops().get(event.shopId)) });
+  /** A stored device event, after its commit (`make` reads what else the flow is told: its test mode). */
+  event(make: () => FlowEvent): void {
+    this.push(() => {
+      const event = make();
+      return { kind: 'event', event, shop: flowShop(this.ctx.shops().get(event.shopId)) };
+    });
   }
 
   /** A fault's or its ticket's change, after its commit. */
   fault(fault: ConsoleFault): void {
-    this.push({ kind: 'fault', fault });
+    this.push(() => ({ kind: 'fault', fault }));
   }
 
-  push(m: FlowMessage): void {
+  push(m: () => FlowMessage): void {
     if (this.queue.length >= this.ctx.max) {
       this.ctx.counters.inc('nodered.dropped');
       return;
     }
     this.queue.push(m);
     this.ctx.counters.inc('nodered.queued');
-    if (this.queue.length === 1) this.ctx.wake();
+    // After this turn: the alarm's own messages to the consoles and shops go out first, and what
+    // one commit queued goes to the child in one batch.
+    if (this.waking) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
+      this.ctx.wake();
+    });
   }
 
   /** The oldest `n` messages, taken off the queue. */
   take(n: number): FlowMessage[] {
-    return this.queue.splice(0, n);
+    return this.queue.splice(0, n).flatMap((make) => {
+      try {
+        return [make()];
+      } catch {
+        // The gateway is stopping (its database closed): the message is lost, and counted.
+        this.ctx.counters.inc('nodered.lost');
+        return [];
+      }
+    });
   }
 
   get length(): number {

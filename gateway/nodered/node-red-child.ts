@@ -37,6 +37,34 @@ function send(m: FromChild): void {
   if (process.connected) process.send!(m);
 }
 
+/** Log lines to the gateway per window at most: a flow that fails on every alarm must not flood the gateway's log. */
+const LOG_BURST = 20;
+const LOG_WINDOW_MS = 10_000;
+const logWindow = { start: 0, sent: 0, left: 0, timer: null as NodeJS.Timeout | null };
+
+function logLine(level: 'debug' | 'info' | 'warn' | 'error', msg: string): void {
+  const now = Date.now();
+  if (now - logWindow.start >= LOG_WINDOW_MS) Object.assign(logWindow, { start: now, sent: 0 });
+  if (logWindow.sent < LOG_BURST) {
+    logWindow.sent++;
+    return send({ t: 'log', level, msg });
+  }
+  logWindow.left++;
+  logWindow.timer ??= setTimeout(() => {
+    send({ t: 'log', level: 'warn', msg: `${logWindow.left} more log lines of Node-RED within ${LOG_WINDOW_MS / 1000} s were left out` });
+    Object.assign(logWindow, { left: 0, timer: null });
+  }, LOG_WINDOW_MS - (now - logWindow.start));
+  logWindow.timer.unref();
+}
+
+/** What Node-RED logged, as one line: which node (type, name) and the text of an error. */
+function logText(m: { msg?: unknown; type?: string; name?: string; id?: string }): string {
+  // An error thrown in a function node comes from its own context: an Error by shape, not by instanceof.
+  const err = m.msg as { message?: unknown } | null;
+  const text = typeof m.msg === 'string' ? m.msg : err && typeof err === 'object' && typeof err.message === 'string' ? err.message : JSON.stringify(m.msg);
+  return m.type ? `[${m.type}${m.name ? `:${m.name}` : m.id ? `:${m.id}` : ''}] ${text}` : text;
+}
+
 /** A request without its id (distributed over the union's members). */
 type Unnumbered<T> = T extends unknown ? Omit<T, 'id'> : never;
 
@@ -83,7 +111,7 @@ function deliver(messages: readonly FlowMessage[]): void {
       try {
         listener(m);
       } catch (err) {
-        send({ t: 'log', level: 'error', msg: `a Lianfang node failed on a ${m.kind} message: ${(err as Error).message}` });
+        logLine('error', `a Lianfang node failed on a ${m.kind} message: ${(err as Error).message}`);
       }
     }
   }
@@ -173,7 +201,7 @@ async function start(init: ChildInit): Promise<void> {
       lianfang: {
         level: init.logLevel,
         audit: true,
-        handler: () => (msg: { level: number; msg?: unknown; event?: string; user?: { username?: string }; username?: string; type?: string }) => {
+        handler: () => (msg: { level: number; msg?: unknown; event?: string; user?: { username?: string }; username?: string; type?: string; name?: string; id?: string }) => {
           if (msg.level === 98) {
             if (msg.event === 'permission.fail') permissionFailed = true;
             else if (msg.event === 'flows.set') deployBy = { user: msg.user?.username ?? null, type: String(msg.type ?? 'full') };
@@ -181,7 +209,7 @@ async function start(init: ChildInit): Promise<void> {
             return;
           }
           const level = LEVELS[msg.level];
-          if (level) send({ t: 'log', level, msg: typeof msg.msg === 'string' ? msg.msg : JSON.stringify(msg.msg) });
+          if (level) logLine(level, logText(msg));
         },
       },
     },

@@ -17,11 +17,14 @@ import type { Logger } from '../logger.js';
 import type { Counters } from '../metrics.js';
 import type { User } from '../registry/registry.js';
 import { PROXY_HEADER } from './protocol.js';
-import { nodeRedRoot } from './node-red-root.js';
+import { ADMIN_ROOT, nodeRedRoot } from './node-red-root.js';
 
 /** Headers of one hop, not forwarded (RFC 9110 7.6.1), and the proxy's own. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', PROXY_HEADER]);
 const isLoopback = addressSet(['127.0.0.0/8', '::1'], 'loopback');
+/** The editor's login, and the most of it that is read before it is forwarded. */
+const TOKEN_PATH = `${ADMIN_ROOT}/auth/token`;
+const TOKEN_BODY_MAX = 16_384;
 
 export interface NodeRedProxyContext {
   /** The running child's port and the secret its listener wants; null while it is not running. */
@@ -29,6 +32,8 @@ export interface NodeRedProxyContext {
   editor: 'local' | 'network';
   /** A request to /flows-api: the gateway account it logs in with, or null. */
   authorize: (req: IncomingMessage) => Promise<User | null>;
+  /** An editor login (POST /flows/auth/token) for `username` from the connection's peer address. */
+  loginFrom: (username: string, address: string | undefined) => void;
   log: Logger;
   counters: Counters;
 }
@@ -45,6 +50,15 @@ export class NodeRedProxy {
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
     headers[PROXY_HEADER] = target.secret;
     headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+    let body: Buffer | null = null;
+    if (req.method === 'POST' && new URL(req.url ?? '/', 'http://localhost').pathname === TOKEN_PATH) {
+      try {
+        body = await this.tokenRequest(req);
+      } catch (err) {
+        return this.refuse(res, err as LianfangError, root);
+      }
+    }
+    if (body) headers['content-length'] = String(body.length);
     const upstream = request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers }, (up) => {
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) out[k] = v;
@@ -57,7 +71,32 @@ export class NodeRedProxy {
       if (!res.headersSent) this.refuse(res, lfError('LF_ERR_NODE_RED_DOWN'), root);
       else res.destroy();
     });
-    req.pipe(upstream);
+    if (body) upstream.end(body);
+    else req.pipe(upstream);
+  }
+
+  /**
+   * A token request, read whole (it is small): its username goes to the login throttle with the
+   * address it came from, as every other login's does, before Node-RED asks for the password check.
+   */
+  private async tokenRequest(req: IncomingMessage): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > TOKEN_BODY_MAX) throw lfError('LF_ERR_INVALID_ARGUMENT', 'token request', `larger than ${TOKEN_BODY_MAX} bytes`);
+      chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    const text = body.toString('utf8');
+    let username: unknown;
+    try {
+      username = (req.headers['content-type'] ?? '').includes('json') ? (JSON.parse(text) as { username?: unknown }).username : new URLSearchParams(text).get('username');
+    } catch {
+      username = undefined;
+    }
+    if (typeof username === 'string' && username) this.ctx.loginFrom(username.slice(0, 64), req.socket.remoteAddress);
+    return body;
   }
 
   /** The editor's WebSocket (/flows/comms): the same rules, then the bytes both ways. */
@@ -98,7 +137,7 @@ export class NodeRedProxy {
   }
 
   private refuse(res: ServerResponse, err: LianfangError, root: 'admin' | 'node'): void {
-    const status = err.code === 'LF_ERR_NODE_RED_DOWN' ? 503 : err.code === 'LF_ERR_BAD_CREDENTIALS' ? 401 : 403;
+    const status = { LF_ERR_NODE_RED_DOWN: 503, LF_ERR_BAD_CREDENTIALS: 401, LF_ERR_INVALID_ARGUMENT: 400 }[err.code as string] ?? 403;
     this.ctx.counters.inc(`nodered.http.refused.${err.code}`);
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',

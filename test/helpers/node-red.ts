@@ -82,14 +82,22 @@ export async function token(gw: GatewayProcess, login: Login): Promise<string> {
   return r.token;
 }
 
-/** POST /flows/flows (a full deploy) with a token: the status and the body. */
+/**
+ * POST /flows/flows (a full deploy) with a token: the status and the body. Node-RED answers before
+ * the new flows have started; a deploy that was taken resolves once the gateway logs that they have
+ * (an alarm raised before could miss them).
+ */
 export async function deploy(gw: GatewayProcess, bearer: string | null, flows: unknown[]): Promise<{ status: number; body: string }> {
+  const deployed = (l: { msg: string }) => l.msg === 'node-red flows deployed';
+  const before = gw.logs.filter(deployed).length;
   const res = await fetch(flowsUrl(gw, '/flows'), {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', 'node-red-api-version': 'v1', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
     body: JSON.stringify(flows),
   });
-  return { status: res.status, body: await res.text() };
+  const body = await res.text();
+  if (res.ok) await until('the deployed flows started', async () => gw.logs.filter(deployed).length, (n) => n > before, 30_000);
+  return { status: res.status, body };
 }
 
 /** GET an admin path with a token (or none). */

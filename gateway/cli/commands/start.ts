@@ -9,7 +9,7 @@ import { tr } from '../../i18n.js';
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('start the gateway (embedded MQTT broker, SQLite store, HTTP /health and the alarm console) on the data directory')
+    .description('start the gateway (embedded MQTT broker, SQLite store, HTTP /health, the alarm console and embedded Node-RED) on the data directory')
     .addOption(dataOption())
     .option('--config <file>', 'JSON configuration file (see config/schema.ts); LF_* environment variables override it')
     .option('--mqtt-port <port>', 'MQTT over TCP port (0 = any free port; the chosen port is logged)', int('--mqtt-port', 0, 65535))
@@ -55,6 +55,15 @@ export function registerStart(program: Command): void {
           tr(
             `alarm console: http://127.0.0.1:${gw.ports().http}/ (sign in with the username and password in ${login})\n`,
             `接警台：http://127.0.0.1:${gw.ports().http}/（用 ${login} 中的账号和密码登录）\n`,
+          ),
+        );
+      }
+      if (config.nodeRed.enabled) {
+        const url = `http://127.0.0.1:${gw.ports().http}/flows/`;
+        process.stderr.write(
+          tr(
+            `Node-RED editor: ${url} (starting in its own process; sign in with an installer's account: lianfang user add --role installer …)\n`,
+            `Node-RED 编辑器：${url}（在独立进程中启动；用安装人员账号登录：lianfang user add --role installer …）\n`,
           ),
         );
       }

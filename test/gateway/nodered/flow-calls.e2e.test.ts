@@ -3,7 +3,8 @@
  * `lianfang-command-out` reaches a shop's MQTT keypad as a command and is audited as
  * `flow:<flow name>`; for a shop with an open duress alarm it is refused (a light or a siren would
  * betray the shopkeeper) and the flow's catch node sees why; `lianfang-alarm-note` puts a note on
- * the alarm's timeline; a duress alarm reaches the flow marked as duress.
+ * the alarm's timeline; a duress alarm reaches the flow marked as duress; so does the
+ * nobody-on-duty fault the alarm raised.
  */
 import t from 'tap';
 import { cli, connectStreet, query, until } from '../../helpers/gateway.js';
@@ -19,7 +20,8 @@ t.test('command-out lights the shop\'s keypad, is refused under duress; alarm-no
   const pin = await cli(['shop', 'pin', origin, '--data', data], { LF_PIN: PIN, LF_DURESS_PIN: DURESS });
   t.equal(pin.code, 0, pin.stderr);
   const hook = await receiver(t);
-  const gw = await startWithNodeRed(t, data);
+  // Nobody signs on to a shift here: every alarm also raises a nobody-on-duty fault, which flows hear.
+  const gw = await startWithNodeRed(t, data, { LF_CONSOLE_NOBODY_ON_DUTY_FAULT: 'true' });
   const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
   const z = 'lf7f000000000000';
   const flows = [
@@ -41,6 +43,8 @@ t.test('command-out lights the shop\'s keypad, is refused under duress; alarm-no
     { id: 'lf7f000000000008', type: 'lianfang-alarm-note', z, wires: [[]] },
     { id: 'lf7f000000000009', type: 'function', z, func: 'msg.payload = { alarmId: msg.alarmId, rev: msg.payload.rev, duress: msg.duress }; return msg;', wires: [['lf7f00000000000b']] },
     { id: 'lf7f00000000000b', type: 'http request', z, method: 'POST', ret: 'txt', url: `${hook.url}/seen`, wires: [[]] },
+    { id: 'lf7f00000000000c', type: 'lianfang-fault-in', z, faults: 'nobody-on-duty', changes: 'state', wires: [['lf7f00000000000d']] },
+    { id: 'lf7f00000000000d', type: 'http request', z, method: 'POST', ret: 'txt', url: `${hook.url}/fault`, wires: [[]] },
   ];
   t.equal((await deploy(gw, await token(gw, INSTALLER), flows)).status, 204, 'deployed');
 
@@ -54,6 +58,9 @@ t.test('command-out lights the shop\'s keypad, is refused under duress; alarm-no
   t.match(JSON.parse(sent.body), { devices: [street.shops[0]!.deviceId] }, 'command-out passed on which devices it told');
   const audited = await until('the command audited', async () => query<{ actor: string; detail: string }>(data, "SELECT actor, detail FROM audit WHERE action = 'flow-command'"), (r) => r.length >= 1);
   t.equal(audited[0]!.actor, `flow:${TAB}`, 'audited as the flow');
+
+  const fault = JSON.parse((await hook.next((r) => r.path === '/fault', 30_000)).body) as { fault: string; state: string };
+  t.match(fault, { fault: 'nobody-on-duty', state: 'raised' }, 'the nobody-on-duty fault reached the flow');
 
   const notes = await until('the note', async () => query<{ actor: string; detail: string }>(data, "SELECT actor, detail FROM audit WHERE action = 'note' AND alarm_id = ?", alarm.alarmId), (r) => r.length === 1);
   t.equal(notes[0]!.actor, `flow:${TAB}`);

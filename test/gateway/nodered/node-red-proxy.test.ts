@@ -30,6 +30,7 @@ async function proxyServer(t: { teardown(fn: () => unknown): void }, o: { editor
     target: () => (o.running ? { port: (upstream.address() as AddressInfo).port, secret: 's3cret' } : null),
     editor: o.editor,
     authorize: async () => null,
+    loginFrom: () => {},
     log: createLogger('silent'),
     counters,
   });

@@ -6,8 +6,8 @@
  * every alarm leave the alarm path alone, what overflows their queue is counted, not held.
  */
 import t from 'tap';
-import { connectStreet, query, until, type GatewayProcess } from '../../helpers/gateway.js';
-import { INSTALLER, deploy, nodeRedHealth, provisionNodeRedStreet, receiver, runningAgain, startWithNodeRed, token } from '../../helpers/node-red.js';
+import { GatewayProcess, connectStreet, query, until } from '../../helpers/gateway.js';
+import { FAST_NODE_RED, INSTALLER, deploy, nodeRedHealth, provisionNodeRedStreet, receiver, runningAgain, startWithNodeRed, token } from '../../helpers/node-red.js';
 
 interface FaultRow {
   id: string;
@@ -75,6 +75,20 @@ t.test('a child that keeps failing to start is restarted with a growing wait unt
   t.equal(faults.length, 1, 'one fault for the whole episode, cleared when it ran');
 });
 
+t.test('a Node-RED that never starts: the gateway runs, alarms flow, /flows says why', async (t) => {
+  const { data, street } = await provisionNodeRedStreet(t, 2);
+  const gw = await GatewayProcess.start(t, data, { ...FAST_NODE_RED, LF_NODE_RED_FAIL_STARTS: '1000', LF_NODE_RED_RESTART_MAX_MS: '1000' });
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const s0 = street.shops[0]!;
+  await keypads.get(s0.shopId)!.press('9#');
+  t.ok((await officer.waitFor((a) => a.shopId === s0.shopId && a.state === 'raised', 20_000)).alarmId, 'the alarm reached the console');
+  await until('several failed starts', () => nodeRedHealth(gw), (h) => h.restarts >= 3);
+  const res = await fetch(`http://127.0.0.1:${gw.ports.http}/flows/`);
+  t.equal(res.status, 503, '/flows answers 503 while Node-RED is not running');
+  t.match(await res.json(), { code: 'LF_ERR_NODE_RED_DOWN' });
+  t.equal(nodeRedFaults(data).filter((f) => f.cleared_at === null).length, 1, 'one open node-red-down fault');
+});
+
 t.test('a Node-RED that stops answering is killed and started again', async (t) => {
   const { data } = await provisionNodeRedStreet(t, 1);
   const gw = await startWithNodeRed(t, data);
@@ -110,6 +124,9 @@ t.test('flows that throw, or block a second on every alarm, leave the alarm path
   t.ok(c['nodered.dropped']! > 0, `messages beyond the queue were dropped and counted (${c['nodered.dropped']})`);
   const h = await nodeRedHealth(gw);
   t.ok(h.queued <= 2, 'the queue never holds more than nodeRed.queueMax');
+  const thrown = await until('the flow\'s error in the log', async () => gw.logs.filter((l) => l.msg.startsWith('node-red: [function')), (l) => l.length > 0);
+  t.match(thrown[0]!.msg, /boom/, 'the flow\'s error is logged with its text');
+  t.ok(thrown.length <= 20, 'and the log is not flooded by it (at most 20 lines in 10 s)');
   t.equal(h.pid, pid, 'the busy and throwing flows did not take Node-RED down');
   t.equal(h.restarts, 0);
 });

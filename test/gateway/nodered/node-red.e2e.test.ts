@@ -28,6 +28,9 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
   t.equal((await deploy(gw, null, [])).status, 401, 'anonymous deploy: 401');
   t.equal((await tokenFor(gw, { username: INSTALLER.username, password: 'wrong-password' })).status, 403, 'a wrong password gets no token');
   t.equal((await tokenFor(gw, { username: 'nobody', password: 'x' })).token, null, 'an unknown user gets no token');
+  // The editor's logins go through the gateway's throttle with the caller's address, like every other login.
+  const refusedLogin = await gw.waitForLog((l) => l.msg.startsWith('connection refused: bad credentials') && l.username === INSTALLER.username);
+  t.equal(refusedLogin.address, '127.0.0.1', 'the failed editor login is counted against its address');
 
   const inst = await token(gw, INSTALLER);
   const off = await token(gw, OFFICER);
@@ -99,6 +102,17 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
       .end(),
   );
   t.equal(direct, 403, 'Node-RED\'s own port, even with a token, answers only the gateway');
+  // And that port listens on loopback only (the kernel's table of listening sockets).
+  const portHex = (listening.port as number).toString(16).toUpperCase().padStart(4, '0');
+  const listeners = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[1]?.endsWith(`:${portHex}`) && c[3] === '0A')
+      .map((c) => c[1]!.split(':')[0]),
+  );
+  t.same(listeners, ['0100007F'], 'Node-RED listens on 127.0.0.1 alone');
 
   // The editor's WebSocket, through the gateway's port: a token is needed, and enough.
   const comms = async (auth: string) => {
