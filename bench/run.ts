@@ -971,7 +971,7 @@ function nodeRedTables(r: NodeRedResult): Table[] {
       ['on / off', `${fmt(st.startedRatio)}×`, ratio(st.median.on.healthMs, st.median.off.healthMs), '', ''],
     ],
     notes: [
-      'a provisioned data directory, log level info; /health polled every 20 ms from the spawn; Node-RED\'s own directory kept between starts (no flows deployed yet)',
+      'a provisioned data directory, log level info; /health polled every 20 ms from the spawn; Node-RED\'s own directory kept between starts (no flows deployed yet); one start (Node-RED on) before these, not recorded',
       `other processes at the start of the phase ${fmt(st.before.otherCores)} cores`,
     ],
   };
@@ -1009,7 +1009,7 @@ function nodeRedRunNote(x: AlarmRun): string {
   return (
     `${x.variant}, round ${x.run}: over the measured alarms (${x.wallSeconds} s) nodered.queued ${c?.queued ?? '?'}, delivered ${c?.delivered ?? '?'}, dropped ${c?.dropped ?? '?'}, lost ${c?.lost ?? '?'}, restarts ${c?.restarts ?? '?'}; ` +
     `/health nodeRed at the end: state ${h?.state ?? '?'}, pid ${h?.pid ?? '?'}, restarts ${h?.restarts ?? '?'}, queued ${h?.queued ?? '?'}, dropped ${h?.dropped ?? '?'}; ` +
-    `Node-RED error lines in the gateway's log ${x.nodeRedErrors?.lines ?? '?'}${x.nodeRedErrors?.sample ? ` (e.g. ${JSON.stringify(x.nodeRedErrors.sample.slice(0, 120))})` : ''}; ` +
+    `Node-RED error lines in the gateway's log from the deploy on ${x.nodeRedErrors?.lines ?? '?'}${x.nodeRedErrors?.sample ? ` (e.g. ${JSON.stringify(x.nodeRedErrors.sample.slice(0, 120))})` : ''}; ` +
     `killed as unresponsive ${x.nodeRedExits?.unresponsive ?? '?'}, exits ${x.nodeRedExits?.exited ?? '?'}; deploy HTTP ${x.deploy?.status ?? '?'}`
   );
 }
