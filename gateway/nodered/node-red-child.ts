@@ -105,16 +105,23 @@ const bridge: NodeBridge = {
   },
 };
 
-function deliver(messages: readonly FlowMessage[]): void {
-  for (const m of messages) {
-    for (const listener of listeners[m.kind]) {
-      try {
-        listener(m);
-      } catch (err) {
-        logLine('error', `a Lianfang node failed on a ${m.kind} message: ${(err as Error).message}`);
-      }
+/**
+ * One message of a batch per turn of the event loop, the batch acknowledged after the last: what a
+ * flow does with a message (Node-RED runs it in the next turn) comes before the next one is given
+ * out, and the channel (the gateway's pings) is read between them. A flow that blocks a second on
+ * every message keeps the process answering once a second, not once a batch.
+ */
+function deliver(seq: number, messages: readonly FlowMessage[], i = 0): void {
+  if (i >= messages.length) return void setImmediate(() => send({ t: 'ack', seq }));
+  const m = messages[i]!;
+  for (const listener of listeners[m.kind]) {
+    try {
+      listener(m);
+    } catch (err) {
+      logLine('error', `a Lianfang node failed on a ${m.kind} message: ${(err as Error).message}`);
     }
   }
+  setImmediate(() => deliver(seq, messages, i + 1));
 }
 
 /** The first `failStarts` starts of a data directory exit at once (tests of a child that keeps failing). */
@@ -252,9 +259,8 @@ process.on('message', (m: ToChild) => {
       });
       return;
     case 'feed':
-      deliver(m.messages);
-      // After what the nodes scheduled for these messages: a busy flow slows its own feed.
-      setImmediate(() => send({ t: 'ack', seq: m.seq }));
+      // Acknowledged after what the nodes scheduled for these messages: a busy flow slows its own feed.
+      deliver(m.seq, m.messages);
       return;
     case 'ping':
       send({ t: 'pong', n: m.n });

@@ -130,3 +130,23 @@ t.test('flows that throw, or block a second on every alarm, leave the alarm path
   t.equal(h.pid, pid, 'the busy and throwing flows did not take Node-RED down');
   t.equal(h.restarts, 0);
 });
+
+t.test('a flow busy a second on every message keeps Node-RED answering: it is not taken for hung', async (t) => {
+  const { data, street } = await provisionNodeRedStreet(t, 8);
+  // Hung = no answer for 5 s; the messages come in batches of several, each costing the flow a second.
+  const gw = await startWithNodeRed(t, data, { LF_NODE_RED_UNRESPONSIVE_AFTER_MS: '5000' });
+  const { keypads, console: officer } = await connectStreet(t, street, gw.mqttUrl);
+  const flows = alarmFlow('lf7e1000000000', 'Busy', [{ id: 'lf7e100000000002', type: 'function', func: 'const end = Date.now() + 1000; while (Date.now() < end) {} return msg;' }]);
+  t.equal((await deploy(gw, await token(gw, INSTALLER), flows)).status, 204, 'deployed');
+  const pid = (await nodeRedHealth(gw)).pid;
+  for (const s of street.shops) {
+    await keypads.get(s.shopId)!.press('9#');
+    await officer.waitFor((x) => x.shopId === s.shopId && x.state === 'raised', 20_000);
+  }
+  const c = await until('eight messages through the busy flow', () => counters(gw), (x) => (x['nodered.delivered'] ?? 0) >= 8, 60_000);
+  t.ok(c['nodered.delivered']! >= 8, 'the flow works through them, a second each');
+  const h = await nodeRedHealth(gw);
+  t.equal(h.pid, pid, 'never killed as unresponsive');
+  t.equal(h.restarts, 0);
+  t.notOk(gw.logs.some((l) => l.msg === 'node-red stopped answering: killing it'));
+});
