@@ -161,6 +161,11 @@ export const ConfigSchema = Type.Object(
           default: 1000,
           description: 'Messages to Node-RED (alarms, events, faults) waiting for it at most; what comes beyond is dropped and counted (nodered.dropped), never held on the alarm path.',
         }),
+        batchDelayMs: Millis(
+          20,
+          'Messages for Node-RED wait this long after the first of them, to go to its process in one batch: fewer wake-ups of Node-RED while alarms are being handled (0 = at once).',
+          0,
+        ),
         heartbeatIntervalMs: Millis(5_000, 'How often the gateway asks the Node-RED process whether it still answers.', 100),
         unresponsiveAfterMs: Millis(30_000, 'A Node-RED process that has not answered for this long (or has not finished starting in nodeRed.startTimeoutMs) is killed and restarted, and raised as a node-red-down fault.', 500),
         startTimeoutMs: Millis(120_000, 'How long the Node-RED process may take to start before it is killed and started again.', 1_000),

@@ -211,7 +211,7 @@ export class Gateway {
     });
     // What Node-RED's flows hear, after each commit; bounded, never waited for.
     const feed = config.nodeRed.enabled
-      ? (this.flowFeed = new FlowFeed({ counters: this.counters, shops: () => this.registry.shops, max: config.nodeRed.queueMax, wake: () => this.nodeRed?.wake() }))
+      ? (this.flowFeed = new FlowFeed({ counters: this.counters, shops: () => this.registry.shops, max: config.nodeRed.queueMax, batchDelayMs: config.nodeRed.batchDelayMs, wake: () => this.nodeRed?.wake() }))
       : null;
     this.faults = new FaultStore({
       ...(feed ? { onMessage: (f: ConsoleFault) => feed.fault(f) } : {}),

@@ -35,6 +35,8 @@ export interface FlowFeedContext {
   shops: () => ReadonlyMap<string, Shop>;
   /** config nodeRed.queueMax. */
   max: number;
+  /** config nodeRed.batchDelayMs: what comes within this long of the first message goes to Node-RED with it. */
+  batchDelayMs: number;
   /** Something was queued: the supervisor sends it when the child can take it (called in a later turn, never on the alarm's). */
   wake: () => void;
 }
@@ -75,10 +77,10 @@ export class FlowFeed {
     // one commit queued goes to the child in one batch.
     if (this.waking) return;
     this.waking = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.waking = false;
       this.ctx.wake();
-    });
+    }, this.ctx.batchDelayMs).unref();
   }
 
   /** The oldest `n` messages, taken off the queue. */
