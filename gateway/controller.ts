@@ -106,9 +106,8 @@ export class Gateway {
   flood: FloodGuard | null = null;
   wired!: WiredDevices;
   checkpointer: Checkpointer | null = null;
-  /** Embedded Node-RED (config nodeRed.enabled): its child process, and what its flows are fed. */
+  /** Embedded Node-RED (config nodeRed.enabled): its child process. */
   nodeRed: NodeRedSupervisor | null = null;
-  flowFeed: FlowFeed | null = null;
   private editorAuth: EditorAuth | null = null;
   private lock: Lock | null = null;
   /** The default logger's streams: stdout from the start, the log file added once the data directory is ours. */
@@ -211,7 +210,7 @@ export class Gateway {
     });
     // What Node-RED's flows hear, after each commit; bounded, never waited for.
     const feed = config.nodeRed.enabled
-      ? (this.flowFeed = new FlowFeed({ counters: this.counters, shops: () => this.registry.shops, max: config.nodeRed.queueMax, batchDelayMs: config.nodeRed.batchDelayMs, wake: () => this.nodeRed?.wake() }))
+      ? new FlowFeed({ counters: this.counters, shops: () => this.registry.shops, max: config.nodeRed.queueMax, batchDelayMs: config.nodeRed.batchDelayMs, wake: () => this.nodeRed?.wake() })
       : null;
     this.faults = new FaultStore({
       ...(feed ? { onMessage: (f: ConsoleFault) => feed.fault(f) } : {}),

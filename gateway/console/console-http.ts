@@ -11,7 +11,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { isLianfangError, lfError, type ErrorCode } from '../errors.js';
+import { isLianfangError, lfError } from '../errors.js';
 import { UserPasswords } from '../security/user-password.js';
 import { iso } from '../clock.js';
 import type { LoginThrottle } from '../security/login-throttle.js';
@@ -25,6 +25,7 @@ import type { Me } from './contract.js';
 import { loginPage, appPage } from './pages.js';
 import type { User } from '../registry/registry.js';
 import { auditRow } from '../store/audit.js';
+import { statusOf } from '../http/http-status.js';
 
 /** Every route of the API, in one list (the anonymous-401 test walks it). */
 export const ROUTES: readonly Route[] = [...ALARM_ROUTES, ...SHIFT_ROUTES, ...HEALTH_ROUTES, ...REPORT_ROUTES];
@@ -42,31 +43,6 @@ const ASSET_TYPES: Record<string, string> = { '.js': 'text/javascript; charset=u
 const OPEN_ASSETS = new Set(['login.js', 'login.css']);
 
 const MAX_BODY = 64 * 1024;
-
-/** HTTP status for a refusal's code. */
-function statusOf(code: ErrorCode): number {
-  switch (code) {
-    case 'LF_ERR_NOT_SIGNED_IN':
-    case 'LF_ERR_BAD_CREDENTIALS':
-      return 401;
-    case 'LF_ERR_CSRF':
-    case 'LF_ERR_SCOPE':
-    case 'LF_ERR_NOT_ON_DUTY':
-      return 403;
-    case 'LF_ERR_NOT_FOUND':
-    case 'LF_ERR_UNKNOWN_ALARM':
-      return 404;
-    case 'LF_ERR_TAKEN':
-    case 'LF_ERR_BAD_TRANSITION':
-    case 'LF_ERR_FAULT_ACTIVE':
-    case 'LF_ERR_TICKET_CLOSED':
-      return 409;
-    case 'LF_ERR_LOGIN_THROTTLED':
-      return 429;
-    default:
-      return 400;
-  }
-}
 
 /** The security headers of every console answer: no framing, no sniffing, nothing from elsewhere. */
 const SECURITY_HEADERS = {

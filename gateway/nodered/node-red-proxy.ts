@@ -8,10 +8,11 @@
  * editor's own login (its tokens, `adminAuth`) is Node-RED's, answered by the gateway's accounts.
  * While Node-RED is not running both answer 503 LF_ERR_NODE_RED_DOWN.
  */
-import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { addressSet } from '../http/http-server.js';
+import { statusOf } from '../http/http-status.js';
 import { lfError, type LianfangError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Counters } from '../metrics.js';
@@ -104,7 +105,8 @@ export class NodeRedProxy {
     const root = nodeRedRoot(new URL(req.url ?? '/', 'http://localhost').pathname);
     void this.refusal(req, root ?? 'admin').then((refused) => {
       if (refused || root !== 'admin') {
-        socket.end(`HTTP/1.1 ${refused?.code === 'LF_ERR_NODE_RED_DOWN' ? 503 : 403} Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+        const status = refused ? statusOf(refused.code) : 403;
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
         return;
       }
       const target = this.ctx.target()!;
@@ -137,7 +139,7 @@ export class NodeRedProxy {
   }
 
   private refuse(res: ServerResponse, err: LianfangError, root: 'admin' | 'node'): void {
-    const status = { LF_ERR_NODE_RED_DOWN: 503, LF_ERR_BAD_CREDENTIALS: 401, LF_ERR_INVALID_ARGUMENT: 400 }[err.code as string] ?? 403;
+    const status = statusOf(err.code);
     this.ctx.counters.inc(`nodered.http.refused.${err.code}`);
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
