@@ -190,12 +190,23 @@ export async function startModbus(t: Test, unitID = 1, port = 0): Promise<{ port
  * POSTs to `<url>/ready/<tag>`. Node-RED answers a deploy before it starts the flows, so a test
  * that acts on the answer may act before the nodes listen; this POST says they do (the tabs start
  * in order, this one last, and the inject waits a tenth of a second more).
+ *
+ * With `closed`, it also POSTs every closed alarm to `<url>/closed/<tag>`: a test that waits for
+ * an alarm's close there knows the flows have been given every change of that alarm, so the next
+ * deploy's flows cannot be handed a late one (the feed batches, and Node-RED takes an HTTP deploy
+ * between two of its messages).
  */
-export function readyProbe(url: string, tag: string): FlowNode[] {
+export function readyProbe(url: string, tag: string, opts: { closed?: boolean } = {}): FlowNode[] {
   const z = 'lf7ead0000000000';
   return [
     { id: z, type: 'tab', label: 'ready probe' },
     { id: 'lf7ead0000000001', z, type: 'inject', props: [{ p: 'payload' }], payload: tag, payloadType: 'str', once: true, onceDelay: 0.1, repeat: '', crontab: '', topic: '', wires: [['lf7ead0000000002']] },
     { id: 'lf7ead0000000002', z, type: 'http request', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${url}/ready/${tag}`, tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [[]] },
+    ...(opts.closed
+      ? [
+          { id: 'lf7ead0000000003', z, type: 'lianfang-alarm-in', name: 'closed', stations: '', kinds: '', states: 'closed', includeTests: true, wires: [['lf7ead0000000004']] },
+          { id: 'lf7ead0000000004', z, type: 'http request', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${url}/closed/${tag}`, tls: '', persist: false, proxy: '', authType: '', senderr: false, headers: [], wires: [[]] },
+        ]
+      : []),
   ];
 }

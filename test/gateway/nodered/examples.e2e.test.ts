@@ -28,11 +28,16 @@ async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
   if (r.code !== 0) throw new Error(`lianfang ${args.join(' ')}: ${r.stderr}`);
 }
 
-/** The officer acknowledges and closes an alarm (false alarm); resolves when the console has it closed. */
-async function closeAlarm(officer: SimConsole, alarmId: string): Promise<void> {
+/**
+ * The officer acknowledges and closes an alarm (false alarm); resolves when the console has it
+ * closed and the flows have been given the close (see readyProbe), so that the next example's
+ * flows are never handed one of this alarm's changes late.
+ */
+async function closeAlarm(officer: SimConsole, probe: Awaited<ReturnType<typeof receiver>>, alarmId: string): Promise<void> {
   await officer.act({ alarmId, action: 'ack' });
   await officer.act({ alarmId, action: 'close', disposition: 'false' });
   await officer.waitFor((a) => a.alarmId === alarmId && a.state === 'closed', 20_000);
+  await probe.next((r) => r.path.startsWith('/closed/') && json(r).alarmId === alarmId, 30_000);
 }
 
 const json = (r: Received) => JSON.parse(r.body) as any;
@@ -53,7 +58,7 @@ t.test('the example flows', async (t) => {
   const probe = await receiver(t);
   /** Deploys an example with its settings; resolves once its flow runs. */
   const install = async (name: string, env: Record<string, string>) => {
-    const r = await deploy(gw, bearer, [...withEnv(exampleFlow(name), env), ...readyProbe(probe.url, name)]);
+    const r = await deploy(gw, bearer, [...withEnv(exampleFlow(name), env), ...readyProbe(probe.url, name, { closed: true })]);
     if (r.status !== 200 && r.status !== 204) throw new Error(`deploy ${name}: ${r.status} ${r.body}`);
     await probe.next((p) => p.path === `/ready/${name}`, 60_000);
   };
@@ -69,7 +74,7 @@ t.test('the example flows', async (t) => {
     t.equal(got.path, '/hook');
     t.match(got.headers['content-type'], /^application\/json/);
     t.same(json(got), { alarmId, kind: 'panic', state: 'raised', duress: false, shopName: shop.name, address: shop.address, doorPlate: shop.door_plate, grid: 'G1', raisedAt, station: street.stationId });
-    await closeAlarm(officer, alarmId);
+    await closeAlarm(officer, probe, alarmId);
     t.notOk(hook.received.some((r) => json(r).state !== 'raised'), 'only raised alarms are posted');
   });
 
@@ -93,7 +98,7 @@ t.test('the example flows', async (t) => {
       [[second, `flow:${label}`, 'Robbery alarm 2 in grid G1 today: every responsible unit notified / 网格 G1 今日第 2 起抢劫报警：已通知所有责任单位']],
       'on the second alarm only, by the flow',
     );
-    for (const id of [first, otherGrid, second]) await closeAlarm(officer, id);
+    for (const id of [first, otherGrid, second]) await closeAlarm(officer, probe, id);
     t.equal(notify.received.length, 1, 'one notification');
   });
 
@@ -108,9 +113,9 @@ t.test('the example flows', async (t) => {
 
     const open = await raise(a);
     await until('the coil on', async () => modbus.coils.get(2), (v) => v === true, 30_000);
-    await closeAlarm(officer, open);
+    await closeAlarm(officer, probe, open);
     await until('the coil off', async () => modbus.coils.get(2), (v) => v === false, 30_000);
-    await closeAlarm(officer, duress.alarmId);
+    await closeAlarm(officer, probe, duress.alarmId);
     t.same(modbus.writes.map((w) => w.value), [false, true, false], 'on while the alarm was open, off when it closed');
   });
 
