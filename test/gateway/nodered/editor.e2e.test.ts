@@ -1,8 +1,9 @@
 /**
  * The Node-RED editor in a real browser (Debian's Chromium, playwright-core), through the gateway's
  * HTTP port: the login dialog takes a gateway installer's account, the editor loads with its
- * WebSocket, the Lianfang nodes are in the palette and the example flows in the import menu. A
- * screenshot goes to docs/screenshots/node-red-editor.png (overwritten each run).
+ * WebSocket, the Lianfang nodes are in the palette and the example flows in the import menu, and an
+ * alarm-in node's edit dialog shows and saves its filters. Screenshots go to
+ * docs/screenshots/node-red-editor.png and node-red-alarm-in.png (overwritten each run).
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -66,5 +67,53 @@ t.test('an installer signs in to the editor and finds the Lianfang nodes and exa
   await page.evaluate(() => document.querySelectorAll('.red-ui-notification').forEach((n) => n.remove()));
   await page.waitForTimeout(500);
   await page.screenshot({ path: join(SHOTS, 'node-red-editor.png') });
+
+  // The alarm-in node's edit dialog (the forms lianfang.html builds): the example's "raised" is
+  // ticked; ticking "duress" and Done saves both lists on the node.
+  const alarmIn = (await page.evaluate(() => (window as unknown as { RED: { nodes: { filterNodes(f: object): { id: string }[] } } }).RED.nodes.filterNodes({ type: 'lianfang-alarm-in' })[0]!.id)) as string;
+  await page.evaluate((id) => {
+    const RED = (window as unknown as { RED: { nodes: { node(id: string): unknown }; editor: { edit(n: unknown): void } } }).RED;
+    RED.editor.edit(RED.nodes.node(id));
+  }, alarmIn);
+  await page.locator('#node-input-state-raised').waitFor({ timeout: 30_000 });
+  t.ok(await page.locator('#node-input-state-raised').isChecked(), 'the state the flow has is ticked');
+  t.notOk(await page.locator('#node-input-state-closed').isChecked(), 'the others are not');
+  t.equal(await page.locator('#node-input-stations').getAttribute('placeholder'), 'blank = all / 留空为全部 (e.g. PS01, C03)');
+  await page.check('#node-input-kind-duress');
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(SHOTS, 'node-red-alarm-in.png') });
+  await page.click('#node-dialog-ok');
+  await page.locator('#node-input-state-raised').waitFor({ state: 'detached', timeout: 30_000 });
+  const saved = await page.evaluate((id) => {
+    const n = (window as unknown as { RED: { nodes: { node(id: string): { kinds: string; states: string } } } }).RED.nodes.node(id);
+    return { kinds: n.kinds, states: n.states };
+  }, alarmIn);
+  t.same(saved, { kinds: 'duress', states: 'raised' }, 'the dialog saved the ticked kinds and states');
+
+  // Every other Lianfang node's dialog opens with its fields; command-out shows the fields of the
+  // command chosen.
+  const fields: Record<string, string[]> = {
+    'lianfang-event-in': ['types', 'shops', 'includeTests', 'name'],
+    'lianfang-fault-in': ['faults', 'changes', 'name'],
+    'lianfang-command-out': ['deviceId', 'shopId', 'command', 'on', 'seconds', 'text', 'line2', 'colour', 'blink', 'name'],
+    'lianfang-alarm-note': ['note', 'name'],
+  };
+  for (const [i, [type, ids]] of Object.entries(fields).entries()) {
+    await page.evaluate(({ type, id }) => {
+      const RED = (window as unknown as { RED: { view: { importNodes(n: unknown): void }; nodes: { node(id: string): unknown }; editor: { edit(n: unknown): void } } }).RED;
+      RED.view.importNodes([{ id, type, x: 200, y: 300 + 60 * Number(id.slice(-1)), wires: [[]] }]);
+      RED.editor.edit(RED.nodes.node(id));
+    }, { type, id: `lf7ed1000000000${i}` });
+    await page.locator('#node-input-name').waitFor({ timeout: 30_000 });
+    for (const id of ids) t.equal(await page.locator(`#node-input-${id}`).count(), 1, `${type}: ${id}`);
+    if (type === 'lianfang-command-out') {
+      await page.selectOption('#node-input-command', 'display');
+      t.ok((await page.locator('#node-input-text').isVisible()) && !(await page.locator('#node-input-seconds').isVisible()), 'display: its two lines, no seconds');
+      await page.selectOption('#node-input-command', 'sounder');
+      t.ok((await page.locator('#node-input-seconds').isVisible()) && !(await page.locator('#node-input-colour').isVisible()), 'sounder: on and seconds, no colour');
+    }
+    await page.click('#node-dialog-cancel');
+    await page.locator('#node-input-name').waitFor({ state: 'detached', timeout: 30_000 });
+  }
   t.same(errors, [], 'no script errors');
 });
