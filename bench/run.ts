@@ -1327,7 +1327,9 @@ function conditions(report: Report): string[] {
 function markdown(report: Report): string {
   const { gateway: g, bare: b, wired } = report.results;
   const out: string[] = [];
-  out.push(`# Lianfang benchmark: alarm fan-out and wired buses`, '');
+  const parts: Record<string, string> = { gateway: 'alarm fan-out', bare: 'bare Aedes fan-out', wired: 'wired buses', fanout: 'alarm fan-out latency', console: 'alarm console', nodered: 'Node-RED' };
+  const only = report.parameters.only;
+  out.push(`# Lianfang benchmark: ${only ? parts[only] : 'alarm fan-out, wired buses, console and Node-RED'}`, '');
   out.push(
     `${report.date} · ${report.machine.cpu}, ${report.machine.cores} cores · Node ${report.machine.node} · ${report.machine.os} · ` +
       `load average ${report.machine.loadAverage.before} before, ${report.machine.loadAverage.after} after`,

@@ -17,6 +17,9 @@ import { StalledSubscriber } from '../../bench/stalled-subscriber.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 import type { StreetFile, StreetShop } from '../../simulators/street.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 /** Raised while the stalled client is flooded; one more shop raises the alarm that must get through. */
 const FLOOD_ALARMS = 13;
 /** Writes to the stalled client before the next alarm is raised (first test). */

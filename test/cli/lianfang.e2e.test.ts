@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { cli, tempDataDir, GatewayProcess } from '../helpers/gateway.js';
 import { topics } from '../../firmware-contracts/mqtt/topics.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 const json = <T = any>(s: string): T => JSON.parse(s) as T;
 
 t.test('provision a station, a compound, shops and devices; list them; neighbours with distances', async (t) => {

@@ -16,6 +16,9 @@ import { SimKeypad } from '../../simulators/mqtt-devices.js';
 import { runStreet, type StreetFile } from '../../simulators/street.js';
 import { createLogger } from '../../gateway/logger.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 type Fault = { deviceId: string; shopId: string; fault: string; state: string; at: string; raisedAt: string; result?: number };
 
 /** The station's fault topic, as its officer's console hears it. */

@@ -21,6 +21,9 @@ import { openDatabase } from '../../../gateway/store/db.js';
 import { loadOrCreateGatewayKey } from '../../../gateway/secrets.js';
 import { addDevice } from '../../../gateway/registry/registry.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 /** The generic-8io inputs: a latched panic button at 0, a door contact at 1. */
 const PANIC = 0;
 const DOOR = 1;

@@ -10,6 +10,9 @@ import { request } from 'node:http';
 import { adminRequest } from '../../../gateway/admin/channel.js';
 import { tempDataDir, GatewayProcess, provisionStreet, connectStreet } from '../../helpers/gateway.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 interface Answer {
   status: number;
   body: Record<string, any>;

@@ -9,6 +9,9 @@ import t from 'tap';
 import { GatewayProcess, connectStreet, query, until } from '../../helpers/gateway.js';
 import { FAST_NODE_RED, INSTALLER, deploy, nodeRedHealth, provisionNodeRedStreet, receiver, runningAgain, startWithNodeRed, token } from '../../helpers/node-red.js';
 
+// Among the suite's longest files (30-75 s here): a slower machine must not reach tap's 120 s.
+t.setTimeout(300_000);
+
 interface FaultRow {
   id: string;
   cleared_at: string | null;
