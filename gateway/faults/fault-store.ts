@@ -181,7 +181,7 @@ export interface FaultStoreContext {
   writer?: GroupCommitWriter;
   /** A direct QoS 1 publish, for the db-error that cannot wait for the database. */
   publish?: (topic: string, payload: string) => void;
-  /** After the commit of each change of a fault or its ticket: its console message (to Node-RED's flows). */
+  /** After the commit of each change of a fault or its ticket: its console message (to Node-RED's flows); a db-error's at once, not waiting for the database. */
   onMessage?: (fault: ConsoleFault) => void;
 }
 
@@ -486,7 +486,8 @@ export class FaultStore implements GatewayFaultSink {
           `INSERT INTO faults (id, kind, device_id, subject, shop_id, station_id, compound_id, rev, detail, raised_at, cleared_at, cleared_how, ticket, fixed_by, fixed_at, recovered, closed_as, updated_at)
            VALUES (?, 'db-error', NULL, ?, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(r.faultId, r.subject, r.rev, r.detail ? JSON.stringify(r.detail) : null, r.raisedAt, r.clearedAt, r.clearedHow, r.ticket, r.fixedBy, r.fixedAt, r.recovered ? 1 : 0, r.closedAs, r.updatedAt);
-        this.enqueue(fx, r, m.at);
+        // Flows heard of this rev at once, with its direct publish.
+        this.enqueue(fx, r, m.at, false);
       }, 'fault')
       .then(() => {
         // Stored as it was; a change made meanwhile is stored by its own call.
@@ -504,9 +505,12 @@ export class FaultStore implements GatewayFaultSink {
     }
   }
 
+  /** The db-error's change to every console and to the flows, now: the database may not write for a long while. */
   private publishDirect(f: FaultRecord, at: string): void {
-    const payload = JSON.stringify(faultMessage(f, at, this.ctx.gatewayId));
+    const body = faultMessage(f, at, this.ctx.gatewayId);
+    const payload = JSON.stringify(body);
     for (const stationId of this.consolesOf(f)) this.ctx.publish?.(topics.stationFaults(stationId), payload);
+    this.ctx.onMessage?.(body);
   }
 
   // ------------------------------------------------------------------------------ lock-outs
@@ -535,11 +539,11 @@ export class FaultStore implements GatewayFaultSink {
     return f;
   }
 
-  private enqueue(fx: Effects, f: FaultRecord, at: string): void {
+  private enqueue(fx: Effects, f: FaultRecord, at: string, toFlows = true): void {
     const body = faultMessage(f, at, this.ctx.gatewayId);
     const now = this.ctx.clock.now();
     const tap = this.ctx.onMessage;
-    if (tap) fx.afterCommit(() => tap(body));
+    if (tap && toFlows) fx.afterCommit(() => tap(body));
     for (const stationId of this.consolesOf(f)) {
       this.ctx.outbox.enqueue(fx, now, { kind: 'fault', alarmId: f.faultId, rev: f.rev, recipientId: stationId, topic: topics.stationFaults(stationId), body });
     }

@@ -39,6 +39,8 @@ function setup(t: Test) {
   const registry = new RegistryCache(db);
   registry.reload();
   const sent: { topic: string; msg: ConsoleFault; direct: boolean }[] = [];
+  /** What Node-RED's flows are given (the flow feed's tap). */
+  const toFlows: ConsoleFault[] = [];
   const check = (msg: unknown) => {
     if (!validators.consoleFault.check(msg)) t.fail(`outside the contract: ${validators.consoleFault.firstError(msg)}`);
     return msg as ConsoleFault;
@@ -53,6 +55,7 @@ function setup(t: Test) {
     gatewayId: 'gw-test',
     writer,
     publish: (topic, payload) => sent.push({ topic, msg: check(JSON.parse(payload)), direct: true }),
+    onMessage: (f) => toFlows.push(check(f)),
   });
   faults.start();
   t.teardown(() => {
@@ -60,7 +63,7 @@ function setup(t: Test) {
     writer.close();
     db.close();
   });
-  return { db, clock, writer, faults, sent, registry, keypad, mqttKeypad, busId: keypad.bus! };
+  return { db, clock, writer, faults, sent, toFlows, registry, keypad, mqttKeypad, busId: keypad.bus! };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -185,6 +188,7 @@ t.test('db-error: published at once while the database cannot be written, kept i
   ], 'stored once the database writes again, with the times it happened');
   t.same(rows(g.db, faultId).map((r) => [(r as { to_: string }).to_, (r as { rev: number }).rev]).sort(), [['C1', 2], ['PS1', 2], ['PS2', 2]], 'with its outbox rows (a console away meanwhile gets it)');
   t.equal(g.faults.unstoredDbError(), undefined, 'no longer held in memory');
+  t.same(g.toFlows.map((f) => [f.faultId, f.rev, f.state]), [[faultId, 1, 'raised'], [faultId, 2, 'cleared']], 'the flows heard of each change at once, and once (not again when it was stored)');
 });
 
 t.test('db-error with a database that writes: stored at once', async (t) => {
@@ -196,5 +200,7 @@ t.test('db-error with a database that writes: stored at once', async (t) => {
   t.match(g.faults.openFaults(), [{ kind: 'db-error', rev: 1 }]);
   g.faults.clearGateway('db-error', 'db');
   await g.writer.run(() => undefined);
+  await settle();
   t.same(g.faults.openFaults(), [], 'its clear goes the ordinary way');
+  t.same(g.toFlows.map((f) => [f.fault, f.rev, f.state]), [['db-error', 1, 'raised'], ['db-error', 2, 'cleared']], 'the flows heard of each change once');
 });
