@@ -14,7 +14,8 @@
  *    Beside the latencies: /health's `nodeRed` (state, pid, restarts, queued, dropped) and the
  *    nodered.* counters over the measured alarms, the CPU the gateway and the Node-RED process used,
  *    and the error lines Node-RED sent the gateway's log.
- * Node-RED runs with the shipped defaults (queueMax 1000, unresponsiveAfterMs 30 s, nice 19).
+ * Node-RED runs with the shipped defaults (queueMax 1000, unresponsiveAfterMs 30 s, SCHED_IDLE and
+ * nice 19; LF_NODE_RED_IDLE=false in the bench's environment for nice 19 alone).
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { mkdtempSync, rmSync } from 'node:fs';

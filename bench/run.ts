@@ -991,7 +991,7 @@ function nodeRedTables(r: NodeRedResult): Table[] {
     rows,
     notes: [
       `flows deployed with an installer's token (POST /flows/auth/token, POST /flows/flows, full): lianfang-alarm-in (every alarm message) → function; (b) ${JSON.stringify(r.flows.throws)}; (c) ${JSON.stringify(r.flows.busy)}`,
-      `each alarm from the next of ${p.shops} shops, acknowledged and closed by the console over MQTT before the next press; Node-RED at the shipped defaults (queueMax ${QUEUE_MAX}, unresponsiveAfterMs 30 s, nice 19)`,
+      `each alarm from the next of ${p.shops} shops, acknowledged and closed by the console over MQTT before the next press; Node-RED at the shipped defaults (queueMax ${QUEUE_MAX}, unresponsiveAfterMs 30 s, ${process.env.LF_NODE_RED_IDLE === 'false' ? 'nice 19 only: LF_NODE_RED_IDLE=false' : 'SCHED_IDLE and nice 19'})`,
       ...r.runs.filter((x) => x.variant !== 'off').map((x) => nodeRedRunNote(x)),
       `CPU cores gateway / Node-RED / bench / other processes over the measured alarms: ${r.runs.map((x) => `${x.variant} ${x.run}: ${fmt(x.cpu.gateway)} / ${fmt(x.cpu.nodeRed)} / ${fmt(x.cpu.bench)} / ${fmt(x.cpu.other)}`).join('; ')}`,
       r.disturbed.length

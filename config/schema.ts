@@ -172,6 +172,10 @@ export const ConfigSchema = Type.Object(
         restartMinMs: Millis(1_000, 'The first wait before restarting a Node-RED process that exited; it doubles at each failure in a row.', 10),
         restartMaxMs: Millis(60_000, 'The longest wait between restarts of the Node-RED process.', 10),
         nice: Type.Integer({ minimum: 0, maximum: 19, default: 19, description: 'Scheduling priority (nice) of the Node-RED process: 19 is the lowest, so a busy flow cannot starve the gateway of a core.' }),
+        idle: Type.Boolean({
+          default: true,
+          description: "Run the Node-RED process under Linux's SCHED_IDLE policy (through chrt --idle 0, where chrt is installed): it gets a core only when the gateway does not want it, and a gateway thread that wakes takes the core from it at once.",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -1,7 +1,7 @@
 /**
  * Runs embedded Node-RED (docs/node-red.md) as a child process of the gateway and keeps it running:
- * started at a low scheduling priority (nodeRed.nice, through `nice` so that every thread of it
- * has it), given its settings over the IPC channel, asked every nodeRed.heartbeatIntervalMs whether
+ * started at a low scheduling priority (SCHED_IDLE, nodeRed.idle, through `chrt`; nodeRed.nice,
+ * through `nice`; so that every thread of it has them), given its settings over the IPC channel, asked every nodeRed.heartbeatIntervalMs whether
  * it still answers. A child that exits, does not finish starting, or stops answering is killed,
  * raised as a `node-red-down` fault, and started again after a wait that doubles at each failure
  * in a row (nodeRed.restartMinMs … restartMaxMs); the fault clears when it is ready again.
@@ -33,6 +33,7 @@ export const NODES_DIR = join(HERE, '..', '..', '..', 'gateway', 'nodered', 'lia
 /** Messages in one batch to the child. */
 const BATCH = 100;
 const NICE = ['/usr/bin/nice', '/bin/nice'].find((p) => existsSync(p)) ?? null;
+const CHRT = ['/usr/bin/chrt', '/bin/chrt'].find((p) => existsSync(p)) ?? null;
 
 export type NodeRedState = 'starting' | 'running' | 'waiting' | 'stopped';
 
@@ -112,10 +113,15 @@ export class NodeRedSupervisor {
     this.state = 'starting';
     this.port = null;
     const args = [CHILD_SCRIPT];
+    // Through `chrt --idle 0` (SCHED_IDLE) and `nice`, each then execs the next: every thread of
+    // the child has both. SCHED_IDLE is what keeps a busy flow off the alarm path's latency: a
+    // woken gateway thread preempts an idle-policy one at once, where a nice 19 one may finish
+    // its slice first.
+    const idle = CHRT !== null && config.idle;
     const niced = NICE !== null && config.nice > 0;
-    const child = niced
-      ? spawn(NICE!, ['-n', String(config.nice), process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--inspect')), ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const node = [process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--inspect')), ...args];
+    const argv = [...(idle ? [CHRT!, '--idle', '0'] : []), ...(niced ? [NICE!, '-n', String(config.nice)] : []), ...node];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.child = child;
     if (!niced && config.nice > 0 && child.pid) {
       try {
@@ -144,7 +150,8 @@ export class NodeRedSupervisor {
       ...(this.ctx.failStarts ? { failStarts: this.ctx.failStarts } : {}),
     };
     this.send(child, { t: 'init', init });
-    this.log.info({ pid: child.pid, nice: niced || config.nice === 0 ? config.nice : 'setpriority' }, 'node-red starting');
+    this.log.info({ pid: child.pid, nice: niced || config.nice === 0 ? config.nice : 'setpriority', policy: idle ? 'idle' : 'normal' }, 'node-red starting');
+    if (config.idle && !idle) this.log.warn('chrt not found: Node-RED runs under the normal scheduling policy (nodeRed.nice only)');
     this.timers.start = setTimeout(() => this.giveUp(child, 'start-timeout'), config.startTimeoutMs);
   }
 

@@ -3,7 +3,7 @@
  * an installer's token from /flows/auth/token deploys a flow through POST /flows/flows; a simulated
  * keypad's 9# reaches the flow, whose HTTP request arrives at a local server; anonymous admin
  * requests get 401 and an officer's deploy 403; who deployed is in the audit trail; HTTP-in
- * endpoints need a gateway login; the child runs at nice 19, its listener only answers the
+ * endpoints need a gateway login; the child runs at nice 19 under SCHED_IDLE, its listener only answers the
  * gateway's proxy, its credentials file is encrypted with a secret derived from the gateway key.
  */
 import t from 'tap';
@@ -82,16 +82,17 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
   t.equal((await fetch(api, { headers: basic({ username: OFFICER.username, password: 'nope' }) })).status, 401, 'a wrong password: 401');
   t.equal((await fetch(api, { headers: basic(OFFICER) })).status, 200, 'with a gateway account: 200');
 
-  // The child: nice 19 on every thread; its own listener answers only the gateway's proxy.
+  // The child: SCHED_IDLE and nice 19 on every thread; its own listener answers only the gateway's proxy.
   const h = await nodeRedHealth(gw);
   t.equal(h.state, 'running');
   const tasks = readdirSync(`/proc/${h.pid}/task`);
   t.ok(tasks.length > 1, 'the child has threads');
   for (const task of tasks) {
-    const stat = readFileSync(`/proc/${h.pid}/task/${task}/stat`, 'utf8');
-    const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    t.equal(nice, 19, `thread ${task} runs at nice 19`);
+    // proc(5): from the 3rd field on, after the command's ")"; nice is the 19th, policy the 41st (5 = SCHED_IDLE).
+    const fields = readFileSync(`/proc/${h.pid}/task/${task}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    t.same([Number(fields[19 - 3]), Number(fields[41 - 3])], [19, 5], `thread ${task} runs at nice 19 under SCHED_IDLE`);
   }
+  t.match(gw.logs.find((l) => l.msg === 'node-red starting'), { nice: 19, policy: 'idle' });
   const listening = gw.logs.find((l) => l.msg === 'node-red ready')!;
   const direct = await new Promise<number>((resolve, reject) =>
     request({ host: '127.0.0.1', port: listening.port as number, path: '/flows/flows', headers: { authorization: `Bearer ${inst}` } }, (res) => {
