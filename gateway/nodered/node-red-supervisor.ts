@@ -1,8 +1,8 @@
 /**
  * Runs embedded Node-RED (docs/node-red.md) as a child process of the gateway and keeps it running:
  * started at a low scheduling priority (SCHED_IDLE, nodeRed.idle, through `chrt`; nodeRed.nice,
- * through `nice`; so that every thread of it has them), given its settings over the IPC channel, asked every nodeRed.heartbeatIntervalMs whether
- * it still answers. A child that exits, does not finish starting, or stops answering is killed,
+ * through `nice`; so that every thread of it has them), given its settings over the IPC channel,
+ * asked every nodeRed.heartbeatIntervalMs whether it still answers. A child that exits, does not finish starting, or stops answering is killed,
  * raised as a `node-red-down` fault, and started again after a wait that doubles at each failure
  * in a row (nodeRed.restartMinMs … restartMaxMs); the fault clears when it is ready again.
  *
