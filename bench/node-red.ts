@@ -252,7 +252,7 @@ async function timeStart(dir: string, nodeRed: boolean, ctx: NodeRedBenchContext
   let nodeRedPid: number | null = null;
   try {
     const started = gw.waitForLine((l) => l.msg === 'gateway started', 60_000, 'gateway').then(() => performance.now() - t0);
-    const ready = nodeRed ? gw.waitForLine((l) => l.msg === 'node-red ready', 150_000, 'node-red').then((l) => ((nodeRedPid = l.pid as number), performance.now() - t0)) : null;
+    const ready = nodeRed ? gw.waitForLine((l) => l.msg === 'node-red ready', 150_000, 'node-red').then((l) => ((nodeRedPid = l.nodeRedPid as number), performance.now() - t0)) : null;
     const health = healthAnswers(gw, ports.http, t0, 60_000);
     const [gatewayStartedMs, healthMs, nodeRedReadyMs] = await Promise.all([started, health, ready]);
     return { gatewayStartedMs: round(gatewayStartedMs, 1), healthMs: round(healthMs, 1), nodeRedReadyMs: nodeRedReadyMs === null ? null : round(nodeRedReadyMs, 1) };

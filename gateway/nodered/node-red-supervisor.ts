@@ -131,7 +131,7 @@ export class NodeRedSupervisor {
       }
     }
     const lines = (level: 'info' | 'warn') => (d: Buffer) => {
-      for (const line of String(d).split('\n')) if (line.trim()) this.log[level]({ pid: child.pid }, `node-red: ${line.slice(0, 2000)}`);
+      for (const line of String(d).split('\n')) if (line.trim()) this.log[level]({ nodeRedPid: child.pid }, `node-red: ${line.slice(0, 2000)}`);
     };
     child.stdout!.on('data', lines('info'));
     child.stderr!.on('data', lines('warn'));
@@ -150,7 +150,7 @@ export class NodeRedSupervisor {
       ...(this.ctx.failStarts ? { failStarts: this.ctx.failStarts } : {}),
     };
     this.send(child, { t: 'init', init });
-    this.log.info({ pid: child.pid, nice: niced || config.nice === 0 ? config.nice : 'setpriority', policy: idle ? 'idle' : 'normal' }, 'node-red starting');
+    this.log.info({ nodeRedPid: child.pid, nice: niced || config.nice === 0 ? config.nice : 'setpriority', policy: idle ? 'idle' : 'normal' }, 'node-red starting');
     if (config.idle && !idle) this.log.warn('chrt not found: Node-RED runs under the normal scheduling policy (nodeRed.nice only)');
     this.timers.start = setTimeout(() => this.giveUp(child, 'start-timeout'), config.startTimeoutMs);
   }
@@ -186,7 +186,7 @@ export class NodeRedSupervisor {
       case 'audit':
         return this.ctx.audit(String(m.event), typeof m.user === 'string' ? m.user : null, m.detail && typeof m.detail === 'object' ? m.detail : {});
       case 'log':
-        if (m.level === 'error' || m.level === 'warn' || m.level === 'info' || m.level === 'debug') this.log[m.level]({ pid: child.pid }, `node-red: ${String(m.msg).slice(0, 2000)}`);
+        if (m.level === 'error' || m.level === 'warn' || m.level === 'info' || m.level === 'debug') this.log[m.level]({ nodeRedPid: child.pid }, `node-red: ${String(m.msg).slice(0, 2000)}`);
         return;
     }
   }
@@ -197,7 +197,7 @@ export class NodeRedSupervisor {
     this.port = port;
     this.readyAt = Date.now();
     this.lastPong = Date.now();
-    this.log.info({ pid: child.pid, port, restarts: this.restarts }, 'node-red ready');
+    this.log.info({ nodeRedPid: child.pid, port, restarts: this.restarts }, 'node-red ready');
     if (this.faultRaised) {
       this.faultRaised = false;
       this.ctx.faults.clearGateway('node-red-down', 'node-red');
@@ -215,7 +215,7 @@ export class NodeRedSupervisor {
   /** The child is not answering, or never got ready: it is killed, and its exit restarts it. */
   private giveUp(child: ChildProcess, reason: 'unresponsive' | 'start-timeout'): void {
     if (child !== this.child) return;
-    this.log.error({ pid: child.pid, reason }, reason === 'unresponsive' ? 'node-red stopped answering: killing it' : 'node-red did not start in time: killing it');
+    this.log.error({ nodeRedPid: child.pid, reason }, reason === 'unresponsive' ? 'node-red stopped answering: killing it' : 'node-red did not start in time: killing it');
     this.raise({ reason });
     child.kill('SIGKILL');
   }

@@ -92,7 +92,7 @@ t.test('a flow deployed by an installer gets every alarm; officers read, anonymo
     const fields = readFileSync(`/proc/${h.pid}/task/${task}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
     t.same([Number(fields[19 - 3]), Number(fields[41 - 3])], [19, 5], `thread ${task} runs at nice 19 under SCHED_IDLE`);
   }
-  t.match(gw.logs.find((l) => l.msg === 'node-red starting'), { nice: 19, policy: 'idle' });
+  t.match(gw.logs.find((l) => l.msg === 'node-red starting'), { nodeRedPid: Number, nice: 19, policy: 'idle' }, 'logged with the child\'s pid, its nice and policy');
   const listening = gw.logs.find((l) => l.msg === 'node-red ready')!;
   const direct = await new Promise<number>((resolve, reject) =>
     request({ host: '127.0.0.1', port: listening.port as number, path: '/flows/flows', headers: { authorization: `Bearer ${inst}` } }, (res) => {
