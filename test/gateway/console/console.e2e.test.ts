@@ -215,5 +215,6 @@ t.test('two officers, one compound alarm, from 9# to closed', async (t) => {
   for (const o of [station, compound, other, phone]) {
     t.same(o.dialogs, [], 'no dialog ever opened (no injected script ran)');
     if (o.errors.length) t.comment(`page errors: ${o.errors.join(' | ')}`);
+    t.notOk(o.errors.some((e) => / 404 /.test(e)), 'nothing the page asked for was missing (its icon is inline: no /favicon.ico)');
   }
 });
